@@ -1,0 +1,136 @@
+"""Redis key names, built in one place under one prefix.
+
+Data model (see DESIGN.md):
+
+- ``sub:{sid}`` hash: endpoint, p256dh, auth, topics, lang, browser, created, seen,
+  last_ok, failures, first_failure, quarantined.
+- ``subs:all`` set of every sid; ``subs:topic:{slug}`` set per topic. Iterated with SSCAN.
+- ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps.
+- ``campaigns`` sorted set of cids by creation time.
+- ``campaign:{cid}:batches:done`` set of finished batch numbers (idempotent retries).
+- ``campaign:{cid}:sent`` set of sids already delivered (a retried batch skips them).
+- ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key templates for one namespace prefix."""
+
+    prefix: str = "notifier:"
+
+    def sub(self, sid: str) -> str:
+        """Hash of one subscription."""
+        return f"{self.prefix}sub:{sid}"
+
+    @property
+    def subs_all(self) -> str:
+        """Set of every subscription id."""
+        return f"{self.prefix}subs:all"
+
+    def subs_topic(self, slug: str) -> str:
+        """Set of subscription ids following one topic."""
+        return f"{self.prefix}subs:topic:{slug}"
+
+    @property
+    def subs_quarantined(self) -> str:
+        """Set of subscriptions kept out of fan-out after failing for days."""
+        return f"{self.prefix}subs:quarantined"
+
+    def subs_daily(self, kind: str) -> str:
+        """Hash day → count of subscriptions ``added`` or ``removed``."""
+        return f"{self.prefix}subs:daily:{kind}"
+
+    def campaign(self, cid: str) -> str:
+        """Hash of one campaign."""
+        return f"{self.prefix}campaign:{cid}"
+
+    @property
+    def campaigns(self) -> str:
+        """Sorted set of campaign ids by creation time."""
+        return f"{self.prefix}campaigns"
+
+    def campaign_batches_done(self, cid: str) -> str:
+        """Set of batch numbers a campaign has finished."""
+        return f"{self.prefix}campaign:{cid}:batches:done"
+
+    def campaign_delivered(self, cid: str) -> str:
+        """Set of subscription ids that reached a final outcome for a campaign."""
+        return f"{self.prefix}campaign:{cid}:final"
+
+    def campaign_batch(self, cid: str, batch: int) -> str:
+        """List of subscription ids in one planned batch."""
+        return f"{self.prefix}campaign:{cid}:batch:{batch}"
+
+    def campaign_timeline(self, cid: str) -> str:
+        """Hash minute-epoch:outcome → count, for charts of sends and clicks."""
+        return f"{self.prefix}campaign:{cid}:timeline"
+
+    def campaign_services(self, cid: str) -> str:
+        """Hash service:outcome → count, outcomes by push service."""
+        return f"{self.prefix}campaign:{cid}:services"
+
+    def campaign_receipts(self, cid: str, kind: str) -> str:
+        """Set of subscription ids that reported ``shown`` or ``clicked`` (counted once)."""
+        return f"{self.prefix}campaign:{cid}:receipts:{kind}"
+
+    def token(self, digest: str) -> str:
+        """Hash of one API token, by the SHA-256 of the token."""
+        return f"{self.prefix}token:{digest}"
+
+    @property
+    def tokens(self) -> str:
+        """Hash token name → digest."""
+        return f"{self.prefix}tokens"
+
+    def user(self, email: str) -> str:
+        """Hash of one editor account."""
+        return f"{self.prefix}user:{email.lower()}"
+
+    @property
+    def users(self) -> str:
+        """Set of editor emails."""
+        return f"{self.prefix}users"
+
+    def login_failures(self, who: str) -> str:
+        """Counter of recent failed logins for an email or address."""
+        return f"{self.prefix}login-failures:{who}"
+
+    def article(self, guid_digest: str) -> str:
+        """SET NX guard: an article (by guid) pushes at most once."""
+        return f"{self.prefix}article:{guid_digest}"
+
+    def article_url(self, url_digest: str) -> str:
+        """SET NX guard: an article (by URL) pushes at most once."""
+        return f"{self.prefix}article-url:{url_digest}"
+
+    def feed(self, fid: str) -> str:
+        """Hash of one RSS/Atom feed."""
+        return f"{self.prefix}feed:{fid}"
+
+    @property
+    def feeds(self) -> str:
+        """Set of feed ids."""
+        return f"{self.prefix}feeds"
+
+    def freq(self, sid: str) -> str:
+        """Sorted set of recent non-breaking push times of one subscriber (frequency cap)."""
+        return f"{self.prefix}freq:{sid}"
+
+    def metrics(self, name: str) -> str:
+        """Hash of a global counter family (outcomes by service and status, etc.)."""
+        return f"{self.prefix}metrics:{name}"
+
+    @property
+    def throughput(self) -> str:
+        """Hash second-epoch → messages finished, for the throughput chart."""
+        return f"{self.prefix}metrics:throughput"
+
+    @property
+    def latency(self) -> str:
+        """Hash bucket → count, histogram of per-message send latency."""
+        return f"{self.prefix}metrics:latency"

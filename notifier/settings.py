@@ -1,0 +1,174 @@
+"""Settings: one typed object built from the environment, shared by site, workers and CLI.
+
+Every variable is documented in ``.env.example``; one line each here with its
+coercer and default. Nothing reads ``os.environ`` anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from notifier.errors import ConfigError
+
+T = TypeVar("T")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _quiet_hours(value: str) -> tuple[int, int] | None:
+    """Parse ``22-6`` (local hours, end exclusive) or an empty string for none."""
+    value = value.strip()
+    if not value:
+        return None
+    start, _, end = value.partition("-")
+    hours = (int(start), int(end))
+    if not all(0 <= h <= 23 for h in hours) or hours[0] == hours[1]:
+        raise ValueError(f"quiet hours must be two different hours 0-23 like 22-6, got {value!r}")
+    return hours
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one process; see ``.env.example`` for each field's meaning."""
+
+    env: str = "development"
+    redis_url: str | None = None
+    redis_prefix: str = "notifier:"
+    data_dir: Path = Path("var")
+    secret_key: str = ""
+    vapid_private_key: str | None = None
+    vapid_private_key_file: Path | None = None
+    vapid_subject: str = "mailto:push@example.com"
+    push_hosts: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_window: int = 300
+    site_name: str = "Kabar Kini"
+    public_url: str = "http://127.0.0.1:8000"
+    site_domains: tuple[str, ...] = ()
+    timezone: str = "Asia/Jakarta"
+    batch_size: int = 500
+    concurrency: int = 256
+    per_origin_concurrency: int = 128
+    send_timeout: float = 10.0
+    max_attempts: int = 5
+    retry_base: float = 1.0
+    ca_file: Path | None = None
+    reject_pause_threshold: int = 50
+    reject_pause_ratio: float = 0.2
+    quarantine_days: int = 7
+    freq_cap_per_hour: int = 4
+    quiet_hours: tuple[int, int] | None = None
+    feed_poll_seconds: int = 60
+    feed_burst: int = 3
+    log_json: bool = True
+    rate_limits: bool = True
+    topics_file: Path | None = None
+
+    @property
+    def production(self) -> bool:
+        """True when running with ``NOTIFIER_ENV=production``."""
+        return self.env == "production"
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis URL to connect to (the local default when none is configured)."""
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def vapid_key_path(self) -> Path:
+        """Where the VAPID private key PEM lives when it is kept in a file."""
+        return self.vapid_private_key_file or self.data_dir / "vapid_private.pem"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from an environment mapping (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+
+        def read(name: str, attr: str, coerce: Callable[[str], Any]) -> None:
+            raw = env.get(name)
+            if raw is None or raw == "" and coerce is not str:
+                return
+            try:
+                values[attr] = coerce(raw)
+            except ValueError as exc:
+                errors.append(f"{name}: {exc}")
+
+        read("NOTIFIER_ENV", "env", str)
+        read("REDIS_URL", "redis_url", str)
+        read("NOTIFIER_REDIS_PREFIX", "redis_prefix", str)
+        read("NOTIFIER_DATA_DIR", "data_dir", Path)
+        read("SECRET_KEY", "secret_key", str)
+        read("VAPID_PRIVATE_KEY", "vapid_private_key", str)
+        read("VAPID_PRIVATE_KEY_FILE", "vapid_private_key_file", Path)
+        read("VAPID_SUBJECT", "vapid_subject", str)
+        read("NOTIFIER_PUSH_HOSTS", "push_hosts", _list)
+        read("NOTIFIER_WEBHOOK_SECRET", "webhook_secret", str)
+        read("NOTIFIER_WEBHOOK_WINDOW", "webhook_window", int)
+        read("NOTIFIER_SITE_NAME", "site_name", str)
+        read("NOTIFIER_PUBLIC_URL", "public_url", str)
+        read("NOTIFIER_SITE_DOMAINS", "site_domains", _list)
+        read("NOTIFIER_TIMEZONE", "timezone", str)
+        read("NOTIFIER_BATCH_SIZE", "batch_size", int)
+        read("NOTIFIER_CONCURRENCY", "concurrency", int)
+        read("NOTIFIER_PER_ORIGIN_CONCURRENCY", "per_origin_concurrency", int)
+        read("NOTIFIER_SEND_TIMEOUT", "send_timeout", float)
+        read("NOTIFIER_MAX_ATTEMPTS", "max_attempts", int)
+        read("NOTIFIER_RETRY_BASE", "retry_base", float)
+        read("NOTIFIER_CA_FILE", "ca_file", Path)
+        read("NOTIFIER_REJECT_PAUSE_THRESHOLD", "reject_pause_threshold", int)
+        read("NOTIFIER_REJECT_PAUSE_RATIO", "reject_pause_ratio", float)
+        read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
+        read("NOTIFIER_FREQ_CAP_PER_HOUR", "freq_cap_per_hour", int)
+        read("NOTIFIER_QUIET_HOURS", "quiet_hours", _quiet_hours)
+        read("NOTIFIER_FEED_POLL_SECONDS", "feed_poll_seconds", int)
+        read("NOTIFIER_FEED_BURST", "feed_burst", int)
+        read("NOTIFIER_LOG_JSON", "log_json", _bool)
+        read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
+        read("NOTIFIER_TOPICS_FILE", "topics_file", Path)
+        if errors:
+            raise ConfigError("invalid configuration: " + "; ".join(errors))
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, with a message naming the variable."""
+        if self.env not in {"development", "production", "test"}:
+            raise ConfigError(f"NOTIFIER_ENV must be development, production or test, not {self.env!r}")
+        if not (self.vapid_subject.startswith("mailto:") or self.vapid_subject.startswith("https:")):
+            raise ConfigError(
+                f"VAPID_SUBJECT must be a mailto: or https: URL (Apple rejects anything else), "
+                f"not {self.vapid_subject!r}"
+            )
+        if self.production and len(self.secret_key) < 16:
+            raise ConfigError("SECRET_KEY must be set to at least 16 random characters in production")
+        for name, value in (
+            ("NOTIFIER_BATCH_SIZE", self.batch_size),
+            ("NOTIFIER_CONCURRENCY", self.concurrency),
+            ("NOTIFIER_PER_ORIGIN_CONCURRENCY", self.per_origin_concurrency),
+            ("NOTIFIER_MAX_ATTEMPTS", self.max_attempts),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.send_timeout <= 0:
+            raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

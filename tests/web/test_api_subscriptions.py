@@ -1,0 +1,167 @@
+"""The subscription API against real Redis: upsert, topics, delete, and every validation rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from notifier.crypto import b64url_encode
+from notifier.subscriptions import subscription_id
+
+FCM = "https://fcm.googleapis.com/fcm/send/"
+
+
+def make_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A browser-shaped PushSubscription.toJSON() with real P-256 keys."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    body: dict[str, Any] = {
+        "endpoint": endpoint or FCM + "dXNlcjEyMzQ1Njc4OTA:APA91bH" + b64url_encode(key.private_numbers().private_value.to_bytes(32, "big")),
+        "expirationTime": None,
+        "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(b"0123456789abcdef")},
+    }
+    body.update(extra)
+    return body
+
+
+def post(client, body: Any, **kw: Any):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/subscriptions", data=json.dumps(body), content_type="application/json", **kw)
+
+
+def test_vapid_public_key_is_the_configured_key(client, context) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get("/api/v1/vapid-public-key")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"publicKey": context.vapid.public_key_b64}
+    assert len(context.vapid.public_key_bytes) == 65
+
+
+def test_subscribe_creates_then_upserts(client, r, context) -> None:  # type: ignore[no-untyped-def]
+    body = make_sub(topics=["nasional", "ekonomi"], lang="en")
+    resp = post(client, body, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"})
+    assert resp.status_code == 201, resp.get_json()
+    sid = resp.get_json()["id"]
+    assert sid == subscription_id(body["endpoint"])
+    stored = r.hgetall(context.keys.sub(sid))
+    assert stored["e"] == body["endpoint"]
+    assert stored["p"] == body["keys"]["p256dh"]
+    assert stored["t"] == "nasional,ekonomi"
+    assert stored["l"] == "en"
+    assert stored["b"] == "chrome-desktop"
+    assert r.sismember(context.keys.subs_all, sid)
+    assert r.sismember(context.keys.subs_topic("nasional"), sid)
+
+    body["topics"] = ["olahraga"]
+    resp = post(client, body)
+    assert resp.status_code == 200
+    assert resp.get_json()["id"] == sid
+    assert not r.sismember(context.keys.subs_topic("nasional"), sid)
+    assert r.sismember(context.keys.subs_topic("olahraga"), sid)
+    assert r.scard(context.keys.subs_all) == 1
+
+
+def test_change_topics_and_unsubscribe(client, r, context) -> None:  # type: ignore[no-untyped-def]
+    body = make_sub(topics=["breaking"])
+    sid = post(client, body).get_json()["id"]
+    resp = client.patch("/api/v1/subscriptions", json={"endpoint": body["endpoint"], "topics": ["teknologi"]})
+    assert resp.status_code == 200
+    assert resp.get_json()["topics"] == ["teknologi"]
+    assert r.smembers(context.keys.subs_topic("teknologi")) == {sid}
+    assert r.scard(context.keys.subs_topic("breaking")) == 0
+    got = client.get("/api/v1/subscriptions", query_string={"endpoint": body["endpoint"]})
+    assert got.get_json()["topics"] == ["teknologi"]
+
+    resp = client.delete("/api/v1/subscriptions", json={"endpoint": body["endpoint"]})
+    assert resp.status_code == 204
+    assert not r.exists(context.keys.sub(sid))
+    assert r.scard(context.keys.subs_all) == 0
+    assert r.scard(context.keys.subs_topic("teknologi")) == 0
+    assert client.get("/api/v1/subscriptions", query_string={"endpoint": body["endpoint"]}).status_code == 404
+
+
+def _bad_point() -> str:
+    return b64url_encode(b"\x04" + b"\x01" * 64)
+
+
+BAD_CASES = [
+    ("not an object", ["a"], "invalid"),
+    ("missing endpoint", {"keys": {"p256dh": "x", "auth": "y"}}, "missing_field"),
+    ("missing keys", {"endpoint": FCM + "abc"}, "missing_field"),
+    ("endpoint not a string", {"endpoint": 5, "keys": {}}, "invalid"),
+    ("http endpoint", "http://fcm.googleapis.com/fcm/send/abc", "unsafe_endpoint"),
+    ("unknown host", "https://evil.example.com/push/abc", "unsafe_endpoint"),
+    ("loopback", "https://127.0.0.1/push/abc", "unsafe_endpoint"),
+    ("metadata address", "https://169.254.169.254/latest/meta-data", "unsafe_endpoint"),
+    ("private range", "https://10.0.0.7/push", "unsafe_endpoint"),
+    ("ipv6 loopback", "https://[::1]/push", "unsafe_endpoint"),
+    ("ipv6 unique local", "https://[fd00::1]/push", "unsafe_endpoint"),
+    ("credentials", "https://user:pw@fcm.googleapis.com/fcm/send/abc", "unsafe_endpoint"),
+    ("odd port", "https://fcm.googleapis.com:8443/fcm/send/abc", "unsafe_endpoint"),
+    ("absurd endpoint", "https://fcm.googleapis.com/fcm/send/" + "a" * 2000, "unsafe_endpoint"),
+]
+
+
+@pytest.mark.parametrize(("label", "endpoint_or_body", "code"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_endpoints_and_shapes_are_400(client, r, label, endpoint_or_body, code) -> None:  # type: ignore[no-untyped-def]
+    body = make_sub(endpoint_or_body) if isinstance(endpoint_or_body, str) else endpoint_or_body
+    resp = post(client, body)
+    assert resp.status_code == 400, (label, resp.get_json())
+    data = resp.get_json()
+    assert data["error"] == code
+    assert data["message"]
+    assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("label", "mutate", "needle"),
+    [
+        ("p256dh not base64", lambda b: b["keys"].update(p256dh="***"), "base64url"),
+        ("p256dh compressed", lambda b: b["keys"].update(p256dh=b64url_encode(b"\x02" + b"\x01" * 32)), "uncompressed"),
+        ("p256dh off curve", lambda b: b["keys"].update(p256dh=_bad_point()), "curve"),
+        ("auth 12 bytes", lambda b: b["keys"].update(auth=b64url_encode(b"x" * 12)), "16 bytes"),
+        ("auth missing", lambda b: b["keys"].pop("auth"), "keys.auth"),
+        ("unknown topic", lambda b: b.update(topics=["gosip"]), "unknown topic"),
+        ("topics not list", lambda b: b.update(topics="nasional"), "list"),
+        ("too many topics", lambda b: b.update(topics=["nasional"] * 40), "at most"),
+        ("bad lang", lambda b: b.update(lang="fr"), "lang"),
+        ("bad expiration", lambda b: b.update(expirationTime="soon"), "expirationTime"),
+    ],
+)
+def test_bad_keys_topics_and_fields_are_400(client, r, label, mutate, needle) -> None:  # type: ignore[no-untyped-def]
+    body = make_sub()
+    mutate(body)
+    resp = post(client, body)
+    assert resp.status_code == 400, label
+    assert needle in resp.get_json()["message"]
+    assert r.dbsize() == 0
+
+
+def test_malformed_json_wrong_type_and_oversized(client, r) -> None:  # type: ignore[no-untyped-def]
+    resp = client.post("/api/v1/subscriptions", data="{not json", content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "malformed_json"
+    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub()), content_type="text/plain")
+    assert resp.status_code == 415
+    assert "application/json" in resp.get_json()["message"]
+    big = make_sub(padding="x" * 5000)
+    resp = post(client, big)
+    assert resp.status_code == 413
+    assert resp.get_json()["error"] == "too_large"
+    assert r.dbsize() == 0
+
+
+def test_push_hosts_allow_a_local_simulator(settings_env, r) -> None:  # type: ignore[no-untyped-def]
+    from notifier.context import Context
+    from notifier.settings import Settings
+    from web import create_app
+
+    env = dict(settings_env, NOTIFIER_PUSH_HOSTS="127.0.0.1:8999")
+    app = create_app(context=Context.build(Settings.from_env(env), client=r))
+    client = app.test_client()
+    assert post(client, make_sub("http://127.0.0.1:8999/wpush/abc")).status_code == 201
+    # Only the named port, and plain http only for loopback hosts named there.
+    assert post(client, make_sub("http://127.0.0.1:9000/wpush/abc")).status_code == 400
+    assert post(client, make_sub("http://fcm.googleapis.com/fcm/send/x")).status_code == 400

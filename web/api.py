@@ -1,0 +1,99 @@
+"""The JSON API under ``/api/v1``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from notifier.browsers import detect_browser
+from notifier.errors import NotifierError
+from notifier.subscriptions import validate_subscription, validate_topics
+from web import ctx
+from web.errors import BodyRefused, json_error, read_json_body, status_for
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+#: A ``PushSubscription.toJSON()`` with topics is a few hundred bytes; 4 KiB is generous.
+SUBSCRIPTION_BODY_LIMIT = 4096
+
+
+@bp.errorhandler(BodyRefused)
+def _body_refused(exc: BodyRefused) -> Response:
+    return exc.response
+
+
+@bp.errorhandler(NotifierError)
+def _domain_error(exc: NotifierError) -> Response:
+    return json_error(status_for(exc), exc.code, exc.message)
+
+
+@bp.errorhandler(404)
+def _not_found(_exc: Exception) -> Response:
+    return json_error(404, "not_found", f"no API route {request.method} {request.path}")
+
+
+@bp.errorhandler(405)
+def _method(_exc: Exception) -> Response:
+    return json_error(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")
+
+
+@bp.errorhandler(413)
+def _too_large(_exc: Exception) -> Response:
+    return json_error(413, "too_large", "the request body is too large")
+
+
+@bp.get("/vapid-public-key")
+def vapid_public_key() -> Response:
+    """The site's VAPID public key, for ``pushManager.subscribe``."""
+    return jsonify({"publicKey": ctx().vapid.public_key_b64})
+
+
+@bp.get("/topics")
+def topics() -> Response:
+    """The configured topics with their names in both languages."""
+    return jsonify({"topics": [{"slug": t.slug, "id": t.name_id, "en": t.name_en} for t in ctx().topics]})
+
+
+@bp.post("/subscriptions")
+def subscribe() -> tuple[Response, int]:
+    """Store (or update) the browser's subscription: 201 when new, 200 when known."""
+    c = ctx()
+    data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
+    sub = validate_subscription(data, policy=c.policy, topics=c.topics)
+    sid, created = c.subscriptions.upsert(
+        sub, browser=detect_browser(request.headers.get("User-Agent", "")), key_id=c.vapid.key_id
+    )
+    return jsonify({"id": sid, "topics": list(sub.topics), "lang": sub.lang}), 201 if created else 200
+
+
+@bp.get("/subscriptions")
+def subscription_status() -> Response:
+    """The stored topics and language of the subscription for ``?endpoint=``."""
+    endpoint = request.args.get("endpoint", "")
+    if not endpoint:
+        return json_error(400, "missing_field", "query parameter 'endpoint' is required")
+    sub = ctx().subscriptions.get_by_endpoint(endpoint)
+    return jsonify({"id": sub.sid, "topics": list(sub.topics), "lang": sub.lang})
+
+
+@bp.patch("/subscriptions")
+def change_topics() -> Response:
+    """Change the topics of a stored subscription: ``{"endpoint", "topics"}``."""
+    c = ctx()
+    data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
+    if not isinstance(data, dict) or not isinstance(data.get("endpoint"), str):
+        return json_error(400, "missing_field", "the body must be an object with 'endpoint' and 'topics'")
+    if "topics" not in data:
+        return json_error(400, "missing_field", "missing field 'topics'")
+    chosen = validate_topics(data["topics"], c.topics)
+    sub = c.subscriptions.set_topics(data["endpoint"], chosen)
+    return jsonify({"id": sub.sid, "topics": list(sub.topics), "lang": sub.lang})
+
+
+@bp.delete("/subscriptions")
+def unsubscribe() -> Response | tuple[str, int]:
+    """Forget the subscription for ``{"endpoint"}``: 204 (also when it was not stored)."""
+    data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
+    if not isinstance(data, dict) or not isinstance(data.get("endpoint"), str) or not data["endpoint"]:
+        return json_error(400, "missing_field", "the body must be an object with a string 'endpoint'")
+    ctx().subscriptions.delete_by_endpoint(data["endpoint"])
+    return "", 204

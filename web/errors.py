@@ -1,0 +1,62 @@
+"""JSON errors for the API: ``{"error": code, "message": why}`` with the right status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from notifier.errors import AuthError, Conflict, NotFound, NotifierError, ValidationError
+
+
+def json_error(status: int, error: str, message: str, **extra: Any) -> Response:
+    """A JSON error response."""
+    response = jsonify({"error": error, "message": message, **extra})
+    response.status_code = status
+    return response
+
+
+def status_for(exc: NotifierError) -> int:
+    """HTTP status of a domain error."""
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 500
+
+
+def read_json_body(limit: int) -> Any:
+    """Parse the request's JSON body, refusing a wrong type, an oversized or malformed body.
+
+    Raises :class:`BodyRefused` carrying the response to send.
+    """
+    mimetype = request.mimetype
+    if mimetype != "application/json":
+        raise BodyRefused(
+            json_error(415 if mimetype else 400, "unsupported_media_type" if mimetype else "invalid",
+                       f"Content-Type must be application/json, not {mimetype or 'missing'}")
+        )
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyRefused(json_error(413, "too_large", f"the body is {length} bytes; at most {limit}"))
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise BodyRefused(json_error(413, "too_large", f"the body is larger than {limit} bytes"))
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BodyRefused(json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")) from exc
+
+
+class BodyRefused(Exception):
+    """The request body was refused; ``response`` says why."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.get_data(as_text=True))
+        self.response = response
