@@ -1,0 +1,139 @@
+"""Fixtures for end-to-end tests: the real app on a free port, and Debian's Chromium driven by Playwright.
+
+``live_server`` runs ``create_app(context=...)`` in a werkzeug server thread, bound to the test Redis
+through the ``context`` fixture; ``start_live_server`` does the same for any other context.
+``chromium_context`` launches a persistent Chromium profile (incognito contexts refuse push), and
+``launch_chromium`` opens more of them, e.g. with another ``user_agent``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from notifier.context import Context
+from tests.conftest import browser_or_skip
+
+CHROMIUM = "/usr/bin/chromium"
+
+#: Flags for a quiet, offline, container-friendly Chromium.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@dataclass
+class LiveServer:
+    """A running app: its base URL, the app and the context it serves."""
+
+    url: str
+    app: Any
+    context: Context
+    server: BaseWSGIServer
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>`` (a secure context for service workers, like localhost)."""
+        return self.url
+
+
+@contextmanager
+def run_live_server(context: Context, test_config: dict[str, Any] | None = None) -> Iterator[LiveServer]:
+    """Serve ``create_app(test_config, context=context)`` on a free loopback port until the block ends."""
+    from web import create_app
+
+    app = create_app({"TESTING": True, **(test_config or {})}, context=context)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, context, server)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@pytest.fixture
+def start_live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Start live servers for given contexts; all are stopped after the test."""
+    stack: list[AbstractContextManager[LiveServer]] = []
+
+    def start(context: Context, test_config: dict[str, Any] | None = None) -> LiveServer:
+        manager = run_live_server(context, test_config)
+        server = manager.__enter__()
+        stack.append(manager)
+        return server
+
+    yield start
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+@pytest.fixture
+def live_server(context: Context, start_live_server: Callable[..., LiveServer]) -> LiveServer:
+    """The app on a free port, against the test Redis."""
+    return start_live_server(context)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    """The Playwright driver (sync API), once per session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture
+def launch_chromium(playwright_instance: Any) -> Iterator[Callable[..., Any]]:
+    """Launch persistent Chromium contexts, each with a fresh profile; all are closed after the test.
+
+    Keyword arguments go to ``launch_persistent_context`` (``user_agent=``, ``viewport=``, ...).
+    """
+    executable = browser_or_skip(CHROMIUM)
+    contexts: list[Any] = []
+    profiles: list[Path] = []
+
+    def launch(**options: Any) -> Any:
+        # Short paths: Chromium's profile sockets and locks dislike pytest's long temporary paths.
+        profile = Path(tempfile.mkdtemp(prefix="nt-chromium-"))
+        profiles.append(profile)
+        options.setdefault("viewport", {"width": 1280, "height": 900})
+        browser_context = playwright_instance.chromium.launch_persistent_context(
+            user_data_dir=str(profile),
+            executable_path=executable,
+            headless=True,
+            args=list(CHROMIUM_ARGS),
+            **options,
+        )
+        browser_context.set_default_timeout(10_000)
+        contexts.append(browser_context)
+        return browser_context
+
+    yield launch
+    for browser_context in contexts:
+        browser_context.close()
+    for profile in profiles:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium_context(launch_chromium: Callable[..., Any]) -> Any:
+    """A persistent Chromium context with a fresh profile (push needs a non-incognito profile)."""
+    return launch_chromium()

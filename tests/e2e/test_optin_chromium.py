@@ -1,0 +1,432 @@
+"""The opt-in flow in Debian's Chromium against the live app and the test Redis.
+
+What the browser cannot do offline or under automation is replaced at the narrowest point, in the page:
+
+- ``PushManager.prototype.subscribe``/``getSubscription`` return a browser-shaped subscription (an FCM
+  endpoint and real P-256 keys made here), since Chromium needs Google's push service to make a real one;
+- ``Notification.requestPermission`` stands for the native prompt: it counts its calls and resolves with
+  the reader's answer, which the test gives through CDP ``Browser.setPermission`` (headless Chromium
+  would otherwise dismiss the prompt at once).
+
+Pushes are real push events (CDP ``ServiceWorker.deliverPushMessage``) into the real service worker.
+No browser can click a notification under automation, so the click test dispatches a
+``NotificationEvent`` carrying the real notification inside the service worker, with
+``clients.openWindow`` / ``WindowClient.focus`` replaced by recorders there (Chromium only lets a worker
+open or focus windows during a trusted click).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from notifier.context import Context
+from notifier.crypto import b64url_encode
+from notifier.subscriptions import subscription_id
+
+pytestmark = pytest.mark.browser
+
+FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAMSUNG_UA = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36"
+)
+
+#: Installed before any page script runs (see the module docstring). ``__NOTIFIER_TEST__`` holds the
+#: subscription JSON; subscriptions persist in localStorage so reloads see them, like the real thing.
+BROWSER_STUBS = """
+(() => {
+  const test = window.__NOTIFIER_TEST__;
+  const STORE = "test:push-subscription";
+  window.__permissionRequests = 0;
+  function toB64url(buffer) {
+    let raw = "";
+    new Uint8Array(buffer).forEach((b) => { raw += String.fromCharCode(b); });
+    return btoa(raw).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+  }
+  function fromB64url(text) {
+    const raw = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
+    return Uint8Array.from(raw, (c) => c.charCodeAt(0)).buffer;
+  }
+  function subscription(stored) {
+    return {
+      endpoint: stored.json.endpoint,
+      expirationTime: null,
+      options: { userVisibleOnly: true, applicationServerKey: fromB64url(stored.key) },
+      toJSON() { return JSON.parse(JSON.stringify(stored.json)); },
+      async unsubscribe() { localStorage.removeItem(STORE); return true; },
+    };
+  }
+  if (window.PushManager) {
+    PushManager.prototype.subscribe = async function (options) {
+      if (Notification.permission !== "granted") { throw new DOMException("permission", "NotAllowedError"); }
+      const stored = { json: test.subscription, key: toB64url(options.applicationServerKey) };
+      localStorage.setItem(STORE, JSON.stringify(stored));
+      return subscription(stored);
+    };
+    PushManager.prototype.getSubscription = async function () {
+      const raw = localStorage.getItem(STORE);
+      return raw ? subscription(JSON.parse(raw)) : null;
+    };
+  }
+  if (window.Notification) {
+    Notification.requestPermission = function () {
+      window.__permissionRequests += 1;
+      return new Promise((resolve) => {
+        const answered = () => {
+          if (Notification.permission !== "default") { resolve(Notification.permission); }
+          else { setTimeout(answered, 25); }
+        };
+        answered();
+      });
+    };
+  }
+})();
+"""
+
+
+def browser_subscription() -> dict[str, Any]:
+    """A ``PushSubscription.toJSON()`` as Chrome makes it: an FCM endpoint and real P-256 keys."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    token = b64url_encode(secrets.token_bytes(16)) + ":APA91b" + b64url_encode(secrets.token_bytes(96))
+    return {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/" + token,
+        "expirationTime": None,
+        "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(secrets.token_bytes(16))},
+    }
+
+
+@pytest.fixture
+def chromium_id(launch_chromium):  # type: ignore[no-untyped-def]
+    """Chromium set to Indonesian (its Accept-Language picks the page language)."""
+    return launch_chromium(locale="id-ID")
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition", page: Any = None
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy (and return that).
+
+    With ``page``, it waits through Playwright, which is when the sync API delivers CDP events and runs
+    route handlers.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if page is not None:
+            page.wait_for_timeout(50)
+        else:
+            time.sleep(0.05)
+
+
+def prepare(browser_context: Any, subscription: dict[str, Any]) -> Any:
+    """Install the stubs in ``browser_context`` and return its page."""
+    browser_context.add_init_script(
+        script=f"window.__NOTIFIER_TEST__ = {json.dumps({'subscription': subscription})};\n" + BROWSER_STUBS
+    )
+    page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+    # Shown with a failing test's captured output.
+    page.on("console", lambda message: print(f"console.{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: print(f"page error: {error}"))
+    return page
+
+
+#: One CDP session per page, kept attached: Chromium drops a session's permission overrides when it detaches.
+_CDP_SESSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def cdp_for(browser_context: Any, page: Any) -> Any:
+    """The page's CDP session (made on first use)."""
+    if page not in _CDP_SESSIONS:
+        _CDP_SESSIONS[page] = browser_context.new_cdp_session(page)
+    return _CDP_SESSIONS[page]
+
+
+def set_permission(browser_context: Any, page: Any, origin: str, setting: str) -> None:
+    """Set the notification permission for ``origin`` the way the browser's own settings would."""
+    cdp_for(browser_context, page).send(
+        "Browser.setPermission",
+        {"permission": {"name": "notifications"}, "setting": setting, "origin": origin},
+    )
+
+
+def stored(r: redis.Redis, context: Context, subscription: dict[str, Any]) -> dict[str, str]:
+    """The subscription hash in Redis (empty when absent)."""
+    return r.hgetall(context.keys.sub(subscription_id(subscription["endpoint"])))
+
+
+def state(page: Any) -> str:
+    return str(page.get_attribute("#optin", "data-state"))
+
+
+def wait_state(page: Any, name: str) -> None:
+    page.wait_for_selector(f'#optin[data-state="{name}"]')
+
+
+def subscribed_page(
+    browser_context: Any, live_server: Any, r: redis.Redis, subscription: dict[str, Any]
+) -> Any:
+    """A page whose browser already allowed notifications: it subscribes on load (no prompt needed)."""
+    page = prepare(browser_context, subscription)
+    set_permission(browser_context, page, live_server.origin, "granted")
+    page.goto(live_server.url + "/")
+    wait_state(page, "subscribed")
+    wait_until(lambda: stored(r, live_server.context, subscription), what="the subscription in Redis")
+    return page
+
+
+def registration_id(browser_context: Any, page: Any, origin: str) -> tuple[Any, str]:
+    """A CDP session with the ServiceWorker domain on, and the id of the root-scope registration."""
+    cdp = cdp_for(browser_context, page)
+    registrations: dict[str, str] = {}
+
+    def updated(event: dict[str, Any]) -> None:
+        for reg in event["registrations"]:
+            if not reg.get("isDeleted"):
+                registrations[reg["scopeURL"]] = reg["registrationId"]
+
+    cdp.on("ServiceWorker.workerRegistrationUpdated", updated)
+    cdp.send("ServiceWorker.enable")
+    scope = origin + "/"
+    wait_until(lambda: scope in registrations, what="the service worker registration", page=page)
+    return cdp, registrations[scope]
+
+
+def notifications(page: Any) -> list[dict[str, Any]]:
+    """The notifications the service worker shows right now."""
+    return list(
+        page.evaluate(
+            """async () => {
+                const reg = await navigator.serviceWorker.ready;
+                return (await reg.getNotifications()).map((n) => ({
+                    title: n.title, body: n.body, tag: n.tag, data: n.data,
+                    actions: n.actions.map((a) => a.action), icon: n.icon, badge: n.badge,
+                }));
+            }"""
+        )
+    )
+
+
+def record_events(browser_context: Any) -> list[dict[str, Any]]:
+    """Receipts the service worker POSTs to /api/v1/events (answered here, whatever the app serves)."""
+    seen: list[dict[str, Any]] = []
+
+    def handle(route: Any) -> None:
+        seen.append(json.loads(route.request.post_data or "{}"))
+        route.fulfill(status=204, body="")
+
+    browser_context.route("**/api/v1/events", handle)
+    return seen
+
+
+def test_soft_prompt_first_then_permission_after_the_click_then_stored_with_topics(
+    live_server, chromium_id, r, context
+) -> None:  # type: ignore[no-untyped-def]
+    subscription = browser_subscription()
+    page = prepare(chromium_id, subscription)
+    page.goto(live_server.url + "/langganan")
+    wait_state(page, "default")
+
+    # Nothing asked on load: the in-page prompt shows and the browser's own prompt was never requested.
+    assert page.evaluate("Notification.permission") == "default"
+    assert page.evaluate("window.__permissionRequests") == 0
+    assert page.get_by_role("button", name="Aktifkan notifikasi").is_visible()
+
+    page.get_by_label("Berita terkini", exact=True).uncheck()
+    page.get_by_label("Nasional", exact=True).check()
+    page.get_by_label("Teknologi", exact=True).check()
+    page.get_by_role("button", name="Aktifkan notifikasi").click()
+    wait_until(lambda: page.evaluate("window.__permissionRequests") == 1, what="the permission request")
+    assert state(page) == "working"
+    assert not stored(r, context, subscription)
+
+    set_permission(chromium_id, page, live_server.origin, "granted")  # the reader chooses Allow
+    wait_state(page, "subscribed")
+    data = wait_until(lambda: stored(r, context, subscription), what="the subscription in Redis")
+    assert data["e"] == subscription["endpoint"]
+    assert data["p"] == subscription["keys"]["p256dh"]
+    assert data["t"] == "nasional,teknologi"
+    assert data["l"] == "id"
+    assert data["b"] == "chrome-desktop"
+    assert data["k"] == context.vapid.key_id
+    assert page.evaluate("window.__permissionRequests") == 1
+
+    # Every later visit re-posts the subscription (the server tracks "seen") and keeps its topics.
+    key = context.keys.sub(subscription_id(subscription["endpoint"]))
+    r.hset(key, "s", 1)
+    page.goto(live_server.url + "/artikel/harga-cabai-turun-jelang-panen?lang=en")
+    wait_state(page, "subscribed")
+    wait_until(lambda: int(r.hget(key, "s") or 0) > 1, what="the re-posted subscription")
+    assert r.hget(key, "t") == "nasional,teknologi"
+    assert r.hget(key, "l") == "en"
+
+
+def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowed(
+    live_server, chromium_id, launch_chromium, r, context
+) -> None:  # type: ignore[no-untyped-def]
+    subscription = browser_subscription()
+    page = prepare(chromium_id, subscription)
+    set_permission(chromium_id, page, live_server.origin, "denied")
+    page.goto(live_server.url + "/langganan")
+    wait_state(page, "denied")
+
+    steps = page.locator('.browser-steps[data-browser="chrome-desktop"]')
+    assert steps.is_visible()
+    assert "Langkah untuk Chrome (komputer)" in steps.inner_text()
+    assert live_server.origin in steps.inner_text()
+    assert page.locator(".origin-main").inner_text() == live_server.origin
+    assert page.locator(".browser-steps:visible").count() == 1
+
+    page.get_by_role("button", name="Periksa lagi").click()
+    page.wait_for_selector("#optin-status:has-text('masih diblokir')")
+    assert state(page) == "denied"
+
+    # The reader flips the site to Allow in the browser's settings: no further click needed.
+    set_permission(chromium_id, page, live_server.origin, "granted")
+    wait_state(page, "subscribed")
+    assert "tanpa perlu menekan apa pun" in page.locator("#optin-status").inner_text()
+    data = wait_until(lambda: stored(r, context, subscription), what="the subscription in Redis")
+    assert data["t"] == "breaking"
+
+    # Another browser family gets its own steps (user agent override; same Chromium underneath).
+    other = launch_chromium(user_agent=FIREFOX_UA)
+    other_page = prepare(other, browser_subscription())
+    set_permission(other, other_page, live_server.origin, "denied")
+    other_page.goto(live_server.url + "/langganan?lang=en")
+    wait_state(other_page, "denied")
+    firefox = other_page.locator('.browser-steps[data-browser="firefox"]')
+    assert firefox.is_visible()
+    assert "Steps for Firefox" in firefox.inner_text()
+    assert "Privacy & Security" in firefox.inner_text()
+    assert live_server.origin in firefox.inner_text()
+    assert other_page.locator("#browser-select").input_value() == "firefox"
+
+    cdp_for(other, other_page).send("Emulation.setUserAgentOverride", {"userAgent": SAMSUNG_UA})
+    other_page.reload()
+    wait_state(other_page, "denied")
+    samsung = other_page.locator('.browser-steps[data-browser="samsung"]')
+    assert samsung.is_visible()
+    assert "Sites and downloads" in samsung.inner_text()
+    assert other_page.locator(".browser-steps:visible").count() == 1
+
+    # The reader can pick another browser's steps by hand.
+    other_page.get_by_label("Using another browser?").select_option("safari-macos")
+    assert other_page.locator('.browser-steps[data-browser="safari-macos"]').is_visible()
+    assert not samsung.is_visible()
+
+
+def test_push_shows_the_notification_and_reports_shown(live_server, chromium_id, r) -> None:  # type: ignore[no-untyped-def]
+    events = record_events(chromium_id)
+    page = subscribed_page(chromium_id, live_server, r, browser_subscription())
+    cdp, reg_id = registration_id(chromium_id, page, live_server.origin)
+
+    payload = {
+        "title": "Harga cabai turun sepertiga",
+        "body": "Pasokan dari dataran tinggi mulai lancar.",
+        "url": "/artikel/harga-cabai-turun-jelang-panen",
+        "tag": "story-cabai",
+        "renotify": True,
+        "lang": "id",
+        "cid": "c123",
+        "sid": "s456",
+        "rt": "receipt-token",
+    }
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": live_server.origin, "registrationId": reg_id, "data": json.dumps(payload)},
+    )
+    shown = wait_until(lambda: notifications(page), what="the notification")
+    assert len(shown) == 1
+    note = shown[0]
+    assert note["title"] == payload["title"]
+    assert note["body"] == payload["body"]
+    assert note["tag"] == "story-cabai"
+    assert note["data"]["url"] == live_server.url + "/artikel/harga-cabai-turun-jelang-panen"
+    assert note["data"]["cid"] == "c123"
+    assert note["actions"] == ["read"]
+    assert note["icon"].endswith("/static/icons/icon-192.png")
+    wait_until(lambda: events, what="the shown receipt", page=page)
+    assert events == [{"type": "shown", "cid": "c123", "sid": "s456", "rt": "receipt-token"}]
+
+    # A push the worker cannot read still shows something (userVisibleOnly), and reports nothing.
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": live_server.origin, "registrationId": reg_id, "data": "not json"},
+    )
+    generic = wait_until(
+        lambda: [n for n in notifications(page) if n["tag"] == "notifier-generic"], what="the generic one"
+    )
+    assert generic[0]["title"] == live_server.context.settings.site_name
+    assert generic[0]["data"]["url"] == live_server.url + "/"
+    assert len(events) == 1
+
+
+CLICK_IN_WORKER = """async (tag) => {
+    const opened = [];
+    const focused = [];
+    self.clients.openWindow = async (url) => { opened.push(url); return null; };
+    WindowClient.prototype.focus = async function () { focused.push(this.url); return this; };
+    const [notification] = await self.registration.getNotifications({ tag });
+    try {
+        self.dispatchEvent(new NotificationEvent("notificationclick", { notification, action: "read" }));
+    } catch (e) { /* waitUntil refuses an untrusted event; the handler's work has started already */ }
+    for (let i = 0; i < 200 && !opened.length && !focused.length; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const left = await self.registration.getNotifications({ tag });
+    return { opened, focused, left: left.length };
+}"""
+
+
+def test_click_opens_the_article_or_focuses_its_tab_and_reports_clicked(live_server, chromium_id, r) -> None:  # type: ignore[no-untyped-def]
+    events = record_events(chromium_id)
+    page = subscribed_page(chromium_id, live_server, r, browser_subscription())
+    cdp, reg_id = registration_id(chromium_id, page, live_server.origin)
+    worker = wait_until(lambda: chromium_id.service_workers, what="the service worker")[0]
+    article = live_server.url + "/artikel/bus-listrik-rute-pesisir"
+
+    def push(tag: str) -> None:
+        body = {
+            "title": "Bus listrik",
+            "body": "Rute baru",
+            "url": article,
+            "tag": tag,
+            "cid": "c9",
+            "sid": "s9",
+        }
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": live_server.origin, "registrationId": reg_id, "data": json.dumps(body)},
+        )
+        wait_until(lambda: [n for n in notifications(page) if n["tag"] == tag], what=f"notification {tag}")
+
+    # No tab shows the article yet (the page is on "/"): the click opens it.
+    push("first")
+    result = worker.evaluate(CLICK_IN_WORKER, "first")
+    assert result == {"opened": [article], "focused": [], "left": 0}
+    wait_until(lambda: any(e.get("type") == "clicked" for e in events), what="the clicked receipt", page=page)
+    assert {"type": "clicked", "cid": "c9", "sid": "s9"} in [
+        {k: v for k, v in e.items() if k != "rt"} for e in events
+    ]
+
+    # A tab already on the article is focused instead of opening another.
+    page.goto(article)
+    push("second")
+    result = worker.evaluate(CLICK_IN_WORKER, "second")
+    assert result == {"opened": [], "focused": [article], "left": 0}

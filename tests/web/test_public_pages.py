@@ -1,0 +1,340 @@
+"""The reader pages, the service worker and the manifest, through the Flask test client."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markupsafe import escape
+
+from notifier.browsers import BROWSERS, detect_browser
+from web.i18n import ARTICLES, BROWSER_ORDER, DENIED_STEPS, JS_KEYS, LANGS, STRINGS, SW_KEYS
+
+CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
+
+#: A user agent per browser family the denied walkthrough covers.
+USER_AGENTS = {
+    "chrome-desktop": CHROME_UA,
+    "chrome-android": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Mobile Safari/537.36",
+    "firefox": "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "safari-macos": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "safari-ios": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "edge": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
+    "Safari/537.36 Edg/126.0",
+    "samsung": "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+    "other": "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80) Presto/2.5.25 Version/10.54",
+}
+
+PAGES = ["/", "/artikel/harga-cabai-turun-jelang-panen", "/langganan", "/subscribe", "/preferensi"]
+
+
+class Scripts(HTMLParser):
+    """Collects every <script> element's attributes and body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self._open: dict[str, str | None] | None = None
+        self._body = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self._open, self._body = dict(attrs), ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._body += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._open is not None:
+            self.scripts.append((self._open, self._body))
+            self._open = None
+
+
+def scripts_of(html: str) -> list[tuple[dict[str, str | None], str]]:
+    parser = Scripts()
+    parser.feed(html)
+    return parser.scripts
+
+
+def page_data(html: str) -> dict[str, Any]:
+    """The JSON block the page hands to its scripts."""
+    for attrs, body in scripts_of(html):
+        if attrs.get("id") == "notifier-page":
+            assert attrs.get("type") == "application/json"
+            return dict(json.loads(body))
+    raise AssertionError("no #notifier-page JSON block")
+
+
+def fetch_status(client: Any, path: str) -> int:
+    """Status of a GET, closing the (file-backed) response."""
+    resp = client.get(path)
+    resp.close()
+    return int(resp.status_code)
+
+
+def visible_steps(html: str) -> str:
+    """The family of the denied-steps block the server shows first."""
+    shown = re.findall(r'<div class="browser-steps" data-browser="([a-z-]+)">', html)
+    assert len(shown) == 1, shown
+    return shown[0]
+
+
+# Language ------------------------------------------------------------------------------------------
+
+
+def test_every_key_exists_in_both_languages() -> None:
+    assert set(LANGS) == set(STRINGS) == set(DENIED_STEPS) == {"id", "en"}
+    assert set(STRINGS["id"]) == set(STRINGS["en"])
+    assert all(value.strip() for lang in LANGS for value in STRINGS[lang].values())
+    for lang in LANGS:
+        assert set(DENIED_STEPS[lang]) == set(BROWSER_ORDER) == set(BROWSERS)
+    for family in BROWSER_ORDER:
+        assert len(DENIED_STEPS["id"][family]) == len(DENIED_STEPS["en"][family]) >= 3
+        assert "browser." + family in STRINGS["id"]
+    for slug, article in ARTICLES.items():
+        assert set(article) == set(LANGS), slug
+        assert set(article["id"]) == set(article["en"]), slug
+    assert set(JS_KEYS) <= set(STRINGS["id"])
+    assert set(SW_KEYS) <= set(STRINGS["id"])
+
+
+def test_placeholders_match_between_languages() -> None:
+    def names(text: str) -> set[str]:
+        return set(re.findall(r"\{(\w+)\}", text))
+
+    for key, text in STRINGS["id"].items():
+        assert names(text) == names(STRINGS["en"][key]), key
+    for family in BROWSER_ORDER:
+        joined_id = " ".join(DENIED_STEPS["id"][family])
+        joined_en = " ".join(DENIED_STEPS["en"][family])
+        assert names(joined_id) == names(joined_en), family
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_in_indonesian_by_default(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get(path)
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert '<html lang="id">' in html
+    assert resp.headers["Content-Language"] == "id"
+    assert "Kabar Kini" in html
+    assert "Lewati ke konten" in html
+    assert page_data(html)["lang"] == "id"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_in_english_from_accept_language(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get(path, headers={"Accept-Language": "en-GB,en;q=0.9"})
+    html = resp.get_data(as_text=True)
+    assert '<html lang="en">' in html
+    assert "Skip to content" in html
+    assert "lang=" not in resp.headers.get("Set-Cookie", "")
+
+
+def test_indonesian_wins_when_the_reader_prefers_it(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/", headers={"Accept-Language": "id-ID,id;q=0.9,en;q=0.8"}).get_data(as_text=True)
+    assert '<html lang="id">' in html
+    legacy = client.get("/", headers={"Accept-Language": "in-ID"}).get_data(as_text=True)
+    assert '<html lang="id">' in legacy
+    unknown = client.get("/", headers={"Accept-Language": "fr-FR"}).get_data(as_text=True)
+    assert '<html lang="id">' in unknown
+
+
+def test_lang_query_is_remembered_in_a_cookie(client) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get("/langganan?lang=en", headers={"Accept-Language": "id"})
+    assert '<html lang="en">' in resp.get_data(as_text=True)
+    assert "lang=en" in resp.headers["Set-Cookie"]
+    # The next page, with no ?lang=, stays English even though the browser prefers Indonesian.
+    follow = client.get("/preferensi", headers={"Accept-Language": "id"})
+    assert '<html lang="en">' in follow.get_data(as_text=True)
+    back = client.get("/?lang=id")
+    assert '<html lang="id">' in back.get_data(as_text=True)
+    assert '<html lang="id">' in client.get("/langganan").get_data(as_text=True)
+
+
+def test_language_switcher_links_keep_the_page(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/artikel/harga-cabai-turun-jelang-panen").get_data(as_text=True)
+    assert 'href="/artikel/harga-cabai-turun-jelang-panen?lang=en"' in html
+    assert 'aria-current="true" lang="id"' in html
+
+
+# Pages -----------------------------------------------------------------------------------------------
+
+
+def test_article_page_has_the_article_and_the_call_to_action(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/").get_data(as_text=True)
+    article = ARTICLES["bus-listrik-rute-pesisir"]["id"]
+    assert article["title"] in html
+    assert article["paragraphs"][0] in html
+    assert 'id="optin"' in html
+    assert "Dapatkan berita terbaru dari Kabar Kini" in html
+    assert (
+        '<button type="submit" class="btn btn-primary" id="optin-button">Aktifkan notifikasi</button>' in html
+    )
+    en = client.get("/?lang=en").get_data(as_text=True)
+    assert ARTICLES["bus-listrik-rute-pesisir"]["en"]["title"] in en
+
+
+def test_unknown_article_is_an_html_404(client) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get("/artikel/tidak-ada")
+    assert resp.status_code == 404
+    assert resp.mimetype == "text/html"
+    assert "Artikel tidak ditemukan" in resp.get_data(as_text=True)
+
+
+def test_site_name_comes_from_settings(settings, r) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from notifier.context import Context
+    from web import create_app
+
+    context = Context.build(replace(settings, site_name="Warta Pagi"), client=r)
+    html = (
+        create_app({"TESTING": True}, context=context).test_client().get("/langganan").get_data(as_text=True)
+    )
+    assert "<title>Notifikasi berita | Warta Pagi</title>" in html
+    assert page_data(html)["site"] == "Warta Pagi"
+
+
+def test_topic_picker_lists_the_configured_topics_in_the_page_language(client, context) -> None:  # type: ignore[no-untyped-def]
+    for lang in LANGS:
+        html = client.get(f"/langganan?lang={lang}").get_data(as_text=True)
+        for topic in context.topics:
+            assert f'name="topics" value="{topic.slug}"' in html
+            assert f"<span>{topic.name(lang)}</span>" in html
+        data = page_data(html)
+        assert [t["slug"] for t in data["topics"]] == list(context.topic_slugs)
+        assert data["defaultTopics"] == [context.topics[0].slug]
+    prefs = client.get("/preferensi").get_data(as_text=True)
+    assert all(f'value="{topic.slug}"' in prefs for topic in context.topics)
+
+
+def test_page_scripts_are_files_and_data_is_json(client) -> None:  # type: ignore[no-untyped-def]
+    for path in PAGES:
+        html = client.get(path).get_data(as_text=True)
+        for attrs, body in scripts_of(html):
+            if attrs.get("type") == "application/json":
+                json.loads(body)
+            else:
+                assert attrs.get("src", "").startswith("/static/js/"), (path, attrs)
+                assert not body.strip(), (path, body[:80])
+        assert re.search(r"\son[a-z]+=", html) is None, path
+
+
+def test_page_data_carries_the_strings_the_scripts_need(client) -> None:  # type: ignore[no-untyped-def]
+    for lang in LANGS:
+        data = page_data(client.get(f"/langganan?lang={lang}").get_data(as_text=True))
+        assert set(data["strings"]) == set(JS_KEYS)
+        assert data["strings"]["state.working"] == STRINGS[lang]["state.working"]
+        assert data["api"] == {
+            "vapidKey": "/api/v1/vapid-public-key",
+            "subscriptions": "/api/v1/subscriptions",
+        }
+        assert data["sw"] == "/sw.js"
+        assert set(data["browserNames"]) == set(BROWSER_ORDER)
+    for path in (
+        "web/static/js/push.js",
+        "web/static/js/optin.js",
+        "web/static/js/prefs.js",
+        "web/static/js/sw.js",
+    ):
+        source = (Path(__file__).parents[2] / path).read_text()
+        for lang in LANGS:
+            for text in STRINGS[lang].values():
+                if len(text) > 12:
+                    assert text not in source, (path, text)
+
+
+@pytest.mark.parametrize("family", BROWSER_ORDER)
+@pytest.mark.parametrize("lang", LANGS)
+def test_denied_steps_for_each_browser_in_both_languages(client, family: str, lang: str) -> None:  # type: ignore[no-untyped-def]
+    assert detect_browser(USER_AGENTS[family]) == family
+    resp = client.get(f"/langganan?lang={lang}", headers={"User-Agent": USER_AGENTS[family]})
+    html = resp.get_data(as_text=True)
+    assert visible_steps(html) == family
+    assert page_data(html)["browser"] == family
+    assert f'<option value="{family}" selected>' in html
+    heading = STRINGS[lang]["denied.steps_for"].replace("{browser}", STRINGS[lang]["browser." + family])
+    assert heading in html
+    # Every family's steps are in the page (the reader may pick another browser), origin in <code>.
+    for other in BROWSER_ORDER:
+        for step in DENIED_STEPS[lang][other]:
+            assert str(escape(step.split("{")[0])) in html, (other, step)
+    assert '<code class="js-origin">http://localhost</code>' in html
+    assert STRINGS[lang]["denied.check_again"] in html
+
+
+def test_denied_steps_name_the_site_origin(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/langganan", base_url="https://berita.example").get_data(as_text=True)
+    assert '<code class="js-origin origin-main">https://berita.example</code>' in html
+    assert "Periksa lagi" in html
+
+
+def test_ios_and_unsupported_panels_are_present(client) -> None:  # type: ignore[no-untyped-def]
+    for lang in LANGS:
+        html = client.get(f"/langganan?lang={lang}").get_data(as_text=True)
+        assert STRINGS[lang]["ios.step2"] in html
+        assert 'data-panel="ios" hidden' in html
+        assert 'data-panel="unsupported" hidden' in html
+        assert 'role="status" aria-live="polite"' in html
+
+
+def test_preferences_page(client) -> None:  # type: ignore[no-untyped-def]
+    html = client.get("/preferensi").get_data(as_text=True)
+    assert "Preferensi notifikasi" in html
+    assert 'id="prefs-unsubscribe">Berhenti berlangganan</button>' in html
+    assert '<script src="/static/js/prefs.js" defer></script>' in html
+    en = client.get("/preferences?lang=en").get_data(as_text=True)
+    assert "Notification preferences" in en
+
+
+# Service worker and manifest -------------------------------------------------------------------------
+
+
+def test_service_worker_headers_and_strings(client) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get("/sw.js")
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/javascript"
+    assert resp.headers["Service-Worker-Allowed"] == "/"
+    assert resp.headers["Cache-Control"] == "no-cache"
+    body = resp.get_data(as_text=True)
+    first, _, rest = body.partition("\n")
+    assert first.startswith("self.NOTIFIER_CONFIG = ") and first.endswith(";")
+    config = json.loads(first[len("self.NOTIFIER_CONFIG = ") : -1])
+    assert config["site"] == "Kabar Kini"
+    assert config["strings"]["id"]["sw.read"] == "Baca"
+    assert config["strings"]["en"]["sw.read"] == "Read"
+    assert config["strings"]["en"]["sw.generic_title"] == "Kabar Kini"
+    assert config["api"]["events"] == "/api/v1/events"
+    for handler in ("push", "notificationclick", "pushsubscriptionchange"):
+        assert f'addEventListener("{handler}"' in rest
+    assert fetch_status(client, config["icon"]) == 200
+    assert fetch_status(client, config["badge"]) == 200
+
+
+def test_manifest(client) -> None:  # type: ignore[no-untyped-def]
+    resp = client.get("/manifest.webmanifest")
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/manifest+json"
+    manifest = resp.get_json(force=True)
+    assert manifest["name"] == "Kabar Kini"
+    assert manifest["display"] == "standalone"
+    assert manifest["start_url"] == "/"
+    assert {icon["sizes"] for icon in manifest["icons"]} >= {"192x192", "512x512"}
+    for icon in manifest["icons"]:
+        assert fetch_status(client, icon["src"]) == 200
+    html = client.get("/").get_data(as_text=True)
+    assert '<link rel="manifest" href="/manifest.webmanifest">' in html
+    assert '<link rel="apple-touch-icon" href="/static/icons/apple-touch-icon.png">' in html
+    assert fetch_status(client, "/static/icons/apple-touch-icon.png") == 200

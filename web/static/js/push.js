@@ -1,0 +1,259 @@
+/*
+ * Push helpers shared by the public pages: feature checks, the service worker, subscribing, and keeping
+ * the server's copy of this browser's subscription current. Page data (API paths, strings, topics) comes
+ * from the JSON block #notifier-page; no reader-facing text lives in this file.
+ */
+(function () {
+  "use strict";
+
+  var STORE = {
+    topics: "notifier:topics",
+    key: "notifier:vapidKey",
+    optedOut: "notifier:optedOut"
+  };
+
+  function readPageData() {
+    var el = document.getElementById("notifier-page");
+    return el ? JSON.parse(el.textContent) : {};
+  }
+
+  var data = readPageData();
+
+  // localStorage throws in some private modes; the flow works without it, only less smoothly.
+  function storeGet(name) {
+    try { return window.localStorage.getItem(name); } catch (e) { return null; }
+  }
+  function storeSet(name, value) {
+    try { window.localStorage.setItem(name, value); } catch (e) { /* not persisted */ }
+  }
+  function storeRemove(name) {
+    try { window.localStorage.removeItem(name); } catch (e) { /* not persisted */ }
+  }
+
+  function isIOS() {
+    var ua = navigator.userAgent;
+    // iPadOS 13+ sends a desktop Safari user agent; touch points give it away.
+    return /iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
+  }
+
+  function isStandalone() {
+    return navigator.standalone === true ||
+      (typeof window.matchMedia === "function" && window.matchMedia("(display-mode: standalone)").matches);
+  }
+
+  function supported() {
+    return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+  }
+
+  function permission() {
+    return "Notification" in window ? window.Notification.permission : "unsupported";
+  }
+
+  /* Mirrors notifier.browsers.detect_browser, plus what only the page can see (iPadOS, Edge's brands). */
+  function detectBrowser(ua, fallback) {
+    ua = ua || "";
+    if (ua.indexOf("SamsungBrowser/") !== -1) { return "samsung"; }
+    var brands = (navigator.userAgentData && navigator.userAgentData.brands) || [];
+    var edgeBrand = brands.some(function (b) { return /Edge/.test(b.brand); });
+    if (edgeBrand || /Edg(A|iOS)?\//.test(ua)) { return "edge"; }
+    if (/Firefox\/|FxiOS\//.test(ua)) { return "firefox"; }
+    if (isIOS()) { return "safari-ios"; }
+    if (/Chrom(e|ium)\//.test(ua)) { return /Android/.test(ua) ? "chrome-android" : "chrome-desktop"; }
+    if (/Safari\//.test(ua) && /Macintosh/.test(ua)) { return "safari-macos"; }
+    return fallback || "other";
+  }
+
+  function b64urlToBytes(text) {
+    var padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+    var raw = window.atob(padded);
+    var out = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) { out[i] = raw.charCodeAt(i); }
+    return out;
+  }
+
+  function bytesToB64url(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var raw = "";
+    for (var i = 0; i < bytes.length; i++) { raw += String.fromCharCode(bytes[i]); }
+    return window.btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function sendJSON(url, method, body) {
+    return fetch(url, {
+      method: method,
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body)
+    });
+  }
+
+  function HttpError(response) {
+    this.name = "HttpError";
+    this.status = response.status;
+    this.message = response.url + " answered " + response.status;
+  }
+  HttpError.prototype = Object.create(Error.prototype);
+
+  async function vapidKey() {
+    var response = await fetch(data.api.vapidKey, { cache: "no-store", credentials: "same-origin" });
+    if (!response.ok) { throw new HttpError(response); }
+    return (await response.json()).publicKey.replace(/=+$/, "");
+  }
+
+  /* Register /sw.js at the root scope and wait until it is active (subscribing needs an active worker). */
+  async function registration() {
+    await navigator.serviceWorker.register(data.sw, { scope: "/" });
+    return navigator.serviceWorker.ready;
+  }
+
+  async function current() {
+    if (!supported()) { return null; }
+    var reg = await navigator.serviceWorker.getRegistration("/");
+    if (!reg) { return null; }
+    return { registration: reg, subscription: await reg.pushManager.getSubscription() };
+  }
+
+  function keyMatches(subscription, key) {
+    var used = subscription.options && subscription.options.applicationServerKey;
+    if (used) { return bytesToB64url(used) === key; }
+    return storeGet(STORE.key) === key;
+  }
+
+  function localTopics() {
+    var raw = storeGet(STORE.topics);
+    if (!raw) { return null; }
+    try {
+      var topics = JSON.parse(raw);
+      return Array.isArray(topics) ? topics : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  async function postSubscription(subscription, topics, lang) {
+    var body = Object.assign({}, subscription.toJSON(), { topics: topics, lang: lang });
+    var response = await sendJSON(data.api.subscriptions, "POST", body);
+    if (!response.ok) { throw new HttpError(response); }
+    var stored = await response.json();
+    storeSet(STORE.topics, JSON.stringify(stored.topics || topics));
+    return stored;
+  }
+
+  /* The topics the server has for this endpoint; the locally remembered ones when it has none. */
+  async function serverTopics(endpoint) {
+    var response = await fetch(data.api.subscriptions + "?endpoint=" + encodeURIComponent(endpoint), {
+      cache: "no-store", credentials: "same-origin"
+    });
+    if (response.ok) { return (await response.json()).topics; }
+    if (response.status === 404) { return localTopics() || data.defaultTopics || []; }
+    throw new HttpError(response);
+  }
+
+  async function forgetOnServer(endpoint) {
+    var response = await sendJSON(data.api.subscriptions, "DELETE", { endpoint: endpoint });
+    if (!response.ok && response.status !== 404) { throw new HttpError(response); }
+  }
+
+  async function freshSubscription(reg, key) {
+    return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlToBytes(key) });
+  }
+
+  /* Subscribe this browser (permission must already be granted) and store it with its topics. */
+  async function subscribe(topics, lang) {
+    var reg = await registration();
+    var key = await vapidKey();
+    var subscription = await reg.pushManager.getSubscription();
+    if (subscription && !keyMatches(subscription, key)) {
+      await subscription.unsubscribe();
+      subscription = null;
+    }
+    if (!subscription) { subscription = await freshSubscription(reg, key); }
+    var stored = await postSubscription(subscription, topics, lang);
+    storeSet(STORE.key, key);
+    storeRemove(STORE.optedOut);
+    return { subscription: subscription, server: stored };
+  }
+
+  /*
+   * Re-post this browser's subscription on every visit (the server records when it was last seen), moving
+   * it to the site's current VAPID key when the key changed. Resolves to null when not subscribed.
+   */
+  async function resync(lang) {
+    if (!supported() || permission() !== "granted") { return null; }
+    var cur = await current();
+    if (!cur || !cur.subscription) { return null; }
+    var subscription = cur.subscription;
+    var topics = await serverTopics(subscription.endpoint);
+    var key = await vapidKey();
+    if (!keyMatches(subscription, key)) {
+      var oldEndpoint = subscription.endpoint;
+      await subscription.unsubscribe();
+      subscription = await freshSubscription(cur.registration, key);
+      storeSet(STORE.key, key);
+      if (subscription.endpoint !== oldEndpoint) { await forgetOnServer(oldEndpoint); }
+    }
+    return { subscription: subscription, server: await postSubscription(subscription, topics, lang) };
+  }
+
+  /* Change the topics of a stored subscription (re-posting it when the server no longer has it). */
+  async function setTopics(subscription, topics, lang) {
+    var response = await sendJSON(data.api.subscriptions, "PATCH", {
+      endpoint: subscription.endpoint, topics: topics
+    });
+    if (response.status === 404) { return postSubscription(subscription, topics, lang); }
+    if (!response.ok) { throw new HttpError(response); }
+    var stored = await response.json();
+    storeSet(STORE.topics, JSON.stringify(stored.topics));
+    return stored;
+  }
+
+  /* Forget the subscription on the server and in the browser, and remember the reader opted out. */
+  async function unsubscribe() {
+    var cur = await current();
+    if (cur && cur.subscription) {
+      await forgetOnServer(cur.subscription.endpoint);
+      await cur.subscription.unsubscribe();
+    }
+    storeSet(STORE.optedOut, "1");
+  }
+
+  /* Ask for permission; copes with Safari's old callback form of requestPermission. */
+  function requestPermission() {
+    return new Promise(function (resolve) {
+      var maybe = window.Notification.requestPermission(resolve);
+      if (maybe && typeof maybe.then === "function") { maybe.then(resolve, function () { resolve(permission()); }); }
+    });
+  }
+
+  // PermissionStatus objects are kept referenced: a collected one stops firing "change".
+  var permissionStatuses = [];
+
+  /* Call onChange(state) whenever the notification permission changes (Permissions API, where present). */
+  function watchPermission(onChange) {
+    if (!navigator.permissions || typeof navigator.permissions.query !== "function") { return; }
+    navigator.permissions.query({ name: "notifications" }).then(function (status) {
+      permissionStatuses.push(status);
+      status.addEventListener("change", function () { onChange(permission()); });
+    }, function () { /* Safari before 16 cannot query notifications; the "check again" button remains */ });
+  }
+
+  window.NotifierPush = {
+    data: data,
+    isIOS: isIOS,
+    isStandalone: isStandalone,
+    supported: supported,
+    permission: permission,
+    detectBrowser: detectBrowser,
+    current: current,
+    subscribe: subscribe,
+    resync: resync,
+    setTopics: setTopics,
+    unsubscribe: unsubscribe,
+    postSubscription: postSubscription,
+    requestPermission: requestPermission,
+    watchPermission: watchPermission,
+    localTopics: localTopics,
+    optedOut: function () { return storeGet(STORE.optedOut) === "1"; },
+    rememberTopics: function (topics) { storeSet(STORE.topics, JSON.stringify(topics)); }
+  };
+}());
