@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -44,6 +45,17 @@ class Context:
     def subscriptions(self) -> SubscriptionStore:
         """The subscription store."""
         return SubscriptionStore(self.redis, self.keys)
+
+    @cached_property
+    def raw_redis(self) -> redis.Redis:
+        """A second client returning bytes, for RQ (which stores its job payloads as bytes)."""
+        return connect(self.settings.effective_redis_url, decode_responses=False)
+
+    @cached_property
+    def receipt_key(self) -> bytes:
+        """HMAC key of receipt tokens (derived from SECRET_KEY, else from the VAPID key)."""
+        seed = self.settings.secret_key.encode() or self.vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+        return hashlib.sha256(b"notifier receipts\x00" + seed).digest()
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:

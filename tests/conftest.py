@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import redis
 from notifier.context import Context
 from notifier.redis_conn import EmbeddedRedis, connect, free_port, redis_server_binary
 from notifier.settings import Settings
+from notifier.simulator import SimulatorServer
 from notifier.vapid import generate_private_key, write_private_key
 
 
@@ -78,10 +82,35 @@ def vapid_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[SimulatorServer]:
+    """One push service simulator for the session (reset after each test that uses it)."""
+    server = SimulatorServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings_env(redis_url: str, vapid_key_file: Path, tmp_path: Path) -> dict[str, str]:
+def simulator(simulator_server: SimulatorServer) -> Iterator[SimulatorServer]:
+    """The push service simulator, with no rules and nothing recorded."""
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+def settings_env(
+    redis_url: str, vapid_key_file: Path, tmp_path: Path, simulator_server: SimulatorServer
+) -> dict[str, str]:
     """The environment a test process runs with (also handed to worker subprocesses)."""
+    host = simulator_server.origin.split("://", 1)[1]
     return {
+        "NOTIFIER_PUSH_HOSTS": host,
+        "NOTIFIER_SEND_TIMEOUT": "2",
+        "NOTIFIER_RETRY_BASE": "0.3",
+        "NOTIFIER_MAX_ATTEMPTS": "4",
+        "NOTIFIER_BATCH_SIZE": "50",
         "NOTIFIER_ENV": "test",
         "REDIS_URL": redis_url,
         "VAPID_PRIVATE_KEY_FILE": str(vapid_key_file),
@@ -142,3 +171,58 @@ def tmpdir_short() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="nt-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+class Workers:
+    """Real ``python -m workers`` processes for a test, stopped (or killed) at teardown."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, n: int = 1, **extra_env: str) -> list[subprocess.Popen[bytes]]:
+        started = []
+        for _ in range(n):
+            index = len(self.procs)
+            with open(self.log_dir / f"worker-{index}.log", "wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "workers"], env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT
+                )
+            self.procs.append(proc)
+            started.append(proc)
+        return started
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
+    """Start real worker processes with ``workers.start(n)``."""
+    group = Workers(settings_env, tmp_path)
+    yield group
+    group.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)

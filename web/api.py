@@ -5,15 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from notifier.browsers import detect_browser
-from notifier.errors import NotifierError
+from notifier.campaigns import CampaignStore, record_receipt, validate_campaign
+from notifier.errors import AuthError, NotifierError
+from notifier.tokens import TokenStore
 from notifier.subscriptions import validate_subscription, validate_topics
 from web import ctx
 from web.errors import BodyRefused, json_error, read_json_body, status_for
+from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 #: A ``PushSubscription.toJSON()`` with topics is a few hundred bytes; 4 KiB is generous.
 SUBSCRIPTION_BODY_LIMIT = 4096
+CAMPAIGN_BODY_LIMIT = 16 * 1024
+EVENT_BODY_LIMIT = 1024
 
 
 @bp.errorhandler(BodyRefused)
@@ -97,3 +102,50 @@ def unsubscribe() -> Response | tuple[str, int]:
         return json_error(400, "missing_field", "the body must be an object with a string 'endpoint'")
     ctx().subscriptions.delete_by_endpoint(data["endpoint"])
     return "", 204
+
+
+def _bearer() -> dict[str, str]:
+    """The API token's record, or raise AuthError."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("send an API token: Authorization: Bearer <token> (create one with `notifier token create NAME`)")
+    record = TokenStore(ctx().redis, ctx().keys).check(token.strip())
+    if record is None:
+        raise AuthError("the API token is not valid")
+    return record
+
+
+@bp.post("/campaigns")
+def create_campaign() -> tuple[Response, int]:
+    """Create a campaign and start it now (or at ``send_at``): 202 with its id."""
+    record = _bearer()
+    c = ctx()
+    data = read_json_body(CAMPAIGN_BODY_LIMIT)
+    item = validate_campaign(data, topics=c.topics, source="api", created_by=f"token:{record['name']}")
+    cid = CampaignStore(c.redis, c.keys).create(item)
+    launch(c.raw_redis, cid, item.send_at)
+    return jsonify({"id": cid, "state": "scheduled", "send_at": item.send_at}), 202
+
+
+@bp.get("/campaigns/<cid>")
+def show_campaign(cid: str) -> Response:
+    """State, counters and progress of a campaign."""
+    _bearer()
+    return jsonify(CampaignStore(ctx().redis, ctx().keys).get(cid).info())
+
+
+@bp.post("/campaigns/<cid>/cancel")
+def cancel_campaign(cid: str) -> Response:
+    """Cancel a campaign that has not finished."""
+    _bearer()
+    return jsonify(CampaignStore(ctx().redis, ctx().keys).cancel(cid).info())
+
+
+@bp.post("/events")
+def events() -> tuple[Response, int]:
+    """Receipts from the service worker: ``{"type": "shown"|"clicked", "cid", "sid", "rt"}``."""
+    c = ctx()
+    data = read_json_body(EVENT_BODY_LIMIT)
+    counted = record_receipt(c.redis, c.keys, c.receipt_key, data)
+    return jsonify({"counted": counted}), 202

@@ -1,0 +1,424 @@
+"""Fan-out: plan a campaign into batches, and deliver one batch. Free of RQ: the queue is a callback.
+
+Completion is tracked with a ``pending`` counter on the campaign: planning holds
+one unit while it runs and adds one per batch it hands out; a batch that
+schedules a retry adds one for it; every batch or planning run gives its own
+unit back exactly once (guarded by the ``batches:done`` set), and the run that
+brings ``pending`` to zero marks the campaign ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import redis
+
+from notifier.browsers import push_service
+from notifier.campaigns import Campaign, CampaignStore, message_payload, receipt_token
+from notifier.context import Context
+from notifier.sending import CONFIG_STATUSES, Message, Outcome, Sender
+from notifier.subscriptions import Subscription, iter_audience
+
+#: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+#: (batch id, subscription ids, attempt of each id, delay in seconds) → enqueue a batch job.
+EnqueueBatch = Callable[[str, list[str], list[int], float], None]
+
+# Give back one unit of ``pending`` exactly once per batch id, add the batch's
+# counters, and finish the campaign when nothing is pending any more.
+_FINISH = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return -1 end
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+end
+local pending = redis.call('HINCRBY', KEYS[1], 'pending', -1)
+if pending <= 0 then
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if state == 'sending' or state == 'planning' then
+    redis.call('HSET', KEYS[1], 'state', 'done')
+    redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
+  elseif state == 'cancelled' or state == 'failed' then
+    redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
+  end
+end
+return pending
+"""
+
+# Reserve a unit of ``pending`` for a batch about to be enqueued, once per batch id.
+_RESERVE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'pending', 1)
+  return 1
+end
+return 0
+"""
+
+
+@dataclass
+class BatchResult:
+    """What one batch run did."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    retry_sids: list[str] = field(default_factory=list)
+    retry_attempts: list[int] = field(default_factory=list)
+    retry_delay: float = 0.0
+    skipped_done: bool = False
+    stopped: str = ""
+
+
+class Delivery:
+    """Planning and batch delivery for one process (holds its Sender and Lua scripts)."""
+
+    def __init__(self, context: Context, sender: Sender | None = None) -> None:
+        self.c = context
+        self.r: redis.Redis = context.redis
+        self.keys = context.keys
+        self.settings = context.settings
+        self.campaigns = CampaignStore(self.r, self.keys)
+        self.sender = sender or Sender(context.settings, context.vapid, context.policy)
+        self._finish = self.r.register_script(_FINISH)
+        self._reserve = self.r.register_script(_RESERVE)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- planning -------------------------------------------------------------------------
+
+    def quiet_until(self, campaign: Campaign, now: float | None = None) -> float | None:
+        """When a non-breaking campaign falls in quiet hours, the time they end; else None."""
+        hours = self.settings.quiet_hours
+        if campaign.breaking or hours is None:
+            return None
+        now = time.time() if now is None else now
+        local = datetime.fromtimestamp(now, ZoneInfo(self.settings.timezone))
+        start, end = hours
+        inside = start <= local.hour < end if start < end else (local.hour >= start or local.hour < end)
+        if not inside:
+            return None
+        end_moment = local.replace(hour=end, minute=0, second=0, microsecond=0)
+        if end_moment <= local:
+            end_moment = end_moment.fromtimestamp(end_moment.timestamp() + 86400, end_moment.tzinfo)
+        return end_moment.timestamp()
+
+    def plan(self, cid: str, enqueue: EnqueueBatch, *, page_size: int = 2000) -> int:
+        """Split the audience into batches and hand each to ``enqueue``; returns the batch count.
+
+        Resumable: the SSCAN position and batch number are checkpointed on the
+        campaign, so a planning job retried after a crash continues, and the
+        batch ids it hands out are the same ones.
+        """
+        key = self.keys.campaign(cid)
+        campaign = self.campaigns.get(cid)
+        if campaign.state == "scheduled":
+            if not self.campaigns.transition(cid, "planning"):
+                return 0
+            self._reserve(keys=[key, self.keys.campaign_batches_done(cid) + ":reserved"], args=["plan"])
+        elif campaign.state != "planning":
+            return 0
+        size = self.settings.batch_size
+        batch_no = int(self.r.hget(key, "plan_batch") or 0)
+        total = int(self.r.hget(key, "total") or 0)
+        skip_pages = int(self.r.hget(key, "plan_pages") or 0)
+        pages = 0
+        # Each page is cut into batches on its own, so a checkpoint after a page is exact.
+        for page in iter_audience(self.r, self.keys, campaign.topics, page_size):
+            pages += 1
+            if pages <= skip_pages:
+                continue
+            for start in range(0, len(page), size):
+                chunk = page[start : start + size]
+                batch_no = self._hand_out(cid, batch_no, chunk, enqueue)
+                total += len(chunk)
+            self.r.hset(key, mapping={"plan_pages": pages, "plan_batch": batch_no, "total": total})
+            if self.campaigns.state(cid) == "cancelled":
+                break
+        self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
+        self.campaigns.transition(cid, "sending", allowed_from=["planning"])
+        self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
+        return batch_no
+
+    def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
+        batch_id = f"b{batch_no}"
+        self._reserve(keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id])
+        enqueue(batch_id, sids, [1] * len(sids), 0.0)
+        return batch_no + 1
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def run_batch(
+        self, cid: str, batch_id: str, sids: Sequence[str], attempts: Sequence[int] | int, enqueue: EnqueueBatch
+    ) -> BatchResult:
+        """Deliver one batch (blocking) on this process's own event loop; see :meth:`deliver`."""
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(self.deliver(cid, batch_id, sids, attempts, enqueue))
+
+    def close(self) -> None:
+        """Close the sender's connections and the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.run_until_complete(self.sender.close())
+            self._loop.close()
+        self._loop = None
+
+    async def deliver(
+        self, cid: str, batch_id: str, sids: Sequence[str], attempts: Sequence[int] | int, enqueue: EnqueueBatch
+    ) -> BatchResult:
+        """Load the batch's subscriptions, send, and write every outcome and counter in one pipeline.
+
+        ``attempts`` gives each subscription's attempt number (1 for the first
+        try), so a message held back locally does not use up its retries.
+        """
+        result = BatchResult()
+        attempt_of = dict(zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True))
+        done_key = self.keys.campaign_batches_done(cid)
+        campaign_key = self.keys.campaign(cid)
+        if self.r.sismember(done_key, batch_id):
+            result.skipped_done = True
+            return result
+        campaign = self.campaigns.get(cid)
+        now = time.time()
+        if campaign.state not in ("sending", "planning"):
+            result.stopped = campaign.state
+            held = list(sids) if campaign.state == "paused" else []
+            self._write(campaign, batch_id, [], [], result, held=held, now=now)
+            return result
+        subs, missing = self._load(sids)
+        result.counts["skipped"] += missing
+        born = campaign.started or campaign.created
+        expired = born + campaign.ttl < now
+        messages: list[Message] = []
+        by_sid: dict[str, Subscription] = {}
+        quarantine_after = self.settings.quarantine_days * 86400
+        capped = self._capped(campaign, subs, now)
+        prefix = campaign.payload_prefix()
+        receipt_key = self.c.receipt_key
+        ts = int(now)
+        quarantined: list[str] = []
+        for sub in subs:
+            if sub.failures and sub.first_failure and now - sub.first_failure > quarantine_after:
+                quarantined.append(sub.sid)
+                continue
+            if sub.sid in capped:
+                result.counts["capped"] += 1
+                continue
+            by_sid[sub.sid] = sub
+            messages.append(
+                Message(
+                    sub.sid, sub.endpoint, sub.p256dh, sub.auth,
+                    message_payload(prefix, sub.sid, receipt_token(receipt_key, cid, sub.sid), ts),
+                    ttl=max(60, int(born + campaign.ttl - now)), urgency=campaign.urgency,
+                    topic=campaign.story[:32],
+                )
+            )
+        result.counts["skipped"] += len(quarantined) + result.counts.pop("capped", 0)
+        if expired:
+            # The alert outlived its TTL while waiting (e.g. a long Retry-After): it would be stale.
+            result.counts["failed"] += len(messages)
+            messages = []
+
+        stop_reason = ""
+        last_check = time.monotonic()
+        rejected_config = 0
+
+        def should_stop() -> bool:
+            nonlocal stop_reason, last_check
+            if stop_reason:
+                return True
+            if rejected_config >= self.settings.reject_pause_threshold:
+                stop_reason = "paused"
+                return True
+            if time.monotonic() - last_check > 0.5:
+                last_check = time.monotonic()
+                state = self.campaigns.state(cid)
+                if state not in ("sending", "planning"):
+                    stop_reason = state or "missing"
+            return bool(stop_reason)
+
+        def on_outcome(outcome: Outcome) -> None:
+            nonlocal rejected_config
+            if outcome.kind == "rejected" and outcome.status in CONFIG_STATUSES:
+                rejected_config += 1
+
+        outcomes, unsent = await self.sender.send_all(messages, should_stop=should_stop, on_outcome=on_outcome)
+        result.stopped = stop_reason
+        held = [m.sid for m in unsent] if stop_reason == "paused" else []
+        self._account(outcomes, attempt_of, result)
+        if result.retry_sids:
+            retry_id = f"{batch_id}-{max(result.retry_attempts)}"
+            self._reserve(keys=[campaign_key, done_key + ":reserved"], args=[retry_id])
+            enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay)
+        self._write(campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid)
+        if rejected_config or stop_reason == "paused":
+            self._maybe_pause(cid, rejected_config >= self.settings.reject_pause_threshold, outcomes)
+        return result
+
+    def _load(self, sids: Sequence[str]) -> tuple[list[Subscription], int]:
+        subs = self.c.subscriptions.load_many(sids)
+        return subs, len(sids) - len(subs)
+
+    def _capped(self, campaign: Campaign, subs: list[Subscription], now: float) -> set[str]:
+        """Subscribers who already got ``freq_cap_per_hour`` non-breaking pushes in the last hour."""
+        cap = self.settings.freq_cap_per_hour
+        if campaign.breaking or cap <= 0 or not subs:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for sub in subs:
+            pipe.zcount(self.keys.freq(sub.sid), now - 3600, "+inf")
+        return {sub.sid for sub, n in zip(subs, pipe.execute(), strict=True) if int(n) >= cap}
+
+    def _account(self, outcomes: list[Outcome], attempt_of: dict[str, int], result: BatchResult) -> None:
+        max_attempts = self.settings.max_attempts
+        delays: list[float] = []
+        for outcome in outcomes:
+            attempt = attempt_of.get(outcome.sid, 1)
+            if outcome.kind == "deferred":
+                # Never sent: the origin asked us to slow down. Same attempt, later.
+                result.counts["deferred"] += 1
+                result.retry_sids.append(outcome.sid)
+                result.retry_attempts.append(attempt)
+                delays.append(outcome.retry_after or 1.0)
+            elif outcome.kind == "retry":
+                if attempt >= max_attempts or (outcome.retry_after is not None and outcome.retry_after > 3600):
+                    outcome.kind = "failed"
+                    result.counts["failed"] += 1
+                else:
+                    result.counts["retried"] += 1
+                    result.retry_sids.append(outcome.sid)
+                    result.retry_attempts.append(attempt + 1)
+                    if outcome.retry_after is not None:
+                        delays.append(outcome.retry_after)
+                    else:
+                        delays.append(self.settings.retry_base * 2 ** (attempt - 1))
+            else:
+                result.counts[outcome.kind] += 1
+        if delays:
+            # One follow-up batch: wait for the longest Retry-After asked, plus jitter so
+            # many workers retrying the same service do not arrive in one burst.
+            result.retry_delay = max(delays) + random.uniform(0.05, 0.5)
+
+    def _write(
+        self, campaign: Campaign, batch_id: str, outcomes: list[Outcome], quarantined: list[str],
+        result: BatchResult, *, held: list[str], now: float, by_sid: dict[str, Subscription] | None = None,
+    ) -> None:
+        cid = campaign.cid
+        keys = self.keys
+        by_sid = by_sid or {}
+        pipe = self.r.pipeline(transaction=True)
+        minute = int(now // 60) * 60
+        second = int(now)
+        services: Counter[str] = Counter()
+        statuses: Counter[str] = Counter()
+        latency: Counter[str] = Counter()
+        latency_sum = 0.0
+        sent_n = 0
+        for outcome in outcomes:
+            sub = by_sid.get(outcome.sid)
+            service = push_service(sub.endpoint) if sub else "other"
+            services[f"{service}:{outcome.kind}"] += 1
+            statuses[f"{service}:{outcome.status}"] += 1
+            if outcome.latency:
+                latency_sum += outcome.latency
+                bucket = next((str(b) for b in LATENCY_BUCKETS if outcome.latency <= b), "+Inf")
+                latency[bucket] += 1
+            if sub is None:
+                continue
+            skey = keys.sub(sub.sid)
+            if outcome.kind == "sent":
+                sent_n += 1
+                if sub.failures or now - sub.last_ok > 3600:
+                    pipe.hset(skey, mapping={"ok": second, "f": 0})
+                    pipe.hdel(skey, "ff")
+                if not campaign.breaking and self.settings.freq_cap_per_hour > 0:
+                    fkey = keys.freq(sub.sid)
+                    pipe.zadd(fkey, {cid: now})
+                    pipe.zremrangebyscore(fkey, "-inf", now - 3600)
+                    pipe.expire(fkey, 3700)
+            elif outcome.kind == "gone":
+                self.c.subscriptions.delete(sub.sid, pipe=pipe, topics=sub.topics)
+            elif outcome.kind in ("failed", "rejected") and outcome.status not in CONFIG_STATUSES:
+                pipe.hincrby(skey, "f", 1)
+                pipe.hsetnx(skey, "ff", second)
+        for sid in quarantined:
+            pipe.sadd(keys.subs_quarantined, sid)
+        counts = {k: v for k, v in result.counts.items() if v}
+        if counts:
+            timeline = keys.campaign_timeline(cid)
+            for name, n in counts.items():
+                pipe.hincrby(timeline, f"{minute}:{name}", n)
+            pipe.expire(timeline, 90 * 86400)
+        for name, n in services.items():
+            pipe.hincrby(keys.campaign_services(cid), name, n)
+            pipe.hincrby(keys.metrics("outcomes"), name, n)
+        for name, n in statuses.items():
+            pipe.hincrby(keys.metrics("status"), name, n)
+        for bucket, n in latency.items():
+            pipe.hincrby(keys.latency, bucket, n)
+        if latency_sum:
+            pipe.hincrbyfloat(keys.latency, "sum", latency_sum)
+            pipe.hincrby(keys.latency, "count", sum(latency.values()))
+        finished_n = len(outcomes) - len(result.retry_sids)
+        if finished_n:
+            tp_key = keys.metrics(f"tp:{minute}")
+            pipe.hincrby(tp_key, str(second), finished_n)
+            pipe.expire(tp_key, 7200)
+        if sent_n:
+            ckey = keys.campaign(cid)
+            pipe.hsetnx(ckey, "first_sent", repr(now))
+            pipe.hset(ckey, "last_sent", repr(now))
+        if held:
+            pipe.rpush(keys.campaign(cid) + ":held", *held)
+        flat: list[object] = []
+        for name, n in counts.items():
+            flat += [name, n]
+        self._finish(
+            keys=[keys.campaign(cid), keys.campaign_batches_done(cid)],
+            args=[batch_id, repr(now), len(counts), *flat],
+            client=pipe,
+        )
+        pipe.execute()
+
+    def _maybe_pause(self, cid: str, over_threshold: bool, outcomes: list[Outcome]) -> None:
+        campaign = self.campaigns.get(cid)
+        c = campaign.counters
+        decided = c["sent"] + c["rejected"] + c["gone"] + c["failed"]
+        if over_threshold or (
+            c["rejected"] >= self.settings.reject_pause_threshold
+            and decided
+            and c["rejected"] / decided >= self.settings.reject_pause_ratio
+        ):
+            sample = next((o for o in outcomes if o.status in CONFIG_STATUSES), None)
+            status = sample.status if sample else 0
+            reason = (
+                f"paused: push services rejected {c['rejected']} messages (HTTP {status}); "
+                "check VAPID_PRIVATE_KEY and VAPID_SUBJECT, then resume"
+            )
+            if self.campaigns.transition(cid, "paused", reason=reason, allowed_from=["sending"]):
+                self.r.hset(self.keys.metrics("alerts"), "config", f"{int(time.time())}|{cid}|{status}|{reason}")
+
+    def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
+        """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
+        held_key = self.keys.campaign(cid) + ":held"
+        if not self.campaigns.transition(cid, "sending", reason="", allowed_from=["paused"]):
+            return 0
+        queued = 0
+        n = int(self.r.hincrby(self.keys.campaign(cid), "resumes", 1))
+        part = 0
+        while True:
+            sids = self.r.lpop(held_key, self.settings.batch_size)
+            if not sids:
+                break
+            batch_id = f"r{n}_{part}"
+            self._reserve(keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id])
+            enqueue(batch_id, list(sids), [1] * len(sids), 0.0)
+            queued += len(sids)
+            part += 1
+        if not queued and int(self.r.hget(self.keys.campaign(cid), "pending") or 0) <= 0:
+            self.campaigns.transition(cid, "done", allowed_from=["sending"])
+        return queued

@@ -1,0 +1,91 @@
+"""A campaign fanned out by real worker processes to the push service simulator, every outcome counted."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from notifier.campaigns import CampaignStore, validate_campaign
+from notifier.subscriptions import subscription_id, validate_subscription
+from tests.conftest import wait_for
+from workers.queues import launch
+
+
+def store_minted(context, subs, topics=("breaking",)):  # type: ignore[no-untyped-def]
+    """Store simulator-minted subscriptions the way the API does."""
+    for sub in subs:
+        item = validate_subscription({**sub, "topics": list(topics)}, policy=context.policy, topics=context.topics)
+        context.subscriptions.upsert(item, browser="chrome-desktop")
+
+
+def create(context, **fields):  # type: ignore[no-untyped-def]
+    data = {"title": "Gempa M6,1 guncang Cianjur", "body": "BMKG: tidak berpotensi tsunami.",
+            "url": "https://kabarkini.example/nasional/gempa-cianjur", "breaking": True, **fields}
+    item = validate_campaign(data, topics=context.topics)
+    cid = CampaignStore(context.redis, context.keys).create(item)
+    launch(context.raw_redis, cid, item.send_at)
+    return cid
+
+
+def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    subs = simulator.mint(300)
+    store_minted(context, subs)
+    endpoints = [s["endpoint"] for s in subs]
+    gone410, gone404 = endpoints[:20], endpoints[20:30]
+    limited = endpoints[30:50]
+    flaky = endpoints[50:70]
+    too_big = endpoints[70:80]
+    stalled = endpoints[80:85]
+    for e in gone410:
+        simulator.add_rule(410, endpoint=e)
+    for e in gone404:
+        simulator.add_rule(404, endpoint=e)
+    for e in limited:
+        simulator.add_rule(429, endpoint=e, count=1, retry_after=1)
+    for e in flaky:
+        simulator.add_rule(500, endpoint=e, count=2)
+    for e in too_big:
+        simulator.add_rule(413, endpoint=e)
+    for e in stalled:
+        simulator.add_rule("stall", endpoint=e, seconds=3)
+
+    workers.start(2)
+    started = time.time()
+    cid = create(context)
+    store = CampaignStore(context.redis, context.keys)
+    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=90, message="campaign done")
+    k = campaign.counters
+    assert k["total"] == 300
+    assert k["gone"] == 30
+    assert k["rejected"] == 10
+    assert k["failed"] == 5, workers.logs()[-3000:]
+    assert k["sent"] == 255
+    # 20 x one 429, 20 x two 500s, 5 stalls x 3 retries before the 4th attempt fails.
+    assert k["retried"] == 20 + 40 + 15
+    assert k["sent"] + k["gone"] + k["rejected"] + k["failed"] + k["skipped"] == k["total"]
+
+    # Gone subscriptions are deleted, nothing else is.
+    for e in gone410 + gone404:
+        assert not context.redis.exists(context.keys.sub(subscription_id(e)))
+    assert context.subscriptions.count() == 270
+    assert context.subscriptions.count("breaking") == 270
+    for e in too_big + stalled + flaky:
+        assert context.redis.exists(context.keys.sub(subscription_id(e)))
+    # Failures are recorded on the subscription (quarantine after N days of them).
+    stalled_hash = context.redis.hgetall(context.keys.sub(subscription_id(stalled[0])))
+    assert int(stalled_hash["f"]) == 1 and int(stalled_hash["ff"]) >= int(started)
+
+    # Every accepted message decrypted to the campaign's payload, with the right headers.
+    received = simulator.received()
+    assert len({r.endpoint for r in received}) == 255
+    sample = next(r for r in received if r.endpoint == flaky[0])
+    payload = json.loads(sample.payload)
+    assert payload["title"] == "Gempa M6,1 guncang Cianjur"
+    assert payload["url"] == "https://kabarkini.example/nasional/gempa-cianjur"
+    assert payload["cid"] == cid and payload["sid"] == subscription_id(flaky[0])
+    assert sample.urgency == "high" and sample.topic == campaign.story and 0 < sample.ttl <= 6 * 3600
+
+    # Retry-After was honoured: the retried 429 came at least a second after the first attempt.
+    limited_times = sorted(r.time for r in received if r.endpoint in limited)
+    first_send = float(campaign.first_sent or 0)
+    assert min(limited_times) - first_send >= 0.9

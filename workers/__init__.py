@@ -1,0 +1,1 @@
+"""RQ side: queue names, enqueue helpers, thin job functions and the worker entry point."""

@@ -1,0 +1,5 @@
+"""``python -m workers``: run one worker."""
+
+from workers.worker import main
+
+main()

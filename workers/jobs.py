@@ -1,0 +1,52 @@
+"""Thin RQ job functions: take ids, load what they need, call :mod:`notifier`, let errors raise."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from notifier.context import Context
+from notifier.delivery import Delivery
+from notifier.settings import Settings
+from workers.queues import batch_enqueuer
+
+
+@cache
+def runtime() -> Delivery:
+    """This worker process's delivery engine (one pooled HTTP client per process), built once."""
+    return Delivery(Context.build(Settings.from_env()))
+
+
+def plan_campaign(cid: str) -> dict[str, Any]:
+    """Split a campaign's audience into batch jobs."""
+    delivery = runtime()
+    until = delivery.quiet_until(delivery.campaigns.get(cid))
+    if until is not None:
+        from workers.queues import enqueue_plan
+
+        # Quiet hours: a non-breaking alert waits for the morning instead of waking readers.
+        delivery.r.hset(delivery.keys.campaign(cid), "reason", "waiting for the end of quiet hours")
+        enqueue_plan(delivery.c.raw_redis, cid, at=until)
+        return {"cid": cid, "deferred_until": until}
+    batches = delivery.plan(cid, batch_enqueuer(delivery.c.raw_redis, cid))
+    return {"cid": cid, "batches": batches}
+
+
+def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | int = 1) -> dict[str, Any]:
+    """Deliver one batch of a campaign (``attempts``: each id's attempt number, or one for all)."""
+    delivery = runtime()
+    result = delivery.run_batch(cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid))
+    return {
+        "cid": cid,
+        "batch": batch_id,
+        "counts": dict(result.counts),
+        "retrying": len(result.retry_sids),
+        "stopped": result.stopped,
+        "already_done": result.skipped_done,
+    }
+
+
+def resume_campaign(cid: str) -> dict[str, Any]:
+    """Resume a paused campaign."""
+    delivery = runtime()
+    return {"cid": cid, "queued": delivery.resume(cid, batch_enqueuer(delivery.c.raw_redis, cid))}

@@ -1,0 +1,80 @@
+"""Queue names and enqueue helpers. Jobs take ids and plain JSON data (JSON serializer, never pickle)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+#: Planning and test sends: short, latency-critical jobs, served first.
+PLAN_QUEUE = "notifier-plan"
+#: Batch deliveries of campaigns.
+SEND_QUEUE = "notifier-send"
+#: Housekeeping: feed polling and the like.
+DEFAULT_QUEUE = "notifier-default"
+#: Every queue, in priority order; a worker listens to all of them.
+ALL_QUEUES = (PLAN_QUEUE, SEND_QUEUE, DEFAULT_QUEUE)
+
+#: Seconds a batch may run before RQ kills it (a batch is ~500 messages, each with a 10 s timeout).
+BATCH_TIMEOUT = 300
+#: Seconds the planning of a million-subscriber campaign may take.
+PLAN_TIMEOUT = 1800
+#: A batch or planning job lost with its worker is run again this many times.
+ABANDONED_RETRIES = 3
+
+
+def queue(name: str, connection: redis.Redis) -> Queue:
+    """An RQ queue using the JSON serializer."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None) -> str:
+    """Enqueue the planning job of a campaign (now, or at unix time ``at`` via RQ's scheduler)."""
+    from datetime import datetime, timezone
+
+    q = queue(PLAN_QUEUE, connection)
+    options = {
+        "job_id": f"plan-{cid}",
+        "job_timeout": PLAN_TIMEOUT,
+        "retry": Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+        "description": f"plan campaign {cid}",
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+    }
+    if at is not None:
+        job = q.enqueue_at(datetime.fromtimestamp(at, timezone.utc), "workers.jobs.plan_campaign", cid, **options)
+    else:
+        job = q.enqueue("workers.jobs.plan_campaign", cid, **options)
+    return str(job.id)
+
+
+def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untyped-def]
+    """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one batch job (optionally delayed)."""
+    q = queue(SEND_QUEUE, connection)
+
+    def enqueue(batch_id: str, sids: list[str], attempts: list[int], delay: float) -> None:
+        options = {
+            "job_id": f"send-{cid}-{batch_id}",
+            "job_timeout": BATCH_TIMEOUT,
+            "retry": Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+            "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
+            "result_ttl": 600,
+            "failure_ttl": 7 * 86400,
+        }
+        if delay > 0:
+            q.enqueue_in(timedelta(seconds=delay), "workers.jobs.send_batch", cid, batch_id, sids, attempts, **options)
+        else:
+            q.enqueue("workers.jobs.send_batch", cid, batch_id, sids, attempts, **options)
+
+    return enqueue
+
+
+def launch(connection: redis.Redis, cid: str, send_at: float | None) -> str:
+    """Start a stored, scheduled campaign: plan now, or at ``send_at`` through RQ's scheduler."""
+    import time
+
+    if send_at is not None and send_at > time.time() + 1:
+        return enqueue_plan(connection, cid, at=send_at)
+    return enqueue_plan(connection, cid)
