@@ -69,6 +69,8 @@ BROWSER_STUBS = """
   if (window.PushManager) {
     PushManager.prototype.subscribe = async function (options) {
       if (Notification.permission !== "granted") { throw new DOMException("permission", "NotAllowedError"); }
+      const calls = Number(sessionStorage.getItem("test:subscribe-calls") || 0) + 1;
+      sessionStorage.setItem("test:subscribe-calls", String(calls));
       const stored = { json: test.subscription, key: toB64url(options.applicationServerKey) };
       localStorage.setItem(STORE, JSON.stringify(stored));
       return subscription(stored);
@@ -430,3 +432,55 @@ def test_click_opens_the_article_or_focuses_its_tab_and_reports_clicked(live_ser
     push("second")
     result = worker.evaluate(CLICK_IN_WORKER, "second")
     assert result == {"opened": [], "focused": [article], "left": 0}
+
+
+def test_preferences_change_topics_and_unsubscribe(live_server, chromium_id, r, context) -> None:  # type: ignore[no-untyped-def]
+    subscription = browser_subscription()
+    page = subscribed_page(chromium_id, live_server, r, subscription)
+    key = context.keys.sub(subscription_id(subscription["endpoint"]))
+    page.goto(live_server.url + "/preferensi")
+    page.wait_for_selector('#prefs[data-state="subscribed"]')
+    assert page.get_by_label("Berita terkini", exact=True).is_checked()
+    assert not page.get_by_label("Olahraga", exact=True).is_checked()
+
+    page.get_by_label("Berita terkini", exact=True).uncheck()
+    page.get_by_label("Olahraga", exact=True).check()
+    page.get_by_label("Ekonomi", exact=True).check()
+    page.get_by_role("button", name="Simpan topik").click()
+    page.wait_for_selector("#prefs-status:has-text('Topik tersimpan')")
+    assert set(r.hget(key, "t").split(",")) == {"olahraga", "ekonomi"}
+    assert r.sismember(context.keys.subs_topic("olahraga"), subscription_id(subscription["endpoint"]))
+
+    page.get_by_role("button", name="Berhenti berlangganan").click()
+    page.wait_for_selector('#prefs[data-state="unsubscribed"]')
+    wait_until(lambda: not r.exists(key), what="the subscription to be deleted")
+
+    # Permission is still granted, but the reader opted out: the article offers the prompt again
+    # instead of subscribing behind their back.
+    page.goto(live_server.url + "/")
+    wait_state(page, "default")
+    assert not r.exists(key)
+
+
+def test_a_new_vapid_key_resubscribes_on_the_next_visit(live_server, chromium_id, r, context) -> None:  # type: ignore[no-untyped-def]
+    subscription = browser_subscription()
+    page = subscribed_page(chromium_id, live_server, r, subscription)
+    assert page.evaluate("sessionStorage.getItem('test:subscribe-calls')") == "1"
+    # The browser's subscription was made with a key the site no longer uses.
+    page.evaluate(
+        """() => {
+            const stored = JSON.parse(localStorage.getItem("test:push-subscription"));
+            stored.key = "BOLDKEY" + stored.key.slice(7);
+            localStorage.setItem("test:push-subscription", JSON.stringify(stored));
+        }"""
+    )
+    r.hset(context.keys.sub(subscription_id(subscription["endpoint"])), "s", 1)
+    page.reload()
+    wait_state(page, "subscribed")
+    assert page.evaluate("sessionStorage.getItem('test:subscribe-calls')") == "2"
+    stored_key = page.evaluate("JSON.parse(localStorage.getItem('test:push-subscription')).key")
+    assert stored_key == context.vapid.public_key_b64.rstrip("=")
+    wait_until(
+        lambda: int(r.hget(context.keys.sub(subscription_id(subscription["endpoint"])), "s") or 0) > 1,
+        what="the re-posted subscription",
+    )
