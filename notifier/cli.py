@@ -339,5 +339,8 @@ def up(host: str, port: int, n_workers: int, simulator_port: int) -> None:
             embedded.stop()
 
 
+# Command groups of other areas register themselves here, one line each.
+
+
 if __name__ == "__main__":
     main()
