@@ -40,6 +40,10 @@ SAMSUNG_UA = (
     "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
     "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36"
 )
+IPHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Mobile/15E148 Safari/604.1"
+)
 
 #: Installed before any page script runs (see the module docstring). ``__NOTIFIER_TEST__`` holds the
 #: subscription JSON; subscriptions persist in localStorage so reloads see them, like the real thing.
@@ -331,6 +335,12 @@ def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowe
     other_page.get_by_label("Using another browser?").select_option("safari-macos")
     assert other_page.locator('.browser-steps[data-browser="safari-macos"]').is_visible()
     assert not samsung.is_visible()
+
+    # Safari on an iPhone, not opened from the Home Screen: explain Add to Home Screen instead.
+    cdp_for(other, other_page).send("Emulation.setUserAgentOverride", {"userAgent": IPHONE_UA})
+    other_page.reload()
+    wait_state(other_page, "ios")
+    assert "Add to Home Screen" in other_page.locator('[data-panel="ios"]').inner_text()
 
 
 def test_push_shows_the_notification_and_reports_shown(live_server, chromium_id, r) -> None:  # type: ignore[no-untyped-def]
