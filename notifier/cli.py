@@ -282,9 +282,11 @@ def simulator(host: str, port: int, tls: bool, verify_fraction: float) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--workers", "n_workers", type=int, default=1, show_default=True)
 @click.option("--simulator-port", type=int, default=0, help="Also run the push simulator on this port (demo).")
-def up(host: str, port: int, n_workers: int, simulator_port: int) -> None:
+@click.option("--embedded-redis", is_flag=True, help="Start the embedded Redis even when 127.0.0.1:6379 answers.")
+def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis: bool) -> None:
     """The whole stack for a newcomer: Redis (embedded if none), VAPID key, site and worker(s)."""
-    from notifier.redis_conn import DEFAULT_REDIS_URL, EmbeddedRedis, redis_answers
+    from notifier.redis_conn import EmbeddedRedis, redis_answers
+    from notifier.settings import DEFAULT_REDIS_URL
 
     env = dict(os.environ)
     settings = load_settings()
@@ -292,7 +294,7 @@ def up(host: str, port: int, n_workers: int, simulator_port: int) -> None:
     if settings.redis_url:
         if not redis_answers(settings.redis_url):
             raise click.ClickException(f"REDIS_URL={settings.redis_url} does not answer")
-    elif redis_answers(DEFAULT_REDIS_URL):
+    elif not embedded_redis and redis_answers(DEFAULT_REDIS_URL):
         click.echo(f"using the Redis at {DEFAULT_REDIS_URL}")
         env["REDIS_URL"] = DEFAULT_REDIS_URL
     else:

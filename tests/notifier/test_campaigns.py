@@ -1,0 +1,101 @@
+"""Campaign validation, the payload budget, receipts and the state machine."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from notifier.campaigns import (
+    TTL_BREAKING,
+    TTL_DEFAULT,
+    CampaignStore,
+    message_payload,
+    payload_size,
+    receipt_token,
+    record_receipt,
+    validate_campaign,
+)
+from notifier.crypto import MAX_PLAINTEXT
+from notifier.errors import Conflict, PayloadTooLarge, ValidationError
+from notifier.topics import DEFAULT_TOPICS
+
+BASE = {"title": "Harga cabai turun", "body": "Pasokan dari Jawa Tengah pulih.", "url": "https://kabarkini.example/ekonomi/cabai"}
+
+
+def test_defaults_breaking_and_ordinary() -> None:
+    breaking = validate_campaign({**BASE, "breaking": True}, topics=DEFAULT_TOPICS)
+    assert breaking.urgency == "high" and breaking.ttl == TTL_BREAKING
+    ordinary = validate_campaign(BASE, topics=DEFAULT_TOPICS)
+    assert ordinary.urgency == "normal" and ordinary.ttl == TTL_DEFAULT
+    assert ordinary.story and len(ordinary.story) <= 32
+    # The Topic header is per story: the same article URL gives the same story, so a correction replaces it.
+    assert validate_campaign({**BASE, "title": "Koreksi"}, topics=DEFAULT_TOPICS).story == ordinary.story
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"title": ""}, "title"),
+        ({"url": "javascript:alert(1)"}, "http(s)"),
+        ({"url": "data:text/html,hi"}, "http(s)"),
+        ({"image": "ftp://x/y.png"}, "http(s)"),
+        ({"url": "/relative"}, "http(s)"),
+        ({"ttl": 0}, "never 0"),
+        ({"ttl": "600"}, "ttl"),
+        ({"urgency": "asap"}, "urgency"),
+        ({"topics": ["gosip"]}, "unknown topic"),
+        ({"breaking": "yes"}, "breaking"),
+        ({"send_at": "2020-01-01T00:00:00+07:00"}, "past"),
+        ({"send_at": "2030-01-01T00:00:00"}, "time zone"),
+        ({"title": "x" * 500}, "at most"),
+        ({"story": "has space"}, "story"),
+    ],
+)
+def test_invalid_campaigns_say_why(change: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        validate_campaign({**BASE, **change}, topics=DEFAULT_TOPICS)
+
+
+def test_payload_budget_is_enforced_with_the_size_named() -> None:
+    long_url = "https://kabarkini.example/" + "a" * 1900
+    with pytest.raises(PayloadTooLarge) as info:
+        validate_campaign({**BASE, "body": "b" * 499, "url": long_url, "image": long_url}, topics=DEFAULT_TOPICS)
+    size = payload_size(BASE["title"], "b" * 499, long_url, long_url)
+    assert str(size) in info.value.message and str(MAX_PLAINTEXT) in info.value.message
+    # What fits is exactly what a real message produces.
+    item = validate_campaign(BASE, topics=DEFAULT_TOPICS)
+    prefix = '{"title":"Harga cabai turun","body":"Pasokan dari Jawa Tengah pulih.","url":"https://kabarkini.example/ekonomi/cabai","tag":"' + item.story + '","renotify":true,"cid":"' + "c" * 20 + '",'
+    real = message_payload(prefix, "s" * 16, "r" * 22, 10**10)
+    assert len(real) == payload_size(item.title, item.body, item.url, tag=item.story)
+    assert json.loads(real)["sid"] == "s" * 16
+
+
+def test_state_machine_and_cancel(r, context) -> None:  # type: ignore[no-untyped-def]
+    store = CampaignStore(r, context.keys)
+    cid = store.create(validate_campaign(BASE, topics=DEFAULT_TOPICS))
+    assert store.get(cid).state == "scheduled"
+    assert not store.transition(cid, "done")  # scheduled → done is not a move
+    assert store.transition(cid, "planning")
+    assert store.get(cid).started
+    assert store.cancel(cid).state == "cancelled"
+    with pytest.raises(Conflict):
+        store.cancel(cid)
+    draft = store.duplicate(cid)
+    assert store.get(draft).state == "draft" and store.get(draft).title == BASE["title"]
+    assert [c.cid for c in store.list()] == [draft, cid]
+
+
+def test_receipts_are_bound_to_campaign_and_subscription_and_counted_once(r, context) -> None:  # type: ignore[no-untyped-def]
+    store = CampaignStore(r, context.keys)
+    cid = store.create(validate_campaign(BASE, topics=DEFAULT_TOPICS))
+    key = context.receipt_key
+    good = {"type": "clicked", "cid": cid, "sid": "AAAAAAAAAAAAAAAA", "rt": receipt_token(key, cid, "AAAAAAAAAAAAAAAA")}
+    assert record_receipt(r, context.keys, key, good, now=time.time())
+    assert not record_receipt(r, context.keys, key, good)
+    with pytest.raises(ValidationError, match="token"):
+        record_receipt(r, context.keys, key, {**good, "sid": "BBBBBBBBBBBBBBBB"})
+    with pytest.raises(ValidationError, match="type"):
+        record_receipt(r, context.keys, key, {**good, "type": "opened"})
+    assert store.get(cid).counters["clicked"] == 1
