@@ -1,0 +1,60 @@
+"""Campaign lifecycle with real workers: topic audiences counted once, cancel in flight, send_at scheduling."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from notifier.campaigns import CampaignStore
+from tests.conftest import wait_for
+from tests.workers.test_fanout import create, store_minted
+
+
+def test_topic_audience_reaches_each_subscriber_once(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    both = simulator.mint(40)
+    store_minted(context, both, topics=("nasional", "ekonomi"))
+    only_ekonomi = simulator.mint(30)
+    store_minted(context, only_ekonomi, topics=("ekonomi",))
+    other = simulator.mint(25)
+    store_minted(context, other, topics=("olahraga",))
+    assert context.subscriptions.audience_size(["nasional", "ekonomi"]) == 70
+    workers.start(1)
+    cid = create(context, topics=["nasional", "ekonomi"], breaking=False)
+    store = CampaignStore(context.redis, context.keys)
+    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=60, message="done")
+    assert campaign.counters["total"] == 70 and campaign.counters["sent"] == 70
+    per_endpoint = Counter(r.endpoint for r in simulator.received())
+    assert set(per_endpoint) == {s["endpoint"] for s in both + only_ekonomi}
+    assert set(per_endpoint.values()) == {1}
+
+
+def test_cancel_stops_a_campaign_in_flight_within_two_seconds(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    store_minted(context, simulator.mint(1500, shared_keys=True))
+    simulator.add_rule("stall", fraction=1.0, seconds=0.25)  # every push takes a quarter second
+    workers.start(1, NOTIFIER_CONCURRENCY="20")
+    cid = create(context)
+    store = CampaignStore(context.redis, context.keys)
+    wait_for(lambda: store.get(cid).counters["sent"] > 0, timeout=30, message="first sends")
+    store.cancel(cid)
+    cancelled_at = time.monotonic()
+    time.sleep(2.0)
+    settled = len(simulator.received())
+    time.sleep(1.5)
+    assert len(simulator.received()) == settled, "messages were still sent more than 2 s after the cancel"
+    campaign = store.get(cid)
+    assert campaign.state == "cancelled"
+    assert campaign.counters["sent"] < 1500
+    assert time.monotonic() - cancelled_at < 10
+
+
+def test_send_at_waits_for_its_time(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    store_minted(context, simulator.mint(10))
+    workers.start(1)
+    at = time.time() + 3
+    cid = create(context, send_at=at)
+    store = CampaignStore(context.redis, context.keys)
+    time.sleep(1.5)
+    assert store.get(cid).state == "scheduled" and not simulator.received()
+    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="scheduled send")
+    assert campaign.counters["sent"] == 10
+    assert min(r.time for r in simulator.received()) >= at
