@@ -96,9 +96,22 @@ class Keys:
         """Set of editor emails."""
         return f"{self.prefix}users"
 
+    @property
+    def rate_limit_prefix(self) -> str:
+        """Prefix of Flask-Limiter's per-address counters (``limits`` appends its own key parts)."""
+        return f"{self.prefix}ratelimit"
+
     def login_failures(self, who: str) -> str:
         """Counter of recent failed logins for an email or address."""
         return f"{self.prefix}login-failures:{who}"
+
+    def user_subs(self, email: str) -> str:
+        """Set of subscription ids of an editor's own browsers (for "send a test to me")."""
+        return f"{self.prefix}user-subs:{email.lower()}"
+
+    def web_session(self, token: str) -> str:
+        """String email of one logged-in newsroom session (deleted at logout; expires)."""
+        return f"{self.prefix}web-session:{token}"
 
     def article(self, guid_digest: str) -> str:
         """SET NX guard: an article (by guid) pushes at most once."""
@@ -117,6 +130,19 @@ class Keys:
         """Set of feed ids."""
         return f"{self.prefix}feeds"
 
+    def feed_seen(self, fid: str) -> str:
+        """Sorted set of item-guid digests a feed has already shown us, by first-seen time."""
+        return f"{self.prefix}feed:{fid}:seen"
+
+    def feed_lock(self, fid: str) -> str:
+        """Lock held while one process polls a feed (a CLI poll and the periodic job never overlap)."""
+        return f"{self.prefix}feed:{fid}:lock"
+
+    @property
+    def feed_poll_chain(self) -> str:
+        """Tick id of the one live periodic feed-polling job chain (expires when the chain dies)."""
+        return f"{self.prefix}feeds:poll-chain"
+
     def freq(self, sid: str) -> str:
         """Sorted set of recent non-breaking push times of one subscriber (frequency cap)."""
         return f"{self.prefix}freq:{sid}"
@@ -134,3 +160,17 @@ class Keys:
     def latency(self) -> str:
         """Hash bucket → count, histogram of per-message send latency."""
         return f"{self.prefix}metrics:latency"
+
+    def status_minute(self, minute: int) -> str:
+        """Hash service:status → count for one minute (epoch of its first second), for spike alerts."""
+        return f"{self.prefix}metrics:status:{minute}"
+
+    @property
+    def workers_seen(self) -> str:
+        """Sorted set worker name → unix time of its last heartbeat (kept after RQ forgets a worker)."""
+        return f"{self.prefix}ops:workers:seen"
+
+    @property
+    def workers_info(self) -> str:
+        """Hash worker name → JSON (host, pid, ttl, heartbeat deadline, stopped) for the ops view."""
+        return f"{self.prefix}ops:workers:info"

@@ -28,11 +28,17 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     )
     app.config.update(test_config)
     app.extensions["notifier"] = context
+    __import__("web.logging").logging.init_request_logging(app, json_lines=settings.log_json)  # first: times all
 
     from web import api, public
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(__import__("web.cms").cms.bp)  # CMS webhook: POST /api/v1/articles
+    __import__("web.editor").editor.register(app)  # newsroom: /login, /logout, /newsroom/...
+    app.register_blueprint(__import__("web.openapi").openapi.bp)  # GET /api/v1/openapi.json
+    __import__("web.ops").ops.register(app)  # ops: /ops, /metrics, /healthz, /readyz
+    __import__("web.security").security.init_app(app, context)  # headers, 413, rate limits: keep last
     return app
 
 
