@@ -144,6 +144,27 @@ class Delivery:
         self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
         return batch_no
 
+    def send_to(self, cid: str, sids: Sequence[str], enqueue: EnqueueBatch) -> int:
+        """Deliver a scheduled campaign to exactly ``sids`` (a test send) instead of its topics' audience.
+
+        Same bookkeeping as :meth:`plan` (``planning`` holds one unit of ``pending``
+        while it hands out batches), so counters, progress and ``done`` work as usual.
+        Returns the number of batches.
+        """
+        key = self.keys.campaign(cid)
+        if not self.campaigns.transition(cid, "planning", allowed_from=["scheduled"]):
+            return 0
+        self._reserve(keys=[key, self.keys.campaign_batches_done(cid) + ":reserved"], args=["plan"])
+        unique = list(dict.fromkeys(sids))
+        self.r.hset(key, "total", len(unique))
+        batch_no = 0
+        for start in range(0, len(unique), self.settings.batch_size):
+            batch_no = self._hand_out(cid, batch_no, unique[start : start + self.settings.batch_size], enqueue)
+        self.r.hset(key, mapping={"batches": batch_no, "plan_batch": batch_no})
+        self.campaigns.transition(cid, "sending", allowed_from=["planning"])
+        self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
+        return batch_no
+
     def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
         batch_id = f"b{batch_no}"
         self._reserve(keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id])
@@ -358,6 +379,9 @@ class Delivery:
             pipe.hincrby(keys.metrics("outcomes"), name, n)
         for name, n in statuses.items():
             pipe.hincrby(keys.metrics("status"), name, n)
+            pipe.hincrby(keys.status_minute(minute), name, n)
+        if statuses:
+            pipe.expire(keys.status_minute(minute), 7200)
         for bucket, n in latency.items():
             pipe.hincrby(keys.latency, bucket, n)
         if latency_sum:
