@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, session
 
 from notifier.browsers import detect_browser
 from notifier.campaigns import CampaignStore, record_receipt, validate_campaign
@@ -10,6 +10,7 @@ from notifier.errors import AuthError, NotifierError
 from notifier.tokens import TokenStore
 from notifier.subscriptions import validate_subscription, validate_topics
 from web import ctx
+from web.auth import link_own_subscription
 from web.errors import BodyRefused, json_error, read_json_body, status_for
 from workers.queues import launch
 
@@ -67,6 +68,8 @@ def subscribe() -> tuple[Response, int]:
     sid, created = c.subscriptions.upsert(
         sub, browser=detect_browser(request.headers.get("User-Agent", "")), key_id=c.vapid.key_id
     )
+    if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
+        link_own_subscription(sid)
     return jsonify({"id": sid, "topics": list(sub.topics), "lang": sub.lang}), 201 if created else 200
 
 

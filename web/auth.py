@@ -33,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Blueprints whose unsafe requests are not CSRF-checked: the API authenticates with bearer tokens
 #: (or is called by the reader's own page with no session to ride on).
-CSRF_EXEMPT_BLUEPRINTS = frozenset({"api"})
+CSRF_EXEMPT_BLUEPRINTS = frozenset({"api", "cms"})  # cms: the HMAC-signed CMS webhook (web/cms.py), no session
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_TOKEN = "sid"
 SESSION_CSRF = "csrf"
@@ -51,6 +51,15 @@ def current_user() -> User | None:
         token = session.get(SESSION_TOKEN)
         g.user = users().session_user(token) if isinstance(token, str) else None
     return cast("User | None", g.user)
+
+
+def link_own_subscription(sid: str) -> bool:
+    """When a logged-in account's browser subscribes, remember ``sid`` as one of its own browsers."""
+    user = current_user()
+    if user is None:
+        return False
+    users().link_subscription(user.email, sid)
+    return True
 
 
 def csrf_token() -> str:
