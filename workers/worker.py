@@ -14,7 +14,9 @@ import socket
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from workers.inspect import attach_recorder
 from workers.jobs import runtime
+from workers.logging import setup_worker_logging
 from workers.queues import ALL_QUEUES, queue
 
 
@@ -36,7 +38,9 @@ def build_worker(*, name: str | None = None) -> SimpleWorker:
 
 def main(burst: bool = False, with_scheduler: bool = True, name: str | None = None) -> bool:
     """Run a worker until stopped (or until the queues are empty with ``burst``)."""
+    setup_worker_logging(runtime().settings.log_json)
     worker = build_worker(name=name)
+    attach_recorder(worker, runtime().c.keys)
     try:
         return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging.getLevelName(logging.INFO))
     finally:

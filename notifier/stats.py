@@ -1,0 +1,276 @@
+"""Read-only figures for ops, from our own Redis keys (RQ's keys are read in :mod:`workers.inspect`).
+
+Every number here is read from Redis at call time, so the site, the CLI and
+``/metrics`` agree however many worker processes and hosts write the counters.
+Breakdowns that would need a full scan of millions of subscriptions (browser,
+language, staleness) are computed on a bounded SSCAN sample and labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from notifier.campaigns import STATES, CampaignStore
+from notifier.delivery import LATENCY_BUCKETS
+from notifier.keys import Keys
+
+#: Status codes that mean the push service refused our credentials or request, not the subscriber.
+CONFIG_REJECTIONS = ("400", "401", "403")
+#: A subscription not seen on the site for this long counts as stale.
+STALE_SECONDS = 30 * 86400
+#: Subscriptions read for the browser / language / staleness breakdowns.
+DEFAULT_SAMPLE = 2000
+#: Spike detection: at least this many responses of a kind in the window, and this share of all responses.
+SPIKE_MIN_COUNT = 20
+SPIKE_MIN_SHARE = 0.1
+#: Spike window, minutes.
+SPIKE_WINDOW_MINUTES = 5
+#: Campaigns examined for the by-state figure (the most recent ones).
+CAMPAIGN_STATE_LIMIT = 10_000
+
+
+def _minute(t: float) -> int:
+    return int(t // 60) * 60
+
+
+def throughput(r: redis.Redis, keys: Keys, *, now: float | None = None, minutes: int = 60) -> dict[str, Any]:
+    """Messages finished per second: the last 10 s rate, the last 120 s by second, the last hour by minute."""
+    now = time.time() if now is None else now
+    current = _minute(now)
+    starts = [current - 60 * i for i in range(minutes - 1, -1, -1)]
+    pipe = r.pipeline(transaction=False)
+    for start in starts:
+        pipe.hgetall(keys.metrics(f"tp:{start}"))
+    per_second: dict[int, int] = {}
+    by_minute: list[list[int]] = []
+    for start, data in zip(starts, pipe.execute(), strict=True):
+        total = 0
+        for second, count in data.items():
+            per_second[int(second)] = per_second.get(int(second), 0) + int(count)
+            total += int(count)
+        by_minute.append([start, total])
+    last = int(now) - 1  # the current second is still filling
+    window = [per_second.get(last - i, 0) for i in range(10)]
+    seconds = [[s, per_second.get(s, 0)] for s in range(last - 119, last + 1)]
+    return {
+        "now_per_second": round(sum(window) / len(window), 2),
+        "last_minute": sum(per_second.get(last - i, 0) for i in range(60)),
+        "last_hour": sum(count for _, count in by_minute),
+        "seconds": seconds,
+        "minutes": by_minute,
+    }
+
+
+def _split_pairs(data: dict[str, str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for field, count in data.items():
+        service, _, what = field.rpartition(":")
+        out.setdefault(service or "other", {})[what] = int(count)
+    return out
+
+
+def outcomes(r: redis.Redis, keys: Keys) -> dict[str, dict[str, dict[str, int]]]:
+    """All-time outcomes by push service (``sent``, ``gone``, ...) and HTTP status by push service."""
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.metrics("outcomes"))
+    pipe.hgetall(keys.metrics("status"))
+    by_kind, by_status = pipe.execute()
+    return {"by_service": _split_pairs(by_kind), "by_status": _split_pairs(by_status)}
+
+
+def latency_histogram(r: redis.Redis, keys: Keys) -> dict[str, Any]:
+    """The send latency histogram as cumulative ``(le, count)`` pairs plus sum and count.
+
+    ``delivery.py`` writes one non-cumulative count per bucket; Prometheus wants them cumulative.
+    """
+    data = r.hgetall(keys.latency)
+    running = 0
+    buckets: list[tuple[str, int]] = []
+    for bound in [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]:
+        running += int(data.get(bound, 0))
+        buckets.append((bound, running))
+    return {"buckets": buckets, "sum": float(data.get("sum", 0.0)), "count": running}
+
+
+def _cause(status: str) -> str:
+    if status in CONFIG_REJECTIONS:
+        return "VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT (and the key browsers subscribed with)"
+    return "rate limit: the push service is throttling us; workers honour Retry-After, consider fewer workers"
+
+
+def alerts(
+    r: redis.Redis, keys: Keys, *, now: float | None = None, window_minutes: int = SPIKE_WINDOW_MINUTES,
+    min_count: int = SPIKE_MIN_COUNT, min_share: float = SPIKE_MIN_SHARE,
+) -> list[dict[str, Any]]:
+    """Banners for ops: a campaign paused itself, or 400/401/403 or 429 responses spiked recently."""
+    now = time.time() if now is None else now
+    found: list[dict[str, Any]] = []
+    config = r.hget(keys.metrics("alerts"), "config")
+    if config:
+        stamp, cid, status, reason = (config.split("|", 3) + ["", "", ""])[:4]
+        if stamp.isdigit() and now - int(stamp) < 86400:
+            found.append({
+                "kind": "paused", "at": int(stamp), "campaign": cid, "status": status, "message": reason,
+                "cause": _cause(status if status in CONFIG_REJECTIONS else "400"),
+            })
+    current = _minute(now)
+    pipe = r.pipeline(transaction=False)
+    for i in range(window_minutes):
+        pipe.hgetall(keys.status_minute(current - 60 * i))
+    totals: Counter[str] = Counter()
+    kinds: Counter[tuple[str, str]] = Counter()
+    for data in pipe.execute():
+        for field, count in data.items():
+            service, _, status = field.rpartition(":")
+            totals[service] += int(count)
+            if status in CONFIG_REJECTIONS:
+                kinds[(service, "rejected")] += int(count)
+            elif status == "429":
+                kinds[(service, "429")] += int(count)
+    for (service, kind), count in sorted(kinds.items()):
+        share = count / totals[service] if totals[service] else 0.0
+        if count >= min_count and share >= min_share:
+            label = "rejections (HTTP 400/401/403)" if kind == "rejected" else "rate limiting (HTTP 429)"
+            found.append({
+                "kind": kind, "service": service, "count": count, "share": round(share, 3),
+                "message": f"{service}: {count} {label} in the last {window_minutes} min ({share:.0%} of its responses)",
+                "cause": _cause("400" if kind == "rejected" else "429"),
+            })
+    return found
+
+
+def subscribers(
+    r: redis.Redis, keys: Keys, topics: Sequence[str], *, now: float | None = None,
+    sample: int = DEFAULT_SAMPLE, days: int = 30,
+) -> dict[str, Any]:
+    """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day."""
+    now = time.time() if now is None else now
+    pipe = r.pipeline(transaction=False)
+    pipe.scard(keys.subs_all)
+    pipe.scard(keys.subs_quarantined)
+    for slug in topics:
+        pipe.scard(keys.subs_topic(slug))
+    pipe.hgetall(keys.subs_daily("added"))
+    pipe.hgetall(keys.subs_daily("removed"))
+    results = pipe.execute()
+    total, quarantined = int(results[0]), int(results[1])
+    by_topic = {slug: int(n) for slug, n in zip(topics, results[2 : 2 + len(topics)], strict=True)}
+    added, removed = results[-2], results[-1]
+    day_list = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * i)) for i in range(days - 1, -1, -1)]
+    daily = [{"day": d, "added": int(added.get(d, 0)), "removed": int(removed.get(d, 0))} for d in day_list]
+
+    sids: list[str] = []
+    cursor: int | str = 0
+    while len(sids) < sample:
+        cursor, members = r.sscan(keys.subs_all, cursor=cursor, count=min(1000, sample))
+        sids.extend(members)
+        if int(cursor) == 0:
+            break
+    sids = sids[:sample]
+    pipe = r.pipeline(transaction=False)
+    for sid in sids:
+        pipe.hmget(keys.sub(sid), "b", "l", "s")
+    browsers: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    stale = 0
+    read = 0
+    for browser, lang, seen in pipe.execute() if sids else []:
+        if browser is None and lang is None and seen is None:
+            continue
+        read += 1
+        browsers[browser or "other"] += 1
+        langs[lang or "id"] += 1
+        if seen and now - int(seen) > STALE_SECONDS:
+            stale += 1
+    return {
+        "total": total,
+        "quarantined": quarantined,
+        "by_topic": by_topic,
+        "daily": daily,
+        "sample": {
+            "size": read,
+            "of": total,
+            "exact": read >= total,
+            "by_browser": dict(browsers.most_common()),
+            "by_lang": dict(langs.most_common()),
+            "stale": stale,
+            "stale_days": STALE_SECONDS // 86400,
+        },
+    }
+
+
+def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Campaigns planning, sending or paused, with progress, send rate and start-to-last-send latency."""
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    for c in CampaignStore(r, keys).active():
+        started = c.started or c.created
+        latency = c.last_sent - started if c.last_sent else None
+        elapsed = max(0.001, (c.last_sent or now) - (c.first_sent or started))
+        rows.append({
+            "id": c.cid, "title": c.title, "state": c.state, "reason": c.reason,
+            "progress": round(c.progress, 4), "done": c.done_count, "total": c.counters["total"],
+            "counters": c.counters, "pending": c.pending, "started": started,
+            "latency": round(latency, 3) if latency is not None else None,
+            "rate": round(c.counters["sent"] / elapsed, 1) if c.first_sent else 0.0,
+        })
+    return rows
+
+
+def recent_campaigns(r: redis.Redis, keys: Keys, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest campaigns with their start-to-last-send latency (seconds)."""
+    rows: list[dict[str, Any]] = []
+    for c in CampaignStore(r, keys).list(0, limit):
+        started = c.started or c.created
+        rows.append({
+            "id": c.cid, "title": c.title, "state": c.state, "total": c.counters["total"],
+            "sent": c.counters["sent"], "progress": round(c.progress, 4),
+            "latency": round(c.last_sent - started, 3) if c.last_sent and c.started else None,
+        })
+    return rows
+
+
+def campaigns_by_state(r: redis.Redis, keys: Keys, limit: int = CAMPAIGN_STATE_LIMIT) -> dict[str, int]:
+    """How many of the ``limit`` most recent campaigns are in each state."""
+    counts = dict.fromkeys(STATES, 0)
+    offset = 0
+    page = 1000
+    while offset < limit:
+        cids = r.zrevrange(keys.campaigns, offset, min(offset + page, limit) - 1)
+        if not cids:
+            break
+        pipe = r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.hget(keys.campaign(cid), "state")
+        for state in pipe.execute():
+            if state:
+                counts[state] = counts.get(state, 0) + 1
+        offset += len(cids)
+    return counts
+
+
+def seen_workers(r: redis.Redis, keys: Keys, *, since: float = 0.0) -> list[dict[str, Any]]:
+    """Worker records kept by the worker heartbeat hook (name, last heartbeat, deadline, host, pid ...)."""
+    names = r.zrangebyscore(keys.workers_seen, since, "+inf", withscores=True)
+    if not names:
+        return []
+    infos = r.hmget(keys.workers_info, [name for name, _ in names])
+    out: list[dict[str, Any]] = []
+    for (name, beat), raw in zip(names, infos, strict=True):
+        info: dict[str, Any] = json.loads(raw) if raw else {}
+        info["name"] = name
+        info["last_heartbeat"] = float(beat)
+        out.append(info)
+    return out
+
+
+def last_worker_heartbeat(r: redis.Redis, keys: Keys) -> float | None:
+    """Unix time of the most recent heartbeat of any worker, or None when none was ever seen."""
+    newest = r.zrevrange(keys.workers_seen, 0, 0, withscores=True)
+    return float(newest[0][1]) if newest else None

@@ -1,0 +1,183 @@
+"""The ops dashboard: access by role, its JSON figures read from Redis, alerts, health checks, request logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+import pytest
+
+from notifier.context import Context
+from notifier.redis_conn import connect, free_port
+from notifier.users import UserStore
+
+
+def login(app, client, role: str) -> str:  # type: ignore[no-untyped-def]
+    """Open a real newsroom session for a new account with ``role``; returns its CSRF token."""
+    c = app.extensions["notifier"]
+    email = f"{role}-{time.monotonic_ns()}@kabarkini.example"
+    UserStore(c.redis, c.keys).create(email, "correct horse battery staple", role)
+    token = UserStore(c.redis, c.keys).open_session(email)
+    with client.session_transaction() as session:
+        session["sid"] = token
+        session["csrf"] = "c" * 43
+    return "c" * 43
+
+
+def test_dashboard_needs_ops_or_admin(app, client) -> None:  # type: ignore[no-untyped-def]
+    anonymous = client.get("/ops/")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    assert client.get("/ops/summary.json").status_code == 401
+    login(app, client, "editor")
+    assert client.get("/ops/").status_code == 403
+    assert client.get("/ops/summary.json").status_code == 403
+    login(app, client, "ops")
+    page = client.get("/ops/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-summary="/ops/summary.json"' in html and "/static/ops/ops.js" in html
+    assert "<script>" not in html  # no inline scripts (CSP script-src 'self')
+    login(app, client, "admin")
+    assert client.get("/ops/summary.json").status_code == 200
+
+
+def test_summary_reads_every_figure_from_redis(app, client, context: Context) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    now = time.time()
+    minute = int(now // 60) * 60
+    second = int(now) - 2
+    r.hset(keys.metrics(f"tp:{minute if second >= minute else minute - 60}"), str(second), 40)
+    r.hset(keys.metrics(f"tp:{minute - 600}"), str(minute - 600 + 5), 7)
+    r.hset(keys.metrics("outcomes"), mapping={"fcm:sent": 30, "fcm:gone": 4, "mozilla:sent": 6})
+    r.hset(keys.metrics("status"), mapping={"fcm:201": 30, "fcm:410": 4, "mozilla:201": 6})
+    r.hset(keys.latency, mapping={"0.05": 3, "0.1": 2, "+Inf": 1, "sum": 12.5, "count": 6})
+    r.sadd(keys.subs_all, "a", "b", "c")
+    slug = context.topic_slugs[0]
+    r.sadd(keys.subs_topic(slug), "a", "b")
+    r.hset(keys.sub("a"), mapping={"e": "x", "b": "chrome-desktop", "l": "id", "s": int(now)})
+    r.hset(keys.sub("b"), mapping={"e": "y", "b": "firefox", "l": "en", "s": int(now - 40 * 86400)})
+    r.hset(keys.sub("c"), mapping={"e": "z", "b": "chrome-desktop", "l": "id", "s": int(now)})
+    today = time.strftime("%Y-%m-%d", time.gmtime(now))
+    r.hset(keys.subs_daily("added"), today, 3)
+    r.hset(keys.subs_daily("removed"), today, 1)
+    login(app, client, "ops")
+    d = client.get("/ops/summary.json").get_json()
+    assert d["throughput"]["now_per_second"] == 4.0  # 40 in the last 10 whole seconds
+    assert d["throughput"]["last_hour"] == 47
+    assert len(d["throughput"]["minutes"]) == 60 and len(d["throughput"]["seconds"]) == 120
+    assert d["push"]["by_service"] == {"fcm": {"sent": 30, "gone": 4}, "mozilla": {"sent": 6}}
+    assert d["push"]["by_status"]["fcm"] == {"201": 30, "410": 4}
+    assert d["latency"]["buckets"][3] == ["0.05", 3] and d["latency"]["buckets"][-1] == ["+Inf", 6]
+    s = d["subscribers"]
+    assert s["total"] == 3 and s["by_topic"][slug] == 2
+    assert s["sample"]["by_browser"] == {"chrome-desktop": 2, "firefox": 1}
+    assert s["sample"]["by_lang"] == {"id": 2, "en": 1}
+    assert s["sample"]["stale"] == 1 and s["sample"]["exact"] is True
+    assert s["daily"][-1] == {"day": today, "added": 3, "removed": 1}
+    assert [q["name"] for q in d["queues"]] == ["notifier-plan", "notifier-send", "notifier-default"]
+    assert d["workers"] == [] and d["failed"]["count"] == 0 and d["push"]["alerts"] == []
+
+
+def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client, context: Context) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    now = time.time()
+    minute = int(now // 60) * 60
+    r.hset(keys.status_minute(minute), mapping={"fcm:201": 100, "fcm:403": 60, "mozilla:201": 50, "mozilla:429": 25})
+    r.hset(keys.status_minute(minute - 3600), "apple:401", 500)  # an hour ago: not a current spike
+    login(app, client, "ops")
+    alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
+    by_service = {a["service"]: a for a in alerts}
+    assert set(by_service) == {"fcm", "mozilla"}
+    assert by_service["fcm"]["count"] == 60 and "VAPID" in by_service["fcm"]["cause"]
+    assert by_service["mozilla"]["kind"] == "429" and "rate limit" in by_service["mozilla"]["cause"]
+    r.hset(keys.metrics("alerts"), "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages")
+    alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
+    paused = [a for a in alerts if a["kind"] == "paused"]
+    assert paused and paused[0]["campaign"] == "c123" and "VAPID_SUBJECT" in paused[0]["cause"]
+
+
+def test_actions_need_csrf_and_unknown_jobs_answer_404(app, client) -> None:  # type: ignore[no-untyped-def]
+    token = login(app, client, "ops")
+    assert client.post("/ops/failed/requeue-all").status_code == 400
+    assert client.post("/ops/failed/requeue-all", data={"csrf_token": "wrong"}).status_code == 403
+    missing = client.post("/ops/failed/nope/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+    page = client.post("/ops/failed/nope/delete", data={"csrf_token": token})
+    assert page.status_code == 404 and "not in a failed-job registry" in page.get_data(as_text=True)
+    done = client.post("/ops/failed/requeue-all", data={"csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/ops/#failed")
+
+
+def test_healthz_and_readyz_without_workers(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["checks"]["redis"] == "ok" and body["checks"]["vapid_key"] == "ok"
+    assert "no worker was seen recently" in body["message"]
+
+
+def test_readyz_is_503_when_redis_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    down = Context.build(settings, client=connect(url, socket_connect_timeout=0.5, socket_timeout=0.5))
+    app = create_app({"TESTING": True}, context=down)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["error"] == "not_ready" and body["checks"]["redis"] == "unreachable"
+    assert "Redis does not answer" in body["message"]
+
+
+def test_every_request_is_logged_as_json_without_secrets(app, client) -> None:  # type: ignore[no-untyped-def]
+    from web.logging import LOGGER, RequestJsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RequestJsonFormatter())
+    logging.getLogger(LOGGER).addHandler(handler)
+    try:
+        response = client.get(
+            "/healthz?token=s3cr3t-query", headers={"Authorization": "Bearer s3cr3t-token", "Cookie": "session=s3cr3t-c",
+                                                    "X-Request-ID": "req-12345678"},
+        )
+        client.get("/ops/summary.json")
+    finally:
+        logging.getLogger(LOGGER).removeHandler(handler)
+    assert response.headers["X-Request-ID"] == "req-12345678"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["method"] == "GET" and lines[0]["path"] == "/healthz" and lines[0]["status"] == 200
+    assert lines[0]["request_id"] == "req-12345678" and lines[0]["duration_ms"] >= 0
+    assert lines[1]["status"] == 401 and len(lines[1]["request_id"]) == 32
+    assert "s3cr3t" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "service", "db", "password"),
+    [
+        ("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/mymaster/2", [("10.0.0.1", 26379), ("10.0.0.2", 26380)],
+         "mymaster", 2, None),
+        ("redis+sentinel://:pa%40ss@sentinel.internal/cache", [("sentinel.internal", 26379)], "cache", 0, "pa@ss"),
+    ],
+)
+def test_sentinel_urls_are_parsed(url: str, hosts, service: str, db: int, password) -> None:  # type: ignore[no-untyped-def]
+    client = connect(url)
+    pool = client.connection_pool
+    assert pool.service_name == service
+    assert pool.connection_kwargs["db"] == db and pool.connection_kwargs.get("password") == password
+    found = [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+             for s in pool.sentinel_manager.sentinels]
+    assert found == hosts
+
+
+def test_a_sentinel_url_without_a_service_is_refused() -> None:
+    from notifier.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="must name the service"):
+        connect("redis+sentinel://10.0.0.1:26379")
+
