@@ -7,12 +7,21 @@ scheduler runs inside the worker for ``send_at`` campaigns and delayed retries.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import socket
+import sys
+import threading
 
+import redis
 from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
 
 from workers.inspect import attach_recorder
 from workers.jobs import runtime
@@ -20,13 +29,74 @@ from workers.logging import setup_worker_logging
 from workers.queues import ALL_QUEUES, queue
 
 
-def build_worker(*, name: str | None = None) -> SimpleWorker:
+#: Linux prctl option: signal this process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a forked child (RQ's scheduler), ask Linux for SIGTERM when the worker dies.
+
+    Without it a SIGKILLed worker leaves its scheduler running as an orphan that
+    holds the scheduler lock; with it the scheduler stops and releases the lock,
+    and a surviving or new worker's scheduler takes over delayed retries.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class HeartbeatWorker(SimpleWorker):
+    """A :class:`SimpleWorker` whose running job is kept alive by a heartbeat thread.
+
+    SimpleWorker registers a running job in the StartedJobRegistry for
+    ``job_timeout + 60`` seconds (360 s for a batch) and never renews it, so a
+    batch lost with a SIGKILLed worker would wait six minutes before RQ's
+    abandoned-job cleanup re-runs it. Here the registration lasts ``worker_ttl``
+    seconds and a thread renews it every third of that while the job runs, so a
+    dead worker's batch is retried (``Retry(max=3)``) within ``worker_ttl`` plus
+    one maintenance interval.
+    """
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """Seconds a running job stays registered without a heartbeat."""
+        return max(3, int(self.worker_ttl))
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job in this process while a thread renews its registration."""
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(job, execution, stop), name="job-heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beat.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
+        ttl = self.get_heartbeat_ttl(job)
+        while not stop.wait(ttl / 3):
+            try:
+                with self.connection.pipeline() as pipe:
+                    self.heartbeat(ttl + 60, pipeline=pipe)
+                    # xx: a job that finished meanwhile is not registered again.
+                    execution.heartbeat(job.started_job_registry, ttl, pipeline=pipe)
+                    pipe.execute()
+            except redis.RedisError as exc:
+                # Redis away for a moment: the next beat tries again; the job itself decides its fate.
+                self.log.warning("job heartbeat of %s failed: %s", job.id, exc)
+
+
+def build_worker(*, name: str | None = None) -> HeartbeatWorker:
     """A worker on every queue, bound to the configured Redis (the VAPID key is loaded now: fail fast)."""
     delivery = runtime()
     # RQ stores job payloads as bytes; it needs its own undecoded connection.
     conn = delivery.c.raw_redis
     queues = [queue(n, conn) for n in ALL_QUEUES]
-    return SimpleWorker(
+    return HeartbeatWorker(
         queues,
         connection=conn,
         serializer=JSONSerializer,
