@@ -48,6 +48,8 @@ TTL_MAX = 28 * 24 * 3600
 TITLE_MAX = 120
 BODY_MAX = 500
 URL_MAX = 2048
+#: Bidirectional embedding/override/isolate controls, refused in titles and bodies (text spoofing).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 #: Allowed state changes; anything else is a :class:`Conflict`.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -258,6 +260,12 @@ def _text(data: Mapping[str, Any], name: str, limit: int, *, required: bool) -> 
         raise ValidationError(f"{name!r} is {len(value)} characters; at most {limit}")
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
         raise ValidationError(f"{name!r} contains control characters")
+    if any(ch in BIDI_CONTROLS for ch in value):
+        # Explicit overrides/isolates let a title display reversed (spoofed) text; real
+        # right-to-left text needs none of them, the Unicode bidi algorithm orders it.
+        raise ValidationError(f"{name!r} contains bidirectional override characters (U+202A-E, U+2066-9)")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ValidationError(f"{name!r} contains a lone surrogate, not text")
     return value
 
 
@@ -470,7 +478,7 @@ def record_receipt(
     if kind not in RECEIPT_KINDS:
         raise ValidationError("'type' must be 'shown' or 'clicked'")
     for name, value in (("cid", cid), ("sid", sid), ("rt", token)):
-        if not isinstance(value, str) or not value or len(value) > 64:
+        if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
             raise ValidationError(f"missing or malformed field {name!r}", code="missing_field")
     assert isinstance(cid, str) and isinstance(sid, str) and isinstance(token, str)
     if not hmac.compare_digest(receipt_token(receipt_key, cid, sid), token):

@@ -11,7 +11,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -54,6 +54,8 @@ class EndpointPolicy:
 
     extra_hosts: Iterable[str] = ()
     resolve: bool = True
+    #: ``host -> addresses``; None uses the system resolver (tests inject one to simulate DNS answers).
+    resolver: Callable[[str], Sequence[str]] | None = None
     _extra: frozenset[str] = field(init=False)
     _cache: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -136,8 +138,11 @@ class EndpointPolicy:
         if cached and cached[0] > now:
             return cached[1]
         try:
-            infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-            found = tuple(sorted({str(info[4][0]) for info in infos}))
+            if self.resolver is not None:
+                found = tuple(sorted(set(self.resolver(host))))
+            else:
+                infos = socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+                found = tuple(sorted({str(info[4][0]) for info in infos}))
         except (OSError, UnicodeError):
             # Offline or not resolvable now: the sender checks again when it connects.
             found = ()

@@ -115,9 +115,9 @@ class SafeResolver(AbstractResolver):
     afterwards, so the sender checks every address it is about to connect to.
     """
 
-    def __init__(self, policy: EndpointPolicy) -> None:
+    def __init__(self, policy: EndpointPolicy, inner: AbstractResolver | None = None) -> None:
         self.policy = policy
-        self.inner = DefaultResolver()
+        self.inner = inner if inner is not None else DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -144,10 +144,14 @@ class Sender:
     The session is bound to the event loop that first uses it.
     """
 
-    def __init__(self, settings: Settings, vapid: VapidKey, policy: EndpointPolicy) -> None:
+    def __init__(
+        self, settings: Settings, vapid: VapidKey, policy: EndpointPolicy, *, resolver: AbstractResolver | None = None
+    ) -> None:
         self.settings = settings
         self.vapid = vapid
         self.policy = policy
+        #: DNS answers before the private-address check (None: the system's); tests inject a rebinding one.
+        self.resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._blocked_until: dict[str, float] = {}
         self._checked_origins: dict[str, str] = {}
@@ -167,7 +171,7 @@ class Sender:
                 limit=self.settings.concurrency,
                 limit_per_host=self.settings.per_origin_concurrency,
                 ssl=self._ssl_context(),
-                resolver=SafeResolver(self.policy),
+                resolver=SafeResolver(self.policy, self.resolver),
                 ttl_dns_cache=60,
                 keepalive_timeout=60,
             )

@@ -32,6 +32,17 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _rate(value: str) -> str:
+    """A rate limit like ``30/minute`` or ``5 per second`` (checked with the ``limits`` parser)."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit like 30/minute: {value!r}") from exc
+    return value.strip()
+
+
 def _quiet_hours(value: str) -> tuple[int, int] | None:
     """Parse ``22-6`` (local hours, end exclusive) or an empty string for none."""
     value = value.strip()
@@ -79,6 +90,9 @@ class Settings:
     feed_burst: int = 3
     log_json: bool = True
     rate_limits: bool = True
+    rate_subscribe: str = "30/minute"
+    rate_events: str = "120/minute"
+    rate_login: str = "10/minute"
     topics_file: Path | None = None
 
     @property
@@ -143,6 +157,9 @@ class Settings:
         read("NOTIFIER_FEED_BURST", "feed_burst", int)
         read("NOTIFIER_LOG_JSON", "log_json", _bool)
         read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
+        read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
+        read("NOTIFIER_RATE_EVENTS", "rate_events", _rate)
+        read("NOTIFIER_RATE_LOGIN", "rate_login", _rate)
         read("NOTIFIER_TOPICS_FILE", "topics_file", Path)
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))

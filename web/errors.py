@@ -49,9 +49,20 @@ def read_json_body(limit: int) -> Any:
         raise BodyRefused(json_error(413, "too_large", f"the body is larger than {limit} bytes"))
     try:
         text = raw.decode("utf-8")
-        return json.loads(text)
+        data = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BodyRefused(json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")) from exc
+    except RecursionError as exc:
+        raise BodyRefused(json_error(400, "malformed_json", "the body nests arrays or objects too deeply")) from exc
+    try:
+        # JSON lets "\ud800" escape a lone surrogate, which is no Unicode text: Redis, HMAC and
+        # hashing would all fail to encode it later, so refuse it here once for every route.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BodyRefused(
+            json_error(400, "invalid_unicode", "the body contains a lone surrogate (\\ud800-\\udfff), not text")
+        ) from exc
+    return data
 
 
 class BodyRefused(Exception):
