@@ -1,0 +1,123 @@
+"""``notifier bench``: the end-to-end fan-out benchmark (code in ``bench/`` of the source tree).
+
+The benchmark ships with the source tree, not with the installed package, so
+the command puts the project root on ``sys.path`` before importing it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("sizes must be positive")
+    return sizes
+
+
+@click.command("bench")
+@click.option("--sizes", default="10000,100000", show_default=True, help="Audience sizes, comma separated.")
+@click.option("--workers", "worker_counts", default="1,2", show_default=True, help="Worker process counts.")
+@click.option(
+    "--https/--no-https",
+    default=True,
+    show_default=True,
+    help="Also run over HTTPS (trusted self-signed CA).",
+)
+@click.option(
+    "--https-size", type=int, default=0, help="Audience of the HTTPS campaign (default: the largest size)."
+)
+@click.option(
+    "--planning-size", type=int, default=1_000_000, show_default=True, help="Planning-only run (0 skips)."
+)
+@click.option(
+    "--wrk-seconds", type=int, default=20, show_default=True, help="wrk duration per endpoint (0 skips)."
+)
+@click.option("--naive-seconds", type=float, default=10.0, show_default=True, help="Bound of the naive loop.")
+@click.option(
+    "--naive-https-limit", type=int, default=400, show_default=True, help="Messages of the naive HTTPS loop."
+)
+@click.option(
+    "--async-seconds",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Bound of the webpush_async baseline.",
+)
+@click.option(
+    "--encrypt-seconds", type=float, default=5.0, show_default=True, help="Bound of the encryption-only run."
+)
+@click.option(
+    "--verify-fraction", type=float, default=0.02, show_default=True, help="Share the simulator decrypts."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSON result (default bench/results/latest.json).",
+)
+@click.option(
+    "--readme/--no-readme", default=True, show_default=True, help="Write the table into bench/README.md."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars; print only the JSON result path.")
+def bench(
+    sizes: str,
+    worker_counts: str,
+    https: bool,
+    https_size: int,
+    planning_size: int,
+    wrk_seconds: int,
+    naive_seconds: float,
+    naive_https_limit: int,
+    async_seconds: float,
+    encrypt_seconds: float,
+    verify_fraction: float,
+    output: Path | None,
+    readme: bool,
+    quiet: bool,
+) -> None:
+    """Fan a real campaign out through Redis, RQ workers and the push simulator; compare with baselines."""
+    if not (ROOT / "bench" / "runner.py").exists():
+        raise click.ClickException(
+            f"the benchmark needs the source tree (bench/ next to {ROOT / 'notifier'})"
+        )
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from rich.console import Console
+
+    from bench.runner import README, RESULTS, Options, markdown, run
+
+    options = Options(
+        sizes=_sizes(sizes),
+        worker_counts=_sizes(worker_counts),
+        https=https,
+        https_size=https_size,
+        planning_size=planning_size,
+        wrk_seconds=wrk_seconds,
+        naive_seconds=naive_seconds,
+        naive_https_limit=naive_https_limit,
+        async_seconds=async_seconds,
+        encrypt_seconds=encrypt_seconds,
+        verify_fraction=verify_fraction,
+        output=output or RESULTS / "latest.json",
+        readme=README if readme else None,
+    )
+    console = None if quiet else Console()
+    result = run(options, console)
+    if quiet:
+        click.echo(str(options.output))
+        return
+    console = Console()
+    console.print(markdown(result))
+    console.print(f"ratios: {json.dumps(result['ratios'])}")
+    console.print(f"result: {options.output}")

@@ -1,0 +1,109 @@
+"""Smoke run of ``notifier bench``: every phase runs, the JSON result is complete, the counters are exact."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bench.audience import TOPIC, store_pipelined, store_upsert
+from notifier.cli import main
+from notifier.subscriptions import subscription_id
+
+SIZE = 1000
+HTTPS_SIZE = 300
+PLANNING = 12_000
+
+
+def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
+    output = tmp_path / "result.json"
+    args = [
+        "bench",
+        "--sizes",
+        str(SIZE),
+        "--workers",
+        "1,2",
+        "--https-size",
+        str(HTTPS_SIZE),
+        "--planning-size",
+        str(PLANNING),
+        "--wrk-seconds",
+        "0",
+        "--naive-seconds",
+        "0.5",
+        "--naive-https-limit",
+        "10",
+        "--async-seconds",
+        "0.5",
+        "--encrypt-seconds",
+        "0.3",
+        "--output",
+        str(output),
+        "--no-readme",
+        "--quiet",
+    ]
+    outcome = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.strip() == str(output)
+    result = json.loads(output.read_text())
+
+    assert result["machine"]["nproc"] >= 1 and result["machine"]["cpu_model"] and result["machine"]["python"]
+    http = result["http"]
+    assert set(http["baselines"]) == {"naive_1p", "async_1p", "async_2p", "encrypt_1p", "encrypt_2p"}
+    for item in http["baselines"].values():
+        assert item["ok"] > 0 and item["errors"] == 0 and item["rate"] > 0, item
+    assert http["verify_fraction"] == 0.02
+    assert http["endpoint_chars"] > 140  # realistic endpoint length (FCM's are ~150-180)
+    assert http["distinct_keys"] == 1  # one mint chunk of 1000: one key pair
+    assert http["redis_bytes_per_sub_upsert"] > 0
+
+    assert [(c["size"], c["workers"]) for c in http["campaigns"]] == [(SIZE, 1), (SIZE, 2)]
+    for campaign in http["campaigns"]:
+        k = campaign["counters"]
+        assert campaign["state"] == "done"
+        assert k["total"] == SIZE and k["sent"] == SIZE, k
+        assert k["failed"] == k["rejected"] == k["gone"] == k["retried"] == k["skipped"] == 0, k
+        assert campaign["simulator_accepted"] == SIZE
+        assert campaign["batches"] == math.ceil(SIZE / 500)
+        assert 0 < campaign["first_accepted_after_create_s"] <= campaign["last_accepted_after_create_s"]
+        assert campaign["rate"] > 0 and campaign["rate_campaign_hash"] > 0
+        assert len(campaign["worker_peak_rss_mb"]) == campaign["workers"]
+        assert all(mb > 10 for mb in campaign["worker_peak_rss_mb"])
+    stats = http["simulator_stats"]
+    assert stats["by_status"] == {"201": stats["requests"]}
+    assert stats["decrypt_failed"] == 0 and stats["decrypted"] > 0  # a sample was really decrypted
+
+    https = result["https"]
+    assert set(https["baselines"]) == {"naive_1p", "async_2p"}
+    assert https["baselines"]["naive_1p"]["ok"] == 10
+    [secure] = https["campaigns"]
+    assert secure["counters"]["sent"] == secure["simulator_accepted"] == HTTPS_SIZE and secure["workers"] == 2
+
+    planning = result["planning"]
+    assert planning["total"] == PLANNING
+    assert planning["jobs_queued"] == planning["batches"] >= math.ceil(PLANNING / 500)
+
+    assert {
+        "e2e_over_naive",
+        "e2e_over_async_same_procs",
+        "e2e_over_encrypt_bound_same_procs",
+        "https_e2e_over_naive",
+    } <= set(result["ratios"])
+    assert all({"value", "goal", "met"} == set(t) for t in result["targets"].values())
+    assert any(name.startswith("plan ") for name in result["targets"])
+
+
+def test_pipelined_store_writes_what_upsert_writes(context, simulator) -> None:  # type: ignore[no-untyped-def]
+    a, b = simulator.mint(2)
+    store_upsert(context, [a], lambda n: None)
+    store_pipelined(context, [b], lambda n: None)
+    via_api = context.redis.hgetall(context.keys.sub(subscription_id(a["endpoint"])))
+    via_pipe = context.redis.hgetall(context.keys.sub(subscription_id(b["endpoint"])))
+    assert set(via_api) == set(via_pipe)
+    for name in ("t", "l", "b", "f", "k"):
+        assert via_api[name] == via_pipe[name]
+    assert via_pipe["e"] == b["endpoint"] and via_pipe["p"] == b["keys"]["p256dh"].rstrip("=")
+    assert context.subscriptions.count() == 2 and context.subscriptions.count(TOPIC) == 2
+    assert context.subscriptions.get(subscription_id(b["endpoint"])).auth == b["keys"]["auth"].rstrip("=")
