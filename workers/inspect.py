@@ -155,7 +155,7 @@ def queue_stats(conn: redis.Redis, *, now: float | None = None) -> list[dict[str
     for name in ALL_QUEUES:
         q = queue(name, conn)
         oldest_age: float | None = None
-        first = q.get_job_ids(0, 0)
+        first = q.get_job_ids(0, 1)
         if first:
             with suppress(NoSuchJobError):
                 job = Job.fetch(first[0], connection=conn, serializer=JSONSerializer)
