@@ -1,0 +1,81 @@
+"""The newsroom in Debian's Chromium: log in, compose with a live preview, send, watch real workers finish."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from notifier.campaigns import CampaignStore, payload_size
+from notifier.crypto import MAX_PLAINTEXT
+from notifier.users import UserStore
+from tests.conftest import wait_for
+from tests.workers.test_fanout import store_minted
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "kata-sandi-rahasia-123"
+
+
+def test_editor_composes_sends_and_watches_progress(  # type: ignore[no-untyped-def]
+    context, live_server, chromium_context, simulator, workers
+) -> None:
+    workers.start(1)
+    store_minted(context, simulator.mint(50), topics=("breaking",))
+    store_minted(context, simulator.mint(7), topics=("olahraga",))
+    UserStore(context.redis, context.keys).create("redaksi@kabarkini.example", PASSWORD, "editor")
+    page = chromium_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Every script and stylesheet loads, and every JSON call succeeds (the browser's own favicon probe aside).
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+
+    page.goto(live_server.url + "/newsroom/compose")
+    assert "/login" in page.url
+    page.fill("input[name=email]", "redaksi@kabarkini.example")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/newsroom/compose$"))
+
+    # Nothing chosen: the whole audience, with the confirmation box shown.
+    expect(page.locator("#audience-size")).to_have_text("57")
+    assert page.is_visible("#confirm-everyone-label")
+
+    title = "Gempa M6,1 guncang Cianjur, warga diminta tetap tenang dan menjauhi bangunan"
+    body = "BMKG: tidak berpotensi tsunami."
+    url = "https://kabarkini.example/nasional/gempa-cianjur"
+    page.fill("#f-url", url)
+    page.fill("#f-title", title)
+    page.fill("#f-body", body)
+    page.check("input[name=topics][value=breaking]")
+    expect(page.locator("#audience-size")).to_have_text("50")
+    assert not page.is_visible("#confirm-everyone-label")
+
+    # Preview (desktop full, phone cut at 50 characters) and counters.
+    assert page.text_content("#preview-desktop [data-preview=title]") == title
+    phone_title = page.text_content("#preview-phone [data-preview=title-short]")
+    assert phone_title is not None and len(phone_title) == 50 and phone_title.endswith("…")
+    assert page.text_content("#preview-phone [data-preview=body-short]") == body
+    assert "terpotong" in (page.text_content("#title-counter") or "")
+    # The page's payload budget is the server's.
+    left = int(page.text_content("#budget-left") or "0")
+    assert left == MAX_PLAINTEXT - payload_size(title, body, url)
+    page.screenshot(path=str(live_server.context.settings.data_dir.parent / "compose.png"))
+
+    page.click("#send-button")
+    page.wait_for_url(re.compile(r"/newsroom/campaigns/[0-9a-z]+$"))
+    cid = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#campaign-state")).to_have_text("done", timeout=60_000)
+    expect(page.locator("#progress-text")).to_have_text("100%")
+    assert page.get_attribute("#progress", "aria-valuenow") == "100"
+    assert page.text_content("[data-counter=sent]") == "50"
+    wait_for(lambda: page.locator("#chart rect[data-series=sent]").count() >= 1, message="chart bars")
+    assert "sent 50" in (page.text_content("#services") or "")
+
+    campaign = CampaignStore(context.redis, context.keys).get(cid)
+    assert campaign.state == "done" and campaign.counters["sent"] == 50
+    assert campaign.created_by == "redaksi@kabarkini.example"
+    assert len({r.endpoint for r in simulator.received()}) == 50
+    assert not errors, errors
