@@ -54,7 +54,7 @@ def init_app(app: Flask, context: Context) -> Limiter:
         client_address,
         app=app,
         storage_uri=settings.effective_redis_url,
-        key_prefix=context.keys.rate_limit_prefix,
+        storage_options={"key_prefix": context.keys.rate_limit_prefix},
         enabled=settings.rate_limits,
         strategy="moving-window",
         headers_enabled=False,
@@ -134,7 +134,7 @@ def _retry_after() -> int:
     current = limiter.current_limit if limiter is not None else None
     if current is None:
         return 60
-    return max(1, math.ceil(current.reset_at - time.time()))
+    return max(1, math.ceil(current.window[0] - time.time()))
 
 
 def _too_many(exc: HTTPException) -> Response:
