@@ -123,3 +123,17 @@ def test_live_workers_make_readyz_pass_and_a_killed_one_is_flagged_dead(app, cli
     after = rows()
     assert [w["pid"] for w in after] == [victim.pid]
     assert client.get("/readyz").status_code == 503
+
+
+def test_notifier_status_prints_the_tables(settings_env: dict[str, str], context: Context, job_env) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from notifier.cli import main
+
+    fail_one(context)
+    context.redis.sadd(context.keys.subs_all, "a", "b")
+    result = CliRunner().invoke(main, ["status"], env={**settings_env, "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for heading in ("Queues", "Workers", "Campaigns in flight", "Subscribers: 2"):
+        assert heading in result.output
+    assert "notifier-send" in result.output and "1 failed jobs" in result.output

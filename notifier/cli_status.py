@@ -1,0 +1,95 @@
+"""``notifier status [--watch]``: queues, workers, campaigns in flight and subscribers as rich tables.
+
+RQ is read through :mod:`workers.inspect`, imported inside the command so that
+``import notifier`` stays free of RQ.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.table import Table
+
+from notifier import stats
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def render(c: Any, *, now: float | None = None) -> Group:
+    """The status tables, read now from Redis and RQ."""
+    from workers import inspect
+
+    now = time.time() if now is None else now
+    r, raw, keys = c.redis, c.raw_redis, c.keys
+    queues = Table(title="Queues")
+    for col in ("queue", "waiting", "oldest", "started", "finished", "failed", "scheduled", "deferred"):
+        queues.add_column(col, justify="left" if col == "queue" else "right")
+    for q in inspect.queue_stats(raw, now=now):
+        queues.add_row(q["name"], str(q["depth"]), _age(q["oldest_age"]), str(q["started"]), str(q["finished"]),
+                       str(q["failed"]), str(q["scheduled"]), str(q["deferred"]))
+
+    workers = Table(title="Workers")
+    for col in ("worker", "host", "pid", "state", "current job", "last heartbeat", "ok", "failed"):
+        workers.add_column(col)
+    for w in inspect.worker_rows(raw, r, keys, now=now):
+        beat = w["last_heartbeat"]
+        state = f"[red]dead[/red] ({w['reason']})" if w["dead"] else w["state"]
+        workers.add_row(w["name"], str(w["host"] or "–"), str(w["pid"] or "–"), state, w["current_job"] or "–",
+                        _age(now - beat) + " ago" if beat else "–", str(w["successful"] if w["successful"] is not None else "–"),
+                        str(w["failed"] if w["failed"] is not None else "–"))
+
+    tp = stats.throughput(r, keys, now=now, minutes=2)
+    campaigns = Table(title=f"Campaigns in flight ({tp['now_per_second']} messages/s now, {tp['last_minute']} last minute)")
+    for col in ("id", "title", "state", "progress", "sent", "gone", "rejected", "failed", "rate/s"):
+        campaigns.add_column(col)
+    for row in stats.campaigns_in_flight(r, keys, now=now):
+        k = row["counters"]
+        campaigns.add_row(row["id"], row["title"][:40], row["state"],
+                          f"{row['progress'] * 100:.1f}% ({row['done']}/{row['total']})",
+                          str(k["sent"]), str(k["gone"]), str(k["rejected"]), str(k["failed"]), str(row["rate"]))
+
+    subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=500)
+    people = Table(title=f"Subscribers: {subs['total']} ({subs['quarantined']} quarantined)")
+    people.add_column("topic")
+    people.add_column("subscribers", justify="right")
+    for slug, n in subs["by_topic"].items():
+        people.add_row(slug, str(n))
+    parts: list[Any] = [queues, workers, campaigns, people]
+    failed = inspect.failed_count(raw)
+    if failed:
+        parts.append(f"[red]{failed} failed jobs[/red]: see /ops/#failed")
+    for alert in stats.alerts(r, keys, now=now):
+        parts.append(f"[yellow]{alert['message']}[/yellow] — likely cause: {alert['cause']}")
+    return Group(*parts)
+
+
+@click.command()
+@click.option("--watch", is_flag=True, help="Refresh every 2 seconds until Ctrl-C.")
+@click.option("--interval", type=float, default=2.0, show_default=True, hidden=True)
+def status(watch: bool, interval: float) -> None:
+    """Queues, workers, campaigns in flight and subscribers (read from Redis and RQ)."""
+    from notifier.cli import load_context
+
+    c = load_context()
+    console = Console()
+    if not watch:
+        console.print(render(c))
+        return
+    from rich.live import Live
+
+    try:
+        with Live(render(c), console=console, refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(c))
+    except KeyboardInterrupt:
+        pass
