@@ -1,0 +1,63 @@
+"""The ops dashboard in Debian's Chromium: charts render as inline SVG and figures update while a campaign sends."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier.campaigns import CampaignStore
+from notifier.users import UserStore
+from tests.conftest import wait_for
+from tests.workers.test_fanout import create, store_minted
+
+pytestmark = pytest.mark.browser
+
+
+def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyped-def]
+    context, live_server, chromium_context, simulator, workers
+) -> None:
+    UserStore(context.redis, context.keys).create("ops@kabarkini.example", "correct horse battery staple", "ops")
+    subs = simulator.mint(120)
+    store_minted(context, subs)
+    for sub in subs[:40]:
+        # Rate limited once for 5 s: the campaign stays in flight across a couple of polls.
+        simulator.add_rule(429, endpoint=sub["endpoint"], count=1, retry_after=5)
+    for sub in subs[40:45]:
+        simulator.add_rule(410, endpoint=sub["endpoint"])
+    errors: list[str] = []
+    page = chromium_context.new_page()
+    # Console "failed to load" lines do not name the URL; responses do (the browser's own favicon probe is fine).
+    page.on("response", lambda res: errors.append(f"{res.status} {res.url}")
+            if res.status >= 400 and not res.url.endswith("/favicon.ico") else None)
+    page.on("console", lambda m: errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    page.goto(live_server.url + "/ops/")
+    page.fill("input[name=email]", "ops@kabarkini.example")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ops/")
+    page.wait_for_selector("#chart-minutes svg")
+    assert page.locator("#chart-minutes svg rect").count() == 60
+    assert page.locator("#chart-seconds svg rect").count() == 120
+    assert page.locator("#chart-daily svg rect").count() >= 30
+    assert page.text_content("#subs-total") == "120"
+    assert page.text_content("#tp-hour") == "0"
+    assert page.locator("#workers-table tbody tr").count() == 0
+    first_update = page.get_attribute("#ops-updated", "data-now")
+
+    workers.start(1)
+    page.wait_for_selector("#workers-table tbody tr[data-state]", timeout=20_000)
+    cid = create(context)
+    # While it sends: the in-flight table shows it with a progress bar.
+    page.wait_for_selector("#campaigns-table tbody tr progress", timeout=20_000)
+    store = CampaignStore(context.redis, context.keys)
+    wait_for(lambda: store.get(cid).state == "done", timeout=60, message="campaign done")
+    wait_for(lambda: page.text_content("#tp-hour") == "120", timeout=10, message="throughput figure updated")
+    assert page.get_attribute("#ops-updated", "data-now") != first_update
+    assert page.text_content("#subs-total") == "115"  # the five 410s were pruned, without a reload
+    assert int(page.get_attribute("#chart-minutes", "data-max") or 0) >= 1
+    wait_for(lambda: page.locator("#campaigns-table tbody tr").count() == 0, timeout=10, message="no campaign in flight")
+    assert "done" in page.text_content("#recent-table")
+    assert "fcm" in page.text_content("#services-table") or page.locator("#services-table tbody tr").count() >= 1
+    assert errors == []
