@@ -110,6 +110,8 @@ class EmbeddedRedis:
     data_dir: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: ``everysec`` (default: at most a second of writes lost on a crash) or ``always`` (none lost).
+    appendfsync: str = "everysec"
 
     @property
     def url(self) -> str:
@@ -128,7 +130,7 @@ class EmbeddedRedis:
                 "--port", str(self.port),
                 "--dir", str(self.data_dir.resolve()),
                 "--appendonly", "yes",
-                "--appendfsync", "everysec",
+                "--appendfsync", self.appendfsync,
                 "--save", "",
                 "--protected-mode", "yes",
                 "--logfile", "redis.log",

@@ -8,12 +8,14 @@ scheduler runs inside the worker for ``send_at`` campaigns and delayed retries.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 
 import redis
 from rq import SimpleWorker
@@ -27,7 +29,6 @@ from workers.inspect import attach_recorder
 from workers.jobs import runtime
 from workers.logging import setup_worker_logging
 from workers.queues import ALL_QUEUES, queue
-
 
 #: Linux prctl option: signal this process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -106,15 +107,57 @@ def build_worker(*, name: str | None = None) -> HeartbeatWorker:
     )
 
 
+#: Longest wait between two restarts of a worker loop that ended on its own (seconds).
+RESTART_MAX_DELAY = 30.0
+
+
 def main(burst: bool = False, with_scheduler: bool = True, name: str | None = None) -> bool:
-    """Run a worker until stopped (or until the queues are empty with ``burst``)."""
+    """Run a worker until stopped (or until the queues are empty with ``burst``).
+
+    RQ's work loop quits on an error it cannot handle, such as Redis going away
+    while a job is being finished. Unless a stop was asked for, the worker waits
+    for Redis with backoff and starts a fresh loop in the same process, so a
+    Redis restart needs no manual action; its interrupted job is re-run by the
+    abandoned-job cleanup.
+    """
+    os.register_at_fork(after_in_child=_die_with_parent)
     setup_worker_logging(runtime().settings.log_json)
-    worker = build_worker(name=name)
-    attach_recorder(worker, runtime().c.keys)
+    log = logging.getLogger("notifier.worker")
+    delay = 1.0
     try:
-        return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=logging.getLevelName(logging.INFO))
+        for run in itertools.count():
+            # A loop that died with Redis left its registration behind: a restarted one needs a new name.
+            base = name or f"{socket.gethostname()}.{os.getpid()}"
+            worker = build_worker(name=base if run == 0 else f"{base}.{run}")
+            attach_recorder(worker, runtime().c.keys)
+            began = time.monotonic()
+            try:
+                level = logging.getLevelName(logging.INFO)
+                worked = worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=level)
+            except redis.RedisError as exc:  # from RQ's own teardown while Redis is away
+                log.error("worker loop ended on a Redis error: %s", exc)
+                worked = False
+            if burst or worker._shutdown_requested_date is not None:
+                return worked
+            if time.monotonic() - began > 60:
+                delay = 1.0
+            log.error("worker loop ended without a stop request; restart once Redis answers (%.0f s)", delay)
+            _wait_for_redis(worker.connection, delay)
+            delay = min(delay * 2, RESTART_MAX_DELAY)
+        raise AssertionError("unreachable")
     finally:
         runtime().close()
+
+
+def _wait_for_redis(connection: redis.Redis, delay: float) -> None:
+    """Sleep ``delay`` seconds, then until Redis answers PING (backing off up to RESTART_MAX_DELAY)."""
+    while True:
+        time.sleep(delay)
+        try:
+            if connection.ping():
+                return
+        except redis.RedisError:
+            delay = min(delay * 2, RESTART_MAX_DELAY)
 
 
 if __name__ == "__main__":
