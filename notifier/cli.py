@@ -345,6 +345,7 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
 main.add_command(__import__("notifier.cli_status").cli_status.status)  # status [--watch] (queues, workers, ...)
 main.add_command(__import__("notifier.cli_bench").cli_bench.bench)  # bench (end-to-end fan-out benchmark)
 main.add_command(__import__("notifier.cli_users").cli_users.users)  # users create|list|disable|enable|password
+__import__("notifier.cli_data").cli_data.register(main)  # export [--out FILE], import FILE (JSON lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+"""``notifier export`` and ``notifier import``: subscriptions as JSON lines, with progress bars."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+#: Refused lines printed in full; the rest are counted.
+SHOW_REFUSED = 50
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    """A rich progress bar on stderr (stdout may carry the export itself)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    )  # fmt: skip
+
+
+@click.command("export")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output).")  # fmt: skip
+def export_command(out: Path | None) -> None:
+    """Write every subscription as JSON lines (PushSubscription.toJSON() + topics, lang, created, seen)."""
+    from notifier.cli import load_context
+    from notifier.transfer import export_to
+
+    c = load_context()
+    total = c.subscriptions.count()
+    with _progress() as progress:
+        task = progress.add_task("export", total=total)
+        if out is None:
+            n = export_to(c, sys.stdout, progress=lambda k: progress.advance(task, k))
+        else:
+            tmp = out.with_name(out.name + ".part")
+            with tmp.open("w", encoding="utf-8") as handle:
+                n = export_to(c, handle, progress=lambda k: progress.advance(task, k))
+            tmp.replace(out)  # a half-written export never takes the real name
+    click.echo(f"exported {n} subscriptions" + (f" to {out}" if out else ""), err=True)
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(source: Path) -> None:
+    """Store subscriptions from a JSON lines file; refused lines are listed with their numbers."""
+    from notifier.cli import load_context
+    from notifier.transfer import import_lines
+
+    c = load_context()
+    with source.open(encoding="utf-8") as handle:
+        total = sum(1 for _ in handle)
+    with source.open(encoding="utf-8") as handle, _progress() as progress:
+        task = progress.add_task("import", total=total)
+        report = import_lines(c, handle, progress=lambda k: progress.advance(task, k))
+    for number, reason in report.refused[:SHOW_REFUSED]:
+        click.echo(f"line {number}: refused: {reason}", err=True)
+    if len(report.refused) > SHOW_REFUSED:
+        click.echo(f"... and {len(report.refused) - SHOW_REFUSED} more refused lines", err=True)
+    click.echo(
+        f"imported {report.stored} subscriptions ({report.created} new, {report.updated} updated), "
+        f"refused {len(report.refused)} lines"
+    )
+    if report.refused:
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    """Add ``export`` and ``import`` to the ``notifier`` command."""
+    group.add_command(export_command)
+    group.add_command(import_command)

@@ -1,0 +1,119 @@
+"""Export and import of subscriptions: a lossless round trip, refused lines by number, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from click.testing import CliRunner
+
+from notifier.cli import main
+from notifier.transfer import export_lines, export_to, import_lines
+from tests.reliability.conftest import store_bulk
+
+
+def snapshot(context):  # type: ignore[no-untyped-def]
+    """Every subscription hash (without the browser, which an import does not know) and every topic set."""
+    subs = {}
+    for page in context.subscriptions.scan_ids():
+        for sid in page:
+            data = context.redis.hgetall(context.keys.sub(sid))
+            data.pop("b", None)
+            subs[sid] = data
+    topics = {t.slug: context.redis.smembers(context.keys.subs_topic(t.slug)) for t in context.topics}
+    return subs, topics
+
+
+def seed(context, simulator, n: int = 1200):  # type: ignore[no-untyped-def]
+    minted = simulator.mint(n, shared_keys=True)
+    slugs = [t.slug for t in context.topics]
+    store_bulk(context, minted[: n // 3], topics=slugs[:1], now=1_790_000_000)
+    store_bulk(context, minted[n // 3 : 2 * n // 3], topics=slugs[:2], now=1_790_000_100)
+    store_bulk(context, minted[2 * n // 3 :], topics=(), now=1_790_000_200)
+    context.redis.hset(
+        context.keys.sub(context.subscriptions.scan_ids().__next__()[0]), "x", 1_900_000_000_000
+    )
+    return minted
+
+
+def test_round_trip_keeps_every_subscription_and_topic_set(context, simulator) -> None:  # type: ignore[no-untyped-def]
+    seed(context, simulator)
+    before = snapshot(context)
+    buffer = io.StringIO()
+    assert export_to(context, buffer) == 1200
+    lines = buffer.getvalue().splitlines()
+    first = json.loads(lines[0])
+    assert set(first) == {"endpoint", "expirationTime", "keys", "topics", "lang", "created", "seen"}
+    assert set(first["keys"]) == {"p256dh", "auth"}
+
+    context.redis.flushdb()
+    assert context.subscriptions.count() == 0
+    report = import_lines(context, lines)
+    assert (report.created, report.updated, report.refused) == (1200, 0, [])
+    after = snapshot(context)
+    # Same ids, same fields (endpoint, keys, topics, lang, created, seen, expirationTime), same topic sets.
+    for data in after[0].values():
+        data.pop("f", None)
+    for data in before[0].values():
+        data.pop("f", None)
+    assert after == before
+    assert sorted(export_lines(context)) == sorted(lines)
+
+    # Importing the same file again updates in place: no duplicates.
+    again = import_lines(context, lines)
+    assert (again.created, again.updated) == (0, 1200)
+    assert context.subscriptions.count() == 1200
+
+
+def test_bad_lines_are_refused_by_number_and_the_rest_imported(context, simulator) -> None:  # type: ignore[no-untyped-def]
+    good = [json.dumps({**s, "topics": ["breaking"]}) for s in simulator.mint(3)]
+    bad_key = json.dumps({**simulator.mint(1)[0], "keys": {"p256dh": "AAAA", "auth": "BBBB"}})
+    private = json.dumps({**simulator.mint(1)[0], "endpoint": "https://10.0.0.7/push/x"})
+    lines = [
+        good[0],
+        "{not json",
+        bad_key,
+        "",
+        good[1],
+        private,
+        json.dumps({**json.loads(good[2]), "topics": ["nope"]}),
+    ]
+    report = import_lines(context, lines)
+    assert report.created == 2
+    assert [n for n, _ in report.refused] == [2, 3, 6, 7]
+    assert "not JSON" in report.refused[0][1]
+    assert "p256dh" in report.refused[1][1]
+    assert "unknown topic" in report.refused[3][1]
+    assert context.subscriptions.count() == 2
+
+
+def test_cli_export_and_import(context, simulator, settings_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seed(context, simulator, 300)
+    before = snapshot(context)
+    runner = CliRunner()
+    out = tmp_path / "subs.jsonl"
+    result = runner.invoke(main, ["export", "--out", str(out)], env=settings_env)
+    assert result.exit_code == 0, result.output
+    assert "exported 300 subscriptions" in result.output
+    assert len(out.read_text().splitlines()) == 300
+
+    to_stdout = runner.invoke(main, ["export"], env=settings_env)
+    assert to_stdout.exit_code == 0
+    assert sum(1 for line in to_stdout.stdout.splitlines() if line.startswith("{")) == 300
+
+    context.redis.flushdb()
+    result = runner.invoke(main, ["import", str(out)], env=settings_env)
+    assert result.exit_code == 0, result.output
+    assert "imported 300 subscriptions (300 new, 0 updated), refused 0 lines" in result.output
+    after = snapshot(context)
+    for side in (before, after):
+        for data in side[0].values():
+            data.pop("f", None)
+    assert after == before
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(out.read_text().splitlines()[0] + "\n{oops\n")
+    result = runner.invoke(main, ["import", str(broken)], env=settings_env)
+    assert result.exit_code == 1
+    assert "line 2: refused: not JSON" in result.output
+    assert "refused 1 lines" in result.output
