@@ -343,6 +343,7 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
 
 # Command groups of other areas register themselves here, one line each.
 main.add_command(__import__("notifier.cli_status").cli_status.status)  # status [--watch] (queues, workers, ...)
+main.add_command(__import__("notifier.cli_feeds").cli_feeds.feeds)  # feeds add|list|remove|poll
 main.add_command(__import__("notifier.cli_bench").cli_bench.bench)  # bench (end-to-end fan-out benchmark)
 main.add_command(__import__("notifier.cli_users").cli_users.users)  # users create|list|disable|enable|password
 __import__("notifier.cli_data").cli_data.register(main)  # export [--out FILE], import FILE (JSON lines)

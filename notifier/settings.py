@@ -70,6 +70,8 @@ class Settings:
     push_hosts: tuple[str, ...] = ()
     webhook_secret: str = ""
     webhook_window: int = 300
+    webhook_mode: str = "auto"
+    webhook_topics: tuple[str, ...] = ()
     site_name: str = "Kabar Kini"
     public_url: str = "http://127.0.0.1:8000"
     site_domains: tuple[str, ...] = ()
@@ -88,6 +90,8 @@ class Settings:
     quiet_hours: tuple[int, int] | None = None
     feed_poll_seconds: int = 60
     feed_burst: int = 3
+    feed_timeout: float = 10.0
+    feed_max_bytes: int = 2_000_000
     log_json: bool = True
     rate_limits: bool = True
     rate_subscribe: str = "30/minute"
@@ -137,6 +141,8 @@ class Settings:
         read("NOTIFIER_PUSH_HOSTS", "push_hosts", _list)
         read("NOTIFIER_WEBHOOK_SECRET", "webhook_secret", str)
         read("NOTIFIER_WEBHOOK_WINDOW", "webhook_window", int)
+        read("NOTIFIER_WEBHOOK_MODE", "webhook_mode", str)
+        read("NOTIFIER_WEBHOOK_TOPICS", "webhook_topics", _list)
         read("NOTIFIER_SITE_NAME", "site_name", str)
         read("NOTIFIER_PUBLIC_URL", "public_url", str)
         read("NOTIFIER_SITE_DOMAINS", "site_domains", _list)
@@ -155,6 +161,8 @@ class Settings:
         read("NOTIFIER_QUIET_HOURS", "quiet_hours", _quiet_hours)
         read("NOTIFIER_FEED_POLL_SECONDS", "feed_poll_seconds", int)
         read("NOTIFIER_FEED_BURST", "feed_burst", int)
+        read("NOTIFIER_FEED_TIMEOUT", "feed_timeout", float)
+        read("NOTIFIER_FEED_MAX_BYTES", "feed_max_bytes", int)
         read("NOTIFIER_LOG_JSON", "log_json", _bool)
         read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
         read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
@@ -187,5 +195,11 @@ class Settings:
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.webhook_mode not in ("auto", "review"):
+            raise ConfigError(f"NOTIFIER_WEBHOOK_MODE must be auto or review, not {self.webhook_mode!r}")
+        if self.webhook_window < 1:
+            raise ConfigError(f"NOTIFIER_WEBHOOK_WINDOW must be at least 1 second, got {self.webhook_window}")
+        if self.feed_burst < 0 or self.feed_max_bytes < 1024 or self.feed_timeout <= 0:
+            raise ConfigError("NOTIFIER_FEED_BURST must be >= 0, NOTIFIER_FEED_MAX_BYTES >= 1024 and NOTIFIER_FEED_TIMEOUT > 0")
         if self.send_timeout <= 0:
             raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

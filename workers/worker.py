@@ -124,6 +124,8 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
     setup_worker_logging(runtime().settings.log_json)
     log = logging.getLogger("notifier.worker")
     delay = 1.0
+    if not burst:  # one feed-polling chain across all workers (workers/periodic.py)
+        __import__("workers.periodic").periodic.start_feed_polling(runtime().c.raw_redis, runtime().settings)
     try:
         for run in itertools.count():
             # A loop that died with Redis left its registration behind: a restarted one needs a new name.

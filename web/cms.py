@@ -1,0 +1,124 @@
+"""``POST /api/v1/articles``: the CMS webhook that turns a published article into a push.
+
+Authentication (see ``docs/cms-webhook.md``)::
+
+    X-Notifier-Timestamp: <unix seconds>
+    X-Notifier-Signature: sha256=<hex HMAC-SHA256(NOTIFIER_WEBHOOK_SECRET, timestamp + "." + raw body)>
+
+The timestamp is inside the signed message, so a captured request cannot be
+re-dated; a timestamp further than ``NOTIFIER_WEBHOOK_WINDOW`` seconds from now
+is refused, and a replay inside the window is absorbed by the article dedupe
+(the same guid or URL never pushes twice: ``200 {"status": "duplicate"}``).
+
+Answers: ``201 {"status": "created", "campaign", "state"}``; ``200`` duplicate;
+``400`` malformed body or fields; ``401`` bad, missing or stale signature;
+``413`` too large; ``415`` not JSON; ``503`` no secret configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from notifier.articles import ArticleIngest, map_topics, parse_article
+from notifier.errors import NotifierError
+from web import ctx
+from web.errors import json_error, status_for
+from workers.queues import launch
+
+bp = Blueprint("cms", __name__, url_prefix="/api/v1")
+
+#: An article with a long summary is a few KiB; the summary is cut to 500 characters anyway.
+ARTICLE_BODY_LIMIT = 32 * 1024
+SIGNATURE_HEADER = "X-Notifier-Signature"
+TIMESTAMP_HEADER = "X-Notifier-Timestamp"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Notifier-Signature`` value for a body sent at ``timestamp`` (what the CMS computes)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+@bp.errorhandler(NotifierError)
+def _domain_error(exc: NotifierError) -> Response:
+    return json_error(status_for(exc), exc.code, exc.message)
+
+
+@bp.errorhandler(413)
+def _too_large(_exc: Exception) -> Response:
+    return json_error(413, "too_large", f"the body is larger than {ARTICLE_BODY_LIMIT} bytes")
+
+
+def _unauthorized(reason: str, message: str) -> Response:
+    response = json_error(401, reason, message)
+    response.headers["WWW-Authenticate"] = 'HMAC-SHA256 realm="notifier-webhook"'
+    return response
+
+
+@bp.post("/articles")
+def article_webhook() -> Response | tuple[Response, int]:
+    """Verify the CMS signature, then create (and in auto mode send) the article's campaign once."""
+    c = ctx()
+    settings = c.settings
+    if not settings.webhook_secret:
+        return json_error(
+            503, "webhook_disabled", "NOTIFIER_WEBHOOK_SECRET is not set: the webhook is disabled"
+        )
+    length = request.content_length
+    if length is not None and length > ARTICLE_BODY_LIMIT:
+        return json_error(413, "too_large", f"the body is {length} bytes; at most {ARTICLE_BODY_LIMIT}")
+    raw = request.stream.read(ARTICLE_BODY_LIMIT + 1)
+    if len(raw) > ARTICLE_BODY_LIMIT:
+        return json_error(413, "too_large", f"the body is larger than {ARTICLE_BODY_LIMIT} bytes")
+
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
+    signature = request.headers.get(SIGNATURE_HEADER, "").strip()
+    if not signature:
+        return _unauthorized("missing_signature", f"the {SIGNATURE_HEADER} header is required")
+    if not timestamp:
+        return _unauthorized("missing_timestamp", f"the {TIMESTAMP_HEADER} header (unix seconds) is required")
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return _unauthorized("bad_timestamp", f"{TIMESTAMP_HEADER} must be whole unix seconds")
+    if not signature.startswith("sha256="):
+        return _unauthorized("bad_signature", f"{SIGNATURE_HEADER} must look like sha256=<hex>")
+    if not hmac.compare_digest(
+        sign(settings.webhook_secret, timestamp, raw).encode(), signature.lower().encode()
+    ):
+        return _unauthorized("bad_signature", "the signature does not match timestamp + '.' + body")
+    skew = abs(time.time() - int(timestamp))
+    if skew > settings.webhook_window:
+        return _unauthorized(
+            "stale_timestamp",
+            f"{TIMESTAMP_HEADER} is {int(skew)} s away from the server's clock; at most "
+            f"{settings.webhook_window} s is accepted (replay protection; check the CMS clock)",
+        )
+
+    if request.mimetype != "application/json":
+        return json_error(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, not {request.mimetype or 'missing'}",
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+    article = parse_article(data)
+    slugs = c.topic_slugs
+    topics = list(
+        map_topics(article.categories, slugs, fallback=[t for t in settings.webhook_topics if t in slugs])
+    )
+    if article.breaking and "breaking" in slugs and topics and "breaking" not in topics:
+        topics.append("breaking")
+    ingest = ArticleIngest(c.redis, c.keys, c.topics, lambda cid, at: launch(c.raw_redis, cid, at))
+    result = ingest.ingest(
+        article, topics=topics, mode=settings.webhook_mode, source="webhook", created_by="cms"
+    )
+    if result.status == "duplicate":
+        return jsonify({"status": "duplicate", "campaign": result.cid or None}), 200
+    return jsonify({"status": "created", "campaign": result.cid, "state": result.state}), 201
