@@ -77,7 +77,10 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
 
     # Every accepted message decrypted to the campaign's payload, with the right headers.
     received = simulator.received()
-    assert len({r.endpoint for r in received}) == 255
+    # A stalled request may still be recorded by the simulator after the sender gave up on it (as a real
+    # push service might deliver it); everything else accepted is exactly the 255 sent ones.
+    delivered = {r.endpoint for r in received} - set(stalled)
+    assert delivered == set(endpoints) - set(gone410 + gone404 + too_big + stalled)
     sample = next(r for r in received if r.endpoint == flaky[0])
     payload = json.loads(sample.payload)
     assert payload["title"] == "Gempa M6,1 guncang Cianjur"
