@@ -26,7 +26,9 @@ def plan_campaign(cid: str) -> dict[str, Any]:
 
         # Quiet hours: a non-breaking alert waits for the morning instead of waking readers.
         delivery.r.hset(delivery.keys.campaign(cid), "reason", "waiting for the end of quiet hours")
-        enqueue_plan(delivery.c.raw_redis, cid, at=until)
+        # A job id of its own: re-using this running job's id, the worker would mark the scheduled job
+        # finished and expire it after result_ttl (an hour), and the scheduler would drop it unplanned.
+        enqueue_plan(delivery.c.raw_redis, cid, at=until, job_id=f"plan-{cid}-quiet-{int(until)}")
         return {"cid": cid, "deferred_until": until}
     batches = delivery.plan(cid, batch_enqueuer(delivery.c.raw_redis, cid))
     return {"cid": cid, "batches": batches}

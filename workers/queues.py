@@ -30,13 +30,13 @@ def queue(name: str, connection: redis.Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None) -> str:
+def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, job_id: str = "") -> str:
     """Enqueue the planning job of a campaign (now, or at unix time ``at`` via RQ's scheduler)."""
     from datetime import datetime, timezone
 
     q = queue(PLAN_QUEUE, connection)
     options = {
-        "job_id": f"plan-{cid}",
+        "job_id": job_id or f"plan-{cid}",
         "job_timeout": PLAN_TIMEOUT,
         "retry": Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
         "description": f"plan campaign {cid}",
