@@ -24,15 +24,24 @@ PREFIX = "/api/v1"
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _json_body(ref: str, *, required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
 
 
 def _ok(description: str, ref: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
 
 
 BAD = _error("Invalid input; `message` says what is wrong")
@@ -58,7 +67,12 @@ ENDPOINT_SCHEMA: dict[str, Any] = {
     "maxLength": MAX_ENDPOINT_LENGTH,
     "description": "The push service URL the browser gave; only known push services (or NOTIFIER_PUSH_HOSTS)",
 }
-URL_SCHEMA: dict[str, Any] = {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": URL_MAX}
+URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "uri",
+    "pattern": "^https?://",
+    "maxLength": URL_MAX,
+}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -67,7 +81,7 @@ SPEC: dict[str, Any] = {
         "version": "1",
         "description": (
             "Web push for a news site: readers' browsers subscribe, the newsroom and CMS create campaigns, "
-            "service workers report receipts. Errors are JSON `{\"error\", \"message\"}`."
+            'service workers report receipts. Errors are JSON `{"error", "message"}`.'
         ),
     },
     "servers": [{"url": PREFIX}],
@@ -96,7 +110,11 @@ SPEC: dict[str, Any] = {
                                 "maxLength": MAX_KEY_CHARS,
                                 "description": "base64url uncompressed P-256 point (65 bytes)",
                             },
-                            "auth": {"type": "string", "maxLength": MAX_KEY_CHARS, "description": "base64url, 16 bytes"},
+                            "auth": {
+                                "type": "string",
+                                "maxLength": MAX_KEY_CHARS,
+                                "description": "base64url, 16 bytes",
+                            },
                         },
                     },
                     "topics": TOPICS_SCHEMA,
@@ -169,7 +187,11 @@ SPEC: dict[str, Any] = {
                     "type": {"type": "string", "enum": ["shown", "clicked"]},
                     "cid": {"type": "string", "maxLength": 64},
                     "sid": {"type": "string", "maxLength": 64},
-                    "rt": {"type": "string", "maxLength": 64, "description": "receipt token from the push payload"},
+                    "rt": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "receipt token from the push payload",
+                    },
                 },
             },
             "Article": {
@@ -181,10 +203,15 @@ SPEC: dict[str, Any] = {
                     "summary": {"type": "string"},
                     "url": URL_SCHEMA,
                     "image": URL_SCHEMA,
-                    "categories": {"type": "array", "items": {"type": "string"},
-                                   "description": "CMS section names, mapped onto topics"},
+                    "categories": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "CMS section names, mapped onto topics",
+                    },
                     "breaking": {"type": "boolean"},
-                    "published_at": {"oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]},
+                    "published_at": {
+                        "oneOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]
+                    },
                 },
             },
         },
@@ -281,7 +308,12 @@ SPEC: dict[str, Any] = {
                 "operationId": "unsubscribe",
                 "summary": "Forget a subscription (204 also when it was not stored)",
                 "requestBody": _json_body("EndpointOnly"),
-                "responses": {"204": {"description": "Forgotten"}, "400": BAD, "413": TOO_LARGE, "415": MEDIA},
+                "responses": {
+                    "204": {"description": "Forgotten"},
+                    "400": BAD,
+                    "413": TOO_LARGE,
+                    "415": MEDIA,
+                },
             },
         },
         "/campaigns": {
@@ -357,10 +389,18 @@ SPEC: dict[str, Any] = {
                     "timestamp + '.' + body)>` with the unix time in `X-Notifier-Timestamp`."
                 ),
                 "parameters": [
-                    {"name": "X-Notifier-Signature", "in": "header", "required": True,
-                     "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}},
-                    {"name": "X-Notifier-Timestamp", "in": "header", "required": True,
-                     "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"}},
+                    {
+                        "name": "X-Notifier-Signature",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    },
+                    {
+                        "name": "X-Notifier-Timestamp",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                    },
                 ],
                 "requestBody": _json_body("Article"),
                 "responses": {

@@ -107,7 +107,8 @@ def _wants_json() -> bool:
 def _page(status: int, title: str, message: str) -> Response:
     """A small standalone HTML error page (no inline script or style)."""
     html = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{status} {escape(title)}</title></head>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{status} {escape(title)}</title></head>"
         f"<body><h1>{escape(title)}</h1><p>{escape(message)}</p></body></html>"
     )
     return Response(html, status=status, mimetype="text/html")

@@ -1,4 +1,4 @@
-"""Bad input is refused early and with a reason: oversized bodies, malformed JSON, wrong types, odd Unicode."""
+"""Bad input is refused early, with a reason: oversized bodies, malformed JSON, wrong types, odd Unicode."""
 
 from __future__ import annotations
 
@@ -47,8 +47,12 @@ def test_every_unsafe_route_refuses_an_oversized_body_with_413(app: Flask, r: re
         for content_type, body in (
             ("application/json", json.dumps({"pad": "x" * limit}).encode()),
             ("application/x-www-form-urlencoded", b"title=" + b"x" * (limit + 10)),
-            ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=f\r\n\r\n"
-                                                + b"x" * (limit + 10) + b"\r\n--b--\r\n"),
+            (
+                "multipart/form-data; boundary=b",
+                b"--b\r\nContent-Disposition: form-data; name=f\r\n\r\n"
+                + b"x" * (limit + 10)
+                + b"\r\n--b--\r\n",
+            ),
         ):
             resp = client.open(path, method=method, data=body, content_type=content_type)
             assert resp.status_code == 413, (method, path, content_type, resp.status_code)
@@ -61,8 +65,9 @@ def test_every_unsafe_route_refuses_an_oversized_body_with_413(app: Flask, r: re
 
 def test_api_body_limits_are_smaller_than_the_app_limit(client) -> None:  # type: ignore[no-untyped-def]
     # 10 KiB is under MAX_CONTENT_LENGTH but over the subscribe route's own 4 KiB limit.
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(pad="x" * 10_000)),
-                       content_type="application/json")
+    resp = client.post(
+        "/api/v1/subscriptions", data=json.dumps(make_sub(pad="x" * 10_000)), content_type="application/json"
+    )
     assert_refused(resp, 413)
 
 
@@ -87,7 +92,9 @@ def test_malformed_json_is_400(client, method: str, path: str, raw: bytes) -> No
 
 @pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
 def test_wrong_content_type_is_refused(client, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
-    resp = client.open(path, method=method, data="endpoint=x", content_type="application/x-www-form-urlencoded")
+    resp = client.open(
+        path, method=method, data="endpoint=x", content_type="application/x-www-form-urlencoded"
+    )
     assert_refused(resp, 415, mention="application/json")
     resp = client.open(path, method=method, data=b"{}")
     assert resp.status_code in (400, 415)
@@ -97,15 +104,27 @@ def test_wrong_content_type_is_refused(client, method: str, path: str) -> None: 
 @pytest.mark.parametrize(
     "body",
     [
-        [], "endpoint", 42, None,
+        [],
+        "endpoint",
+        42,
+        None,
         {"endpoint": 1, "keys": {}},
         {"endpoint": ["https://fcm.googleapis.com/x"], "keys": {"p256dh": "a", "auth": "b"}},
         {"endpoint": FCM + "x", "keys": "p256dh"},
         {"endpoint": FCM + "x", "keys": {"p256dh": 1, "auth": 2}},
         {"endpoint": FCM + "x", "keys": {"p256dh": "!!!", "auth": "b"}},
     ],
-    ids=["list", "string", "number", "null", "endpoint-int", "endpoint-list", "keys-string", "keys-ints",
-         "keys-not-b64"],
+    ids=[
+        "list",
+        "string",
+        "number",
+        "null",
+        "endpoint-int",
+        "endpoint-list",
+        "keys-string",
+        "keys-ints",
+        "keys-not-b64",
+    ],
 )
 def test_wrong_types_on_subscribe_are_400(client, r: redis.Redis, body: Any) -> None:  # type: ignore[no-untyped-def]
     before = snapshot(r)
@@ -114,24 +133,45 @@ def test_wrong_types_on_subscribe_are_400(client, r: redis.Redis, body: Any) -> 
     assert snapshot(r) == before
 
 
-@pytest.mark.parametrize("extra", [{"topics": "nasional"}, {"topics": [1, 2]}, {"topics": {"a": 1}},
-                                   {"lang": 3}, {"lang": "fr"}, {"expirationTime": "soon"},
-                                   {"expirationTime": True}, {"expirationTime": -1}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"topics": "nasional"},
+        {"topics": [1, 2]},
+        {"topics": {"a": 1}},
+        {"lang": 3},
+        {"lang": "fr"},
+        {"expirationTime": "soon"},
+        {"expirationTime": True},
+        {"expirationTime": -1},
+    ],
+)
 def test_wrong_types_in_optional_fields_are_400(client, r: redis.Redis, extra: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(**extra)), content_type="application/json")
+    resp = client.post(
+        "/api/v1/subscriptions", data=json.dumps(make_sub(**extra)), content_type="application/json"
+    )
     assert_refused(resp, 400)
     assert not list(r.scan_iter(match="*sub:*"))
 
 
 def test_huge_topic_lists_are_refused(client, r: redis.Redis) -> None:  # type: ignore[no-untyped-def]
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(topics=["nasional"] * 33)),
-                       content_type="application/json")
+    resp = client.post(
+        "/api/v1/subscriptions",
+        data=json.dumps(make_sub(topics=["nasional"] * 33)),
+        content_type="application/json",
+    )
     assert_refused(resp, 400, mention="at most 32")
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(topics=["a"] * 600)),
-                       content_type="application/json")
+    resp = client.post(
+        "/api/v1/subscriptions",
+        data=json.dumps(make_sub(topics=["a"] * 600)),
+        content_type="application/json",
+    )
     assert_refused(resp, 400)
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(topics=["nasional"] * 5000)),
-                       content_type="application/json")
+    resp = client.post(
+        "/api/v1/subscriptions",
+        data=json.dumps(make_sub(topics=["nasional"] * 5000)),
+        content_type="application/json",
+    )
     assert_refused(resp, 413)
     assert not list(r.scan_iter(match="*sub:*"))
 
@@ -142,8 +182,16 @@ LONE = '"\\ud800"'  # a JSON escape that decodes to a lone surrogate: valid JSON
 @pytest.mark.parametrize(
     ("method", "path", "raw"),
     [
-        ("POST", "/api/v1/subscriptions", '{"endpoint": "https://fcm.googleapis.com/fcm/send/' + '\\ud800", "keys": {}}'),
-        ("POST", "/api/v1/subscriptions", '{"endpoint": "https://fcm.googleapis.com/x", "topics": [' + LONE + "]}"),
+        (
+            "POST",
+            "/api/v1/subscriptions",
+            '{"endpoint": "https://fcm.googleapis.com/fcm/send/' + '\\ud800", "keys": {}}',
+        ),
+        (
+            "POST",
+            "/api/v1/subscriptions",
+            '{"endpoint": "https://fcm.googleapis.com/x", "topics": [' + LONE + "]}",
+        ),
         ("PATCH", "/api/v1/subscriptions", '{"endpoint": ' + LONE + ', "topics": []}'),
         ("DELETE", "/api/v1/subscriptions", '{"endpoint": ' + LONE + "}"),
         ("POST", "/api/v1/events", '{"type": "shown", "cid": ' + LONE + ', "sid": "a", "rt": "b"}'),
@@ -158,10 +206,18 @@ def test_lone_surrogates_are_400_not_500(client, r: redis.Redis, method: str, pa
 
 
 def campaign(client, token: str, **fields: Any):  # type: ignore[no-untyped-def]
-    body = {"title": "Gempa M5,2 guncang Bandung", "body": "Tidak berpotensi tsunami.",
-            "url": "https://kabarkini.example/gempa", **fields}
-    return client.post("/api/v1/campaigns", data=json.dumps(body), content_type="application/json",
-                       headers={"Authorization": f"Bearer {token}"})
+    body = {
+        "title": "Gempa M5,2 guncang Bandung",
+        "body": "Tidak berpotensi tsunami.",
+        "url": "https://kabarkini.example/gempa",
+        **fields,
+    }
+    return client.post(
+        "/api/v1/campaigns",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -183,8 +239,13 @@ def campaign(client, token: str, **fields: Any):  # type: ignore[no-untyped-def]
         ({"send_at": "yesterday"}, "send_at"),
     ],
 )
-def test_campaign_text_oddities_are_400(client, r: redis.Redis, api_token: str, fields: dict[str, Any],  # type: ignore[no-untyped-def]
-                                        mention: str) -> None:
+def test_campaign_text_oddities_are_400(
+    client,
+    r: redis.Redis,
+    api_token: str,
+    fields: dict[str, Any],  # type: ignore[no-untyped-def]
+    mention: str,
+) -> None:
     before = snapshot(r)
     assert_refused(campaign(client, api_token, **fields), 400, mention=mention)
     assert snapshot(r) == before
@@ -193,8 +254,12 @@ def test_campaign_text_oddities_are_400(client, r: redis.Redis, api_token: str, 
 def test_campaign_lone_surrogate_title_is_400(client, r: redis.Redis, api_token: str) -> None:  # type: ignore[no-untyped-def]
     raw = '{"title": "a\\ud800b", "body": "b", "url": "https://kabarkini.example/a"}'
     before = snapshot(r)
-    resp = client.post("/api/v1/campaigns", data=raw, content_type="application/json",
-                       headers={"Authorization": f"Bearer {api_token}"})
+    resp = client.post(
+        "/api/v1/campaigns",
+        data=raw,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_token}"},
+    )
     assert_refused(resp, 400)
     assert snapshot(r) == before
 

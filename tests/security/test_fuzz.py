@@ -27,8 +27,14 @@ def test_openapi_is_served_and_lists_the_api(client) -> None:  # type: ignore[no
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
     assert set(paths["/subscriptions"]) == {"post", "get", "patch", "delete"}
-    assert {"/vapid-public-key", "/topics", "/campaigns", "/campaigns/{cid}", "/campaigns/{cid}/cancel",
-            "/events"} <= set(paths)
+    assert {
+        "/vapid-public-key",
+        "/topics",
+        "/campaigns",
+        "/campaigns/{cid}",
+        "/campaigns/{cid}/cancel",
+        "/events",
+    } <= set(paths)
     assert paths["/campaigns"]["post"]["security"] == [{"bearer": []}]
 
 
@@ -66,7 +72,9 @@ def test_fuzz_api_no_5xx_and_refusals_store_nothing(app: Flask, r: redis.Redis, 
         response = case.call()
         status = response.status_code
         seen[status] = seen.get(status, 0) + 1
-        label = f"{case.method} {case.formatted_path} body={case.body!r:.300} -> {status} {response.text[:300]}"
+        label = (
+            f"{case.method} {case.formatted_path} body={case.body!r:.300} -> {status} {response.text[:300]}"
+        )
         assert status < 500, label
         if status >= 400:
             body = response.json()

@@ -34,7 +34,9 @@ def test_subscribe_under_load_while_a_campaign_sends(  # type: ignore[no-untyped
     if not available():
         pytest.skip("wrk or gunicorn is not installed")
     for sub in simulator.mint(AUDIENCE):
-        item = validate_subscription({**sub, "topics": ["breaking"]}, policy=context.policy, topics=context.topics)
+        item = validate_subscription(
+            {**sub, "topics": ["breaking"]}, policy=context.policy, topics=context.topics
+        )
         context.subscriptions.upsert(item, browser="chrome-desktop")
     before = context.subscriptions.count()
     assert before == AUDIENCE
@@ -43,22 +45,31 @@ def test_subscribe_under_load_while_a_campaign_sends(  # type: ignore[no-untyped
     workers.start(1)
     try:
         # Only the simulator's subscribers follow "breaking"; wrk's new ones follow nasional/olahraga.
-        data = {"title": "Uji beban", "body": "Kampanye selama uji beban.", "url": "https://kabarkini.example/beban",
-                "topics": ["breaking"], "breaking": True}
+        data = {
+            "title": "Uji beban",
+            "body": "Kampanye selama uji beban.",
+            "url": "https://kabarkini.example/beban",
+            "topics": ["breaking"],
+            "breaking": True,
+        }
         item = validate_campaign(data, topics=context.topics)
         store = CampaignStore(context.redis, context.keys)
         cid = store.create(item)
         started = time.monotonic()
         launch(context.raw_redis, cid, item.send_at)
         figures = run_wrk(port, SECONDS, CONNECTIONS, 2)
-        campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=120, message="campaign done")
+        campaign = wait_for(
+            lambda: (c := store.get(cid)).state == "done" and c, timeout=120, message="campaign done"
+        )
         elapsed = time.monotonic() - started
     finally:
         stop_process(proc)
     log = (tmp_path / "gunicorn.log").read_text(errors="replace")
     stored = context.subscriptions.count() - before
-    print(f"\nLOAD {SECONDS}s c={CONNECTIONS}: {figures}; stored={stored}; campaign {campaign.counters['sent']}/"
-          f"{campaign.counters['total']} sent, done after {elapsed:.1f}s")
+    print(
+        f"\nLOAD {SECONDS}s c={CONNECTIONS}: {figures}; stored={stored}; "
+        f"campaign {campaign.counters['sent']}/{campaign.counters['total']} sent, done after {elapsed:.1f}s"
+    )
     assert figures["requests"] > 0
     assert figures["non_2xx"] == 0, figures
     assert figures["socket_errors"] == "", figures

@@ -14,8 +14,12 @@ from tests.web.test_api_subscriptions import make_sub
 
 
 def subscribe(client, remote: str = "203.0.113.7"):  # type: ignore[no-untyped-def]
-    return client.post("/api/v1/subscriptions", data=json.dumps(make_sub()), content_type="application/json",
-                       environ_base={"REMOTE_ADDR": remote})
+    return client.post(
+        "/api/v1/subscriptions",
+        data=json.dumps(make_sub()),
+        content_type="application/json",
+        environ_base={"REMOTE_ADDR": remote},
+    )
 
 
 def test_subscribe_is_limited_per_address(make_app: Callable[..., Flask], r: redis.Redis) -> None:
@@ -46,7 +50,9 @@ def test_limits_are_shared_by_every_process_through_redis(make_app: Callable[...
 def test_events_are_limited(make_app: Callable[..., Flask], context: Context) -> None:
     app = make_app(NOTIFIER_RATE_LIMITS="1", NOTIFIER_RATE_EVENTS="2/minute")
     client = app.test_client()
-    cid = CampaignStore(context.redis, context.keys).create(CampaignInput(title="t", body="b", url="https://a.example/"))
+    cid = CampaignStore(context.redis, context.keys).create(
+        CampaignInput(title="t", body="b", url="https://a.example/")
+    )
     statuses = []
     for i in range(3):
         sid = f"sid{i}"
@@ -61,8 +67,10 @@ def test_login_is_limited_and_answers_an_html_page(make_app: Callable[..., Flask
     assert "auth.login" in app.view_functions
     client = app.test_client()
     form = {"email": "nobody@kabarkini.example", "password": "wrong"}
-    first = [client.post("/login", data=form, environ_base={"REMOTE_ADDR": "203.0.113.50"}).status_code
-             for _ in range(2)]
+    first = [
+        client.post("/login", data=form, environ_base={"REMOTE_ADDR": "203.0.113.50"}).status_code
+        for _ in range(2)
+    ]
     assert 429 not in first
     refused = client.post("/login", data=form, environ_base={"REMOTE_ADDR": "203.0.113.50"})
     assert refused.status_code == 429

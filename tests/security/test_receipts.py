@@ -14,7 +14,9 @@ from notifier.context import Context
 
 @pytest.fixture
 def cid(context: Context) -> str:
-    item = CampaignInput(title="Banjir Jakarta", body="Air mulai surut.", url="https://kabarkini.example/banjir")
+    item = CampaignInput(
+        title="Banjir Jakarta", body="Air mulai surut.", url="https://kabarkini.example/banjir"
+    )
     return CampaignStore(context.redis, context.keys).create(item)
 
 
@@ -51,7 +53,9 @@ def test_a_genuine_receipt_counts_once(client, context: Context, cid: str) -> No
     ],
     ids=["wrong-key", "other-subscription", "other-campaign", "made-up", "empty", "truncated", "extended"],
 )
-def test_forged_tokens_are_400_and_count_nothing(client, context: Context, r: redis.Redis, cid: str, forge) -> None:  # type: ignore[no-untyped-def]
+def test_forged_tokens_are_400_and_count_nothing(
+    client, context: Context, r: redis.Redis, cid: str, forge
+) -> None:  # type: ignore[no-untyped-def]
     resp = post(client, type="clicked", cid=cid, sid="sidA", rt=forge(context.receipt_key, cid))
     assert resp.status_code == 400
     assert resp.get_json()["error"] in ("bad_receipt", "missing_field")
@@ -67,8 +71,14 @@ def test_a_token_for_one_subscription_cannot_be_replayed_as_many(client, context
     assert counters(context, cid)["clicked"] == 1
 
 
-@pytest.mark.parametrize("body", [{"type": "liked"}, {"type": "shown", "cid": 1, "sid": "a", "rt": "b"},
-                                  {"type": "shown", "cid": "c" * 65, "sid": "a", "rt": "b"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "liked"},
+        {"type": "shown", "cid": 1, "sid": "a", "rt": "b"},
+        {"type": "shown", "cid": "c" * 65, "sid": "a", "rt": "b"},
+    ],
+)
 def test_malformed_receipts_are_400(client, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     assert post(client, **body).status_code == 400
 

@@ -59,8 +59,12 @@ INTERNAL = [
 
 
 @pytest.mark.parametrize("endpoint", INTERNAL)
-def test_internal_or_foreign_endpoints_are_refused_at_subscribe(client, r: redis.Redis, endpoint: str) -> None:  # type: ignore[no-untyped-def]
-    resp = client.post("/api/v1/subscriptions", data=json.dumps(make_sub(endpoint)), content_type="application/json")
+def test_internal_or_foreign_endpoints_are_refused_at_subscribe(
+    client, r: redis.Redis, endpoint: str
+) -> None:  # type: ignore[no-untyped-def]
+    resp = client.post(
+        "/api/v1/subscriptions", data=json.dumps(make_sub(endpoint)), content_type="application/json"
+    )
     assert resp.status_code == 400, (endpoint, resp.get_json())
     assert resp.get_json()["error"] == "unsafe_endpoint"
     assert r.dbsize() == 0
@@ -78,7 +82,8 @@ def fixed(mapping: dict[str, Sequence[str]]):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::7", "::ffff:192.168.0.1", "100.100.1.1"]
+    "address",
+    ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::7", "::ffff:192.168.0.1", "100.100.1.1"],
 )
 def test_a_listed_push_host_resolving_to_a_private_address_is_refused(address: str) -> None:
     host = "updates.push.services.mozilla.com"
@@ -130,11 +135,21 @@ class Rebinding(AbstractResolver):
         self.port = port
         self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         """Answer 127.0.0.1 (and the listener's port) for any name."""
         self.asked.append(host)
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=self.port, family=socket.AF_INET, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=self.port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -149,9 +164,17 @@ def listener() -> Iterator[Listener]:
 
 def message(endpoint: str) -> Message:
     key = ec.generate_private_key(ec.SECP256R1())
-    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    return Message(sid="s1", endpoint=endpoint, p256dh=b64url_encode(point), auth=b64url_encode(b"0123456789abcdef"),
-                   payload=b'{"title":"t"}', ttl=60)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return Message(
+        sid="s1",
+        endpoint=endpoint,
+        p256dh=b64url_encode(point),
+        auth=b64url_encode(b"0123456789abcdef"),
+        payload=b'{"title":"t"}',
+        ttl=60,
+    )
 
 
 def send_one(sender: Sender, msg: Message):  # type: ignore[no-untyped-def]
@@ -168,7 +191,9 @@ HOST = "updates.push.services.mozilla.com"
 ENDPOINT = f"https://{HOST}/wpush/v2/gAAAAABrebind"
 
 
-def test_dns_rebinding_between_subscribe_and_send_is_caught_by_the_sender(context: Context, listener: Listener) -> None:
+def test_dns_rebinding_between_subscribe_and_send_is_caught_by_the_sender(
+    context: Context, listener: Listener
+) -> None:
     # Subscribe time: the host resolves publicly and is accepted.
     policy = EndpointPolicy(resolver=fixed({HOST: ["34.117.237.239"]}))
     policy.check(ENDPOINT)
@@ -182,7 +207,9 @@ def test_dns_rebinding_between_subscribe_and_send_is_caught_by_the_sender(contex
     assert listener.connections == 0
 
 
-def test_rebinding_harness_detects_a_connection_when_the_check_is_bypassed(context: Context, listener: Listener) -> None:
+def test_rebinding_harness_detects_a_connection_when_the_check_is_bypassed(
+    context: Context, listener: Listener
+) -> None:
     # Control: an operator-named host skips the private-address check, so the same DNS answer
     # reaches the listener. This proves the test above would see a connection if one were made.
     policy = EndpointPolicy([HOST], resolver=fixed({HOST: ["34.117.237.239"]}))
@@ -198,7 +225,7 @@ class Recorder(BaseHTTPRequestHandler):
     target = ""
     hits: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         """Record the request; redirect when a target is set, else accept."""
         type(self).hits.append(self.path)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -210,7 +237,7 @@ class Recorder(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
 
 
