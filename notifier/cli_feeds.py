@@ -81,28 +81,21 @@ def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...]) -
 @feeds.command("list")
 def feeds_list() -> None:
     """Every feed with its mode, topics and what its polls did."""
-    from rich.console import Console
-    from rich.table import Table
-
     from notifier.feeds import FeedStore
 
     c = _context()
-    table = Table("id", "url", "mode", "topics", "map", "last poll", "status", "pushed", "skipped", "dupes")
-    for feed in FeedStore(c.redis, c.keys).list():
-        status = feed.last_status + (f": {feed.last_error}" if feed.last_error else "")
-        table.add_row(
-            feed.fid,
-            feed.url,
-            feed.mode,
-            ",".join(feed.topics) or "everyone",
-            ", ".join(f"{k}={v}" for k, v in feed.category_map.items()),
-            _when(feed.last_polled),
-            status or "-",
-            str(feed.pushed),
-            str(feed.skipped),
-            str(feed.duplicates),
+    items = FeedStore(c.redis, c.keys).list()
+    if not items:
+        click.echo("no feeds")
+    for feed in items:
+        status = (feed.last_status or "not polled yet") + (f": {feed.last_error}" if feed.last_error else "")
+        mapping = ", ".join(f"{k}={v}" for k, v in feed.category_map.items()) or "-"
+        click.echo(f"{feed.fid}  {feed.mode:6}  {feed.url}")
+        click.echo(f"    topics {','.join(feed.topics) or 'everyone'}; category map {mapping}")
+        click.echo(
+            f"    last poll {_when(feed.last_polled)} ({status}); pushed {feed.pushed}, "
+            f"skipped {feed.skipped}, duplicates {feed.duplicates}, invalid {feed.invalid}"
         )
-    Console().print(table)
 
 
 @feeds.command("remove")
