@@ -63,6 +63,15 @@ return 0
 """
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when installed (far less CPU per small HTTP request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 @dataclass
 class BatchResult:
     """What one batch run did."""
@@ -178,7 +187,7 @@ class Delivery:
     ) -> BatchResult:
         """Deliver one batch (blocking) on this process's own event loop; see :meth:`deliver`."""
         if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
+            self._loop = new_event_loop()
         return self._loop.run_until_complete(self.deliver(cid, batch_id, sids, attempts, enqueue))
 
     def close(self) -> None:

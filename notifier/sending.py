@@ -13,8 +13,10 @@ retry      429, 503 (Retry-After), other 5xx, timeout,  retry later with backoff
            connection error                             attempts are exhausted
 =========  ===========================================  ==========================
 
-Requests are never redirected (a redirect could point into a private network)
-and every one has a timeout. A 429 from an origin holds back further messages
+Requests go over :class:`Http1Pool`, a lean keep-alive HTTP/1.1 client on asyncio
+protocols (aiohttp's per-request machinery cost more CPU than the encryption; see
+bench/README.md). Requests are never redirected (a redirect could point into a
+private network) and every one has a timeout. A 429 from an origin holds back further messages
 to that origin only, for the time it asked.
 """
 
@@ -30,7 +32,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -136,12 +137,244 @@ class SafeResolver(AbstractResolver):
         await self.inner.close()
 
 
+#: Largest response (head + body) read from a push service; error bodies are a few hundred bytes.
+MAX_RESPONSE = 256 * 1024
+#: Seconds an idle keep-alive connection is reused (push services keep them for minutes).
+KEEPALIVE = 60.0
+
+
+class ResponseError(ConnectionError):
+    """The push service answered something that is not a well-formed HTTP/1.1 response."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection carrying one request at a time.
+
+    Push requests are tiny (one ~300-byte POST, an empty 201 back), so aiohttp's
+    general machinery cost more CPU per message than the encryption: this parses
+    the answer straight from the received bytes.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes, bool]] | None = None
+        self.open = False
+        self.eof = False
+        self.got_bytes = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Connected."""
+        self.transport = transport  # type: ignore[assignment]
+        self.open = True
+
+    def data_received(self, data: bytes) -> None:
+        """Collect the answer; wake the request once it is complete."""
+        self.got_bytes = True
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """The peer closed its side: an answer without length ends here."""
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail a pending request unless its answer is already complete."""
+        self.open = False
+        self.eof = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and not self._wake():
+            waiter.set_exception(exc or ConnectionResetError("the push service closed the connection"))
+
+    def _wake(self) -> bool:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return False
+        try:
+            parsed = self._parse()
+        except (ValueError, IndexError) as exc:
+            waiter.set_exception(ResponseError(f"malformed response: {exc}"))
+            return True
+        if parsed is None:
+            if len(self.buffer) > MAX_RESPONSE:
+                waiter.set_exception(ResponseError("response larger than 256 KiB"))
+                return True
+            return False
+        waiter.set_result(parsed)
+        return True
+
+    def _parse(self) -> tuple[int, dict[str, str], bytes, bool] | None:
+        buf = self.buffer
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        version, status_text = lines[0].split(" ", 2)[:2]
+        if not version.startswith("HTTP/1."):
+            raise ValueError(f"not HTTP/1.x: {lines[0][:40]!r}")
+        status = int(status_text)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        start = end + 4
+        keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        if status in (204, 304) or status < 200:
+            body, consumed = b"", start
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks: list[bytes] = []
+            pos = start
+            while True:
+                line_end = buf.find(b"\r\n", pos)
+                if line_end < 0:
+                    return None
+                size = int(bytes(buf[pos:line_end]).split(b";")[0].strip(), 16)
+                if size == 0:
+                    tail = buf.find(b"\r\n\r\n", line_end)
+                    if tail < 0:
+                        return None
+                    consumed = tail + 4
+                    break
+                if len(buf) < line_end + 4 + size:
+                    return None
+                chunks.append(bytes(buf[line_end + 2 : line_end + 2 + size]))
+                pos = line_end + 4 + size
+            body = b"".join(chunks)
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            if len(buf) < start + length:
+                return None
+            body, consumed = bytes(buf[start : start + length]), start + length
+        else:
+            if not self.eof:
+                return None  # the body runs until the connection closes
+            body, consumed, keep = bytes(buf[start:]), len(buf), False
+        del buf[:consumed]
+        return status, headers, body, keep and not buf
+
+    async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+        """Write one request and wait for its complete answer: (status, headers, body, reusable)."""
+        assert self.transport is not None
+        self.got_bytes = False
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        try:
+            return await self.waiter
+        finally:
+            self.waiter = None
+
+    def close(self) -> None:
+        """Drop the connection (aborted: an unfinished answer is of no use)."""
+        self.open = False
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Http1Pool:
+    """Keep-alive HTTP/1.1 connections per origin; every address is checked (SafeResolver) before use."""
+
+    def __init__(
+        self, resolver: SafeResolver, ssl_context: ssl.SSLContext, keepalive: float = KEEPALIVE
+    ) -> None:
+        self.resolver = resolver
+        self.ssl_context = ssl_context
+        self.keepalive = keepalive
+        self._idle: dict[str, list[_Connection]] = {}
+        self._all: set[_Connection] = set()
+        self._dns: dict[tuple[str, int], tuple[list[ResolveResult], float]] = {}
+
+    async def post(
+        self, endpoint: str, origin: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """POST ``body`` to ``endpoint``; (status, lower-cased headers, body). Never follows redirects."""
+        parts = urlsplit(endpoint)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        head = f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"
+        for name, value in headers.items():
+            head += f"{name}: {value}\r\n"
+        if head.count("\n") != len(headers) + 3 or "\r\r" in head:
+            raise ValueError("a header value contains a line break")
+        request = head.encode("latin-1") + b"\r\n" + body
+        for attempt in (1, 2):
+            conn, reused = await self._acquire(origin, parts.scheme, parts.hostname or "", parts.port)
+            try:
+                status, answer_headers, answer, keep = await conn.request(request)
+            except ConnectionError:
+                conn.close()
+                self._all.discard(conn)
+                # A kept-alive connection the service had already closed: try once on a new one.
+                if reused and not conn.got_bytes and attempt == 1:
+                    continue
+                raise
+            except BaseException:
+                conn.close()  # a timeout or cancel mid-request leaves the connection unusable
+                self._all.discard(conn)
+                raise
+            if keep and conn.open:
+                conn.idle_since = time.monotonic()
+                self._idle.setdefault(origin, []).append(conn)
+            else:
+                conn.close()
+                self._all.discard(conn)
+            return status, answer_headers, answer
+        raise ConnectionResetError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _acquire(
+        self, origin: str, scheme: str, host: str, port: int | None
+    ) -> tuple[_Connection, bool]:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if conn.open and not conn.eof and now - conn.idle_since < self.keepalive:
+                return conn, True
+            conn.close()
+            self._all.discard(conn)
+        tls = scheme == "https"
+        port = port or (443 if tls else 80)
+        addresses = await self._resolve(host, port)
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                _, conn = await loop.create_connection(
+                    _Connection, address["host"], address["port"], family=address["family"],
+                    ssl=self.ssl_context if tls else None, server_hostname=host if tls else None,
+                )
+            except OSError as exc:
+                error = exc
+                continue
+            self._all.add(conn)
+            return conn, False
+        raise error or OSError(f"no address to connect to for {host}")
+
+    async def _resolve(self, host: str, port: int) -> list[ResolveResult]:
+        cached = self._dns.get((host, port))
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        results = await self.resolver.resolve(host, port, socket.AF_UNSPEC)
+        self._dns[(host, port)] = (results, now + 60.0)
+        return results
+
+    async def close(self) -> None:
+        """Close every connection and the resolver."""
+        for conn in list(self._all):
+            conn.close()
+        self._all.clear()
+        self._idle.clear()
+        await self.resolver.close()
+
+
 class Sender:
     """One pooled HTTP client per worker process; sends many messages concurrently.
 
     Create it once per process and reuse it across batches so keep-alive
     connections (and the per-origin VAPID JWTs) survive from batch to batch.
-    The session is bound to the event loop that first uses it.
+    The pool's connections belong to the event loop that opened them.
     """
 
     def __init__(
@@ -152,11 +385,11 @@ class Sender:
         self.policy = policy
         #: DNS answers before the private-address check (None: the system's); tests inject a rebinding one.
         self.resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
         self._blocked_until: dict[str, float] = {}
         self._checked_origins: dict[str, str] = {}
         self._origin_limits: dict[str, asyncio.Semaphore] = {}
-        self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout, connect=min(5.0, settings.send_timeout))
+        self._auth: dict[str, tuple[str, float]] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -164,30 +397,17 @@ class Sender:
             context.load_verify_locations(cafile=str(self.settings.ca_file))
         return context
 
-    async def session(self) -> aiohttp.ClientSession:
-        """The pooled session (created on first use, inside the running loop)."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.settings.concurrency,
-                limit_per_host=self.settings.per_origin_concurrency,
-                ssl=self._ssl_context(),
-                resolver=SafeResolver(self.policy, self.resolver),
-                ttl_dns_cache=60,
-                keepalive_timeout=60,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            )
-        return self._session
+    def pool(self) -> Http1Pool:
+        """The keep-alive connection pool (connections belong to the loop that opened them)."""
+        if self._pool is None:
+            self._pool = Http1Pool(SafeResolver(self.policy, self.resolver), self._ssl_context())
+        return self._pool
 
     async def close(self) -> None:
         """Close pooled connections."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = None
 
     def _check_origin(self, endpoint: str) -> str:
         """Check the endpoint against the policy once per origin; return the origin."""
@@ -203,6 +423,16 @@ class Sender:
         if verdict:
             raise UnsafeEndpoint(verdict)
         return origin
+
+    def _authorization(self, origin: str, endpoint: str) -> str:
+        """The VAPID header of an origin, rebuilt at most once a minute (its JWT lives for hours)."""
+        now = time.monotonic()
+        cached = self._auth.get(origin)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        value = self.vapid.authorization(endpoint)
+        self._auth[origin] = (value, now + 60.0)
+        return value
 
     def _limit(self, origin: str) -> asyncio.Semaphore:
         sem = self._origin_limits.get(origin)
@@ -222,7 +452,7 @@ class Sender:
             if wait > 0:
                 return Outcome(message.sid, "deferred", 0, retry_after=wait, detail="origin rate limited", origin=origin)
             del self._blocked_until[origin]
-        session = await self.session()
+        pool = self.pool()
         async with self._limit(origin):
             try:
                 body = encrypt(message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth))
@@ -233,25 +463,23 @@ class Sender:
                 "Urgency": message.urgency,
                 "Content-Encoding": "aes128gcm",
                 "Content-Type": "application/octet-stream",
-                "Authorization": self.vapid.authorization(message.endpoint),
+                "Authorization": self._authorization(origin, message.endpoint),
             }
             if message.topic:
                 headers["Topic"] = message.topic
             started = time.monotonic()
             try:
-                async with session.post(message.endpoint, data=body, headers=headers, allow_redirects=False) as resp:
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-                    detail = ""
-                    if status >= 300:
-                        detail = (await resp.content.read(300)).decode("utf-8", "replace")
-                    else:
-                        await resp.read()
+                async with asyncio.timeout(self.settings.send_timeout):
+                    status, answer_headers, answer = await pool.post(message.endpoint, origin, body, headers)
+                retry_after = answer_headers.get("retry-after")
+                detail = answer[:300].decode("utf-8", "replace") if status >= 300 else ""
+            except ValueError as exc:
+                return Outcome(message.sid, "rejected", 0, detail=f"cannot send: {exc}", origin=origin)
             except UnsafeEndpoint as exc:
                 return Outcome(message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}", origin=origin)
             except TimeoutError:
                 return Outcome(message.sid, "retry", 0, detail="timeout", latency=time.monotonic() - started, origin=origin)
-            except (aiohttp.ClientError, OSError) as exc:
+            except OSError as exc:
                 return Outcome(
                     message.sid, "retry", 0, detail=f"connection error: {type(exc).__name__}: {exc}"[:300],
                     latency=time.monotonic() - started, origin=origin,

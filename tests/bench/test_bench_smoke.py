@@ -107,3 +107,71 @@ def test_pipelined_store_writes_what_upsert_writes(context, simulator) -> None: 
     assert via_pipe["e"] == b["endpoint"] and via_pipe["p"] == b["keys"]["p256dh"].rstrip("=")
     assert context.subscriptions.count() == 2 and context.subscriptions.count(TOPIC) == 2
     assert context.subscriptions.get(subscription_id(b["endpoint"])).auth == b["keys"]["auth"].rstrip("=")
+
+
+def test_lean_http_client_reads_every_answer_framing(context) -> None:  # type: ignore[no-untyped-def]
+    """The sender's HTTP/1.1 client (the benchmark's hot path): length, chunked, close-delimited, keep-alive."""
+    import asyncio
+    import ssl
+
+    from notifier.endpoints import EndpointPolicy
+    from notifier.sending import Http1Pool, SafeResolver
+
+    answers = [
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n",
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nslow \r\n5;x=1\r\ndown!\r\n0\r\n\r\n",
+        b"HTTP/1.1 410 Gone\r\nContent-Type: text/plain\r\n\r\nexpired",  # no length: ends at close
+    ]
+    seen: list[bytes] = []
+
+    async def scenario() -> list[tuple[int, dict[str, str], bytes]]:
+        connections = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.startswith(b"Content-Length")
+                    )
+                )
+                seen.append(head + await reader.readexactly(length))
+                answer = answers.pop(0)
+                writer.write(answer)
+                if b"Content-Length" not in answer and b"chunked" not in answer:
+                    writer.close()
+                    return
+                await writer.drain()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = Http1Pool(SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context())
+        endpoint = f"http://127.0.0.1:{port}/wpush/abc?x=1"
+        origin = f"http://127.0.0.1:{port}"
+        try:
+            out = [await pool.post(endpoint, origin, b"body-%d" % i, {"TTL": "60"}) for i in range(3)]
+            try:
+                await pool.post(endpoint, origin, b"x", {"Topic": "bad\r\nInjected: 1"})
+                raise AssertionError("a header with a line break was sent")
+            except ValueError:
+                pass
+        finally:
+            await pool.close()
+            server.close()
+            await server.wait_closed()
+        assert connections == 1  # the first two answers kept the connection alive
+        return out
+
+    (s1, h1, b1), (s2, h2, b2), (s3, _, b3) = asyncio.run(scenario())
+    assert (s1, h1["location"], b1) == (201, "/m/1", b"")
+    assert (s2, h2["retry-after"], b2) == (429, "7", b"slow down!")
+    assert (s3, b3) == (410, b"expired")
+    assert seen[0].startswith(b"POST /wpush/abc?x=1 HTTP/1.1\r\nHost: 127.0.0.1:") and seen[0].endswith(
+        b"\r\n\r\nbody-0"
+    )
+    assert b"TTL: 60\r\n" in seen[0]
