@@ -81,6 +81,12 @@ class _Handlers:
             if rule.status != "stall":
                 return _answer(sim.rule_outcome(rule))
             await asyncio.sleep(rule.seconds)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # The sender gave up while we hung: like a service that never got to accept it,
+                # the message is not recorded (the sender saw a timeout, not a 201).
+                sim.note_abandoned()
+                return web.Response(status=504)
         outcome = sim.handle_push(token, request.headers, body)
         if outcome.forward_to is not None and outcome.notification is not None:
             await self._send(outcome.forward_to, outcome.notification)

@@ -82,7 +82,8 @@ class Rule:
     A request matches when every given condition holds: ``endpoint`` (exact URL),
     ``count`` (only the first ``count`` requests to each endpoint, then normal
     handling resumes: "500 twice then 201"), ``fraction`` (a seeded random share).
-    ``status="stall"`` sleeps ``seconds`` and then handles the request normally;
+    ``status="stall"`` sleeps ``seconds``, then handles the request normally if the sender
+    is still waiting (if it gave up, the message is dropped and counted as ``abandoned``);
     ``retry_after`` (seconds or an HTTP-date) is sent as ``Retry-After``.
     """
 
@@ -365,6 +366,11 @@ class Simulator:
 
     # -- push requests -----------------------------------------------------------------------------
 
+    def note_abandoned(self) -> None:
+        """Count a stalled request whose sender left before the stall ended (it is not handled)."""
+        with self._lock:
+            self._counts["abandoned"] += 1
+
     def count_status(self, status: int) -> None:
         """Count one push request answered with ``status``."""
         with self._lock:
@@ -551,6 +557,7 @@ class Simulator:
                 "decrypt_failed": counts["decrypt_failed"],
                 "not_verified": counts["not_verified"],
                 "forwarded": counts["forwarded"],
+                "abandoned": counts["abandoned"],
                 "vapid_verified": self._vapid.verified,
                 "vapid_cache_hits": self._vapid.cache_hits,
                 "subscriptions": len(self._subscribers),

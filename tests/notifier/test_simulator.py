@@ -358,6 +358,21 @@ def test_rule_stall_outlasts_client_timeout(sim: SimulatorServer, vapid: Vapid) 
             timeout=0.1,
         )
     assert _send(sim, subscription, "x", vapid).status_code == 201
+    deadline = time.monotonic() + 5
+    while sim.stats()["abandoned"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The stalled message is not recorded: its sender saw a timeout, not a 201.
+    assert sim.stats()["abandoned"] == 1
+    assert [r.payload for r in sim.received()] == [b"x"]
+
+
+def test_stall_then_answer_when_the_sender_waits(sim: SimulatorServer, vapid: Vapid) -> None:
+    subscription = sim.mint(1)[0]
+    sim.add_rule("stall", seconds=0.2)
+    started = time.monotonic()
+    assert _send(sim, subscription, "slow", vapid).status_code == 201
+    assert time.monotonic() - started >= 0.2
+    assert [r.payload for r in sim.received()] == [b"slow"]
 
 
 def test_clear_rules_restores_normal_answers(sim: SimulatorServer, vapid: Vapid) -> None:
