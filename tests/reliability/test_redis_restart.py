@@ -57,8 +57,12 @@ def test_redis_sigkilled_and_restarted_mid_campaign(own_redis, settings_env, sim
         with pytest.raises(redis.ConnectionError):
             connect(own_redis.url, socket_connect_timeout=0.2).ping()
         # Stay down until the workers have run into the outage (not merely a retried command).
-        wait_for(lambda: "Connection refused" in group.logs() or "Error 111" in group.logs(), timeout=15,
-                 interval=0.1, message="workers noticing the outage")
+        wait_for(
+            lambda: "Connection refused" in group.logs() or "Error 111" in group.logs(),
+            timeout=15,
+            interval=0.1,
+            message="workers noticing the outage",
+        )
         own_redis.start()
         outage = time.monotonic() - down_at
 
