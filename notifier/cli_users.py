@@ -33,7 +33,9 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice(ROLES), default="editor", show_default=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts)."
+)
 def create(email: str, role: str, password_stdin: bool) -> None:
     """Create an account; asks for the password twice (hidden)."""
     try:
@@ -78,7 +80,9 @@ def enable(email: str) -> None:
 
 @users.command("password")
 @click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts).")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts)."
+)
 def password(email: str, password_stdin: bool) -> None:
     """Set a new password for an account."""
     try:

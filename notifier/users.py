@@ -12,6 +12,7 @@ Data (names from :mod:`notifier.keys`):
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
 from collections.abc import Iterable
@@ -106,8 +107,14 @@ class UserStore:
             raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         check_password(password)
         now = time.time() if now is None else now
-        mapping = {"email": email, "role": role, "hash": _hasher.hash(password), "disabled": "0",
-                   "created": repr(now), "last_login": ""}
+        mapping = {
+            "email": email,
+            "role": role,
+            "hash": _hasher.hash(password),
+            "disabled": "0",
+            "created": repr(now),
+            "last_login": "",
+        }
         key = self.keys.user(email)
         # HSETNX on the email field first: two concurrent creates cannot both win.
         if not self.r.hsetnx(key, "email", email):
@@ -124,7 +131,9 @@ class UserStore:
         if not data or "role" not in data:
             raise NotFound(f"no account {email.strip()[:80]}")
         return User(
-            email=data["email"], role=data["role"], disabled=data.get("disabled") == "1",
+            email=data["email"],
+            role=data["role"],
+            disabled=data.get("disabled") == "1",
             created=float(data.get("created") or 0),
             last_login=float(data["last_login"]) if data.get("last_login") else None,
         )
@@ -136,7 +145,7 @@ class UserStore:
         except NotFound:
             return None
 
-    def list(self) -> list[User]:
+    def list(self) -> builtins.list[User]:
         """Every account, sorted by email (newsrooms have tens of them, not millions)."""
         users = [self.find(e) for e in sorted(self.r.smembers(self.keys.users))]
         return [u for u in users if u is not None]
@@ -154,9 +163,11 @@ class UserStore:
 
     # -- login ----------------------------------------------------------------------------
 
-    def _failure_keys(self, email: str, address: str) -> list[str]:
-        return [self.keys.login_failures(f"email:{email.strip().lower()[:254]}"),
-                self.keys.login_failures(f"addr:{address or 'unknown'}")]
+    def _failure_keys(self, email: str, address: str) -> builtins.list[str]:
+        return [
+            self.keys.login_failures(f"email:{email.strip().lower()[:254]}"),
+            self.keys.login_failures(f"addr:{address or 'unknown'}"),
+        ]
 
     def locked_for(self, email: str, address: str) -> int:
         """Seconds until a login for ``email`` from ``address`` is accepted again (0: not locked)."""
@@ -185,7 +196,8 @@ class UserStore:
         wait = self.locked_for(email, address)
         if wait:
             raise LoginLocked(
-                f"too many failed logins; try again in {max(1, (wait + 59) // 60)} minute(s)", retry_after=wait
+                f"too many failed logins; try again in {max(1, (wait + 59) // 60)} minute(s)",
+                retry_after=wait,
             )
         key = self.keys.user(email.strip())
         stored = self.r.hmget(key, "hash", "disabled") if email.strip() else [None, None]
@@ -232,7 +244,7 @@ class UserStore:
         """Remember that ``sid`` is one of the editor's own browsers."""
         self.r.sadd(self.keys.user_subs(email), sid)
 
-    def own_subscriptions(self, email: str) -> list[str]:
+    def own_subscriptions(self, email: str) -> builtins.list[str]:
         """The editor's subscription ids that still exist (stale ones are forgotten)."""
         key = self.keys.user_subs(email)
         sids = sorted(self.r.smembers(key))

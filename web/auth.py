@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from notifier.errors import AuthError
 from notifier.users import LoginLocked, User, UserStore
@@ -33,7 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Blueprints whose unsafe requests are not CSRF-checked: the API authenticates with bearer tokens
 #: (or is called by the reader's own page with no session to ride on).
-CSRF_EXEMPT_BLUEPRINTS = frozenset({"api", "cms"})  # cms: the HMAC-signed CMS webhook (web/cms.py), no session
+CSRF_EXEMPT_BLUEPRINTS = frozenset(
+    {"api", "cms"}
+)  # cms: the HMAC-signed CMS webhook (web/cms.py), no session
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_TOKEN = "sid"
 SESSION_CSRF = "csrf"
@@ -79,8 +82,9 @@ def error_page(status: int, title: str, message: str, **extra: Any) -> Response:
     """An HTML error page for the newsroom (JSON for ``.json`` endpoints)."""
     if _wants_json():
         return json_error(status, title.lower().replace(" ", "_"), message, **extra)
-    html = render_template("editor/error.html", status=status, heading=title, message=message,
-                           user=current_user(), **extra)
+    html = render_template(
+        "editor/error.html", status=status, heading=title, message=message, user=current_user(), **extra
+    )
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -89,7 +93,13 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("editor.campaigns")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return url_for("editor.campaigns")
     return target
 
@@ -106,9 +116,12 @@ def require_role(*roles: str) -> Callable[[F], F]:
                     return json_error(401, "login_required", "log in to the newsroom first")
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             if not user.has_role(*roles):
-                return error_page(403, "Forbidden",
-                                  f"Akun {user.email} ({user.role}) tidak punya akses ke halaman ini; "
-                                  f"perlu peran: {', '.join(roles)}.")
+                return error_page(
+                    403,
+                    "Forbidden",
+                    f"Akun {user.email} ({user.role}) tidak punya akses ke halaman ini; "
+                    f"perlu peran: {', '.join(roles)}.",
+                )
             return view(*args, **kwargs)
 
         return cast(F, wrapped)
@@ -126,11 +139,15 @@ def _check_csrf() -> Response | None:
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     expected = session.get(SESSION_CSRF)
     if not sent:
-        return error_page(400, "Bad Request",
-                          "Formulir tidak membawa token CSRF. Muat ulang halaman lalu coba lagi.")
+        return error_page(
+            400, "Bad Request", "Formulir tidak membawa token CSRF. Muat ulang halaman lalu coba lagi."
+        )
     if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
-        return error_page(403, "Forbidden",
-                          "Token CSRF salah atau kedaluwarsa (sesi berganti?). Muat ulang halaman lalu coba lagi.")
+        return error_page(
+            403,
+            "Forbidden",
+            "Token CSRF salah atau kedaluwarsa (sesi berganti?). Muat ulang halaman lalu coba lagi.",
+        )
     return None
 
 
@@ -145,7 +162,7 @@ def _client_address() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str | tuple[str, int]:
+def login() -> ResponseReturnValue:
     """The login form; on success a fresh session and a redirect to ``next``."""
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
@@ -159,15 +176,20 @@ def login() -> Response | str | tuple[str, int]:
     except LoginLocked as exc:
         minutes = max(1, (exc.retry_after + 59) // 60)
         response = error_page(
-            429, "Too Many Requests",
+            429,
+            "Too Many Requests",
             f"Terlalu banyak percobaan login yang gagal. Coba lagi dalam {minutes} menit.",
             retry_after=exc.retry_after,
         )
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except AuthError:
-        html = render_template("editor/login.html", next=target, email=email,
-                               error="Email atau kata sandi salah, atau akun dinonaktifkan.")
+        html = render_template(
+            "editor/login.html",
+            next=target,
+            email=email,
+            error="Email atau kata sandi salah, atau akun dinonaktifkan.",
+        )
         return html, 401
     old = session.get(SESSION_TOKEN)
     if isinstance(old, str):
@@ -182,7 +204,7 @@ def login() -> Response | str | tuple[str, int]:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """End the session (server side too) and go back to the login page."""
     token = session.get(SESSION_TOKEN)
     if isinstance(token, str):

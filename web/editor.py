@@ -18,6 +18,7 @@ from urllib.request import HTTPRedirectHandler, OpenerDirector, Request, build_o
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from notifier.campaigns import (
     FINAL,
@@ -54,8 +55,16 @@ PREFILL_MAX_BYTES = 512 * 1024
 PREFILL_TIMEOUT = 5.0
 PREFILL_MAX_REDIRECTS = 3
 #: TTL choices of the compose form (seconds); empty means the default (6 h breaking, 24 h otherwise).
-TTL_CHOICES = ((3600, "1 jam"), (3 * 3600, "3 jam"), (6 * 3600, "6 jam"), (12 * 3600, "12 jam"),
-               (86400, "1 hari"), (3 * 86400, "3 hari"), (7 * 86400, "7 hari"), (TTL_MAX, "28 hari"))
+TTL_CHOICES = (
+    (3600, "1 jam"),
+    (3 * 3600, "3 jam"),
+    (6 * 3600, "6 jam"),
+    (12 * 3600, "12 jam"),
+    (86400, "1 hari"),
+    (3 * 86400, "3 hari"),
+    (7 * 86400, "7 hari"),
+    (TTL_MAX, "28 hari"),
+)
 
 
 def register(app: Flask) -> None:
@@ -107,7 +116,7 @@ def _invalid(exc: ValidationError) -> Response:
 
 @bp.get("/")
 @require_role("editor", "ops")
-def index() -> Response:
+def index() -> ResponseReturnValue:
     """The newsroom's home is the campaign list."""
     return redirect(url_for("editor.campaigns"))
 
@@ -119,10 +128,16 @@ def _form_values(source: Any) -> dict[str, Any]:
     """The compose form's fields as the template shows them (from a request form or defaults)."""
     get = source.get
     return {
-        "title": get("title", ""), "body": get("body", ""), "url": get("url", ""), "image": get("image", ""),
+        "title": get("title", ""),
+        "body": get("body", ""),
+        "url": get("url", ""),
+        "image": get("image", ""),
         "topics": list(source.getlist("topics")) if hasattr(source, "getlist") else list(get("topics", [])),
-        "urgency": get("urgency", ""), "ttl": get("ttl", ""), "breaking": bool(get("breaking")),
-        "when": get("when", "now"), "send_at": get("send_at", ""),
+        "urgency": get("urgency", ""),
+        "ttl": get("ttl", ""),
+        "breaking": bool(get("breaking")),
+        "when": get("when", "now"),
+        "send_at": get("send_at", ""),
         "confirm_everyone": bool(get("confirm_everyone")),
     }
 
@@ -132,15 +147,22 @@ def local_to_iso(value: str) -> str:
     try:
         moment = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
     except ValueError as exc:
-        raise ValidationError(f"waktu kirim tidak dikenali: {value[:40]!r} (format YYYY-MM-DD HH:MM)") from exc
+        raise ValidationError(
+            f"waktu kirim tidak dikenali: {value[:40]!r} (format YYYY-MM-DD HH:MM)"
+        ) from exc
     return moment.replace(tzinfo=_zone()).isoformat()
 
 
 def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
     """The compose form as the dict :func:`validate_campaign` checks."""
     data: dict[str, Any] = {
-        "title": values["title"], "body": values["body"], "url": values["url"], "image": values["image"],
-        "topics": values["topics"], "breaking": values["breaking"], "urgency": values["urgency"] or None,
+        "title": values["title"],
+        "body": values["body"],
+        "url": values["url"],
+        "image": values["image"],
+        "topics": values["topics"],
+        "breaking": values["breaking"],
+        "urgency": values["urgency"] or None,
     }
     if values["ttl"]:
         try:
@@ -154,20 +176,36 @@ def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _render_compose(values: dict[str, Any], *, error: str = "", confirm: bool = False, status: int = 200) -> Response:
+def _render_compose(
+    values: dict[str, Any], *, error: str = "", confirm: bool = False, status: int = 200
+) -> Response:
     c = ctx()
     user = _user()
     now_local = datetime.fromtimestamp(time.time(), _zone())
     page = {
-        "maxPlaintext": MAX_PLAINTEXT, "titleShown": TITLE_SHOWN, "bodyShown": BODY_SHOWN,
-        "titleMax": TITLE_MAX, "siteName": c.settings.site_name,
-        "audienceUrl": url_for("editor.audience"), "budgetUrl": url_for("editor.budget"),
-        "prefillUrl": url_for("editor.prefill"), "prefillEnabled": bool(c.settings.site_domains),
+        "maxPlaintext": MAX_PLAINTEXT,
+        "titleShown": TITLE_SHOWN,
+        "bodyShown": BODY_SHOWN,
+        "titleMax": TITLE_MAX,
+        "siteName": c.settings.site_name,
+        "audienceUrl": url_for("editor.audience"),
+        "budgetUrl": url_for("editor.budget"),
+        "prefillUrl": url_for("editor.prefill"),
+        "prefillEnabled": bool(c.settings.site_domains),
     }
     html = render_template(
-        "editor/compose.html", values=values, error=error, confirm=confirm, topics=c.topics, urgencies=URGENCIES,
-        ttl_choices=TTL_CHOICES, timezone=c.settings.timezone, now_local=now_local.strftime("%Y-%m-%dT%H:%M"),
-        zone_abbr=now_local.strftime("%Z"), page=page, own_subs=len(UserStore(c.redis, c.keys).own_subscriptions(user.email)),
+        "editor/compose.html",
+        values=values,
+        error=error,
+        confirm=confirm,
+        topics=c.topics,
+        urgencies=URGENCIES,
+        ttl_choices=TTL_CHOICES,
+        timezone=c.settings.timezone,
+        now_local=now_local.strftime("%Y-%m-%dT%H:%M"),
+        zone_abbr=now_local.strftime("%Z"),
+        page=page,
+        own_subs=len(UserStore(c.redis, c.keys).own_subscriptions(user.email)),
         site_domains=c.settings.site_domains,
     )
     return Response(html, status=status, mimetype="text/html")
@@ -182,7 +220,7 @@ def compose() -> Response:
 
 @bp.post("/compose")
 @require_role("editor")
-def compose_submit() -> Response:
+def compose_submit() -> ResponseReturnValue:
     """Send now, schedule, save a draft, or send a test to the editor's own browsers."""
     c = ctx()
     user = _user()
@@ -195,8 +233,9 @@ def compose_submit() -> Response:
         if action == "test":
             data.pop("send_at", None)
             data["topics"] = []
-        item = validate_campaign(data, topics=c.topics, source="test" if action == "test" else "editor",
-                                 created_by=user.email)
+        item = validate_campaign(
+            data, topics=c.topics, source="test" if action == "test" else "editor", created_by=user.email
+        )
     except PayloadTooLarge as exc:
         return _render_compose(values, error=exc.message, status=400)
     except ValidationError as exc:
@@ -211,9 +250,11 @@ def compose_submit() -> Response:
     if not item.topics and not values["confirm_everyone"]:
         size = c.subscriptions.audience_size(())
         return _render_compose(
-            values, confirm=True, status=409,
+            values,
+            confirm=True,
+            status=409,
             error=f"Tanpa topik, notifikasi ini terkirim ke SEMUA {size} pelanggan. "
-                  "Centang konfirmasi lalu kirim lagi.",
+            "Centang konfirmasi lalu kirim lagi.",
         )
     cid = store.create(item)
     launch(c.raw_redis, cid, item.send_at)
@@ -221,15 +262,16 @@ def compose_submit() -> Response:
     return redirect(url_for("editor.campaign", cid=cid))
 
 
-def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> Response:
+def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> ResponseReturnValue:
     """A campaign (source ``test``) to exactly the editor's own subscriptions, batched directly."""
     c = ctx()
     sids = UserStore(c.redis, c.keys).own_subscriptions(user.email)
     if not sids:
         return _render_compose(
-            values, status=400,
+            values,
+            status=400,
             error="Browser Anda belum berlangganan notifikasi. Buka halaman berlangganan situs saat masuk "
-                  "ke Newsroom, izinkan notifikasi, lalu coba lagi.",
+            "ke Newsroom, izinkan notifikasi, lalu coba lagi.",
         )
     store = _store()
     cid = store.create(item)
@@ -306,13 +348,18 @@ def _host_allowed(url: str, domains: tuple[str, ...]) -> bool:
 class _SameSiteRedirects(HTTPRedirectHandler):
     """Follows a redirect only to another page of the publisher's own domains, a few times at most."""
 
+    max_redirections = PREFILL_MAX_REDIRECTS
+
     def __init__(self, domains: tuple[str, ...]) -> None:
         self.domains = domains
-        self.max_redirections = PREFILL_MAX_REDIRECTS
 
-    def redirect_request(self, req: Request, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Request | None:
+    def redirect_request(
+        self, req: Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Request | None:
         if not _host_allowed(newurl, self.domains):
-            raise ValidationError(f"the article redirects to {urlsplit(newurl).netloc[:80]!r}, not one of the site's domains")
+            raise ValidationError(
+                f"the article redirects to {urlsplit(newurl).netloc[:80]!r}, not one of the site's domains"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -323,7 +370,7 @@ def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
     if not _host_allowed(url, domains):
         raise ValidationError(f"only articles on {', '.join(domains)} can be read")
     opener: OpenerDirector = build_opener(_SameSiteRedirects(domains))
-    req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})  # noqa: S310
+    req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})
     try:
         with opener.open(req, timeout=PREFILL_TIMEOUT) as response:
             ctype = response.headers.get("Content-Type", "")
@@ -412,7 +459,10 @@ def campaign(cid: str) -> Response:
     item = _store().get(cid)
     c = ctx()
     html = render_template(
-        "editor/campaign.html", c=item, data=_campaign_json(item), final=FINAL,
+        "editor/campaign.html",
+        c=item,
+        data=_campaign_json(item),
+        final=FINAL,
         audience_size=c.subscriptions.audience_size(item.topics) if item.state == "draft" else None,
         json_url=url_for("editor.campaign_json", cid=cid),
     )
@@ -431,7 +481,7 @@ def campaign_json(cid: str) -> Response:
 
 @bp.post("/campaigns/<cid>/cancel")
 @require_role("editor", "ops")
-def cancel(cid: str) -> Response:
+def cancel(cid: str) -> ResponseReturnValue:
     """Stop a campaign that has not finished (batches in flight stop within a second or two)."""
     _store().cancel(cid)
     flash("Kampanye dibatalkan.", "ok")
@@ -440,7 +490,7 @@ def cancel(cid: str) -> Response:
 
 @bp.post("/campaigns/<cid>/duplicate")
 @require_role("editor")
-def duplicate(cid: str) -> Response:
+def duplicate(cid: str) -> ResponseReturnValue:
     """Copy a campaign into a new draft."""
     new = _store().duplicate(cid, created_by=_user().email)
     flash("Disalin menjadi draf baru.", "ok")
@@ -449,7 +499,7 @@ def duplicate(cid: str) -> Response:
 
 @bp.post("/campaigns/<cid>/approve")
 @require_role("editor")
-def approve(cid: str) -> Response:
+def approve(cid: str) -> ResponseReturnValue:
     """Approve a draft: schedule it and start it now (or at its send time)."""
     c = ctx()
     store = _store()
@@ -458,9 +508,12 @@ def approve(cid: str) -> Response:
         raise Conflict(f"kampanye ini berstatus {item.state}, bukan draf")
     if not item.topics and not request.form.get("confirm_everyone"):
         size = c.subscriptions.audience_size(())
-        return error_page(409, "Conflict",
-                          f"Draf tanpa topik terkirim ke SEMUA {size} pelanggan: centang konfirmasi di halaman "
-                          "kampanye lalu setujui lagi.")
+        return error_page(
+            409,
+            "Conflict",
+            f"Draf tanpa topik terkirim ke SEMUA {size} pelanggan: centang konfirmasi di halaman "
+            "kampanye lalu setujui lagi.",
+        )
     if not store.transition(cid, "scheduled", allowed_from=["draft"]):
         raise Conflict("draf ini baru saja disetujui atau dibatalkan orang lain")
     c.redis.hset(c.keys.campaign(cid), "approved_by", _user().email)
@@ -475,7 +528,7 @@ def approve(cid: str) -> Response:
 
 @bp.route("/users", methods=["GET", "POST"])
 @require_role("admin")
-def user_admin() -> Response:
+def user_admin() -> ResponseReturnValue:
     """List accounts; create one, or disable / re-enable one."""
     c = ctx()
     store = UserStore(c.redis, c.keys)
@@ -492,7 +545,10 @@ def user_admin() -> Response:
                 if action == "disable" and email.strip().lower() == _user().email:
                     raise ValidationError("you cannot disable your own account")
                 store.set_disabled(email, action == "disable")
-                flash(f"Akun {email.strip().lower()} {'dinonaktifkan' if action == 'disable' else 'diaktifkan'}.", "ok")
+                flash(
+                    f"Akun {email.strip().lower()} {'dinonaktifkan' if action == 'disable' else 'diaktifkan'}.",
+                    "ok",
+                )
             else:
                 raise ValidationError(f"unknown action {action[:20]!r}")
             return redirect(url_for("editor.user_admin"))

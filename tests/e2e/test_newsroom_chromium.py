@@ -29,8 +29,14 @@ def test_editor_composes_sends_and_watches_progress(  # type: ignore[no-untyped-
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Every script and stylesheet loads, and every JSON call succeeds (the browser's own favicon probe aside).
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "response",
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
 
     page.goto(live_server.url + "/newsroom/compose")
     assert "/login" in page.url
@@ -62,7 +68,6 @@ def test_editor_composes_sends_and_watches_progress(  # type: ignore[no-untyped-
     # The page's payload budget is the server's.
     left = int(page.text_content("#budget-left") or "0")
     assert left == MAX_PLAINTEXT - payload_size(title, body, url)
-    page.screenshot(path=str(live_server.context.settings.data_dir.parent / "compose.png"))
 
     page.click("#send-button")
     page.wait_for_url(re.compile(r"/newsroom/campaigns/[0-9a-z]+$"))

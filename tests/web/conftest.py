@@ -55,7 +55,9 @@ class AuthActions:
 
     def post(self, path: str, data: dict | None = None, **kwargs):  # type: ignore[no-untyped-def, type-arg]
         """POST a newsroom form with the session's CSRF token added."""
-        return self.client.post(path, data={**(data or {}), "csrf_token": self.csrf("/newsroom/campaigns")}, **kwargs)
+        return self.client.post(
+            path, data={**(data or {}), "csrf_token": self.csrf("/newsroom/campaigns")}, **kwargs
+        )
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ def test_login_ok_opens_a_new_session_and_redirects(client, auth, context) -> No
 def test_login_refuses_a_foreign_next(client, auth) -> None:  # type: ignore[no-untyped-def]
     email = auth.create("editor@newsroom.test")
     response = client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": auth.csrf(), "next": "//evil.example/x"}
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": auth.csrf(), "next": "//evil.example/x"},
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/newsroom/campaigns"

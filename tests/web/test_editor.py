@@ -33,10 +33,16 @@ def add_subs(context, n: int, topics=("breaking",), prefix: str = "s") -> list[s
     sids = []
     for i in range(n):
         item = validate_subscription(
-            {"endpoint": f"http://{host}/push/{prefix}{i}", "keys": {
-                "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
-                "auth": "tBHItJI5svbpez7KI4CCXg"}, "topics": list(topics)},
-            policy=context.policy, topics=context.topics,
+            {
+                "endpoint": f"http://{host}/push/{prefix}{i}",
+                "keys": {
+                    "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                    "auth": "tBHItJI5svbpez7KI4CCXg",
+                },
+                "topics": list(topics),
+            },
+            policy=context.policy,
+            topics=context.topics,
         )
         sids.append(context.subscriptions.upsert(item)[0])
     return sids
@@ -75,7 +81,9 @@ def test_scheduled_send_reads_the_newsroom_time_zone(client, auth, login_as, con
 
     login_as("editor")
     local = (datetime.now(ZoneInfo("Asia/Jakarta")) + timedelta(hours=2)).replace(second=0, microsecond=0)
-    response = auth.post("/newsroom/compose", {**FORM, "when": "later", "send_at": local.strftime("%Y-%m-%dT%H:%M")})
+    response = auth.post(
+        "/newsroom/compose", {**FORM, "when": "later", "send_at": local.strftime("%Y-%m-%dT%H:%M")}
+    )
     assert response.status_code == 302
     campaign = newest(context)
     assert campaign.send_at == local.timestamp()
@@ -92,9 +100,16 @@ def test_validation_errors_are_shown_on_the_page(client, auth, login_as, context
     missing = auth.post("/newsroom/compose", {**FORM, "title": ""})
     assert missing.status_code == 400
     assert "missing field &#39;title&#39;" in missing.get_data(as_text=True)
-    big = auth.post("/newsroom/compose", {**FORM, "body": "é" * 500, "title": "x" * 120,
-                                          "image": "https://kabarkini.example/" + "i" * 1900,
-                                          "url": "https://kabarkini.example/" + "u" * 1900})
+    big = auth.post(
+        "/newsroom/compose",
+        {
+            **FORM,
+            "body": "é" * 500,
+            "title": "x" * 120,
+            "image": "https://kabarkini.example/" + "i" * 1900,
+            "url": "https://kabarkini.example/" + "u" * 1900,
+        },
+    )
     assert big.status_code == 400
     html = big.get_data(as_text=True)
     assert "bytes; one encrypted push record holds at most" in html and str(MAX_PLAINTEXT) in html
@@ -143,7 +158,10 @@ def test_budget_endpoint_matches_payload_size(client, login_as) -> None:  # type
     from notifier.campaigns import payload_size
 
     login_as("editor")
-    data = client.get("/newsroom/budget.json", query_string={"title": "Judul", "body": "Isi é", "url": "https://a.example/x"}).get_json()
+    data = client.get(
+        "/newsroom/budget.json",
+        query_string={"title": "Judul", "body": "Isi é", "url": "https://a.example/x"},
+    ).get_json()
     assert data["size"] == payload_size("Judul", "Isi é", "https://a.example/x")
     assert data["left"] == MAX_PLAINTEXT - data["size"]
 
@@ -194,8 +212,12 @@ def test_campaign_json_has_counters_timeline_and_services(client, login_as, cont
     store = CampaignStore(context.redis, context.keys)
     cid = store.create(validate_campaign(FORM | {"topics": ["breaking"]}, topics=context.topics))
     context.redis.hset(context.keys.campaign(cid), mapping={"total": 10, "sent": 6, "gone": 1, "clicked": 3})
-    context.redis.hset(context.keys.campaign_timeline(cid), mapping={"1700000040:sent": 6, "1700000100:clicked": 3})
-    context.redis.hset(context.keys.campaign_services(cid), mapping={"fcm:sent": 4, "fcm:gone": 1, "mozilla:sent": 2})
+    context.redis.hset(
+        context.keys.campaign_timeline(cid), mapping={"1700000040:sent": 6, "1700000100:clicked": 3}
+    )
+    context.redis.hset(
+        context.keys.campaign_services(cid), mapping={"fcm:sent": 4, "fcm:gone": 1, "mozilla:sent": 2}
+    )
     data = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
     assert data["counters"]["sent"] == 6 and data["progress"] == 0.7 and data["ctr"] == 0.5
     assert data["timeline"] == [{"t": 1700000040, "sent": 6}, {"t": 1700000100, "clicked": 3}]
@@ -207,7 +229,10 @@ def test_campaign_list_is_newest_first_and_paginated(client, login_as, context) 
     login_as("editor")
     store = CampaignStore(context.redis, context.keys)
     for i in range(25):
-        store.create(validate_campaign({**FORM, "title": f"Kabar nomor {i:02d}"}, topics=context.topics), now=1_700_000_000 + i)
+        store.create(
+            validate_campaign({**FORM, "title": f"Kabar nomor {i:02d}"}, topics=context.topics),
+            now=1_700_000_000 + i,
+        )
     first = client.get("/newsroom/campaigns").get_data(as_text=True)
     assert first.index("Kabar nomor 24") < first.index("Kabar nomor 05")
     assert "Kabar nomor 04" not in first and "Halaman 1 dari 2" in first
@@ -223,9 +248,13 @@ def test_test_send_goes_only_to_the_editors_own_subscriptions(client, auth, logi
 
     # The editor's browser subscribes while logged in: the API links it to the account.
     host = context.settings.push_hosts[0]
-    sub = {"endpoint": f"http://{host}/push/editor-own", "keys": {
-        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
-        "auth": "tBHItJI5svbpez7KI4CCXg"}}
+    sub = {
+        "endpoint": f"http://{host}/push/editor-own",
+        "keys": {
+            "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+            "auth": "tBHItJI5svbpez7KI4CCXg",
+        },
+    }
     created = client.post("/api/v1/subscriptions", json=sub)
     assert created.status_code == 201
     own = created.get_json()["id"]
@@ -244,9 +273,13 @@ def test_test_send_goes_only_to_the_editors_own_subscriptions(client, auth, logi
 
 def test_anonymous_subscription_is_not_linked(client, context) -> None:  # type: ignore[no-untyped-def]
     host = context.settings.push_hosts[0]
-    sub = {"endpoint": f"http://{host}/push/anon", "keys": {
-        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
-        "auth": "tBHItJI5svbpez7KI4CCXg"}}
+    sub = {
+        "endpoint": f"http://{host}/push/anon",
+        "keys": {
+            "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+            "auth": "tBHItJI5svbpez7KI4CCXg",
+        },
+    }
     assert client.post("/api/v1/subscriptions", json=sub).status_code == 201
     assert not context.redis.keys(context.keys.user_subs("*"))
 
@@ -261,7 +294,7 @@ ARTICLE = b"""<!doctype html><html><head><title>Fallback</title>
 
 
 class _Site(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/away":
             self.send_response(302)
             self.send_header("Location", "http://evil.example/steal")
@@ -311,7 +344,9 @@ def test_prefill_reads_og_tags_from_the_sites_own_domain(site_client, site) -> N
     actions = AuthActions(client, context)
     actions.create("editor@newsroom.test")
     actions.login("editor@newsroom.test")
-    data = client.get("/newsroom/prefill.json", query_string={"url": f"http://{site}/berita/banjir"}).get_json()
+    data = client.get(
+        "/newsroom/prefill.json", query_string={"url": f"http://{site}/berita/banjir"}
+    ).get_json()
     assert data["title"] == "Banjir rendam Jakarta Utara"
     assert data["body"] == "Ribuan warga mengungsi & BPBD siaga."
     assert data["image"] == f"http://{site}/img/banjir.jpg"
@@ -328,8 +363,13 @@ def test_prefill_refuses_foreign_hosts_and_redirects_away(site_client, site) -> 
     actions.create("editor@newsroom.test")
     actions.login("editor@newsroom.test")
     port = site.split(":")[1]
-    for url in (f"http://localhost:{port}/berita", "http://169.254.169.254/latest/meta-data", "file:///etc/passwd",
-                f"http://user@{site}/x", f"http://127.0.0.1:{int(port) + 1}/x"):
+    for url in (
+        f"http://localhost:{port}/berita",
+        "http://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+        f"http://user@{site}/x",
+        f"http://127.0.0.1:{int(port) + 1}/x",
+    ):
         response = client.get("/newsroom/prefill.json", query_string={"url": url})
         assert response.status_code == 400, url
         assert response.get_json()["error"] == "prefill_refused"
@@ -350,21 +390,34 @@ def test_cli_users_create_list_disable(settings_env, context) -> None:  # type: 
     from notifier.cli import main
 
     runner = CliRunner(env=settings_env)
-    created = runner.invoke(main, ["users", "create", "Ayu@Kabarkini.example", "--role", "admin"],
-                            input="rahasia-sekali-1\nrahasia-sekali-1\n")
+    created = runner.invoke(
+        main,
+        ["users", "create", "Ayu@Kabarkini.example", "--role", "admin"],
+        input="rahasia-sekali-1\nrahasia-sekali-1\n",
+    )
     assert created.exit_code == 0, created.output
     assert "created ayu@kabarkini.example (admin)" in created.output
-    mismatch = runner.invoke(main, ["users", "create", "b@kabarkini.example"],
-                             input="rahasia-sekali-1\nbeda-sekali-22\nrahasia-sekali-1\nrahasia-sekali-1\n")
+    mismatch = runner.invoke(
+        main,
+        ["users", "create", "b@kabarkini.example"],
+        input="rahasia-sekali-1\nbeda-sekali-22\nrahasia-sekali-1\nrahasia-sekali-1\n",
+    )
     assert mismatch.exit_code == 0 and "do not match" in mismatch.output
-    scripted = runner.invoke(main, ["users", "create", "c@kabarkini.example", "--role", "ops", "--password-stdin"],
-                             input="rahasia-sekali-3\n")
+    scripted = runner.invoke(
+        main,
+        ["users", "create", "c@kabarkini.example", "--role", "ops", "--password-stdin"],
+        input="rahasia-sekali-3\n",
+    )
     assert scripted.exit_code == 0, scripted.output
-    short = runner.invoke(main, ["users", "create", "d@kabarkini.example", "--password-stdin"], input="pendek\n")
+    short = runner.invoke(
+        main, ["users", "create", "d@kabarkini.example", "--password-stdin"], input="pendek\n"
+    )
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     listed = runner.invoke(main, ["users", "list"])
     assert listed.output.splitlines() == [
-        "ayu@kabarkini.example\tadmin\tactive", "b@kabarkini.example\teditor\tactive", "c@kabarkini.example\tops\tactive",
+        "ayu@kabarkini.example\tadmin\tactive",
+        "b@kabarkini.example\teditor\tactive",
+        "c@kabarkini.example\tops\tactive",
     ]
     assert runner.invoke(main, ["users", "disable", "c@kabarkini.example"]).exit_code == 0
     assert "c@kabarkini.example\tops\tdisabled" in runner.invoke(main, ["users", "list"]).output
