@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+import time
+from datetime import UTC, datetime
 
 import redis
 from rq import Queue, Retry
@@ -32,8 +34,6 @@ def queue(name: str, connection: redis.Redis) -> Queue:
 
 def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, job_id: str = "") -> str:
     """Enqueue the planning job of a campaign (now, or at unix time ``at`` via RQ's scheduler)."""
-    from datetime import datetime, timezone
-
     q = queue(PLAN_QUEUE, connection)
     options = {
         "job_id": job_id or f"plan-{cid}",
@@ -44,7 +44,10 @@ def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, 
         "failure_ttl": 7 * 86400,
     }
     if at is not None:
-        job = q.enqueue_at(datetime.fromtimestamp(at, timezone.utc), "workers.jobs.plan_campaign", cid, **options)
+        # RQ's scheduler keeps whole seconds (it truncates): round up so nothing leaves before its time.
+        job = q.enqueue_at(
+            datetime.fromtimestamp(math.ceil(at), UTC), "workers.jobs.plan_campaign", cid, **options
+        )
     else:
         job = q.enqueue("workers.jobs.plan_campaign", cid, **options)
     return str(job.id)
@@ -64,7 +67,9 @@ def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untype
             "failure_ttl": 7 * 86400,
         }
         if delay > 0:
-            q.enqueue_in(timedelta(seconds=delay), "workers.jobs.send_batch", cid, batch_id, sids, attempts, **options)
+            # Whole seconds, rounded up (see enqueue_plan): a Retry-After is never cut short.
+            when = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
+            q.enqueue_at(when, "workers.jobs.send_batch", cid, batch_id, sids, attempts, **options)
         else:
             q.enqueue("workers.jobs.send_batch", cid, batch_id, sids, attempts, **options)
 
@@ -73,8 +78,6 @@ def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untype
 
 def launch(connection: redis.Redis, cid: str, send_at: float | None) -> str:
     """Start a stored, scheduled campaign: plan now, or at ``send_at`` through RQ's scheduler."""
-    import time
-
     if send_at is not None and send_at > time.time() + 1:
         return enqueue_plan(connection, cid, at=send_at)
     return enqueue_plan(connection, cid)
