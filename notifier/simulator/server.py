@@ -144,7 +144,10 @@ class _Handlers:
                 elif kind == "ack":
                     for update in data.get("updates") or []:
                         if isinstance(update, dict) and isinstance(update.get("version"), str):
-                            self.sim.acknowledge(uaid, update["version"], ok=True)
+                            # Firefox acks with code 100 when it showed the message, 101 when it could not
+                            # decrypt it and 102 for other errors: only 100 is a delivery.
+                            ok = update.get("code", 100) == 100
+                            self.sim.acknowledge(uaid, update["version"], ok=ok)
                 elif kind == "nack":
                     if isinstance(data.get("version"), str):
                         self.sim.acknowledge(uaid, data["version"], ok=False)
