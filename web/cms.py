@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 
 from flask import Blueprint, Response, jsonify, request
@@ -27,7 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from notifier.articles import ArticleIngest, map_topics, parse_article
 from notifier.errors import NotifierError
 from web import ctx
-from web.errors import json_error, status_for
+from web.errors import BodyRefused, json_error, parse_json_bytes, status_for
 from workers.queues import launch
 
 bp = Blueprint("cms", __name__, url_prefix="/api/v1")
@@ -105,9 +104,9 @@ def article_webhook() -> Response | tuple[Response, int]:
             f"Content-Type must be application/json, not {request.mimetype or 'missing'}",
         )
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        data = parse_json_bytes(raw)
+    except BodyRefused as refused:
+        return refused.response
     article = parse_article(data)
     slugs = c.topic_slugs
     topics = list(

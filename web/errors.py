@@ -47,6 +47,11 @@ def read_json_body(limit: int) -> Any:
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise BodyRefused(json_error(413, "too_large", f"the body is larger than {limit} bytes"))
+    return parse_json_bytes(raw)
+
+
+def parse_json_bytes(raw: bytes) -> Any:
+    """Decode a JSON body already read (and size-checked); BodyRefused with a reason when it is not JSON text."""
     try:
         text = raw.decode("utf-8")
         data = json.loads(text)

@@ -193,6 +193,8 @@ def test_concurrent_arrivals_make_one_campaign(app, context) -> None:  # type: i
         (article(categories="Nasional"), "invalid", "categories"),
         (article(published_at="kemarin"), "invalid", "published_at"),
         (article(image=42), "invalid", "image"),
+        (b'{"guid": "\\ud800", "title": "x", "url": "https://kabarkini.example/a"}', "invalid_unicode", "surrogate"),
+        (b"[" * 5000 + b"]" * 5000, "malformed_json", "deeply"),
     ],
 )
 def test_malformed_bodies_are_400_with_a_reason(client, context, body: Any, error: str, needle: str) -> None:  # type: ignore[no-untyped-def]
