@@ -77,6 +77,11 @@ class HeartbeatWorker(SimpleWorker):
             beat.join()
         self.set_state(WorkerStatus.IDLE)
 
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance, after freeing the locks of this worker's scheduler if its process died."""
+        release_dead_scheduler(self)
+        super().run_maintenance_tasks()
+
     def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         ttl = self.get_heartbeat_ttl(job)
         while not stop.wait(ttl / 3):
@@ -89,6 +94,23 @@ class HeartbeatWorker(SimpleWorker):
             except redis.RedisError as exc:
                 # Redis away for a moment: the next beat tries again; the job itself decides its fate.
                 self.log.warning("job heartbeat of %s failed: %s", job.id, exc)
+
+
+def release_dead_scheduler(worker: SimpleWorker) -> None:
+    """Release the scheduler locks of a worker whose scheduler process is gone.
+
+    RQ's scheduler process exits on a Redis error without releasing its locks,
+    which then block every scheduler (delayed retries, ``send_at``) for their
+    61 s TTL. The locks hold the scheduler's name, known to the parent too.
+    """
+    scheduler = getattr(worker, "scheduler", None)
+    process = getattr(scheduler, "_process", None)
+    if scheduler is None or process is None or process.is_alive():
+        return
+    try:
+        scheduler.release_locks()
+    except redis.RedisError as exc:
+        logging.getLogger("notifier.worker").warning("cannot release dead scheduler locks yet: %s", exc)
 
 
 def build_worker(*, name: str | None = None) -> HeartbeatWorker:
@@ -145,6 +167,7 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
                 delay = 1.0
             log.error("worker loop ended without a stop request; restart once Redis answers (%.0f s)", delay)
             _wait_for_redis(worker.connection, delay)
+            release_dead_scheduler(worker)
             delay = min(delay * 2, RESTART_MAX_DELAY)
         raise AssertionError("unreachable")
     finally:
