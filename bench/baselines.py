@@ -31,6 +31,11 @@ def _wait_for_start(at: float) -> None:
     delay = at - time.time()
     if delay > 0:
         time.sleep(delay)
+    global _CPU_AT_START
+    _CPU_AT_START = time.process_time()
+
+
+_CPU_AT_START = 0.0
 
 
 def run_naive(
@@ -186,6 +191,7 @@ def measure(
         "errors": sum(r["errors"] for r in results),
         "seconds": round(elapsed, 3),
         "rate": ok / elapsed if elapsed > 0 else 0.0,
+        "cpu_us_per_msg": round(sum(r["cpu_s"] for r in results) / ok * 1e6, 1) if ok else 0.0,
     }
 
 
@@ -213,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         result = run_encrypt(subs, payload, limit, args.seconds, args.at)
+    result["cpu_s"] = time.process_time() - _CPU_AT_START
     print(json.dumps(result), flush=True)
 
 

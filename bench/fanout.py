@@ -6,12 +6,13 @@ audience with the real RQ batch enqueuer.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.stack import SimulatorProcess, Workers, wait_until
+from bench.stack import SimulatorProcess, Workers, cpu_seconds, wait_until
 from notifier.campaigns import FINAL, CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.delivery import Delivery
@@ -45,6 +46,7 @@ def run_campaign(
     n_workers: int,
     size: int,
     tag: str,
+    redis_pid: int,
     progress: Callable[[int, int], None],
     timeout: float = 900.0,
 ) -> dict[str, Any]:
@@ -56,6 +58,11 @@ def run_campaign(
     workers.start(n_workers, tag)
     try:
         workers.wait_ready(context.raw_redis)
+        others = {"simulator": sim.pid, "redis": redis_pid}
+        cpu_before = {
+            **{f"worker{i}": cpu_seconds(pid) for i, pid in enumerate(workers.pids())},
+            **{name: cpu_seconds(pid) for name, pid in others.items()},
+        }
         received_before = int(sim.stats()["received"])
         cid, item = create_campaign(context, f" ({tag})")
         launch(context.raw_redis, cid, item.send_at)
@@ -68,6 +75,10 @@ def run_campaign(
         wait_until(finished, timeout, f"campaign {cid} to finish", interval=0.1)
         campaign = store.get(cid)
         peak = dict(workers.peak_rss)
+        cpu_after = {
+            **{f"worker{i}": cpu_seconds(pid) for i, pid in enumerate(workers.pids())},
+            **{name: cpu_seconds(pid) for name, pid in others.items()},
+        }
     finally:
         workers.stop()
     stats = sim.stats()
@@ -75,6 +86,12 @@ def run_campaign(
     first_rx, last_rx = sim.receive_window(accepted) if accepted else (0.0, 0.0)
     k = campaign.counters
     created = campaign.created
+    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
+    per_msg = {
+        "workers": sum(v for name, v in used.items() if name.startswith("worker")) / max(accepted, 1) * 1e6,
+        "simulator": used["simulator"] / max(accepted, 1) * 1e6,
+        "redis": used["redis"] / max(accepted, 1) * 1e6,
+    }
     rx_span = last_rx - first_rx
     sent_span = (campaign.last_sent or 0) - (campaign.first_sent or 0)
     return {
@@ -95,6 +112,9 @@ def run_campaign(
         "done_after_create_s": round((campaign.finished or 0) - created, 4),
         "receive_span_s": round(rx_span, 4),
         "worker_peak_rss_mb": [round(v / 2**20, 1) for v in peak.values()],
+        "cpu_us_per_msg": {name: round(v, 1) for name, v in per_msg.items()},
+        # What the stack would do with both cores to itself: load-independent (others share this machine).
+        "cpu_bound_rate": round((os.cpu_count() or 1) * 1e6 / sum(per_msg.values())) if accepted else 0,
     }
 
 

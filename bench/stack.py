@@ -49,6 +49,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
 class BenchRedis:
     """A redis-server without persistence on a free port (the benchmark must not measure fsync)."""
 
@@ -144,6 +153,12 @@ class SimulatorProcess:
 
         wait_until(announced, timeout, "the simulator to listen")
         return self
+
+    @property
+    def pid(self) -> int:
+        """Process id of the simulator."""
+        assert self.process is not None
+        return self.process.pid
 
     @property
     def host_port(self) -> str:

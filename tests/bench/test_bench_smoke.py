@@ -53,11 +53,12 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
     http = result["http"]
     assert set(http["baselines"]) == {"naive_1p", "async_1p", "async_2p", "encrypt_1p", "encrypt_2p"}
     for item in http["baselines"].values():
-        assert item["ok"] > 0 and item["errors"] == 0 and item["rate"] > 0, item
+        assert item["ok"] > 0 and item["errors"] == 0 and item["rate"] > 0 and item["cpu_us_per_msg"] > 0, item
     assert http["verify_fraction"] == 0.02
     assert http["endpoint_chars"] > 140  # realistic endpoint length (FCM's are ~150-180)
     assert http["distinct_keys"] == 1  # one mint chunk of 1000: one key pair
     assert http["redis_bytes_per_sub_upsert"] > 0
+    assert "cpu_encrypt_over_sender" in result["ratios"]
 
     assert [(c["size"], c["workers"]) for c in http["campaigns"]] == [(SIZE, 1), (SIZE, 2)]
     for campaign in http["campaigns"]:
@@ -71,6 +72,8 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         assert campaign["rate"] > 0 and campaign["rate_campaign_hash"] > 0
         assert len(campaign["worker_peak_rss_mb"]) == campaign["workers"]
         assert all(mb > 10 for mb in campaign["worker_peak_rss_mb"])
+        assert set(campaign["cpu_us_per_msg"]) == {"workers", "simulator", "redis"}
+        assert campaign["cpu_us_per_msg"]["workers"] > 0 and campaign["cpu_bound_rate"] > 0
     stats = http["simulator_stats"]
     assert stats["by_status"] == {"201": stats["requests"]}
     assert stats["decrypt_failed"] == 0 and stats["decrypted"] > 0  # a sample was really decrypted
