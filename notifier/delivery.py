@@ -218,6 +218,8 @@ class Delivery:
             result.stopped = campaign.state
             held = list(sids) if campaign.state == "paused" else []
             self._write(campaign, batch_id, [], [], result, held=held, now=now)
+            if held:
+                self._requeue_if_resumed(cid, enqueue)
             return result
         subs, missing = self._load(sids)
         result.counts["skipped"] += missing
@@ -285,8 +287,12 @@ class Delivery:
             self._reserve(keys=[campaign_key, done_key + ":reserved"], args=[retry_id])
             enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay)
         self._write(campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid)
-        if rejected_config or stop_reason == "paused":
+        # Only a batch that itself saw configuration rejections may pause the campaign: one that merely
+        # noticed the pause must not pause it again after an operator resumed it.
+        if rejected_config:
             self._maybe_pause(cid, rejected_config >= self.settings.reject_pause_threshold, outcomes)
+        if held:
+            self._requeue_if_resumed(cid, enqueue)
         return result
 
     def _load(self, sids: Sequence[str]) -> tuple[list[Subscription], int]:
@@ -437,21 +443,29 @@ class Delivery:
 
     def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
-        held_key = self.keys.campaign(cid) + ":held"
         if not self.campaigns.transition(cid, "sending", reason="", allowed_from=["paused"]):
             return 0
-        queued = 0
-        n = int(self.r.hincrby(self.keys.campaign(cid), "resumes", 1))
-        part = 0
-        while True:
-            sids = self.r.lpop(held_key, self.settings.batch_size)
-            if not sids:
-                break
-            batch_id = f"r{n}_{part}"
-            self._reserve(keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id])
-            enqueue(batch_id, list(sids), [1] * len(sids), 0.0)
-            queued += len(sids)
-            part += 1
+        queued = self._drain_held(cid, enqueue)
         if not queued and int(self.r.hget(self.keys.campaign(cid), "pending") or 0) <= 0:
             self.campaigns.transition(cid, "done", allowed_from=["sending"])
         return queued
+
+    def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:
+        """Enqueue what paused batches held back as new batches; returns how many messages."""
+        held_key = self.keys.campaign(cid) + ":held"
+        n = int(self.r.hincrby(self.keys.campaign(cid), "drains", 1))
+        queued = part = 0
+        while sids := self.r.lpop(held_key, self.settings.batch_size):
+            batch_id = f"h{n}_{part}"
+            self._reserve(
+                keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id]
+            )
+            enqueue(batch_id, list(sids), [1] * len(sids), 0.0)
+            queued += len(sids)
+            part += 1
+        return queued
+
+    def _requeue_if_resumed(self, cid: str, enqueue: EnqueueBatch) -> None:
+        """A batch that held messages back after the campaign was resumed sends them on, not into a drained list."""
+        if self.campaigns.state(cid) == "sending":
+            self._drain_held(cid, enqueue)

@@ -6,10 +6,9 @@ import time
 from collections import Counter
 
 import pytest
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.settings import Settings
 from notifier.simulator import SimulatorServer
@@ -170,24 +169,15 @@ def test_401_everywhere_pauses_keeps_subscriptions_and_resumes(context, simulato
     )
     alert = context.redis.hget(context.keys.metrics("alerts"), "config")
     assert alert and cid in alert and "401" in alert
-    # Let batches already running finish their accounting (every unit of pending given back) before resuming:
-    # a batch still running across the resume would put its held ids back after resume drained them.
-    store = CampaignStore(context.redis, context.keys)
-    started = StartedJobRegistry(SEND_QUEUE, connection=context.raw_redis, serializer=JSONSerializer)
-    wait_for(
-        lambda: store.get(cid).pending <= 0 and started.count == 0,
-        timeout=15,
-        message="paused batches settled",
-    )
     assert context.subscriptions.count() == audience, "a 401 must never delete a subscription"
-    rejected = wait_state(context, cid, ["paused"], 5).counters["rejected"]
-    assert rejected < audience
+    assert paused.counters["rejected"] < audience
 
+    # Resume at once, while paused batches may still be finishing: what they hold back must still be sent.
     simulator.remove_rule(rule)
     queue(PLAN_QUEUE, context.raw_redis).enqueue("workers.jobs.resume_campaign", cid)
     campaign = wait_state(context, cid, ["done"], timeout=30, workers=workers)
     k = campaign.counters
-    assert k["rejected"] == rejected and k["sent"] == audience - rejected, k
+    assert k["rejected"] < audience and k["sent"] == audience - k["rejected"], k
     assert final_total(campaign) == audience
     assert context.subscriptions.count() == audience
-    report("401 everywhere", audience=audience, rejected_before_pause=rejected, sent_after_resume=k["sent"])
+    report("401 everywhere", audience=audience, rejected=k["rejected"], sent_after_resume=k["sent"])
