@@ -91,9 +91,14 @@ def live_server(context: Context, start_live_server: Callable[..., LiveServer]) 
     return start_live_server(context)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
-    """The Playwright driver (sync API), once per session."""
+    """The Playwright driver (sync API), once per test module.
+
+    Not per session: the sync API keeps its event loop marked as running in the main
+    thread while it is open, and later tests that run their own loop (the sender,
+    the simulator's clients) would then fail with "another loop is running".
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
