@@ -6,6 +6,7 @@ Flask and RQ are imported inside the commands that need them, so that
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -159,7 +160,7 @@ def send(title: str, body: str, url: str, image: str, topics: tuple[str, ...], t
     data: dict[str, Any] = {"title": title, "body": body, "url": url, "image": image, "breaking": breaking,
                             "topics": list(topics) or None, "ttl": ttl, "urgency": urgency, "send_at": send_at}
     try:
-        item = validate_campaign(data, topics=c.topics, source="cli", created_by=os.environ.get("USER", "cli"))
+        item = validate_campaign(data, topics=c.topics, source="cli", created_by=f"cli:{getpass.getuser()}")
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
     cid = CampaignStore(c.redis, c.keys).create(item)

@@ -97,6 +97,8 @@ class Settings:
     rate_subscribe: str = "30/minute"
     rate_events: str = "120/minute"
     rate_login: str = "10/minute"
+    worker_maintenance: int = 60
+    worker_ttl: int = 60
     topics_file: Path | None = None
 
     @property
@@ -168,6 +170,8 @@ class Settings:
         read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
         read("NOTIFIER_RATE_EVENTS", "rate_events", _rate)
         read("NOTIFIER_RATE_LOGIN", "rate_login", _rate)
+        read("NOTIFIER_WORKER_MAINTENANCE", "worker_maintenance", int)
+        read("NOTIFIER_WORKER_TTL", "worker_ttl", int)
         read("NOTIFIER_TOPICS_FILE", "topics_file", Path)
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))

@@ -124,8 +124,8 @@ def build_worker(*, name: str | None = None) -> HeartbeatWorker:
         connection=conn,
         serializer=JSONSerializer,
         name=name or f"{socket.gethostname()}.{os.getpid()}",
-        maintenance_interval=int(os.environ.get("NOTIFIER_WORKER_MAINTENANCE", "60")),
-        worker_ttl=int(os.environ.get("NOTIFIER_WORKER_TTL", "60")),
+        maintenance_interval=delivery.settings.worker_maintenance,
+        worker_ttl=delivery.settings.worker_ttl,
     )
 
 
