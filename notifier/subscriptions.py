@@ -205,23 +205,49 @@ def validate_subscription(
     )
 
 
+# Upsert in one round trip, atomically: two browsers racing on one endpoint cannot both count as new, and
+# the topic sets always match the stored topics. Topic set keys are built from a prefix inside the script
+# (this service does not run on Redis Cluster).
+_UPSERT = """
+local old = redis.call('HGET', KEYS[1], 't')
+local created = 0
+if not old and redis.call('EXISTS', KEYS[1]) == 0 then created = 1 end
+local keep = {}
+for t in string.gmatch(ARGV[4], '[^,]+') do keep[t] = true end
+if old then
+  for t in string.gmatch(old, '[^,]+') do
+    if not keep[t] then redis.call('SREM', ARGV[5] .. t, ARGV[1]) end
+  end
+end
+for t, _ in pairs(keep) do redis.call('SADD', ARGV[5] .. t, ARGV[1]) end
+local fields = {}
+for i = 7, 6 + 2 * tonumber(ARGV[6]) do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HDEL', KEYS[1], 'ff')
+if created == 1 then
+  redis.call('HSET', KEYS[1], 'c', ARGV[3])
+  redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return created
+"""
+
+
 class SubscriptionStore:
     """Subscriptions in Redis. Every method takes the work it needs in one round trip where it can."""
 
     def __init__(self, r: redis.Redis, keys: Keys) -> None:
         self.r = r
         self.keys = keys
+        self._upsert = r.register_script(_UPSERT)
 
     def upsert(
         self, sub: SubscriptionInput, *, browser: str = "other", key_id: str = "", now: float | None = None
     ) -> tuple[str, bool]:
-        """Store or update a subscription; returns ``(sid, created)``."""
+        """Store or update a subscription in one atomic round trip; returns ``(sid, created)``."""
         now_i = int(time.time() if now is None else now)
         sid = subscription_id(sub.endpoint)
-        key = self.keys.sub(sid)
-        old_topics_raw = self.r.hget(key, "t")
-        created = old_topics_raw is None and not self.r.exists(key)
-        old_topics = set(old_topics_raw.split(",")) - {""} if old_topics_raw else set()
         mapping: dict[str, str | int] = {
             "e": sub.endpoint,
             "p": sub.p256dh,
@@ -236,20 +262,15 @@ class SubscriptionStore:
             mapping["k"] = key_id
         if sub.expiration_time is not None:
             mapping["x"] = sub.expiration_time
-        pipe = self.r.pipeline(transaction=True)
-        if created:
-            mapping["c"] = now_i
-            pipe.hincrby(self.keys.subs_daily("added"), time.strftime("%Y-%m-%d", time.gmtime(now_i)), 1)
-        pipe.hset(key, mapping=mapping)
-        pipe.hdel(key, "ff")
-        pipe.sadd(self.keys.subs_all, sid)
-        pipe.srem(self.keys.subs_quarantined, sid)
-        for slug in old_topics - set(sub.topics):
-            pipe.srem(self.keys.subs_topic(slug), sid)
-        for slug in sub.topics:
-            pipe.sadd(self.keys.subs_topic(slug), sid)
-        pipe.execute()
-        return sid, created
+        flat: list[str | int] = []
+        for name, value in mapping.items():
+            flat += [name, value]
+        created = self._upsert(
+            keys=[self.keys.sub(sid), self.keys.subs_all, self.keys.subs_quarantined, self.keys.subs_daily("added")],
+            args=[sid, time.strftime("%Y-%m-%d", time.gmtime(now_i)), now_i, mapping["t"], self.keys.subs_topic(""),
+                  len(mapping), *flat],
+        )
+        return sid, bool(created)
 
     def get(self, sid: str) -> Subscription:
         """One subscription by id; :class:`NotFound` when absent."""
