@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -368,7 +369,8 @@ class FeedPoller:
                 # Undated: new only when it appears after the first poll recorded what was there.
                 if feed.polls > 0:
                     fresh.append((now, entry))
-            elif published > feed.added:
+            elif published >= math.floor(feed.added):
+                # Feed dates have whole seconds: an item from the second the feed was added counts as new.
                 fresh.append((published, entry))
         fresh.sort(key=lambda pair: pair[0], reverse=True)
         result.new = len(fresh)
