@@ -5,7 +5,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 #: Browsers the permission walkthrough has steps for (the page uses the same names).
-BROWSERS = ("chrome-desktop", "chrome-android", "firefox", "safari-macos", "safari-ios", "edge", "samsung", "other")
+BROWSERS = (
+    "chrome-desktop",
+    "chrome-android",
+    "firefox",
+    "safari-macos",
+    "safari-ios",
+    "edge",
+    "samsung",
+    "other",
+)
 
 
 def detect_browser(user_agent: str) -> str:

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +37,18 @@ from notifier.topics import Topic
 STATES = ("draft", "scheduled", "planning", "sending", "paused", "done", "cancelled", "failed")
 ACTIVE = ("scheduled", "planning", "sending", "paused")
 FINAL = ("done", "cancelled", "failed")
-COUNTERS = ("total", "sent", "gone", "rejected", "failed", "retried", "deferred", "skipped", "shown", "clicked")
+COUNTERS = (
+    "total",
+    "sent",
+    "gone",
+    "rejected",
+    "failed",
+    "retried",
+    "deferred",
+    "skipped",
+    "shown",
+    "clicked",
+)
 URGENCIES = ("very-low", "low", "normal", "high")
 
 #: TTL defaults: a breaking alert is stale after 6 hours, an ordinary article after a day.
@@ -186,7 +197,9 @@ class Campaign:
 
     def payload_prefix(self) -> str:
         """The JSON payload up to the per-subscriber fields, serialised once per campaign."""
-        return campaign_payload_prefix(self.title, self.body, self.url, self.image, self.icon, self.tag, self.cid)
+        return campaign_payload_prefix(
+            self.title, self.body, self.url, self.image, self.icon, self.tag, self.cid
+        )
 
     @property
     def tag(self) -> str:
@@ -194,7 +207,9 @@ class Campaign:
         return self.story or self.cid
 
 
-def campaign_payload_prefix(title: str, body: str, url: str, image: str, icon: str, tag: str, cid: str) -> str:
+def campaign_payload_prefix(
+    title: str, body: str, url: str, image: str, icon: str, tag: str, cid: str
+) -> str:
     """Serialise the shared part of the push payload (ends with a comma, ready for ``sid``)."""
     data: dict[str, Any] = {"title": title, "body": body, "url": url}
     if image:
@@ -212,7 +227,9 @@ def message_payload(prefix: str, sid: str, receipt: str, ts: int) -> bytes:
     return f'{prefix}"sid":"{sid}","rt":"{receipt}","ts":{ts}}}'.encode()
 
 
-def payload_size(title: str, body: str, url: str, image: str = "", icon: str = "", tag: str = "x" * 24) -> int:
+def payload_size(
+    title: str, body: str, url: str, image: str = "", icon: str = "", tag: str = "x" * 24
+) -> int:
     """Bytes of the largest plaintext a message of this content produces."""
     prefix = campaign_payload_prefix(title, body, url, image, icon, tag or "x" * 24, "c" * 20)
     return len(message_payload(prefix, "s" * _SID_LEN, "r" * _RT_LEN, 10**10))
@@ -284,7 +301,7 @@ def parse_time(value: Any, name: str = "send_at") -> float | None:
             raise ValidationError(f"{name!r} is not an ISO 8601 time: {value[:40]!r}") from exc
         if moment.tzinfo is None:
             raise ValidationError(f"{name!r} must carry a time zone (e.g. +07:00)")
-        return moment.astimezone(timezone.utc).timestamp()
+        return moment.astimezone(UTC).timestamp()
     raise ValidationError(f"{name!r} must be a time")
 
 
@@ -316,12 +333,19 @@ def validate_campaign(
     if ttl in (None, ""):
         ttl = TTL_BREAKING if breaking else TTL_DEFAULT
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= TTL_MAX:
-        raise ValidationError(f"'ttl' must be whole seconds between 60 and {TTL_MAX} (never 0: the alert would be dropped when the device is offline)")
+        raise ValidationError(
+            f"'ttl' must be whole seconds between 60 and {TTL_MAX} "
+            "(never 0: the alert would be dropped when the device is offline)"
+        )
     story = data.get("story") or ""
-    if not isinstance(story, str) or len(story) > 32 or any(
-        not (ch.isascii() and (ch.isalnum() or ch in "-_")) for ch in story
+    if (
+        not isinstance(story, str)
+        or len(story) > 32
+        or any(not (ch.isascii() and (ch.isalnum() or ch in "-_")) for ch in story)
     ):
-        raise ValidationError("'story' must be at most 32 characters of letters, digits, - and _ (the Topic header)")
+        raise ValidationError(
+            "'story' must be at most 32 characters of letters, digits, - and _ (the Topic header)"
+        )
     if not story:
         story = "s" + hashlib.sha256(url.encode()).hexdigest()[:23]
     send_at = parse_time(data.get("send_at"))
@@ -337,8 +361,19 @@ def validate_campaign(
             f"{MAX_PLAINTEXT} bytes of it: shorten the title or body, or use shorter URLs"
         )
     return CampaignInput(
-        title=title, body=body, url=url, image=image, icon=icon, topics=chosen, ttl=ttl, urgency=urgency,
-        breaking=breaking, story=story, send_at=send_at, source=source, created_by=created_by,
+        title=title,
+        body=body,
+        url=url,
+        image=image,
+        icon=icon,
+        topics=chosen,
+        ttl=ttl,
+        urgency=urgency,
+        breaking=breaking,
+        story=story,
+        send_at=send_at,
+        source=source,
+        created_by=created_by,
         article_guid=str(data.get("article_guid") or "")[:200],
     )
 
@@ -387,10 +422,20 @@ class CampaignStore:
         if state not in ("draft", "scheduled"):
             raise ValueError(f"a new campaign is draft or scheduled, not {state}")
         mapping: dict[str, Any] = {
-            "title": item.title, "body": item.body, "url": item.url, "image": item.image, "icon": item.icon,
-            "topics": ",".join(item.topics), "ttl": item.ttl, "urgency": item.urgency,
-            "breaking": "1" if item.breaking else "0", "story": item.story, "state": state,
-            "source": item.source, "created_by": item.created_by, "created": repr(now),
+            "title": item.title,
+            "body": item.body,
+            "url": item.url,
+            "image": item.image,
+            "icon": item.icon,
+            "topics": ",".join(item.topics),
+            "ttl": item.ttl,
+            "urgency": item.urgency,
+            "breaking": "1" if item.breaking else "0",
+            "story": item.story,
+            "state": state,
+            "source": item.source,
+            "created_by": item.created_by,
+            "created": repr(now),
             "send_at": repr(item.send_at) if item.send_at is not None else "",
             "article_guid": item.article_guid,
         }
@@ -414,7 +459,9 @@ class CampaignStore:
         """Just the state (one HGET: batches poll it to notice a cancel)."""
         return self.r.hget(self.keys.campaign(cid), "state")
 
-    def transition(self, cid: str, new: str, *, reason: str = "", allowed_from: Sequence[str] | None = None) -> bool:
+    def transition(
+        self, cid: str, new: str, *, reason: str = "", allowed_from: Sequence[str] | None = None
+    ) -> bool:
         """Move to ``new`` when the current state allows it; False when it does not."""
         sources = allowed_from or [s for s, targets in TRANSITIONS.items() if new in targets]
         try:
@@ -453,8 +500,17 @@ class CampaignStore:
         """A new draft with the same content."""
         c = self.get(cid)
         item = CampaignInput(
-            title=c.title, body=c.body, url=c.url, image=c.image, icon=c.icon, topics=c.topics, ttl=c.ttl,
-            urgency=c.urgency, breaking=c.breaking, story=c.story, source="duplicate",
+            title=c.title,
+            body=c.body,
+            url=c.url,
+            image=c.image,
+            icon=c.icon,
+            topics=c.topics,
+            ttl=c.ttl,
+            urgency=c.urgency,
+            breaking=c.breaking,
+            story=c.story,
+            source="duplicate",
             created_by=created_by or c.created_by,
         )
         return self.create(item, state="draft")
@@ -482,7 +538,9 @@ def record_receipt(
             raise ValidationError(f"missing or malformed field {name!r}", code="missing_field")
     assert isinstance(cid, str) and isinstance(sid, str) and isinstance(token, str)
     if not hmac.compare_digest(receipt_token(receipt_key, cid, sid), token):
-        raise ValidationError("the receipt token does not match this campaign and subscription", code="bad_receipt")
+        raise ValidationError(
+            "the receipt token does not match this campaign and subscription", code="bad_receipt"
+        )
     ckey = keys.campaign(cid)
     if not r.exists(ckey):
         raise NotFound(f"no campaign {cid}")

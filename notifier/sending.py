@@ -341,8 +341,12 @@ class Http1Pool:
         for address in addresses:
             try:
                 _, conn = await loop.create_connection(
-                    _Connection, address["host"], address["port"], family=address["family"],
-                    ssl=self.ssl_context if tls else None, server_hostname=host if tls else None,
+                    _Connection,
+                    address["host"],
+                    address["port"],
+                    family=address["family"],
+                    ssl=self.ssl_context if tls else None,
+                    server_hostname=host if tls else None,
                 )
             except OSError as exc:
                 error = exc
@@ -378,7 +382,12 @@ class Sender:
     """
 
     def __init__(
-        self, settings: Settings, vapid: VapidKey, policy: EndpointPolicy, *, resolver: AbstractResolver | None = None
+        self,
+        settings: Settings,
+        vapid: VapidKey,
+        policy: EndpointPolicy,
+        *,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.settings = settings
         self.vapid = vapid
@@ -450,7 +459,9 @@ class Sender:
         if blocked is not None:
             wait = blocked - time.monotonic()
             if wait > 0:
-                return Outcome(message.sid, "deferred", 0, retry_after=wait, detail="origin rate limited", origin=origin)
+                return Outcome(
+                    message.sid, "deferred", 0, retry_after=wait, detail="origin rate limited", origin=origin
+                )
             del self._blocked_until[origin]
         pool = self.pool()
         async with self._limit(origin):
@@ -476,20 +487,37 @@ class Sender:
             except ValueError as exc:
                 return Outcome(message.sid, "rejected", 0, detail=f"cannot send: {exc}", origin=origin)
             except UnsafeEndpoint as exc:
-                return Outcome(message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}", origin=origin)
+                return Outcome(
+                    message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}", origin=origin
+                )
             except TimeoutError:
-                return Outcome(message.sid, "retry", 0, detail="timeout", latency=time.monotonic() - started, origin=origin)
+                return Outcome(
+                    message.sid,
+                    "retry",
+                    0,
+                    detail="timeout",
+                    latency=time.monotonic() - started,
+                    origin=origin,
+                )
             except OSError as exc:
                 return Outcome(
-                    message.sid, "retry", 0, detail=f"connection error: {type(exc).__name__}: {exc}"[:300],
-                    latency=time.monotonic() - started, origin=origin,
+                    message.sid,
+                    "retry",
+                    0,
+                    detail=f"connection error: {type(exc).__name__}: {exc}"[:300],
+                    latency=time.monotonic() - started,
+                    origin=origin,
                 )
         latency = time.monotonic() - started
         kind, wait_s = classify(status, retry_after)
         if status == 429:
             hold = wait_s if wait_s is not None else 1.0
-            self._blocked_until[origin] = max(self._blocked_until.get(origin, 0.0), time.monotonic() + min(hold, RETRY_AFTER_MAX))
-        return Outcome(message.sid, kind, status, retry_after=wait_s, detail=detail, latency=latency, origin=origin)
+            self._blocked_until[origin] = max(
+                self._blocked_until.get(origin, 0.0), time.monotonic() + min(hold, RETRY_AFTER_MAX)
+            )
+        return Outcome(
+            message.sid, kind, status, retry_after=wait_s, detail=detail, latency=latency, origin=origin
+        )
 
     async def send_all(
         self,

@@ -125,7 +125,7 @@ class Settings:
 
         def read(name: str, attr: str, coerce: Callable[[str], Any]) -> None:
             raw = env.get(name)
-            if raw is None or raw == "" and coerce is not str:
+            if raw is None or (raw == "" and coerce is not str):
                 return
             try:
                 values[attr] = coerce(raw)
@@ -204,6 +204,9 @@ class Settings:
         if self.webhook_window < 1:
             raise ConfigError(f"NOTIFIER_WEBHOOK_WINDOW must be at least 1 second, got {self.webhook_window}")
         if self.feed_burst < 0 or self.feed_max_bytes < 1024 or self.feed_timeout <= 0:
-            raise ConfigError("NOTIFIER_FEED_BURST must be >= 0, NOTIFIER_FEED_MAX_BYTES >= 1024 and NOTIFIER_FEED_TIMEOUT > 0")
+            raise ConfigError(
+                "NOTIFIER_FEED_BURST must be >= 0, NOTIFIER_FEED_MAX_BYTES >= 1024 "
+                "and NOTIFIER_FEED_TIMEOUT > 0"
+            )
         if self.send_timeout <= 0:
             raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

@@ -100,25 +100,39 @@ def latency_histogram(r: redis.Redis, keys: Keys) -> dict[str, Any]:
 
 def _cause(status: str) -> str:
     if status in CONFIG_REJECTIONS:
-        return "VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT (and the key browsers subscribed with)"
+        return (
+            "VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT "
+            "(and the key browsers subscribed with)"
+        )
     return "rate limit: the push service is throttling us; workers honour Retry-After, consider fewer workers"
 
 
 def alerts(
-    r: redis.Redis, keys: Keys, *, now: float | None = None, window_minutes: int = SPIKE_WINDOW_MINUTES,
-    min_count: int = SPIKE_MIN_COUNT, min_share: float = SPIKE_MIN_SHARE,
+    r: redis.Redis,
+    keys: Keys,
+    *,
+    now: float | None = None,
+    window_minutes: int = SPIKE_WINDOW_MINUTES,
+    min_count: int = SPIKE_MIN_COUNT,
+    min_share: float = SPIKE_MIN_SHARE,
 ) -> list[dict[str, Any]]:
     """Banners for ops: a campaign paused itself, or 400/401/403 or 429 responses spiked recently."""
     now = time.time() if now is None else now
     found: list[dict[str, Any]] = []
     config = r.hget(keys.metrics("alerts"), "config")
     if config:
-        stamp, cid, status, reason = (config.split("|", 3) + ["", "", ""])[:4]
+        stamp, cid, status, reason = [*config.split("|", 3), "", "", ""][:4]
         if stamp.isdigit() and now - int(stamp) < 86400:
-            found.append({
-                "kind": "paused", "at": int(stamp), "campaign": cid, "status": status, "message": reason,
-                "cause": _cause(status if status in CONFIG_REJECTIONS else "400"),
-            })
+            found.append(
+                {
+                    "kind": "paused",
+                    "at": int(stamp),
+                    "campaign": cid,
+                    "status": status,
+                    "message": reason,
+                    "cause": _cause(status if status in CONFIG_REJECTIONS else "400"),
+                }
+            )
     current = _minute(now)
     pipe = r.pipeline(transaction=False)
     for i in range(window_minutes):
@@ -137,17 +151,30 @@ def alerts(
         share = count / totals[service] if totals[service] else 0.0
         if count >= min_count and share >= min_share:
             label = "rejections (HTTP 400/401/403)" if kind == "rejected" else "rate limiting (HTTP 429)"
-            found.append({
-                "kind": kind, "service": service, "count": count, "share": round(share, 3),
-                "message": f"{service}: {count} {label} in the last {window_minutes} min ({share:.0%} of its responses)",
-                "cause": _cause("400" if kind == "rejected" else "429"),
-            })
+            found.append(
+                {
+                    "kind": kind,
+                    "service": service,
+                    "count": count,
+                    "share": round(share, 3),
+                    "message": (
+                        f"{service}: {count} {label} in the last {window_minutes} min "
+                        f"({share:.0%} of its responses)"
+                    ),
+                    "cause": _cause("400" if kind == "rejected" else "429"),
+                }
+            )
     return found
 
 
 def subscribers(
-    r: redis.Redis, keys: Keys, topics: Sequence[str], *, now: float | None = None,
-    sample: int = DEFAULT_SAMPLE, days: int = 30,
+    r: redis.Redis,
+    keys: Keys,
+    topics: Sequence[str],
+    *,
+    now: float | None = None,
+    sample: int = DEFAULT_SAMPLE,
+    days: int = 30,
 ) -> dict[str, Any]:
     """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day."""
     now = time.time() if now is None else now
@@ -213,13 +240,22 @@ def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None)
         started = c.started or c.created
         latency = c.last_sent - started if c.last_sent else None
         elapsed = max(0.001, (c.last_sent or now) - (c.first_sent or started))
-        rows.append({
-            "id": c.cid, "title": c.title, "state": c.state, "reason": c.reason,
-            "progress": round(c.progress, 4), "done": c.done_count, "total": c.counters["total"],
-            "counters": c.counters, "pending": c.pending, "started": started,
-            "latency": round(latency, 3) if latency is not None else None,
-            "rate": round(c.counters["sent"] / elapsed, 1) if c.first_sent else 0.0,
-        })
+        rows.append(
+            {
+                "id": c.cid,
+                "title": c.title,
+                "state": c.state,
+                "reason": c.reason,
+                "progress": round(c.progress, 4),
+                "done": c.done_count,
+                "total": c.counters["total"],
+                "counters": c.counters,
+                "pending": c.pending,
+                "started": started,
+                "latency": round(latency, 3) if latency is not None else None,
+                "rate": round(c.counters["sent"] / elapsed, 1) if c.first_sent else 0.0,
+            }
+        )
     return rows
 
 
@@ -228,11 +264,17 @@ def recent_campaigns(r: redis.Redis, keys: Keys, limit: int = 10) -> list[dict[s
     rows: list[dict[str, Any]] = []
     for c in CampaignStore(r, keys).list(0, limit):
         started = c.started or c.created
-        rows.append({
-            "id": c.cid, "title": c.title, "state": c.state, "total": c.counters["total"],
-            "sent": c.counters["sent"], "progress": round(c.progress, 4),
-            "latency": round(c.last_sent - started, 3) if c.last_sent and c.started else None,
-        })
+        rows.append(
+            {
+                "id": c.cid,
+                "title": c.title,
+                "state": c.state,
+                "total": c.counters["total"],
+                "sent": c.counters["sent"],
+                "progress": round(c.progress, 4),
+                "latency": round(c.last_sent - started, 3) if c.last_sent and c.started else None,
+            }
+        )
     return rows
 
 

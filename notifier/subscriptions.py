@@ -151,7 +151,7 @@ def validate_topics(value: Any, topics: Sequence[Topic]) -> tuple[str, ...]:
 def validate_subscription(
     data: Any, *, policy: EndpointPolicy, topics: Sequence[Topic], default_lang: str = "id"
 ) -> SubscriptionInput:
-    """Check a ``PushSubscription.toJSON()`` (+ ``topics``, ``lang``); raise ValidationError saying why not."""
+    """Check a ``PushSubscription.toJSON()`` (+ ``topics``, ``lang``); ValidationError says why not."""
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object")
     endpoint = _require_str(data, "endpoint")
@@ -171,7 +171,8 @@ def validate_subscription(
         raise ValidationError(f"keys.p256dh is not base64url: {exc}", code="invalid_key") from exc
     if len(point) != 65 or point[0] != 4:
         raise ValidationError(
-            f"keys.p256dh must be an uncompressed P-256 point (65 bytes starting 0x04), got {len(point)} bytes",
+            "keys.p256dh must be an uncompressed P-256 point (65 bytes starting 0x04), "
+            f"got {len(point)} bytes",
             code="invalid_key",
         )
     try:
@@ -266,9 +267,21 @@ class SubscriptionStore:
         for name, value in mapping.items():
             flat += [name, value]
         created = self._upsert(
-            keys=[self.keys.sub(sid), self.keys.subs_all, self.keys.subs_quarantined, self.keys.subs_daily("added")],
-            args=[sid, time.strftime("%Y-%m-%d", time.gmtime(now_i)), now_i, mapping["t"], self.keys.subs_topic(""),
-                  len(mapping), *flat],
+            keys=[
+                self.keys.sub(sid),
+                self.keys.subs_all,
+                self.keys.subs_quarantined,
+                self.keys.subs_daily("added"),
+            ],
+            args=[
+                sid,
+                time.strftime("%Y-%m-%d", time.gmtime(now_i)),
+                now_i,
+                mapping["t"],
+                self.keys.subs_topic(""),
+                len(mapping),
+                *flat,
+            ],
         )
         return sid, bool(created)
 
@@ -307,7 +320,9 @@ class SubscriptionStore:
         pipe.execute()
         return self.get(sub.sid)
 
-    def delete(self, sid: str, *, pipe: redis.client.Pipeline | None = None, topics: Iterable[str] | None = None) -> None:
+    def delete(
+        self, sid: str, *, pipe: redis.client.Pipeline | None = None, topics: Iterable[str] | None = None
+    ) -> None:
         """Remove a subscription and its index entries (in ``pipe`` when given)."""
         own = pipe is None
         if topics is None:
@@ -382,8 +397,6 @@ def iter_audience(
                 for other in earlier:
                     pipe.smismember(other, page)
                 seen_before = pipe.execute()
-                page = [
-                    sid for i, sid in enumerate(page) if not any(flags[i] for flags in seen_before)
-                ]
+                page = [sid for i, sid in enumerate(page) if not any(flags[i] for flags in seen_before)]
             if page:
                 yield page

@@ -187,7 +187,10 @@ class Workers:
             index = len(self.procs)
             with open(self.log_dir / f"worker-{index}.log", "wb") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "workers"], env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT
+                    [sys.executable, "-m", "workers"],
+                    env={**self.env, **extra_env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                 )
             self.procs.append(proc)
             started.append(proc)

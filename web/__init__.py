@@ -28,7 +28,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     )
     app.config.update(test_config)
     app.extensions["notifier"] = context
-    __import__("web.logging").logging.init_request_logging(app, json_lines=settings.log_json)  # first: times all
+    __import__("web.logging").logging.init_request_logging(
+        app, json_lines=settings.log_json
+    )  # first: times all
 
     from web import api, public
 

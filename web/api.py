@@ -7,8 +7,8 @@ from flask import Blueprint, Response, jsonify, request, session
 from notifier.browsers import detect_browser
 from notifier.campaigns import CampaignStore, record_receipt, validate_campaign
 from notifier.errors import AuthError, NotifierError
-from notifier.tokens import TokenStore
 from notifier.subscriptions import validate_subscription, validate_topics
+from notifier.tokens import TokenStore
 from web import ctx
 from web.auth import link_own_subscription
 from web.errors import BodyRefused, json_error, read_json_body, status_for
@@ -112,7 +112,9 @@ def _bearer() -> dict[str, str]:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise AuthError("send an API token: Authorization: Bearer <token> (create one with `notifier token create NAME`)")
+        raise AuthError(
+            "send an API token: Authorization: Bearer <token> (create one with `notifier token create NAME`)"
+        )
     record = TokenStore(ctx().redis, ctx().keys).check(token.strip())
     if record is None:
         raise AuthError("the API token is not valid")

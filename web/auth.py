@@ -38,7 +38,7 @@ CSRF_EXEMPT_BLUEPRINTS = frozenset(
     {"api", "cms"}
 )  # cms: the HMAC-signed CMS webhook (web/cms.py), no session
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SESSION_TOKEN = "sid"
+SESSION_TOKEN = "sid"  # noqa: S105 - the session key name, not a secret
 SESSION_CSRF = "csrf"
 
 

@@ -370,7 +370,7 @@ def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
     if not _host_allowed(url, domains):
         raise ValidationError(f"only articles on {', '.join(domains)} can be read")
     opener: OpenerDirector = build_opener(_SameSiteRedirects(domains))
-    req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})
+    req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})  # noqa: S310
     try:
         with opener.open(req, timeout=PREFILL_TIMEOUT) as response:
             ctype = response.headers.get("Content-Type", "")
@@ -546,7 +546,8 @@ def user_admin() -> ResponseReturnValue:
                     raise ValidationError("you cannot disable your own account")
                 store.set_disabled(email, action == "disable")
                 flash(
-                    f"Akun {email.strip().lower()} {'dinonaktifkan' if action == 'disable' else 'diaktifkan'}.",
+                    f"Akun {email.strip().lower()} "
+                    f"{'dinonaktifkan' if action == 'disable' else 'diaktifkan'}.",
                     "ok",
                 )
             else:

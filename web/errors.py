@@ -38,8 +38,11 @@ def read_json_body(limit: int) -> Any:
     mimetype = request.mimetype
     if mimetype != "application/json":
         raise BodyRefused(
-            json_error(415 if mimetype else 400, "unsupported_media_type" if mimetype else "invalid",
-                       f"Content-Type must be application/json, not {mimetype or 'missing'}")
+            json_error(
+                415 if mimetype else 400,
+                "unsupported_media_type" if mimetype else "invalid",
+                f"Content-Type must be application/json, not {mimetype or 'missing'}",
+            )
         )
     length = request.content_length
     if length is not None and length > limit:
@@ -51,21 +54,25 @@ def read_json_body(limit: int) -> Any:
 
 
 def parse_json_bytes(raw: bytes) -> Any:
-    """Decode a JSON body already read (and size-checked); BodyRefused with a reason when it is not JSON text."""
+    """Decode a JSON body already read and size-checked; BodyRefused says why when it is not JSON text."""
     try:
         text = raw.decode("utf-8")
         data = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BodyRefused(json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")) from exc
     except RecursionError as exc:
-        raise BodyRefused(json_error(400, "malformed_json", "the body nests arrays or objects too deeply")) from exc
+        raise BodyRefused(
+            json_error(400, "malformed_json", "the body nests arrays or objects too deeply")
+        ) from exc
     try:
         # JSON lets "\ud800" escape a lone surrogate, which is no Unicode text: Redis, HMAC and
         # hashing would all fail to encode it later, so refuse it here once for every route.
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise BodyRefused(
-            json_error(400, "invalid_unicode", "the body contains a lone surrogate (\\ud800-\\udfff), not text")
+            json_error(
+                400, "invalid_unicode", "the body contains a lone surrogate (\\ud800-\\udfff), not text"
+            )
         ) from exc
     return data
 

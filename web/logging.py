@@ -37,7 +37,9 @@ class RequestJsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def init_request_logging(app: Flask, *, json_lines: bool = True, stream: IO[str] | None = None) -> logging.Logger:
+def init_request_logging(
+    app: Flask, *, json_lines: bool = True, stream: IO[str] | None = None
+) -> logging.Logger:
     """Log every request of ``app`` (JSON lines unless ``json_lines`` is false) and echo ``X-Request-ID``."""
     logger = logging.getLogger(LOGGER)
     if not any(getattr(h, "_notifier_requests", False) for h in logger.handlers):
@@ -68,8 +70,14 @@ def init_request_logging(app: Flask, *, json_lines: bool = True, stream: IO[str]
             "request_id": request_id,
             "endpoint": request.endpoint or "",
         }
-        logger.info("%s %s %s %.1fms", request.method, request.path, response.status_code, duration,
-                    extra={"fields": fields})
+        logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration,
+            extra={"fields": fields},
+        )
         return response
 
     return logger

@@ -1,4 +1,4 @@
-"""Ops: the live dashboard (``/ops``, roles ops/admin), ``/metrics`` for Prometheus, ``/healthz`` and ``/readyz``.
+"""Ops: the live dashboard (``/ops``, roles ops/admin), ``/metrics`` (Prometheus), ``/healthz``, ``/readyz``.
 
 Every figure is read from Redis and RQ's keys when asked, so any number of
 site processes, workers and hosts show the same numbers. ``/metrics``,
@@ -187,10 +187,12 @@ class NotifierCollector(Collector):
         r, raw, keys = c.redis, c.raw_redis, c.keys
         now = time.time()
         depth = GaugeMetricFamily("notifier_queue_jobs", "Jobs waiting in an RQ queue", labels=["queue"])
-        oldest = GaugeMetricFamily("notifier_queue_oldest_job_age_seconds", "Age of the oldest waiting job",
-                                   labels=["queue"])
-        registry = GaugeMetricFamily("notifier_queue_registry_jobs", "Jobs in an RQ registry",
-                                     labels=["queue", "registry"])
+        oldest = GaugeMetricFamily(
+            "notifier_queue_oldest_job_age_seconds", "Age of the oldest waiting job", labels=["queue"]
+        )
+        registry = GaugeMetricFamily(
+            "notifier_queue_registry_jobs", "Jobs in an RQ registry", labels=["queue", "registry"]
+        )
         for q in inspect.queue_stats(raw, now=now):
             depth.add_metric([q["name"]], q["depth"])
             oldest.add_metric([q["name"]], q["oldest_age"] or 0.0)
@@ -199,8 +201,9 @@ class NotifierCollector(Collector):
         yield from (depth, oldest, registry)
 
         rows = inspect.worker_rows(raw, r, keys, now=now)
-        workers = GaugeMetricFamily("notifier_workers", "Workers by state (dead: missed heartbeat)",
-                                    labels=["state"])
+        workers = GaugeMetricFamily(
+            "notifier_workers", "Workers by state (dead: missed heartbeat)", labels=["state"]
+        )
         states: dict[str, int] = {"idle": 0, "busy": 0, "dead": 0}
         for w in rows:
             states[w["state"]] = states.get(w["state"], 0) + 1
@@ -209,13 +212,15 @@ class NotifierCollector(Collector):
         yield workers
 
         found = stats.outcomes(r, keys)
-        messages = CounterMetricFamily("notifier_messages", "Push messages by push service and outcome",
-                                       labels=["service", "outcome"])
+        messages = CounterMetricFamily(
+            "notifier_messages", "Push messages by push service and outcome", labels=["service", "outcome"]
+        )
         for service, kinds in sorted(found["by_service"].items()):
             for kind, n in sorted(kinds.items()):
                 messages.add_metric([service, kind], n)
-        responses = CounterMetricFamily("notifier_push_responses", "Push service responses by HTTP status",
-                                        labels=["service", "status"])
+        responses = CounterMetricFamily(
+            "notifier_push_responses", "Push service responses by HTTP status", labels=["service", "status"]
+        )
         for service, codes in sorted(found["by_status"].items()):
             for code, n in sorted(codes.items()):
                 responses.add_metric([service, code], n)
@@ -229,11 +234,14 @@ class NotifierCollector(Collector):
         subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=0)
         total = GaugeMetricFamily("notifier_subscribers", "Stored push subscriptions")
         total.add_metric([], subs["total"])
-        by_topic = GaugeMetricFamily("notifier_topic_subscribers", "Subscriptions following a topic",
-                                     labels=["topic"])
+        by_topic = GaugeMetricFamily(
+            "notifier_topic_subscribers", "Subscriptions following a topic", labels=["topic"]
+        )
         for slug, n in subs["by_topic"].items():
             by_topic.add_metric([slug], n)
-        quarantined = GaugeMetricFamily("notifier_subscribers_quarantined", "Subscriptions kept out of fan-out")
+        quarantined = GaugeMetricFamily(
+            "notifier_subscribers_quarantined", "Subscriptions kept out of fan-out"
+        )
         quarantined.add_metric([], subs["quarantined"])
         yield from (total, by_topic, quarantined)
 
@@ -242,7 +250,8 @@ class NotifierCollector(Collector):
         yield failed
 
         campaigns = GaugeMetricFamily(
-            "notifier_campaigns", f"Campaigns by state (among the {stats.CAMPAIGN_STATE_LIMIT} most recent)",
+            "notifier_campaigns",
+            f"Campaigns by state (among the {stats.CAMPAIGN_STATE_LIMIT} most recent)",
             labels=["state"],
         )
         for state, n in stats.campaigns_by_state(r, keys).items():

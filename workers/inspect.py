@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -57,7 +57,7 @@ def _ts(moment: datetime | None) -> float | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -105,7 +105,10 @@ def attach_recorder(worker: BaseWorker, keys: Keys) -> WorkerRecorder:
     """Record ``worker``'s birth, heartbeats and clean death in our keys; log its jobs with their ids."""
     recorder = WorkerRecorder(worker, keys)
     birth, death, heartbeat, execute = (
-        worker.register_birth, worker.register_death, worker.heartbeat, worker.execute_job,
+        worker.register_birth,
+        worker.register_death,
+        worker.heartbeat,
+        worker.execute_job,
     )
 
     def register_birth() -> None:
@@ -172,7 +175,9 @@ def queue_stats(conn: redis.Redis, *, now: float | None = None) -> list[dict[str
 # -- workers ------------------------------------------------------------------------------------------
 
 
-def worker_rows(conn: redis.Redis, r: redis.Redis, keys: Keys, *, now: float | None = None) -> list[dict[str, Any]]:
+def worker_rows(
+    conn: redis.Redis, r: redis.Redis, keys: Keys, *, now: float | None = None
+) -> list[dict[str, Any]]:
     """Live workers from RQ (``conn``: RQ's bytes client) merged with our records (``r``: decoded client)."""
     now = time.time() if now is None else now
     seen = {w["name"]: w for w in stats.seen_workers(r, keys, since=now - FORGET_AFTER)}
@@ -203,11 +208,21 @@ def worker_rows(conn: redis.Redis, r: redis.Redis, keys: Keys, *, now: float | N
         if name in rows or record.get("stopped"):
             continue
         rows[name] = {
-            "name": name, "host": record.get("host"), "pid": record.get("pid"), "state": "dead", "dead": True,
+            "name": name,
+            "host": record.get("host"),
+            "pid": record.get("pid"),
+            "state": "dead",
+            "dead": True,
             "reason": "gone from RQ without a clean shutdown (killed?)",
-            "current_job": record.get("last_job") or None, "last_heartbeat": record.get("last_heartbeat"),
-            "deadline": record.get("deadline"), "ttl": record.get("ttl"), "successful": None, "failed": None,
-            "working_time": None, "birth": None, "queues": record.get("queues", []),
+            "current_job": record.get("last_job") or None,
+            "last_heartbeat": record.get("last_heartbeat"),
+            "deadline": record.get("deadline"),
+            "ttl": record.get("ttl"),
+            "successful": None,
+            "failed": None,
+            "working_time": None,
+            "birth": None,
+            "queues": record.get("queues", []),
         }
     return sorted(rows.values(), key=lambda row: (row["dead"], row["name"]))
 
@@ -235,17 +250,27 @@ def failed_jobs(conn: redis.Redis, *, limit: int = 50) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, registry in _failed_registries(conn):
         ids = registry.get_job_ids(0, limit - 1, desc=True)
-        for job_id, job in zip(ids, Job.fetch_many(ids, connection=conn, serializer=JSONSerializer), strict=True):
+        for job_id, job in zip(
+            ids, Job.fetch_many(ids, connection=conn, serializer=JSONSerializer), strict=True
+        ):
             if job is None:
                 continue
             result = job.latest_result()
             trace = result.exc_string if result is not None and result.exc_string else ""
             last_line = next((line for line in reversed(trace.strip().splitlines()) if line.strip()), "")
-            rows.append({
-                "id": job_id, "queue": name, "func": job.func_name, "description": job.description,
-                "campaign": _campaign_of(job), "exception": last_line, "traceback": trace,
-                "enqueued_at": _ts(job.enqueued_at), "ended_at": _ts(job.ended_at),
-            })
+            rows.append(
+                {
+                    "id": job_id,
+                    "queue": name,
+                    "func": job.func_name,
+                    "description": job.description,
+                    "campaign": _campaign_of(job),
+                    "exception": last_line,
+                    "traceback": trace,
+                    "enqueued_at": _ts(job.enqueued_at),
+                    "ended_at": _ts(job.ended_at),
+                }
+            )
     rows.sort(key=lambda row: row["ended_at"] or 0, reverse=True)
     return rows[:limit]
 

@@ -21,7 +21,10 @@ _SECRETS = (
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(vapid\s+t=)[A-Za-z0-9._-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)((?:^|[\s,;])k=)[A-Za-z0-9_-]{40,}"), r"\1[redacted]"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[redacted key]"),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        "[redacted key]",
+    ),
     (re.compile(r"(?i)((?:cookie|session|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"), r"\1[redacted]"),
 )
 
@@ -55,7 +58,8 @@ class JsonFormatter(logging.Formatter):
         job_id, campaign_id = _CURRENT.get()
         data: dict[str, Any] = {
             "ts": round(record.created, 3),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "component": self.component,
             "logger": record.name,
@@ -80,7 +84,9 @@ def _strip_colour(text: str) -> str:
     return _COLOUR.sub("", text)
 
 
-def setup_worker_logging(enabled: bool = True, stream: IO[str] | None = None, level: int = logging.INFO) -> None:
+def setup_worker_logging(
+    enabled: bool = True, stream: IO[str] | None = None, level: int = logging.INFO
+) -> None:
     """Send RQ's and our loggers to one JSON handler on stderr (RQ then skips its coloured handler)."""
     if not enabled:
         return

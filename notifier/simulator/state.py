@@ -537,7 +537,7 @@ class Simulator:
             return [p.message for p in pending.values()]
 
     def acknowledge(self, uaid: str, version: str, *, ok: bool = True) -> bool:
-        """Drop a delivered (``ack`` code 100) or refused (``nack``, or ``ack`` with an error code) notification."""
+        """Drop a delivered (``ack`` code 100) or refused (``nack``, ``ack`` with an error code) message."""
         with self._lock:
             found = self._pending.get(uaid, {}).pop(version, None) is not None
             self._counts["ws_acked" if ok else "ws_nacked"] += 1

@@ -53,7 +53,9 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
     http = result["http"]
     assert set(http["baselines"]) == {"naive_1p", "async_1p", "async_2p", "encrypt_1p", "encrypt_2p"}
     for item in http["baselines"].values():
-        assert item["ok"] > 0 and item["errors"] == 0 and item["rate"] > 0 and item["cpu_us_per_msg"] > 0, item
+        assert item["ok"] > 0 and item["errors"] == 0 and item["rate"] > 0 and item["cpu_us_per_msg"] > 0, (
+            item
+        )
     assert http["verify_fraction"] == 0.02
     assert http["endpoint_chars"] > 140  # realistic endpoint length (FCM's are ~150-180)
     assert http["distinct_keys"] == 1  # one mint chunk of 1000: one key pair

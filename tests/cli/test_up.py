@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -22,11 +21,15 @@ from tests.web.test_api_subscriptions import make_sub
 
 def _start(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "VAPID_", "NOTIFIER_"))}
-    env.update({"NOTIFIER_DATA_DIR": str(tmp_path / "var"), "NOTIFIER_RATE_LIMITS": "0", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {"NOTIFIER_DATA_DIR": str(tmp_path / "var"), "NOTIFIER_RATE_LIMITS": "0", "PYTHONUNBUFFERED": "1"}
+    )
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "notifier.cli", "up", "--embedded-redis", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -61,8 +64,12 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
         wait_for(lambda: client.scard("rq:workers") >= 1, timeout=30, message="a worker registered")
         # A reader subscribes through the site (the development push hosts are the real services).
         body = json.dumps(make_sub()).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/subscriptions", data=body,
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/subscriptions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
             assert resp.status == 201
         client.close()
@@ -73,10 +80,14 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
     # Started again: same key, the subscription is still there.
     proc = _start(tmp_path, port, log)
     try:
-        wait_for(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 200, timeout=60, message="the site after restart")
+        wait_for(
+            lambda: _get(f"http://127.0.0.1:{port}/")[0] == 200, timeout=60, message="the site after restart"
+        )
         assert json.loads(_get(f"http://127.0.0.1:{port}/api/v1/vapid-public-key")[1])["publicKey"] == key
         endpoint = json.loads(body)["endpoint"]
-        status, data = _get(f"http://127.0.0.1:{port}/api/v1/subscriptions?endpoint={urllib.parse.quote(endpoint, safe='')}")
+        status, data = _get(
+            f"http://127.0.0.1:{port}/api/v1/subscriptions?endpoint={urllib.parse.quote(endpoint, safe='')}"
+        )
         assert status == 200, log.read_text()[-2000:]
         assert json.loads(data)["lang"] == "id"
     finally:

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.browser
 def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyped-def]
     context, live_server, chromium_context, simulator, workers
 ) -> None:
-    UserStore(context.redis, context.keys).create("ops@kabarkini.example", "correct horse battery staple", "ops")
+    UserStore(context.redis, context.keys).create(
+        "ops@kabarkini.example", "correct horse battery staple", "ops"
+    )
     subs = simulator.mint(120)
     store_minted(context, subs)
     for sub in subs[:40]:
@@ -26,10 +28,22 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
     errors: list[str] = []
     page = chromium_context.new_page()
     # Console "failed to load" lines do not name the URL; responses do (the browser's own favicon probe is fine).
-    page.on("response", lambda res: errors.append(f"{res.status} {res.url}")
-            if res.status >= 400 and not res.url.endswith("/favicon.ico") else None)
-    page.on("console", lambda m: errors.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    page.on(
+        "response",
+        lambda res: (
+            errors.append(f"{res.status} {res.url}")
+            if res.status >= 400 and not res.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: errors.append(str(e)))
 
     page.goto(live_server.url + "/ops/")
@@ -57,7 +71,13 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
     assert page.get_attribute("#ops-updated", "data-now") != first_update
     assert page.text_content("#subs-total") == "115"  # the five 410s were pruned, without a reload
     assert int(page.get_attribute("#chart-minutes", "data-max") or 0) >= 1
-    wait_for(lambda: page.locator("#campaigns-table tbody tr").count() == 0, timeout=10, message="no campaign in flight")
+    wait_for(
+        lambda: page.locator("#campaigns-table tbody tr").count() == 0,
+        timeout=10,
+        message="no campaign in flight",
+    )
     assert "done" in page.text_content("#recent-table")
-    assert "fcm" in page.text_content("#services-table") or page.locator("#services-table tbody tr").count() >= 1
+    assert (
+        "fcm" in page.text_content("#services-table") or page.locator("#services-table tbody tr").count() >= 1
+    )
     assert errors == []

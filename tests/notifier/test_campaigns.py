@@ -21,7 +21,11 @@ from notifier.crypto import MAX_PLAINTEXT
 from notifier.errors import Conflict, PayloadTooLarge, ValidationError
 from notifier.topics import DEFAULT_TOPICS
 
-BASE = {"title": "Harga cabai turun", "body": "Pasokan dari Jawa Tengah pulih.", "url": "https://kabarkini.example/ekonomi/cabai"}
+BASE = {
+    "title": "Harga cabai turun",
+    "body": "Pasokan dari Jawa Tengah pulih.",
+    "url": "https://kabarkini.example/ekonomi/cabai",
+}
 
 
 def test_defaults_breaking_and_ordinary() -> None:
@@ -61,12 +65,20 @@ def test_invalid_campaigns_say_why(change: dict[str, object], needle: str) -> No
 def test_payload_budget_is_enforced_with_the_size_named() -> None:
     long_url = "https://kabarkini.example/" + "a" * 1900
     with pytest.raises(PayloadTooLarge) as info:
-        validate_campaign({**BASE, "body": "b" * 499, "url": long_url, "image": long_url}, topics=DEFAULT_TOPICS)
+        validate_campaign(
+            {**BASE, "body": "b" * 499, "url": long_url, "image": long_url}, topics=DEFAULT_TOPICS
+        )
     size = payload_size(BASE["title"], "b" * 499, long_url, long_url)
     assert str(size) in info.value.message and str(MAX_PLAINTEXT) in info.value.message
     # What fits is exactly what a real message produces.
     item = validate_campaign(BASE, topics=DEFAULT_TOPICS)
-    prefix = '{"title":"Harga cabai turun","body":"Pasokan dari Jawa Tengah pulih.","url":"https://kabarkini.example/ekonomi/cabai","tag":"' + item.story + '","renotify":true,"cid":"' + "c" * 20 + '",'
+    prefix = (
+        '{"title":"Harga cabai turun","body":"Pasokan dari Jawa Tengah pulih.","url":"https://kabarkini.example/ekonomi/cabai","tag":"'
+        + item.story
+        + '","renotify":true,"cid":"'
+        + "c" * 20
+        + '",'
+    )
     real = message_payload(prefix, "s" * 16, "r" * 22, 10**10)
     assert len(real) == payload_size(item.title, item.body, item.url, tag=item.story)
     assert json.loads(real)["sid"] == "s" * 16
@@ -91,7 +103,12 @@ def test_receipts_are_bound_to_campaign_and_subscription_and_counted_once(r, con
     store = CampaignStore(r, context.keys)
     cid = store.create(validate_campaign(BASE, topics=DEFAULT_TOPICS))
     key = context.receipt_key
-    good = {"type": "clicked", "cid": cid, "sid": "AAAAAAAAAAAAAAAA", "rt": receipt_token(key, cid, "AAAAAAAAAAAAAAAA")}
+    good = {
+        "type": "clicked",
+        "cid": cid,
+        "sid": "AAAAAAAAAAAAAAAA",
+        "rt": receipt_token(key, cid, "AAAAAAAAAAAAAAAA"),
+    }
     assert record_receipt(r, context.keys, key, good, now=time.time())
     assert not record_receipt(r, context.keys, key, good)
     with pytest.raises(ValidationError, match="token"):

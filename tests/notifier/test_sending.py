@@ -11,8 +11,20 @@ from notifier.sending import classify, parse_retry_after
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(201, "sent"), (202, "sent"), (404, "gone"), (410, "gone"), (413, "rejected"), (400, "rejected"),
-     (401, "rejected"), (403, "rejected"), (429, "retry"), (503, "retry"), (500, "retry"), (502, "retry")],
+    [
+        (201, "sent"),
+        (202, "sent"),
+        (404, "gone"),
+        (410, "gone"),
+        (413, "rejected"),
+        (400, "rejected"),
+        (401, "rejected"),
+        (403, "rejected"),
+        (429, "retry"),
+        (503, "retry"),
+        (500, "retry"),
+        (502, "retry"),
+    ],
 )
 def test_classify(status: int, kind: str) -> None:
     assert classify(status)[0] == kind

@@ -21,8 +21,14 @@ from notifier.vapid import JWT_LIFETIME, JWT_RENEW_BEFORE, generate_private_key,
 
 
 def test_settings_coerce_and_refuse_bad_values() -> None:
-    s = Settings.from_env({"NOTIFIER_BATCH_SIZE": "250", "NOTIFIER_PUSH_HOSTS": "a.example, 127.0.0.1:9",
-                           "NOTIFIER_QUIET_HOURS": "22-6", "NOTIFIER_RATE_LIMITS": "off"})
+    s = Settings.from_env(
+        {
+            "NOTIFIER_BATCH_SIZE": "250",
+            "NOTIFIER_PUSH_HOSTS": "a.example, 127.0.0.1:9",
+            "NOTIFIER_QUIET_HOURS": "22-6",
+            "NOTIFIER_RATE_LIMITS": "off",
+        }
+    )
     assert s.batch_size == 250
     assert s.push_hosts == ("a.example", "127.0.0.1:9")
     assert s.quiet_hours == (22, 6)
@@ -54,7 +60,11 @@ def test_missing_or_malformed_key_fails_with_a_clear_message(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="no VAPID private key"):
         load_vapid_key(Settings.from_env({"VAPID_PRIVATE_KEY_FILE": str(tmp_path / "absent.pem")}))
     with pytest.raises(ConfigError, match="malformed"):
-        load_vapid_key(Settings.from_env({"VAPID_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"}))
+        load_vapid_key(
+            Settings.from_env(
+                {"VAPID_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"}
+            )
+        )
     rsa_like = tmp_path / "bad.pem"
     rsa_like.write_text("garbage")
     with pytest.raises(ConfigError, match="malformed"):
@@ -66,12 +76,21 @@ def test_missing_or_malformed_key_fails_with_a_clear_message(tmp_path: Path) -> 
         create_app({"SETTINGS": Settings.from_env({"VAPID_PRIVATE_KEY_FILE": str(rsa_like)})})
     # A raw 32-byte base64url key (the format web-push libraries print) is accepted.
     raw = generate_private_key().private_numbers().private_value.to_bytes(32, "big")
-    assert load_vapid_key(Settings.from_env({"VAPID_PRIVATE_KEY": b64url_encode(raw)})).public_key_bytes[0] == 4
+    assert (
+        load_vapid_key(Settings.from_env({"VAPID_PRIVATE_KEY": b64url_encode(raw)})).public_key_bytes[0] == 4
+    )
 
 
 def test_jwt_is_signed_once_per_origin_and_renewed_before_expiry() -> None:
-    key = load_vapid_key(Settings.from_env({"VAPID_PRIVATE_KEY": b64url_encode(
-        generate_private_key().private_numbers().private_value.to_bytes(32, "big"))}))
+    key = load_vapid_key(
+        Settings.from_env(
+            {
+                "VAPID_PRIVATE_KEY": b64url_encode(
+                    generate_private_key().private_numbers().private_value.to_bytes(32, "big")
+                )
+            }
+        )
+    )
     t0 = 1_800_000_000.0
     a = key.jwt_for("https://fcm.googleapis.com/fcm/send/abc", now=t0)
     assert key.jwt_for("https://fcm.googleapis.com/fcm/send/other", now=t0 + 60) == a
@@ -79,7 +98,11 @@ def test_jwt_is_signed_once_per_origin_and_renewed_before_expiry() -> None:
     assert a != b
     header, claims, signature = a.split(".")
     body = json.loads(b64url_decode(claims))
-    assert body == {"aud": "https://fcm.googleapis.com", "exp": int(t0) + JWT_LIFETIME, "sub": "mailto:push@example.com"}
+    assert body == {
+        "aud": "https://fcm.googleapis.com",
+        "exp": int(t0) + JWT_LIFETIME,
+        "sub": "mailto:push@example.com",
+    }
     assert body["exp"] - t0 <= 24 * 3600
     assert json.loads(b64url_decode(header)) == {"typ": "JWT", "alg": "ES256"}
     sig = b64url_decode(signature)

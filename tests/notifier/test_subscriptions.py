@@ -34,12 +34,16 @@ def test_racing_upserts_of_one_endpoint_count_one_new_subscriber(context, redis_
 def test_changing_topics_moves_the_id_between_sets_and_keeps_created(context) -> None:  # type: ignore[no-untyped-def]
     store = context.subscriptions
     body = make_sub(topics=["nasional", "ekonomi"])
-    sid, created = store.upsert(validate_subscription(body, policy=context.policy, topics=context.topics), now=1000)
+    sid, created = store.upsert(
+        validate_subscription(body, policy=context.policy, topics=context.topics), now=1000
+    )
     assert created
     body["topics"] = ["ekonomi", "olahraga"]
-    assert store.upsert(validate_subscription(body, policy=context.policy, topics=context.topics), now=2000) == (sid, False)
+    assert store.upsert(
+        validate_subscription(body, policy=context.policy, topics=context.topics), now=2000
+    ) == (sid, False)
     sub = store.get(sid)
     assert sub.topics == ("ekonomi", "olahraga") and sub.created == 1000 and sub.seen == 2000
     assert store.count("nasional") == 0 and store.count("ekonomi") == 1 and store.count("olahraga") == 1
     pages = list(iter_audience(context.redis, context.keys, ["ekonomi", "olahraga"], page_size=10))
-    assert sum(pages, []) == [sid]
+    assert [s for page in pages for s in page] == [sid]

@@ -18,8 +18,8 @@ from notifier.tokens import TokenStore
 from notifier.users import UserStore
 from web.cms import sign
 
-PASSWORD = "Kuda-Baterai-Staples-7731"  # noqa: S105 (a test account)
-WRONG_PASSWORD = "Kuda-Baterai-Staples-7732"  # noqa: S105
+PASSWORD = "Kuda-Baterai-Staples-7731"
+WRONG_PASSWORD = "Kuda-Baterai-Staples-7732"
 
 
 def secrets_of(context: Context, token: str) -> dict[str, str]:

@@ -8,8 +8,13 @@ from notifier.campaigns import receipt_token
 from notifier.tokens import TokenStore
 from workers.queues import PLAN_QUEUE
 
-BODY = {"title": "Timnas lolos ke final", "body": "Menang 2-1 atas Vietnam.", "url": "https://kabarkini.example/olahraga/final",
-        "topics": ["olahraga"], "breaking": True}
+BODY = {
+    "title": "Timnas lolos ke final",
+    "body": "Menang 2-1 atas Vietnam.",
+    "url": "https://kabarkini.example/olahraga/final",
+    "topics": ["olahraga"],
+    "breaking": True,
+}
 
 
 def test_campaign_needs_a_valid_token(client, r, context) -> None:  # type: ignore[no-untyped-def]
@@ -39,8 +44,16 @@ def test_invalid_campaign_is_400_and_nothing_stored(client, r, context) -> None:
     auth = {"Authorization": f"Bearer {TokenStore(r, context.keys).create('cms')}"}
     resp = client.post("/api/v1/campaigns", json={**BODY, "url": "javascript:alert(1)"}, headers=auth)
     assert resp.status_code == 400 and "http(s)" in resp.get_json()["message"]
-    resp = client.post("/api/v1/campaigns", json={**BODY, "body": "x" * 500, "url": "https://a.example/" + "u" * 2000,
-                                                  "image": "https://a.example/" + "i" * 2000}, headers=auth)
+    resp = client.post(
+        "/api/v1/campaigns",
+        json={
+            **BODY,
+            "body": "x" * 500,
+            "url": "https://a.example/" + "u" * 2000,
+            "image": "https://a.example/" + "i" * 2000,
+        },
+        headers=auth,
+    )
     assert resp.status_code == 400 and resp.get_json()["error"] == "payload_too_large"
     assert r.zcard(context.keys.campaigns) == 0
 

@@ -18,9 +18,14 @@ FCM = "https://fcm.googleapis.com/fcm/send/"
 def make_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
     """A browser-shaped PushSubscription.toJSON() with real P-256 keys."""
     key = ec.generate_private_key(ec.SECP256R1())
-    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     body: dict[str, Any] = {
-        "endpoint": endpoint or FCM + "dXNlcjEyMzQ1Njc4OTA:APA91bH" + b64url_encode(key.private_numbers().private_value.to_bytes(32, "big")),
+        "endpoint": endpoint
+        or FCM
+        + "dXNlcjEyMzQ1Njc4OTA:APA91bH"
+        + b64url_encode(key.private_numbers().private_value.to_bytes(32, "big")),
         "expirationTime": None,
         "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(b"0123456789abcdef")},
     }
@@ -41,7 +46,9 @@ def test_vapid_public_key_is_the_configured_key(client, context) -> None:  # typ
 
 def test_subscribe_creates_then_upserts(client, r, context) -> None:  # type: ignore[no-untyped-def]
     body = make_sub(topics=["nasional", "ekonomi"], lang="en")
-    resp = post(client, body, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"})
+    resp = post(
+        client, body, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36"}
+    )
     assert resp.status_code == 201, resp.get_json()
     sid = resp.get_json()["id"]
     assert sid == subscription_id(body["endpoint"])
@@ -119,7 +126,11 @@ def test_bad_endpoints_and_shapes_are_400(client, r, label, endpoint_or_body, co
     ("label", "mutate", "needle"),
     [
         ("p256dh not base64", lambda b: b["keys"].update(p256dh="***"), "base64url"),
-        ("p256dh compressed", lambda b: b["keys"].update(p256dh=b64url_encode(b"\x02" + b"\x01" * 32)), "uncompressed"),
+        (
+            "p256dh compressed",
+            lambda b: b["keys"].update(p256dh=b64url_encode(b"\x02" + b"\x01" * 32)),
+            "uncompressed",
+        ),
         ("p256dh off curve", lambda b: b["keys"].update(p256dh=_bad_point()), "curve"),
         ("auth 12 bytes", lambda b: b["keys"].update(auth=b64url_encode(b"x" * 12)), "16 bytes"),
         ("auth missing", lambda b: b["keys"].pop("auth"), "keys.auth"),

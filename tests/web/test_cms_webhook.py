@@ -13,7 +13,7 @@ from notifier.campaigns import CampaignStore
 from notifier.settings import Settings
 from web.cms import sign
 
-SECRET = "webhook-test-secret"  # noqa: S105 (the test environment's, see conftest)
+SECRET = "webhook-test-secret"
 
 
 def article(**fields: Any) -> dict[str, Any]:
@@ -193,7 +193,11 @@ def test_concurrent_arrivals_make_one_campaign(app, context) -> None:  # type: i
         (article(categories="Nasional"), "invalid", "categories"),
         (article(published_at="kemarin"), "invalid", "published_at"),
         (article(image=42), "invalid", "image"),
-        (b'{"guid": "\\ud800", "title": "x", "url": "https://kabarkini.example/a"}', "invalid_unicode", "surrogate"),
+        (
+            b'{"guid": "\\ud800", "title": "x", "url": "https://kabarkini.example/a"}',
+            "invalid_unicode",
+            "surrogate",
+        ),
         (b"[" * 5000 + b"]" * 5000, "malformed_json", "deeply"),
     ],
 )

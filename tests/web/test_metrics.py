@@ -49,13 +49,19 @@ def test_metrics_match_a_finished_campaign(client, context: Context, simulator, 
     workers.start(1)
     cid = create(context)
     store = CampaignStore(context.redis, context.keys)
-    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=60, message="campaign done")
+    campaign = wait_for(
+        lambda: (c := store.get(cid)).state == "done" and c, timeout=60, message="campaign done"
+    )
     k = campaign.counters
     assert (k["sent"], k["gone"], k["rejected"], k["retried"]) == (52, 5, 3, 4)
 
     m = scrape(client)
     outcomes = by(m["notifier_messages_total"], "outcome")
-    assert outcomes["sent"] == k["sent"] and outcomes["gone"] == k["gone"] and outcomes["rejected"] == k["rejected"]
+    assert (
+        outcomes["sent"] == k["sent"]
+        and outcomes["gone"] == k["gone"]
+        and outcomes["rejected"] == k["rejected"]
+    )
     assert outcomes["retry"] == k["retried"]
     statuses = by(m["notifier_push_responses_total"], "status")
     assert statuses["410"] == 5 and statuses["413"] == 3 and statuses["500"] == 4
@@ -69,7 +75,11 @@ def test_metrics_match_a_finished_campaign(client, context: Context, simulator, 
     assert m["notifier_send_latency_seconds_sum"][()] > 0
     assert m["notifier_subscribers"][()] == 55  # the 410s were pruned
     assert by(m["notifier_campaigns"], "state")["done"] == 1
-    assert by(m["notifier_queue_jobs"], "queue") == {"notifier-plan": 0, "notifier-send": 0, "notifier-default": 0}
+    assert by(m["notifier_queue_jobs"], "queue") == {
+        "notifier-plan": 0,
+        "notifier-send": 0,
+        "notifier-default": 0,
+    }
     assert m["notifier_failed_jobs"][()] == 0
     workers_by_state = by(m["notifier_workers"], "state")
     assert workers_by_state["dead"] == 0 and sum(workers_by_state.values()) == 1
@@ -80,6 +90,8 @@ def test_metrics_say_redis_is_down_instead_of_failing(settings) -> None:  # type
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     down = Context.build(settings, client=connect(url, socket_connect_timeout=0.5, socket_timeout=0.5))
-    down.__dict__["raw_redis"] = connect(url, decode_responses=False, socket_connect_timeout=0.5, socket_timeout=0.5)
+    down.__dict__["raw_redis"] = connect(
+        url, decode_responses=False, socket_connect_timeout=0.5, socket_timeout=0.5
+    )
     m = scrape(create_app({"TESTING": True}, context=down).test_client())
     assert m == {"notifier_redis_up": {(): 0.0}}

@@ -84,7 +84,10 @@ def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client
     r, keys = context.redis, context.keys
     now = time.time()
     minute = int(now // 60) * 60
-    r.hset(keys.status_minute(minute), mapping={"fcm:201": 100, "fcm:403": 60, "mozilla:201": 50, "mozilla:429": 25})
+    r.hset(
+        keys.status_minute(minute),
+        mapping={"fcm:201": 100, "fcm:403": 60, "mozilla:201": 50, "mozilla:429": 25},
+    )
     r.hset(keys.status_minute(minute - 3600), "apple:401", 500)  # an hour ago: not a current spike
     login(app, client, "ops")
     alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
@@ -92,7 +95,9 @@ def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client
     assert set(by_service) == {"fcm", "mozilla"}
     assert by_service["fcm"]["count"] == 60 and "VAPID" in by_service["fcm"]["cause"]
     assert by_service["mozilla"]["kind"] == "429" and "rate limit" in by_service["mozilla"]["cause"]
-    r.hset(keys.metrics("alerts"), "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages")
+    r.hset(
+        keys.metrics("alerts"), "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages"
+    )
     alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
     paused = [a for a in alerts if a["kind"] == "paused"]
     assert paused and paused[0]["campaign"] == "c123" and "VAPID_SUBJECT" in paused[0]["cause"]
@@ -102,7 +107,9 @@ def test_actions_need_csrf_and_unknown_jobs_answer_404(app, client) -> None:  # 
     token = login(app, client, "ops")
     assert client.post("/ops/failed/requeue-all").status_code == 400
     assert client.post("/ops/failed/requeue-all", data={"csrf_token": "wrong"}).status_code == 403
-    missing = client.post("/ops/failed/nope/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    missing = client.post(
+        "/ops/failed/nope/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"}
+    )
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
     page = client.post("/ops/failed/nope/delete", data={"csrf_token": token})
     assert page.status_code == 404 and "not in a failed-job registry" in page.get_data(as_text=True)
@@ -143,8 +150,12 @@ def test_every_request_is_logged_as_json_without_secrets(app, client) -> None:  
     logging.getLogger(LOGGER).addHandler(handler)
     try:
         response = client.get(
-            "/healthz?token=s3cr3t-query", headers={"Authorization": "Bearer s3cr3t-token", "Cookie": "session=s3cr3t-c",
-                                                    "X-Request-ID": "req-12345678"},
+            "/healthz?token=s3cr3t-query",
+            headers={
+                "Authorization": "Bearer s3cr3t-token",
+                "Cookie": "session=s3cr3t-c",
+                "X-Request-ID": "req-12345678",
+            },
         )
         client.get("/ops/summary.json")
     finally:
@@ -160,9 +171,20 @@ def test_every_request_is_logged_as_json_without_secrets(app, client) -> None:  
 @pytest.mark.parametrize(
     ("url", "hosts", "service", "db", "password"),
     [
-        ("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/mymaster/2", [("10.0.0.1", 26379), ("10.0.0.2", 26380)],
-         "mymaster", 2, None),
-        ("redis+sentinel://:pa%40ss@sentinel.internal/cache", [("sentinel.internal", 26379)], "cache", 0, "pa@ss"),
+        (
+            "redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/mymaster/2",
+            [("10.0.0.1", 26379), ("10.0.0.2", 26380)],
+            "mymaster",
+            2,
+            None,
+        ),
+        (
+            "redis+sentinel://:pa%40ss@sentinel.internal/cache",
+            [("sentinel.internal", 26379)],
+            "cache",
+            0,
+            "pa@ss",
+        ),
     ],
 )
 def test_sentinel_urls_are_parsed(url: str, hosts, service: str, db: int, password) -> None:  # type: ignore[no-untyped-def]
@@ -170,8 +192,10 @@ def test_sentinel_urls_are_parsed(url: str, hosts, service: str, db: int, passwo
     pool = client.connection_pool
     assert pool.service_name == service
     assert pool.connection_kwargs["db"] == db and pool.connection_kwargs.get("password") == password
-    found = [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
-             for s in pool.sentinel_manager.sentinels]
+    found = [
+        (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+        for s in pool.sentinel_manager.sentinels
+    ]
     assert found == hosts
 
 
@@ -180,4 +204,3 @@ def test_a_sentinel_url_without_a_service_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="must name the service"):
         connect("redis+sentinel://10.0.0.1:26379")
-

@@ -55,6 +55,8 @@ def test_send_at_waits_for_its_time(context, simulator, workers) -> None:  # typ
     store = CampaignStore(context.redis, context.keys)
     time.sleep(1.5)
     assert store.get(cid).state == "scheduled" and not simulator.received()
-    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="scheduled send")
+    campaign = wait_for(
+        lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="scheduled send"
+    )
     assert campaign.counters["sent"] == 10
     assert min(r.time for r in simulator.received()) >= at

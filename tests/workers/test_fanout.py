@@ -14,13 +14,20 @@ from workers.queues import launch
 def store_minted(context, subs, topics=("breaking",)):  # type: ignore[no-untyped-def]
     """Store simulator-minted subscriptions the way the API does."""
     for sub in subs:
-        item = validate_subscription({**sub, "topics": list(topics)}, policy=context.policy, topics=context.topics)
+        item = validate_subscription(
+            {**sub, "topics": list(topics)}, policy=context.policy, topics=context.topics
+        )
         context.subscriptions.upsert(item, browser="chrome-desktop")
 
 
 def create(context, **fields):  # type: ignore[no-untyped-def]
-    data = {"title": "Gempa M6,1 guncang Cianjur", "body": "BMKG: tidak berpotensi tsunami.",
-            "url": "https://kabarkini.example/nasional/gempa-cianjur", "breaking": True, **fields}
+    data = {
+        "title": "Gempa M6,1 guncang Cianjur",
+        "body": "BMKG: tidak berpotensi tsunami.",
+        "url": "https://kabarkini.example/nasional/gempa-cianjur",
+        "breaking": True,
+        **fields,
+    }
     item = validate_campaign(data, topics=context.topics)
     cid = CampaignStore(context.redis, context.keys).create(item)
     launch(context.raw_redis, cid, item.send_at)
@@ -53,7 +60,9 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     started = time.time()
     cid = create(context)
     store = CampaignStore(context.redis, context.keys)
-    campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=90, message="campaign done")
+    campaign = wait_for(
+        lambda: (c := store.get(cid)).state == "done" and c, timeout=90, message="campaign done"
+    )
     k = campaign.counters
     assert k["total"] == 300
     assert k["gone"] == 30

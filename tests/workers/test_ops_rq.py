@@ -34,8 +34,11 @@ def job_env(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # t
 
 def burst(context: Context) -> list[dict]:  # type: ignore[type-arg]
     """Run a burst worker in this process with the ops hooks; returns its JSON log lines."""
-    worker = SimpleWorker([queue(n, context.raw_redis) for n in ALL_QUEUES], connection=context.raw_redis,
-                          serializer=JSONSerializer)
+    worker = SimpleWorker(
+        [queue(n, context.raw_redis) for n in ALL_QUEUES],
+        connection=context.raw_redis,
+        serializer=JSONSerializer,
+    )
     inspect.attach_recorder(worker, context.keys)
     stream = io.StringIO()
     setup_worker_logging(True, stream=stream)
@@ -50,7 +53,9 @@ def burst(context: Context) -> list[dict]:  # type: ignore[type-arg]
 
 def fail_one(context: Context) -> str:
     """Enqueue a batch for a campaign that does not exist and let a burst worker fail it."""
-    job = queue(SEND_QUEUE, context.raw_redis).enqueue("workers.jobs.send_batch", "no-such-campaign", "b0", ["s1"], 1)
+    job = queue(SEND_QUEUE, context.raw_redis).enqueue(
+        "workers.jobs.send_batch", "no-such-campaign", "b0", ["s1"], 1
+    )
     lines = burst(context)
     tagged = [line for line in lines if line.get("job_id") == job.id]
     assert tagged and all(line["campaign_id"] == "no-such-campaign" for line in tagged)
@@ -71,7 +76,9 @@ def test_a_failed_job_is_listed_requeued_and_deleted(app, client, context: Conte
     # The burst worker stopped cleanly: recorded, but not dead.
     assert [w["state"] for w in d["workers"]] == []
 
-    answer = client.post(f"/ops/failed/{job_id}/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    answer = client.post(
+        f"/ops/failed/{job_id}/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"}
+    )
     assert answer.status_code == 200 and answer.get_json()["requeued"] == 1
     d = client.get("/ops/summary.json").get_json()
     send = next(q for q in d["queues"] if q["name"] == SEND_QUEUE)
@@ -90,13 +97,17 @@ def test_requeue_all(app, client, context: Context, job_env) -> None:  # type: i
     fail_one(context)
     fail_one(context)
     token = login(app, client, "admin")
-    answer = client.post("/ops/failed/requeue-all", headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    answer = client.post(
+        "/ops/failed/requeue-all", headers={"X-CSRF-Token": token, "Accept": "application/json"}
+    )
     assert answer.get_json()["requeued"] == 2
     d = client.get("/ops/summary.json").get_json()
     assert d["failed"]["count"] == 0 and next(q for q in d["queues"] if q["name"] == SEND_QUEUE)["depth"] == 2
 
 
-def test_live_workers_make_readyz_pass_and_a_killed_one_is_flagged_dead(app, client, context: Context, workers) -> None:  # type: ignore[no-untyped-def]
+def test_live_workers_make_readyz_pass_and_a_killed_one_is_flagged_dead(
+    app, client, context: Context, workers
+) -> None:  # type: ignore[no-untyped-def]
     # A short TTL so the missed heartbeat shows within seconds (production: 60 s).
     victim, survivor = workers.start(2, NOTIFIER_WORKER_TTL="3")
     login(app, client, "ops")
@@ -112,7 +123,9 @@ def test_live_workers_make_readyz_pass_and_a_killed_one_is_flagged_dead(app, cli
 
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
-    dead = wait_for(lambda: [w for w in rows() if w["dead"]], timeout=20, message="the killed worker flagged dead")
+    dead = wait_for(
+        lambda: [w for w in rows() if w["dead"]], timeout=20, message="the killed worker flagged dead"
+    )
     assert len(dead) == 1 and dead[0]["pid"] == victim.pid and dead[0]["state"] == "dead"
     assert next(w for w in rows() if w["pid"] == survivor.pid)["dead"] is False
     assert client.get("/readyz").get_json()["checks"]["workers_alive"] == 1
