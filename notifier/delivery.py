@@ -389,9 +389,17 @@ class Delivery:
         latency: Counter[str] = Counter()
         latency_sum = 0.0
         sent_n = 0
+        service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
-            service = push_service(sub.endpoint) if sub else "other"
+            if sub is None:
+                service = "other"
+            elif outcome.origin:
+                service = service_of.get(outcome.origin) or service_of.setdefault(
+                    outcome.origin, push_service(outcome.origin)
+                )
+            else:
+                service = push_service(sub.endpoint)
             services[f"{service}:{outcome.kind}"] += 1
             statuses[f"{service}:{outcome.status}"] += 1
             if outcome.latency:

@@ -104,9 +104,14 @@ def classify(status: int, retry_after: str | None = None) -> tuple[str, float | 
 
 
 def origin_of(endpoint: str) -> str:
-    """``scheme://host[:port]`` of an endpoint."""
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
+    """``scheme://host[:port]`` of an endpoint (string slicing: this runs once per message)."""
+    start = endpoint.find("//")
+    if start < 0:
+        parts = urlsplit(endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+    end = endpoint.find("/", start + 2)
+    cut = [i for i in (end, endpoint.find("?", start + 2), endpoint.find("#", start + 2)) if i >= 0]
+    return endpoint[: min(cut)] if cut else endpoint
 
 
 class SafeResolver(AbstractResolver):
@@ -285,21 +290,25 @@ class Http1Pool:
         self._idle: dict[str, list[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._dns: dict[tuple[str, int], tuple[list[ResolveResult], float]] = {}
+        self._origins: dict[str, tuple[str, str, int | None]] = {}
 
     async def post(
         self, endpoint: str, origin: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         """POST ``body`` to ``endpoint``; (status, lower-cased headers, body). Never follows redirects."""
-        parts = urlsplit(endpoint)
-        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        head = f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"
+        # ``origin`` is ``origin_of(endpoint)``: the rest of the URL is the request target.
+        target = endpoint[len(origin) :].split("#", 1)[0] or "/"
+        if not target.startswith("/"):
+            target = "/" + target
+        netloc = origin.split("://", 1)[1]
+        head = f"POST {target} HTTP/1.1\r\nHost: {netloc}\r\nContent-Length: {len(body)}\r\n"
         for name, value in headers.items():
             head += f"{name}: {value}\r\n"
         if head.count("\n") != len(headers) + 3 or "\r\r" in head:
             raise ValueError("a header value contains a line break")
         request = head.encode("latin-1") + b"\r\n" + body
         for attempt in (1, 2):
-            conn, reused = await self._acquire(origin, parts.scheme, parts.hostname or "", parts.port)
+            conn, reused = await self._acquire(origin, *self._parts(origin))
             try:
                 status, answer_headers, answer, keep = await conn.request(request)
             except ConnectionError:
@@ -321,6 +330,14 @@ class Http1Pool:
                 self._all.discard(conn)
             return status, answer_headers, answer
         raise ConnectionResetError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _parts(self, origin: str) -> tuple[str, str, int | None]:
+        """(scheme, host, port) of an origin, parsed once per origin."""
+        parts = self._origins.get(origin)
+        if parts is None:
+            split = urlsplit(origin)
+            parts = self._origins[origin] = (split.scheme, split.hostname or "", split.port)
+        return parts
 
     async def _acquire(
         self, origin: str, scheme: str, host: str, port: int | None
