@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from datetime import datetime
 
 import redis
 from rq import SimpleWorker
@@ -28,7 +29,7 @@ from rq.worker import WorkerStatus
 from workers.inspect import attach_recorder
 from workers.jobs import runtime
 from workers.logging import setup_worker_logging
-from workers.queues import ALL_QUEUES, queue
+from workers.queues import ALL_QUEUES, PLAN_QUEUE, SEND_QUEUE, queue
 
 #: Linux prctl option: signal this process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -81,6 +82,10 @@ class HeartbeatWorker(SimpleWorker):
         """RQ's maintenance, after freeing the locks of this worker's scheduler if its process died."""
         release_dead_scheduler(self)
         super().run_maintenance_tasks()
+        try:
+            requeue_lost_jobs(self.connection, older_than=self.worker_ttl)
+        except redis.RedisError as exc:
+            self.log.warning("cannot look for lost jobs yet: %s", exc)
 
     def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         ttl = self.get_heartbeat_ttl(job)
@@ -94,6 +99,45 @@ class HeartbeatWorker(SimpleWorker):
             except redis.RedisError as exc:
                 # Redis away for a moment: the next beat tries again; the job itself decides its fate.
                 self.log.warning("job heartbeat of %s failed: %s", job.id, exc)
+
+
+def requeue_lost_jobs(conn: redis.Redis, *, older_than: float) -> list[str]:
+    """Put back campaign jobs a worker popped but never started; returns their ids.
+
+    A worker listening to several queues dequeues with BLPOP: if it (or Redis) dies between the
+    pop and registering the job as started, the job is in no queue and no registry, and RQ never
+    runs it again. The campaign still counts the batch as pending, so it would never finish. Its
+    reserved-but-not-done batch ids name the jobs to look for; one still ``queued`` but absent from
+    its queue (checked only once that queue has drained, so this stays cheap) is pushed back.
+    """
+    delivery = runtime()
+    r, keys = delivery.r, delivery.keys
+    queues = {PLAN_QUEUE: queue(PLAN_QUEUE, conn), SEND_QUEUE: queue(SEND_QUEUE, conn)}
+    if any(q.count for q in queues.values()):
+        return []
+    cutoff = time.time() - older_than
+    candidates: list[tuple[str, str]] = []
+    for campaign in delivery.campaigns.list(0, 200):
+        cid = campaign.cid
+        if campaign.state == "scheduled" and (campaign.send_at or campaign.created) < cutoff:
+            candidates.append((PLAN_QUEUE, f"plan-{cid}"))
+        elif campaign.state in ("planning", "sending") and campaign.pending > 0:
+            done_key = keys.campaign_batches_done(cid)
+            for batch_id in r.sdiff(done_key + ":reserved", done_key):
+                name = PLAN_QUEUE if batch_id == "plan" else SEND_QUEUE
+                candidates.append((name, f"plan-{cid}" if batch_id == "plan" else f"send-{cid}-{batch_id}"))
+    requeued: list[str] = []
+    for name, job_id in candidates:
+        status = conn.hget(Job.key_for(job_id), "status")
+        enqueued = conn.hget(Job.key_for(job_id), "enqueued_at")
+        if status != b"queued" or not enqueued or conn.lpos(queues[name].key, job_id) is not None:
+            continue
+        if datetime.fromisoformat(enqueued.decode().replace("Z", "+00:00")).timestamp() > cutoff:
+            continue
+        queues[name].push_job_id(job_id)
+        requeued.append(job_id)
+        logging.getLogger("notifier.worker").warning("requeued %s: popped by a worker that was lost", job_id)
+    return requeued
 
 
 def release_dead_scheduler(worker: SimpleWorker) -> None:
