@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Request
 
+from notifier.browsers import BROWSERS
+
 #: Languages the pages speak; the first is the default.
 LANGS: tuple[str, ...] = ("id", "en")
 DEFAULT_LANG = "id"
@@ -20,17 +22,8 @@ DEFAULT_LANG = "id"
 LANG_COOKIE = "lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
-#: Browser families (``notifier.browsers.BROWSERS``) in the order the "other browser" picker lists them.
-BROWSER_ORDER: tuple[str, ...] = (
-    "chrome-desktop",
-    "chrome-android",
-    "firefox",
-    "safari-macos",
-    "safari-ios",
-    "edge",
-    "samsung",
-    "other",
-)
+#: Browser families in the order the "other browser" picker lists them: the detector's own order.
+BROWSER_ORDER: tuple[str, ...] = BROWSERS
 
 STRINGS: dict[str, dict[str, str]] = {
     "id": {
