@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from flask import Flask, current_app
@@ -19,7 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
         context = Context.build(settings)
     settings = context.settings
     app.config.update(
-        SECRET_KEY=settings.secret_key or "dev-" + context.vapid.public_key_b64[:32],
+        SECRET_KEY=settings.secret_key or _development_secret(context),
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -28,20 +29,29 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     )
     app.config.update(test_config)
     app.extensions["notifier"] = context
-    __import__("web.logging").logging.init_request_logging(
-        app, json_lines=settings.log_json
-    )  # first: times all
 
-    from web import api, public
+    from web import api, cms, editor, openapi, ops, public, security
+    from web import logging as request_logging
 
-    app.register_blueprint(public.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(__import__("web.cms").cms.bp)  # CMS webhook: POST /api/v1/articles
-    __import__("web.editor").editor.register(app)  # newsroom: /login, /logout, /newsroom/...
-    app.register_blueprint(__import__("web.openapi").openapi.bp)  # GET /api/v1/openapi.json
-    __import__("web.ops").ops.register(app)  # ops: /ops, /metrics, /healthz, /readyz
-    __import__("web.security").security.init_app(app, context)  # headers, 413, rate limits: keep last
+    request_logging.init_request_logging(app, json_lines=settings.log_json)  # first: it times everything
+    app.register_blueprint(public.bp)  # reader pages, /sw.js
+    app.register_blueprint(api.bp)  # /api/v1
+    app.register_blueprint(cms.bp)  # CMS webhook: POST /api/v1/articles
+    editor.register(app)  # newsroom: /login, /logout, /newsroom/...
+    app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json
+    ops.register(app)  # ops: /ops, /metrics, /healthz, /readyz
+    security.init_app(app, context)  # headers, early 413, rate limits: keep last
     return app
+
+
+def _development_secret(context: Context) -> str:
+    """A session key for development without SECRET_KEY: derived from the VAPID *private* key.
+
+    Production refuses to start without SECRET_KEY; this keeps a newcomer's sessions unforgeable
+    (nothing public goes into it) and stable across restarts.
+    """
+    private = context.vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+    return hashlib.sha256(b"notifier flask sessions\x00" + private).hexdigest()
 
 
 def ctx() -> Context:

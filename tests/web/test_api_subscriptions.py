@@ -176,3 +176,17 @@ def test_push_hosts_allow_a_local_simulator(settings_env, r) -> None:  # type: i
     # Only the named port, and plain http only for loopback hosts named there.
     assert post(client, make_sub("http://127.0.0.1:9000/wpush/abc")).status_code == 400
     assert post(client, make_sub("http://fcm.googleapis.com/fcm/send/x")).status_code == 400
+
+
+def test_development_session_key_is_secret_and_stable(settings_env, r) -> None:  # type: ignore[no-untyped-def]
+    from notifier.context import Context
+    from notifier.settings import Settings
+    from web import create_app
+
+    env = {k: v for k, v in settings_env.items() if k != "SECRET_KEY"}
+    first = create_app(context=Context.build(Settings.from_env(env), client=r))
+    again = create_app(context=Context.build(Settings.from_env(env), client=r))
+    key = first.config["SECRET_KEY"]
+    assert key == again.config["SECRET_KEY"]
+    public = first.extensions["notifier"].vapid.public_key_b64
+    assert public[:16] not in key and len(key) == 64
