@@ -473,7 +473,7 @@ def pick_lang(request: Request) -> tuple[str, bool]:
 
 
 def translate(lang: str, key: str, **values: str) -> str:
-    """The string ``key`` in ``lang`` with ``{name}`` placeholders filled from ``values``."""
+    """The string ``key`` in ``lang`` with its ``{name}`` fields filled from ``values``."""
     text = STRINGS[lang][key]
     for name, value in values.items():
         text = text.replace("{" + name + "}", value)
@@ -481,7 +481,7 @@ def translate(lang: str, key: str, **values: str) -> str:
 
 
 def strings_for(lang: str, keys: Sequence[str], **values: str) -> dict[str, str]:
-    """A subset of the strings of ``lang`` with placeholders filled (for the page scripts)."""
+    """A subset of the strings of ``lang`` with their ``{name}`` fields filled (for the page scripts)."""
     return {key: translate(lang, key, **values) for key in keys}
 
 
