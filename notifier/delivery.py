@@ -24,7 +24,7 @@ from notifier.browsers import push_service
 from notifier.campaigns import Campaign, CampaignStore, message_payload, receipt_token
 from notifier.context import Context
 from notifier.sending import CONFIG_STATUSES, Message, Outcome, Sender
-from notifier.subscriptions import Subscription, iter_audience
+from notifier.subscriptions import Subscription
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -116,12 +116,14 @@ class Delivery:
             end_moment = end_moment.fromtimestamp(end_moment.timestamp() + 86400, end_moment.tzinfo)
         return end_moment.timestamp()
 
-    def plan(self, cid: str, enqueue: EnqueueBatch, *, page_size: int = 2000) -> int:
+    def plan(self, cid: str, enqueue: EnqueueBatch, *, chunk_bytes: int = 1024) -> int:
         """Split the audience into batches and hand each to ``enqueue``; returns the batch count.
 
-        Resumable: the SSCAN position and batch number are checkpointed on the
-        campaign, so a planning job retried after a crash continues, and the
-        batch ids it hands out are the same ones.
+        The audience is fixed when planning starts: the topics' bitmaps, OR-ed into
+        ``campaign:{cid}:audience``. Its ids are read in chunks and handed out in
+        batches of ``batch_size``; the byte reached and the batch number are
+        checkpointed on the campaign each time everything read so far is handed out,
+        so a planning job retried after a crash continues with the same batch ids.
         """
         key = self.keys.campaign(cid)
         campaign = self.campaigns.get(cid)
@@ -132,22 +134,38 @@ class Delivery:
         elif campaign.state != "planning":
             return 0
         size = self.settings.batch_size
-        batch_no = int(self.r.hget(key, "plan_batch") or 0)
-        total = int(self.r.hget(key, "total") or 0)
-        skip_pages = int(self.r.hget(key, "plan_pages") or 0)
-        pages = 0
-        # Each page is cut into batches on its own, so a checkpoint after a page is exact.
-        for page in iter_audience(self.r, self.keys, campaign.topics, page_size):
-            pages += 1
-            if pages <= skip_pages:
-                continue
-            for start in range(0, len(page), size):
-                chunk = page[start : start + size]
+        batch_no, total, start_byte, snapped = (
+            int(v or 0) for v in self.r.hmget(key, "plan_batch", "total", "plan_byte", "plan_snap")
+        )
+        audience = f"{key}:audience"
+        store = self.c.subscriptions
+        if not snapped or not self.r.exists(audience):
+            store.snapshot_audience(campaign.topics, audience)
+            self.r.expire(audience, 7 * 86400)
+            self.r.hset(key, "plan_snap", 1)
+            start_byte = 0
+        pending: list[str] = []
+
+        def hand_out_all(next_byte: int) -> None:
+            nonlocal batch_no, total, pending
+            for start in range(0, len(pending), size):
+                chunk = pending[start : start + size]
                 batch_no = self._hand_out(cid, batch_no, chunk, enqueue)
                 total += len(chunk)
-            self.r.hset(key, mapping={"plan_pages": pages, "plan_batch": batch_no, "total": total})
-            if self.campaigns.state(cid) == "cancelled":
-                break
+            pending = []
+            self.r.hset(key, mapping={"plan_byte": next_byte, "plan_batch": batch_no, "total": total})
+
+        reached = start_byte
+        for reached, ids in store.iter_bitmap(audience, start_byte=start_byte, chunk_bytes=chunk_bytes):
+            pending += ids
+            if len(pending) >= 4 * size:
+                hand_out_all(reached)
+                if self.campaigns.state(cid) == "cancelled":
+                    break
+        else:
+            if pending:
+                hand_out_all(reached)
+        self.r.delete(audience)
         self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
         self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
@@ -381,6 +399,7 @@ class Delivery:
         cid = campaign.cid
         keys = self.keys
         by_sid = by_sid or {}
+        store = self.c.subscriptions
         pipe = self.r.pipeline(transaction=True)
         minute = int(now // 60) * 60
         second = int(now)
@@ -408,24 +427,20 @@ class Delivery:
                 latency[bucket] += 1
             if sub is None:
                 continue
-            skey = keys.sub(sub.sid)
             if outcome.kind == "sent":
                 sent_n += 1
-                if sub.failures or now - sub.last_ok > 3600:
-                    pipe.hset(skey, mapping={"ok": second, "f": 0})
-                    pipe.hdel(skey, "ff")
+                if sub.failures:
+                    store.clear_failures(sub.sid, pipe)
                 if not campaign.breaking and self.settings.freq_cap_per_hour > 0:
                     fkey = keys.freq(sub.sid)
                     pipe.zadd(fkey, {cid: now})
                     pipe.zremrangebyscore(fkey, "-inf", now - 3600)
                     pipe.expire(fkey, 3700)
             elif outcome.kind == "gone":
-                self.c.subscriptions.delete(sub.sid, pipe=pipe, topics=sub.topics)
+                store.delete(sub, pipe=pipe, exact=True)
             elif outcome.kind in ("failed", "rejected") and outcome.status not in CONFIG_STATUSES:
-                pipe.hincrby(skey, "f", 1)
-                pipe.hsetnx(skey, "ff", second)
-        for sid in quarantined:
-            pipe.sadd(keys.subs_quarantined, sid)
+                store.record_failure(sub.sid, second, pipe)
+        store.quarantine(quarantined, pipe)
         counts = {k: v for k, v in result.counts.items() if v}
         if counts:
             timeline = keys.campaign_timeline(cid)

@@ -1,10 +1,12 @@
 """Redis key names, built in one place under one prefix.
 
-Data model (see DESIGN.md):
+Data model (see DESIGN.md and docs/design-notes.md):
 
-- ``sub:{sid}`` hash: endpoint, p256dh, auth, topics, lang, browser, created, seen,
-  last_ok, failures, first_failure, quarantined.
-- ``subs:all`` set of every sid; ``subs:topic:{slug}`` set per topic. Iterated with SSCAN.
+- ``subs:rec:{n // 128}`` list of subscription records (one string each, see
+  notifier.subscriptions); ``subs:ix:{bucket}`` hashes endpoint digest → id,
+  grown by linear hashing (``subs:ixmeta``); ``subs:seq`` ids handed out.
+- ``subs:live``, ``subs:t:{slug}``, ``subs:q`` bitmaps by id: everyone, each
+  topic, quarantined. ``subs:fails`` / ``subs:fail1`` hashes: current failure runs.
 - ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps.
 - ``campaigns`` sorted set of cids by creation time.
 - ``campaign:{cid}:batches:done`` set of finished batch numbers (idempotent retries).
@@ -23,23 +25,47 @@ class Keys:
 
     prefix: str = "notifier:"
 
-    def sub(self, sid: str) -> str:
-        """Hash of one subscription."""
-        return f"{self.prefix}sub:{sid}"
+    def subs_records(self, bucket: int) -> str:
+        """List of the records of subscriptions ``128 * bucket`` to ``128 * bucket + 127``."""
+        return f"{self.prefix}subs:rec:{bucket}"
+
+    def subs_index(self, bucket: int) -> str:
+        """Hash endpoint digest → subscription id, one bucket of the linear-hashing index."""
+        return f"{self.prefix}subs:ix:{bucket}"
 
     @property
-    def subs_all(self) -> str:
-        """Set of every subscription id."""
-        return f"{self.prefix}subs:all"
+    def subs_index_meta(self) -> str:
+        """Hash of the endpoint index's state: entries ``n``, round ``k``, next bucket to split ``s``."""
+        return f"{self.prefix}subs:ixmeta"
+
+    @property
+    def subs_seq(self) -> str:
+        """Counter of subscription ids handed out (ids are never reused)."""
+        return f"{self.prefix}subs:seq"
+
+    @property
+    def subs_live(self) -> str:
+        """Bitmap of stored subscription ids."""
+        return f"{self.prefix}subs:live"
 
     def subs_topic(self, slug: str) -> str:
-        """Set of subscription ids following one topic."""
-        return f"{self.prefix}subs:topic:{slug}"
+        """Bitmap of subscription ids following one topic."""
+        return f"{self.prefix}subs:t:{slug}"
 
     @property
     def subs_quarantined(self) -> str:
-        """Set of subscriptions kept out of fan-out after failing for days."""
-        return f"{self.prefix}subs:quarantined"
+        """Bitmap of subscriptions kept out of fan-out after failing for days."""
+        return f"{self.prefix}subs:q"
+
+    @property
+    def subs_failures(self) -> str:
+        """Hash id → failed pushes in a row, for subscriptions currently failing."""
+        return f"{self.prefix}subs:fails"
+
+    @property
+    def subs_first_failure(self) -> str:
+        """Hash id → unix time of the first failure of the current run."""
+        return f"{self.prefix}subs:fail1"
 
     def subs_daily(self, kind: str) -> str:
         """Hash day → count of subscriptions ``added`` or ``removed``."""

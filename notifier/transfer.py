@@ -5,23 +5,23 @@ A line looks like::
     {"endpoint": "...", "expirationTime": null, "keys": {"p256dh": "...", "auth": "..."},
      "topics": ["breaking"], "lang": "id", "created": 1796000000, "seen": 1796000000}
 
-Export pages through ``subs:all`` with SSCAN and loads each page in one
+Export pages through the ``subs:live`` bitmap and loads each page in one
 pipeline; import validates every line with :func:`validate_subscription`,
-writes accepted lines in pipelines (the ``SubscriptionStore.upsert`` layout),
-and reports refused lines by number without stopping.
+writes accepted lines with ``SubscriptionStore.upsert_many`` (the subscribe
+API's own atomic upsert, pipelined), and reports refused lines by number
+without stopping.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from notifier.context import Context
 from notifier.errors import NotifierError, ValidationError
-from notifier.subscriptions import SubscriptionInput, subscription_id, validate_subscription
+from notifier.subscriptions import SubscriptionInput, validate_subscription
 
 #: Subscriptions loaded or written per pipeline.
 PAGE = 1000
@@ -29,23 +29,18 @@ PAGE = 1000
 
 def export_lines(context: Context, *, page_size: int = PAGE) -> Iterator[str]:
     """Every stored subscription as one JSON line (without the newline)."""
-    for sids in context.subscriptions.scan_ids(page_size):
-        pipe = context.redis.pipeline(transaction=False)
-        for sid in sids:
-            pipe.hgetall(context.keys.sub(sid))
-        for data in pipe.execute():
-            if not data or "e" not in data:
-                continue  # removed between SSCAN and HGETALL
-            expiration = data.get("x")
+    store = context.subscriptions
+    for sids in store.scan_ids(page_size):
+        for sub in store.load_many(sids):  # one removed meanwhile is skipped
             yield json.dumps(
                 {
-                    "endpoint": data["e"],
-                    "expirationTime": int(expiration) if expiration else None,
-                    "keys": {"p256dh": data["p"], "auth": data["a"]},
-                    "topics": [t for t in data.get("t", "").split(",") if t],
-                    "lang": data.get("l", "id"),
-                    "created": int(data.get("c", 0)),
-                    "seen": int(data.get("s", 0)),
+                    "endpoint": sub.endpoint,
+                    "expirationTime": sub.expiration_time,
+                    "keys": {"p256dh": sub.p256dh, "auth": sub.auth},
+                    "topics": list(sub.topics),
+                    "lang": sub.lang,
+                    "created": sub.created,
+                    "seen": sub.seen,
                 },
                 separators=(",", ":"),
             )
@@ -126,37 +121,11 @@ def _store(
     browser: str,
     report: ImportReport,
 ) -> None:
-    keys = context.keys
-    now = int(time.time())
-    sids = [subscription_id(item.endpoint) for item, _, _ in items]
-    look = context.redis.pipeline(transaction=False)
-    for sid in sids:
-        look.hget(keys.sub(sid), "t")
-    old_topics = look.execute()
-    pipe = context.redis.pipeline(transaction=True)
-    added = 0
-    for sid, (item, created, seen), old in zip(sids, items, old_topics, strict=True):
-        mapping: dict[str, str | int] = {
-            "e": item.endpoint, "p": item.p256dh, "a": item.auth, "t": ",".join(item.topics),
-            "l": item.lang, "s": seen if seen is not None else now, "f": 0,
-        }  # fmt: skip
-        if item.expiration_time is not None:
-            mapping["x"] = item.expiration_time
-        if old is None:
-            mapping["c"] = created if created is not None else now
-            mapping["b"] = browser
-            added += 1
-        else:
-            for slug in set(old.split(",")) - set(item.topics) - {""}:
-                pipe.srem(keys.subs_topic(slug), sid)
-        pipe.hset(keys.sub(sid), mapping=mapping)
-        pipe.hdel(keys.sub(sid), "ff")
-        pipe.sadd(keys.subs_all, sid)
-        pipe.srem(keys.subs_quarantined, sid)
-        for slug in item.topics:
-            pipe.sadd(keys.subs_topic(slug), sid)
-    if added:
-        pipe.hincrby(keys.subs_daily("added"), time.strftime("%Y-%m-%d", time.gmtime(now)), added)
-    pipe.execute()
+    results = context.subscriptions.upsert_many(
+        [item for item, _, _ in items],
+        browser=browser,
+        stamps=[(created, seen) for _, created, seen in items],
+    )
+    added = sum(1 for _, created in results if created)
     report.created += added
     report.updated += len(items) - added

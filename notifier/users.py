@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from notifier.errors import AuthError, Conflict, NotFound, ValidationError
 from notifier.keys import Keys
+from notifier.subscriptions import SubscriptionStore
 
 ROLES = ("editor", "ops", "admin")
 #: Failed logins allowed per email and per client address within :data:`LOCKOUT_WINDOW`.
@@ -250,10 +251,8 @@ class UserStore:
         sids = sorted(self.r.smembers(key))
         if not sids:
             return []
-        pipe = self.r.pipeline(transaction=False)
-        for sid in sids:
-            pipe.exists(self.keys.sub(sid))
-        alive = [sid for sid, exists in zip(sids, pipe.execute(), strict=True) if exists]
+        exists = SubscriptionStore(self.r, self.keys).exists_many(sids)
+        alive = [sid for sid, found in zip(sids, exists, strict=True) if found]
         gone: Iterable[str] = set(sids) - set(alive)
         if gone:
             self.r.srem(key, *gone)

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from bench.audience import TOPIC, store_pipelined, store_upsert
 from notifier.cli import main
-from notifier.subscriptions import subscription_id
 
 SIZE = 1000
 HTTPS_SIZE = 300
@@ -104,14 +103,16 @@ def test_pipelined_store_writes_what_upsert_writes(context, simulator) -> None: 
     a, b = simulator.mint(2)
     store_upsert(context, [a], lambda n: None)
     store_pipelined(context, [b], lambda n: None)
-    via_api = context.redis.hgetall(context.keys.sub(subscription_id(a["endpoint"])))
-    via_pipe = context.redis.hgetall(context.keys.sub(subscription_id(b["endpoint"])))
-    assert set(via_api) == set(via_pipe)
-    for name in ("t", "l", "b", "f", "k"):
-        assert via_api[name] == via_pipe[name]
-    assert via_pipe["e"] == b["endpoint"] and via_pipe["p"] == b["keys"]["p256dh"].rstrip("=")
+    via_api = context.subscriptions.get_by_endpoint(a["endpoint"])
+    via_pipe = context.subscriptions.get_by_endpoint(b["endpoint"])
+    for name in ("topics", "lang", "browser", "failures", "key_id", "expiration_time"):
+        assert getattr(via_api, name) == getattr(via_pipe, name), name
+    assert abs(via_api.created - via_pipe.created) <= 5 and via_pipe.seen == via_pipe.created
+    assert via_pipe.p256dh == b["keys"]["p256dh"].rstrip("=") and via_pipe.auth == b["keys"]["auth"].rstrip(
+        "="
+    )
     assert context.subscriptions.count() == 2 and context.subscriptions.count(TOPIC) == 2
-    assert context.subscriptions.get(subscription_id(b["endpoint"])).auth == b["keys"]["auth"].rstrip("=")
+    assert [int(via_api.sid), int(via_pipe.sid)] == [0, 1]
 
 
 def test_lean_http_client_reads_every_answer_framing(context) -> None:  # type: ignore[no-untyped-def]

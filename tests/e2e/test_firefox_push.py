@@ -23,7 +23,6 @@ import pytest
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.simulator import SimulatorServer
-from notifier.subscriptions import subscription_id
 from tests.conftest import Workers, browser_or_skip, wait_for
 from tests.e2e.bidi import BiDi, Firefox, launch_firefox
 from tests.e2e.conftest import LiveServer
@@ -169,7 +168,7 @@ def test_firefox_subscribes_through_the_simulator_and_shows_the_campaign(
         subscription: dict[str, Any] = bidi.call_function(tab, SUBSCRIPTION)
         endpoint = subscription["endpoint"]
         assert endpoint.startswith(simulator.origin + "/wpush/")
-        stored = context.subscriptions.get(subscription_id(endpoint))
+        stored = context.subscriptions.get_by_endpoint(endpoint)
         assert stored.endpoint == endpoint
         assert stored.p256dh == subscription["keys"]["p256dh"]
         assert stored.auth == subscription["keys"]["auth"]

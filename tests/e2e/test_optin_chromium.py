@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.context import Context
 from notifier.crypto import b64url_encode
-from notifier.subscriptions import subscription_id
+from notifier.errors import NotFound
+from notifier.subscriptions import SubscriptionInput
 
 pytestmark = pytest.mark.browser
 
@@ -173,8 +174,22 @@ def set_permission(browser_context: Any, page: Any, origin: str, setting: str) -
 
 
 def stored(r: redis.Redis, context: Context, subscription: dict[str, Any]) -> dict[str, str]:
-    """The subscription hash in Redis (empty when absent)."""
-    return r.hgetall(context.keys.sub(subscription_id(subscription["endpoint"])))
+    """The stored subscription's fields by their short names (empty when absent)."""
+    try:
+        sub = context.subscriptions.get_by_endpoint(subscription["endpoint"])
+    except NotFound:
+        return {}
+    return {
+        "e": sub.endpoint, "p": sub.p256dh, "a": sub.auth, "t": ",".join(sub.topics), "l": sub.lang,
+        "b": sub.browser, "k": sub.key_id, "s": str(sub.seen), "c": str(sub.created), "id": sub.sid,
+    }  # fmt: skip
+
+
+def mark_seen_long_ago(context: Context, subscription: dict[str, Any]) -> None:
+    """Store the subscription as last seen at the epoch, so a later re-post shows as a newer time."""
+    sub = context.subscriptions.get_by_endpoint(subscription["endpoint"])
+    item = SubscriptionInput(sub.endpoint, sub.p256dh, sub.auth, sub.topics, sub.lang, sub.expiration_time)
+    context.subscriptions.upsert(item, browser=sub.browser, key_id=sub.key_id, now=1)
 
 
 def state(page: Any) -> str:
@@ -274,13 +289,14 @@ def test_soft_prompt_first_then_permission_after_the_click_then_stored_with_topi
     assert page.evaluate("window.__permissionRequests") == 1
 
     # Every later visit re-posts the subscription (the server tracks "seen") and keeps its topics.
-    key = context.keys.sub(subscription_id(subscription["endpoint"]))
-    r.hset(key, "s", 1)
+    mark_seen_long_ago(context, subscription)
     page.goto(live_server.url + "/artikel/harga-cabai-turun-jelang-panen?lang=en")
     wait_state(page, "subscribed")
-    wait_until(lambda: int(r.hget(key, "s") or 0) > 1, what="the re-posted subscription")
-    assert r.hget(key, "t") == "nasional,teknologi"
-    assert r.hget(key, "l") == "en"
+    wait_until(
+        lambda: int(stored(r, context, subscription).get("s") or 0) > 1, what="the re-posted subscription"
+    )
+    assert stored(r, context, subscription)["t"] == "nasional,teknologi"
+    assert stored(r, context, subscription)["l"] == "en"
 
 
 def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowed(
@@ -447,7 +463,6 @@ def test_click_opens_the_article_or_focuses_its_tab_and_reports_clicked(live_ser
 def test_preferences_change_topics_and_unsubscribe(live_server, chromium_id, r, context) -> None:  # type: ignore[no-untyped-def]
     subscription = browser_subscription()
     page = subscribed_page(chromium_id, live_server, r, subscription)
-    key = context.keys.sub(subscription_id(subscription["endpoint"]))
     page.goto(live_server.url + "/preferensi")
     page.wait_for_selector('#prefs[data-state="subscribed"]')
     assert page.get_by_label("Berita terkini", exact=True).is_checked()
@@ -458,18 +473,18 @@ def test_preferences_change_topics_and_unsubscribe(live_server, chromium_id, r, 
     page.get_by_label("Ekonomi", exact=True).check()
     page.get_by_role("button", name="Simpan topik").click()
     page.wait_for_selector("#prefs-status:has-text('Topik tersimpan')")
-    assert set(r.hget(key, "t").split(",")) == {"olahraga", "ekonomi"}
-    assert r.sismember(context.keys.subs_topic("olahraga"), subscription_id(subscription["endpoint"]))
+    assert set(stored(r, context, subscription)["t"].split(",")) == {"olahraga", "ekonomi"}
+    assert r.getbit(context.keys.subs_topic("olahraga"), int(stored(r, context, subscription)["id"])) == 1
 
     page.get_by_role("button", name="Berhenti berlangganan").click()
     page.wait_for_selector('#prefs[data-state="unsubscribed"]')
-    wait_until(lambda: not r.exists(key), what="the subscription to be deleted")
+    wait_until(lambda: not stored(r, context, subscription), what="the subscription to be deleted")
 
     # Permission is still granted, but the reader opted out: the article offers the prompt again
     # instead of subscribing behind their back.
     page.goto(live_server.url + "/")
     wait_state(page, "default")
-    assert not r.exists(key)
+    assert not stored(r, context, subscription)
 
 
 def test_a_new_vapid_key_resubscribes_on_the_next_visit(live_server, chromium_id, r, context) -> None:  # type: ignore[no-untyped-def]
@@ -484,13 +499,13 @@ def test_a_new_vapid_key_resubscribes_on_the_next_visit(live_server, chromium_id
             localStorage.setItem("test:push-subscription", JSON.stringify(stored));
         }"""
     )
-    r.hset(context.keys.sub(subscription_id(subscription["endpoint"])), "s", 1)
+    mark_seen_long_ago(context, subscription)
     page.reload()
     wait_state(page, "subscribed")
     assert page.evaluate("sessionStorage.getItem('test:subscribe-calls')") == "2"
     stored_key = page.evaluate("JSON.parse(localStorage.getItem('test:push-subscription')).key")
     assert stored_key == context.vapid.public_key_b64.rstrip("=")
     wait_until(
-        lambda: int(r.hget(context.keys.sub(subscription_id(subscription["endpoint"])), "s") or 0) > 1,
+        lambda: int(stored(r, context, subscription).get("s") or 0) > 1,
         what="the re-posted subscription",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from notifier.campaigns import Campaign, CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.simulator import SimulatorServer
-from notifier.subscriptions import subscription_id, validate_subscription
+from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
 from workers.queues import launch
 
@@ -28,40 +27,17 @@ def store_bulk(
     chunk: int = 2000,
     now: float | None = None,
 ) -> list[str]:
-    """Store subscriptions in pipelines, laid out as ``SubscriptionStore.upsert`` does; returns ids."""
+    """Store subscriptions with ``SubscriptionStore.upsert_many`` (the API's upsert, pipelined); returns ids."""
     topics = tuple(topics)
-    now_i = int(time.time() if now is None else now)
-    day = time.strftime("%Y-%m-%d", time.gmtime(now_i))
-    keys = context.keys
     sids: list[str] = []
     for start in range(0, len(subs), chunk):
-        pipe = context.redis.pipeline(transaction=False)
-        part = subs[start : start + chunk]
-        for raw in part:
-            item = validate_subscription(
+        items = [
+            validate_subscription(
                 {**raw, "topics": list(topics)}, policy=context.policy, topics=context.topics
             )
-            sid = subscription_id(item.endpoint)
-            sids.append(sid)
-            pipe.hset(
-                keys.sub(sid),
-                mapping={
-                    "e": item.endpoint,
-                    "p": item.p256dh,
-                    "a": item.auth,
-                    "t": ",".join(item.topics),
-                    "l": item.lang,
-                    "b": browser,
-                    "s": now_i,
-                    "f": 0,
-                    "c": now_i,
-                },
-            )
-            pipe.sadd(keys.subs_all, sid)
-            for slug in item.topics:
-                pipe.sadd(keys.subs_topic(slug), sid)
-        pipe.hincrby(keys.subs_daily("added"), day, len(part))
-        pipe.execute()
+            for raw in subs[start : start + chunk]
+        ]
+        sids += [sid for sid, _ in context.subscriptions.upsert_many(items, browser=browser, now=now)]
     return sids
 
 

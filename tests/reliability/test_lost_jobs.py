@@ -32,6 +32,8 @@ def test_lost_plan_and_batch_jobs_are_requeued(context, simulator, workers) -> N
     time.sleep(2.1)  # older than the worker TTL: nobody can still be about to start them
     workers.start(1, **FAST)
     for cid in (lost_plan, lost_batch):
-        campaign = wait_for(lambda cid=cid: (c := store.get(cid)).state == "done" and c, timeout=30, message=cid)
+        campaign = wait_for(
+            lambda cid=cid: (c := store.get(cid)).state == "done" and c, timeout=30, message=cid
+        )
         assert campaign.counters["sent"] == 120, campaign.counters
     assert "popped by a worker that was lost" in workers.logs()

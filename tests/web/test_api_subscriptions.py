@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import b64url_encode
-from notifier.subscriptions import subscription_id
 
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
@@ -51,23 +50,27 @@ def test_subscribe_creates_then_upserts(client, r, context) -> None:  # type: ig
     )
     assert resp.status_code == 201, resp.get_json()
     sid = resp.get_json()["id"]
-    assert sid == subscription_id(body["endpoint"])
-    stored = r.hgetall(context.keys.sub(sid))
-    assert stored["e"] == body["endpoint"]
-    assert stored["p"] == body["keys"]["p256dh"]
-    assert stored["t"] == "nasional,ekonomi"
-    assert stored["l"] == "en"
-    assert stored["b"] == "chrome-desktop"
-    assert r.sismember(context.keys.subs_all, sid)
-    assert r.sismember(context.keys.subs_topic("nasional"), sid)
+    assert context.subscriptions.sid_of(body["endpoint"]) == sid
+    stored = context.subscriptions.get(sid)
+    assert stored.endpoint == body["endpoint"]
+    assert stored.p256dh == body["keys"]["p256dh"]
+    assert stored.topics == ("nasional", "ekonomi")
+    assert stored.lang == "en"
+    assert stored.browser == "chrome-desktop"
+    assert stored.key_id == context.vapid.key_id
+    assert r.getbit(context.keys.subs_live, int(sid)) == 1
+    assert r.getbit(context.keys.subs_topic("nasional"), int(sid)) == 1
+    assert context.subscriptions.count("ekonomi") == 1
 
     body["topics"] = ["olahraga"]
     resp = post(client, body)
     assert resp.status_code == 200
     assert resp.get_json()["id"] == sid
-    assert not r.sismember(context.keys.subs_topic("nasional"), sid)
-    assert r.sismember(context.keys.subs_topic("olahraga"), sid)
-    assert r.scard(context.keys.subs_all) == 1
+    assert r.getbit(context.keys.subs_topic("nasional"), int(sid)) == 0
+    assert r.getbit(context.keys.subs_topic("olahraga"), int(sid)) == 1
+    assert context.subscriptions.get(sid).created == stored.created
+    assert context.subscriptions.count() == 1
+    assert context.subscriptions.audience_size(["nasional", "ekonomi", "olahraga"]) == 1
 
 
 def test_change_topics_and_unsubscribe(client, r, context) -> None:  # type: ignore[no-untyped-def]
@@ -76,17 +79,22 @@ def test_change_topics_and_unsubscribe(client, r, context) -> None:  # type: ign
     resp = client.patch("/api/v1/subscriptions", json={"endpoint": body["endpoint"], "topics": ["teknologi"]})
     assert resp.status_code == 200
     assert resp.get_json()["topics"] == ["teknologi"]
-    assert r.smembers(context.keys.subs_topic("teknologi")) == {sid}
-    assert r.scard(context.keys.subs_topic("breaking")) == 0
+    assert context.subscriptions.count("teknologi") == 1
+    assert r.getbit(context.keys.subs_topic("teknologi"), int(sid)) == 1
+    assert context.subscriptions.count("breaking") == 0
     got = client.get("/api/v1/subscriptions", query_string={"endpoint": body["endpoint"]})
     assert got.get_json()["topics"] == ["teknologi"]
 
     resp = client.delete("/api/v1/subscriptions", json={"endpoint": body["endpoint"]})
     assert resp.status_code == 204
-    assert not r.exists(context.keys.sub(sid))
-    assert r.scard(context.keys.subs_all) == 0
-    assert r.scard(context.keys.subs_topic("teknologi")) == 0
+    assert context.subscriptions.load_many([sid]) == []
+    assert context.subscriptions.sid_of(body["endpoint"]) is None
+    assert context.subscriptions.count() == 0
+    assert context.subscriptions.count("teknologi") == 0
     assert client.get("/api/v1/subscriptions", query_string={"endpoint": body["endpoint"]}).status_code == 404
+    # Subscribing again is a new subscriber with a new id (ids are never reused).
+    again = post(client, body)
+    assert again.status_code == 201 and again.get_json()["id"] != sid
 
 
 def _bad_point() -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
+from notifier.subscriptions import SubscriptionInput
 from notifier.users import UserStore
 
 
@@ -53,12 +54,16 @@ def test_summary_reads_every_figure_from_redis(app, client, context: Context) ->
     r.hset(keys.metrics("outcomes"), mapping={"fcm:sent": 30, "fcm:gone": 4, "mozilla:sent": 6})
     r.hset(keys.metrics("status"), mapping={"fcm:201": 30, "fcm:410": 4, "mozilla:201": 6})
     r.hset(keys.latency, mapping={"0.05": 3, "0.1": 2, "+Inf": 1, "sum": 12.5, "count": 6})
-    r.sadd(keys.subs_all, "a", "b", "c")
     slug = context.topic_slugs[0]
-    r.sadd(keys.subs_topic(slug), "a", "b")
-    r.hset(keys.sub("a"), mapping={"e": "x", "b": "chrome-desktop", "l": "id", "s": int(now)})
-    r.hset(keys.sub("b"), mapping={"e": "y", "b": "firefox", "l": "en", "s": int(now - 40 * 86400)})
-    r.hset(keys.sub("c"), mapping={"e": "z", "b": "chrome-desktop", "l": "id", "s": int(now)})
+    store = context.subscriptions
+    for endpoint, browser, lang, seen, topics in (
+        ("https://fcm.googleapis.com/fcm/send/a", "chrome-desktop", "id", now, (slug,)),
+        ("https://updates.push.services.mozilla.com/wpush/v2/b", "firefox", "en", now - 40 * 86400, (slug,)),
+        ("https://fcm.googleapis.com/fcm/send/c", "chrome-desktop", "id", now, ()),
+    ):
+        item = SubscriptionInput(endpoint, "B" + "A" * 86, "A" * 22, topics, lang)
+        store.upsert(item, browser=browser, now=seen)
+    r.delete(keys.subs_daily("added"))
     today = time.strftime("%Y-%m-%d", time.gmtime(now))
     r.hset(keys.subs_daily("added"), today, 3)
     r.hset(keys.subs_daily("removed"), today, 1)

@@ -63,23 +63,30 @@ def test_send_at_waits_for_its_time(context, simulator, workers) -> None:  # typ
 
 
 def test_a_subscription_failing_for_days_is_quarantined_not_sent(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
-    from notifier.subscriptions import subscription_id
-
     subs = simulator.mint(5)
     store_minted(context, subs)
-    long_failing = subscription_id(subs[0]["endpoint"])
-    recently_failing = subscription_id(subs[1]["endpoint"])
+    long_failing = context.subscriptions.sid_of(subs[0]["endpoint"])
+    recently_failing = context.subscriptions.sid_of(subs[1]["endpoint"])
     days = context.settings.quarantine_days
-    context.redis.hset(context.keys.sub(long_failing), mapping={"f": 9, "ff": int(time.time()) - (days + 1) * 86400})
-    context.redis.hset(context.keys.sub(recently_failing), mapping={"f": 2, "ff": int(time.time()) - 3600})
+    keys = context.keys
+    context.redis.hset(keys.subs_failures, mapping={long_failing: 9, recently_failing: 2})
+    context.redis.hset(
+        keys.subs_first_failure,
+        mapping={
+            long_failing: int(time.time()) - (days + 1) * 86400,
+            recently_failing: int(time.time()) - 3600,
+        },
+    )
     workers.start(1)
     cid = create(context)
     store = CampaignStore(context.redis, context.keys)
     campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="done")
     assert campaign.counters["sent"] == 4 and campaign.counters["skipped"] == 1
-    assert context.redis.sismember(context.keys.subs_quarantined, long_failing)
+    assert context.redis.getbit(keys.subs_quarantined, int(long_failing)) == 1
+    assert context.subscriptions.quarantined_count() == 1
     assert {r.endpoint for r in simulator.received()} == {s["endpoint"] for s in subs[1:]}
     # Kept, not deleted: the reader may come back (a re-subscribe lifts the quarantine).
-    assert context.redis.exists(context.keys.sub(long_failing))
+    assert context.subscriptions.get(long_failing).failures == 9
     # A success resets the failure run of the one that failed recently.
-    assert context.redis.hget(context.keys.sub(recently_failing), "f") == "0"
+    fresh = context.subscriptions.get(recently_failing)
+    assert (fresh.failures, fresh.first_failure) == (0, 0)

@@ -6,7 +6,7 @@ import json
 import time
 
 from notifier.campaigns import CampaignStore, validate_campaign
-from notifier.subscriptions import subscription_id, validate_subscription
+from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
 from workers.queues import launch
 
@@ -74,15 +74,16 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     assert k["sent"] + k["gone"] + k["rejected"] + k["failed"] + k["skipped"] == k["total"]
 
     # Gone subscriptions are deleted, nothing else is.
+    subs = context.subscriptions
     for e in gone410 + gone404:
-        assert not context.redis.exists(context.keys.sub(subscription_id(e)))
+        assert subs.sid_of(e) is None
     assert context.subscriptions.count() == 270
     assert context.subscriptions.count("breaking") == 270
     for e in too_big + stalled + flaky:
-        assert context.redis.exists(context.keys.sub(subscription_id(e)))
+        assert subs.get_by_endpoint(e).endpoint == e
     # Failures are recorded on the subscription (quarantine after N days of them).
-    stalled_hash = context.redis.hgetall(context.keys.sub(subscription_id(stalled[0])))
-    assert int(stalled_hash["f"]) == 1 and int(stalled_hash["ff"]) >= int(started)
+    stalled_sub = subs.get_by_endpoint(stalled[0])
+    assert stalled_sub.failures == 1 and stalled_sub.first_failure >= int(started)
 
     # Every accepted message decrypted to the campaign's payload, with the right headers.
     received = simulator.received()
@@ -94,7 +95,7 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     payload = json.loads(sample.payload)
     assert payload["title"] == "Gempa M6,1 guncang Cianjur"
     assert payload["url"] == "https://kabarkini.example/nasional/gempa-cianjur"
-    assert payload["cid"] == cid and payload["sid"] == subscription_id(flaky[0])
+    assert payload["cid"] == cid and payload["sid"] == subs.sid_of(flaky[0])
     assert sample.urgency == "high" and sample.topic == campaign.story and 0 < sample.ttl <= 6 * 3600
 
     # Retry-After was honoured: the retried 429 came at least a second after the first attempt.

@@ -144,7 +144,8 @@ def test_notifier_status_prints_the_tables(settings_env: dict[str, str], context
     from notifier.cli import main
 
     fail_one(context)
-    context.redis.sadd(context.keys.subs_all, "a", "b")
+    context.redis.setbit(context.keys.subs_live, 3, 1)
+    context.redis.setbit(context.keys.subs_live, 40, 1)
     result = CliRunner().invoke(main, ["status"], env={**settings_env, "COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for heading in ("Queues", "Workers", "Campaigns in flight", "Subscribers: 2"):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from notifier.campaigns import CampaignStore, validate_campaign
-from notifier.subscriptions import subscription_id, validate_subscription
+from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
 from workers.queues import PLAN_QUEUE, launch, queue
 
@@ -50,7 +50,7 @@ def test_capped_subscriber_skips_ordinary_news_but_gets_breaking(context, simula
     cap = context.settings.freq_cap_per_hour
     assert cap == 4
     now = time.time()
-    freq_key = context.keys.freq(subscription_id(capped))
+    freq_key = context.keys.freq(context.subscriptions.sid_of(capped))
     # Four ordinary pushes within the hour already (and one older that no longer counts).
     context.redis.zadd(
         freq_key, {f"earlier-{i}": now - 600 * (i + 1) for i in range(cap)} | {"old": now - 4000}
@@ -65,7 +65,7 @@ def test_capped_subscriber_skips_ordinary_news_but_gets_breaking(context, simula
     assert campaign.counters["sent"] == 1 and campaign.counters["skipped"] == 1
     assert received_by(simulator, ordinary) == {fresh}
     # The ordinary push counts towards the fresh reader's cap.
-    assert context.redis.zscore(context.keys.freq(subscription_id(fresh)), ordinary) is not None
+    assert context.redis.zscore(context.keys.freq(context.subscriptions.sid_of(fresh)), ordinary) is not None
 
     breaking = send(context, breaking=True, slug="gempa")
     campaign = wait_for(
