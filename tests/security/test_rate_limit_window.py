@@ -1,0 +1,75 @@
+"""The per-address moving window behind the rate limits: every configured limit, atomic refusals, failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+import redis
+from flask import Flask
+
+from tests.web.test_api_subscriptions import make_sub
+from web.security import EXTENSION, RouteLimit
+
+
+def subscribe(client, remote: str = "203.0.113.20"):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/subscriptions",
+        data=json.dumps(make_sub()),
+        content_type="application/json",
+        environ_base={"REMOTE_ADDR": remote},
+    )
+
+
+def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
+    make_app: Callable[..., Flask], r: redis.Redis
+) -> None:
+    app = make_app(NOTIFIER_RATE_LIMITS="1", NOTIFIER_RATE_SUBSCRIBE="5/minute;2/hour")
+    client = app.test_client()
+    assert [subscribe(client).status_code for _ in range(2)] == [201, 201]
+    refused = subscribe(client)
+    assert refused.status_code == 429
+    # The hour limit refused it, so the wait is the hour window's, not the minute's.
+    wait = int(refused.headers["Retry-After"])
+    assert 60 < wait <= 3600
+    assert refused.get_json()["retry_after"] == wait
+    assert "2 per 1 hour" in refused.get_json()["message"]
+    keys = [key for key in r.scan_iter(match="notifier:ratelimit*")]
+    assert len(keys) == 2 and all(key.endswith(":203.0.113.20") for key in keys)
+    assert all(r.llen(key) == 2 for key in keys)  # the refused request was not counted
+
+
+def test_the_wait_is_until_the_oldest_counted_hit_leaves_the_window(context) -> None:  # type: ignore[no-untyped-def]
+    limit = RouteLimit(context.redis, context.keys.rate_limit_prefix, "test.view", "2/minute")
+    assert limit.hit("198.51.100.1") == 0
+    assert limit.hit("198.51.100.1") == 0
+    wait = limit.hit("198.51.100.1")
+    assert 58 <= wait <= 60
+    assert limit.hit("198.51.100.2") == 0  # another address has its own window
+    key = f"{context.keys.rate_limit_prefix}:test.view:2/60:198.51.100.1"
+    assert 0 < context.redis.ttl(key) <= 60  # counters expire with their window
+
+
+def test_a_redis_failure_lets_the_request_through(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(NOTIFIER_RATE_LIMITS="1", NOTIFIER_RATE_SUBSCRIBE="1/minute")
+
+    def down(self: RouteLimit, address: str) -> int:
+        raise redis.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(RouteLimit, "hit", down)
+    client = app.test_client()
+    assert [subscribe(client).status_code for _ in range(2)] == [201, 201]
+
+
+def test_disabled_limits_leave_the_views_unwrapped(make_app: Callable[..., Flask]) -> None:
+    from web import api
+
+    app = make_app(NOTIFIER_RATE_LIMITS="0")
+    assert app.view_functions["api.subscribe"] is api.subscribe
+    assert app.extensions[EXTENSION] == {}
+    limited = make_app(NOTIFIER_RATE_LIMITS="1")
+    assert limited.view_functions["api.subscribe"] is not api.subscribe
+    assert set(limited.extensions[EXTENSION]) == {"api.subscribe", "api.events", "auth.login"}
