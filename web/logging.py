@@ -2,24 +2,33 @@
 
 Only the path is logged, never the query string, headers or cookies, so tokens,
 ``Authorization`` values and session cookies cannot reach the log.
+
+The line is written from one ``after_request`` hook (the start time is taken by a thin
+WSGI wrapper, before Flask builds the request context), and the record is handed to the
+logger's handlers directly: the caller's file and line, which no request line shows, are
+not looked up on every request.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
-from typing import IO
+from collections.abc import Iterable
+from typing import IO, Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 #: The logger every site process writes its request lines to.
 LOGGER = "notifier.web.requests"
 #: A request id from the proxy is kept only when it looks like one (no log injection).
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+#: WSGI environ key holding the request's start (``time.perf_counter()``).
+STARTED = "notifier.request_started"
+_MESSAGE = "%s %s %s %.1fms"
 
 
 class RequestJsonFormatter(logging.Formatter):
@@ -37,6 +46,11 @@ class RequestJsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+def new_request_id() -> str:
+    """32 random hex digits (as many as a ``uuid4().hex``, without building a UUID)."""
+    return os.urandom(16).hex()
+
+
 def init_request_logging(
     app: Flask, *, json_lines: bool = True, stream: IO[str] | None = None
 ) -> logging.Logger:
@@ -50,34 +64,48 @@ def init_request_logging(
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
-    @app.before_request
-    def _start() -> None:
-        g.request_started = time.perf_counter()
-        sent = request.headers.get("X-Request-ID", "")
-        g.request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+    wsgi_app = app.wsgi_app
+
+    def timed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        environ[STARTED] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+
+    app.wsgi_app = timed  # type: ignore[method-assign]
 
     @app.after_request
     def _log(response: Response) -> Response:
-        started = g.get("request_started")
+        environ = request.environ
+        started = environ.get(STARTED)
         duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        response.headers.setdefault("X-Request-ID", request_id)
-        fields = {
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round(duration, 2),
-            "request_id": request_id,
-            "endpoint": request.endpoint or "",
-        }
-        logger.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.path,
-            response.status_code,
-            duration,
-            extra={"fields": fields},
-        )
+        sent = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = sent if sent and _REQUEST_ID.match(sent) else new_request_id()
+        headers = response.headers
+        if "X-Request-ID" not in headers:
+            headers["X-Request-ID"] = request_id
+        if logger.isEnabledFor(logging.INFO):
+            method = request.method
+            path = request.path
+            status = response.status_code
+            fields = {
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration, 2),
+                "request_id": request_id,
+                "endpoint": request.endpoint or "",
+            }
+            record = logger.makeRecord(
+                LOGGER,
+                logging.INFO,
+                __file__,
+                0,
+                _MESSAGE,
+                (method, path, status, duration),
+                None,
+                "_log",
+                {"fields": fields},
+            )
+            logger.handle(record)
         return response
 
     return logger
