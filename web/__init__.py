@@ -32,6 +32,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
 
     from web import api, cms, editor, openapi, ops, public, security
     from web import logging as request_logging
+    from web.auth import CookieSessions
+
+    app.session_interface = CookieSessions()
 
     request_logging.init_request_logging(app, json_lines=settings.log_json)  # first: it times everything
     app.register_blueprint(public.bp)  # reader pages, /sw.js

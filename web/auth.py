@@ -20,7 +20,20 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 
 from notifier.errors import AuthError
@@ -40,6 +53,33 @@ CSRF_EXEMPT_BLUEPRINTS = frozenset(
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_TOKEN = "sid"  # noqa: S105 - the session key name, not a secret
 SESSION_CSRF = "csrf"
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions; a request without the cookie gets an empty session at once.
+
+    The stock interface builds its signer on every request, cookie or not; most requests
+    (the reader's API calls, pages of readers who never logged in) carry none.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """An empty session when no session cookie was sent; else the stock (verifying) open."""
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ or not request.cookies.get(self.get_cookie_name(app))
+        ):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """As the stock interface: nothing to write for a session that is still empty and unchanged."""
+        if not session and not session.modified:
+            if session.accessed:  # the response depended on the (absent) cookie
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:
+                    response.headers["Vary"] = "Cookie"
+            return
+        super().save_session(app, session, response)
 
 
 def users() -> UserStore:
@@ -132,9 +172,11 @@ def require_role(*roles: str) -> Callable[[F], F]:
 @bp.before_app_request
 def _check_csrf() -> Response | None:
     """Refuse unsafe requests without this session's CSRF token (see the module docstring)."""
-    if request.method not in UNSAFE_METHODS or current_app.config.get("CSRF_DISABLED"):
+    if request.method not in UNSAFE_METHODS:
         return None
     if request.blueprint in CSRF_EXEMPT_BLUEPRINTS or request.endpoint in (None, "static"):
+        return None
+    if current_app.config.get("CSRF_DISABLED"):
         return None
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     expected = session.get(SESSION_CSRF)
