@@ -11,7 +11,7 @@ from notifier.subscriptions import validate_subscription, validate_topics
 from notifier.tokens import TokenStore
 from web import ctx
 from web.auth import link_own_subscription
-from web.errors import BodyRefused, json_error, read_json_body, status_for
+from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
 from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -60,7 +60,7 @@ def topics() -> Response:
 
 
 @bp.post("/subscriptions")
-def subscribe() -> tuple[Response, int]:
+def subscribe() -> Response:
     """Store (or update) the browser's subscription: 201 when new, 200 when known."""
     c = ctx()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
@@ -70,7 +70,7 @@ def subscribe() -> tuple[Response, int]:
     )
     if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
         link_own_subscription(sid)
-    return jsonify({"id": sid, "topics": list(sub.topics), "lang": sub.lang}), 201 if created else 200
+    return json_response({"id": sid, "topics": list(sub.topics), "lang": sub.lang}, 201 if created else 200)
 
 
 @bp.get("/subscriptions")

@@ -5,16 +5,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 
 from notifier.errors import AuthError, Conflict, NotFound, NotifierError, ValidationError
 
 
+def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as JSON, byte for byte what ``jsonify`` writes (compact, sorted keys, final newline).
+
+    Built directly: ``jsonify`` looks up the app's JSON provider and its settings on every call.
+    """
+    body = json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n"
+    return Response(body, status=status, mimetype="application/json")
+
+
 def json_error(status: int, error: str, message: str, **extra: Any) -> Response:
     """A JSON error response."""
-    response = jsonify({"error": error, "message": message, **extra})
-    response.status_code = status
-    return response
+    return json_response({"error": error, "message": message, **extra}, status)
 
 
 def status_for(exc: NotifierError) -> int:
@@ -64,6 +71,9 @@ def parse_json_bytes(raw: bytes) -> Any:
         raise BodyRefused(
             json_error(400, "malformed_json", "the body nests arrays or objects too deeply")
         ) from exc
+    if b"\\u" not in raw:
+        # Valid UTF-8 cannot hold a surrogate, so one can only come from a \uXXXX escape: none, no check.
+        return data
     try:
         # JSON lets "\ud800" escape a lone surrogate, which is no Unicode text: Redis, HMAC and
         # hashing would all fail to encode it later, so refuse it here once for every route.
