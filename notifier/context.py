@@ -51,6 +51,12 @@ class Context:
         """A second client returning bytes, for RQ (which stores its job payloads as bytes)."""
         return connect(self.settings.effective_redis_url, decode_responses=False)
 
+    def close(self) -> None:
+        """Close the bytes client this context opened (the main client belongs to whoever passed it in)."""
+        raw = self.__dict__.pop("raw_redis", None)
+        if raw is not None:
+            raw.close()
+
     @cached_property
     def receipt_key(self) -> bytes:
         """HMAC key of receipt tokens (derived from SECRET_KEY, else from the VAPID key)."""

@@ -36,9 +36,19 @@ EnqueueBatch = Callable[[str, list[str], list[int], float], None]
 # counters, and finish the campaign when nothing is pending any more.
 _FINISH = """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return -1 end
-local n = tonumber(ARGV[3])
+if ARGV[3] ~= '' then
+  local first = redis.call('HGET', KEYS[1], 'first_sent')
+  if not first or tonumber(ARGV[3]) < tonumber(first) then
+    redis.call('HSET', KEYS[1], 'first_sent', ARGV[3])
+  end
+  local last = redis.call('HGET', KEYS[1], 'last_sent')
+  if not last or tonumber(ARGV[4]) > tonumber(last) then
+    redis.call('HSET', KEYS[1], 'last_sent', ARGV[4])
+  end
+end
+local n = tonumber(ARGV[5])
 for i = 0, n - 1 do
-  redis.call('HINCRBY', KEYS[1], ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+  redis.call('HINCRBY', KEYS[1], ARGV[6 + 2 * i], ARGV[7 + 2 * i])
 end
 local pending = redis.call('HINCRBY', KEYS[1], 'pending', -1)
 if pending <= 0 then
@@ -168,7 +178,9 @@ class Delivery:
         self.r.delete(audience)
         self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
-        self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
+        self._finish(
+            keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), "", "", 0]
+        )
         return batch_no
 
     def send_to(self, cid: str, sids: Sequence[str], enqueue: EnqueueBatch) -> int:
@@ -191,7 +203,9 @@ class Delivery:
             )
         self.r.hset(key, mapping={"batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
-        self._finish(keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), 0])
+        self._finish(
+            keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), "", "", 0]
+        )
         return batch_no
 
     def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
@@ -408,6 +422,7 @@ class Delivery:
         latency: Counter[str] = Counter()
         latency_sum = 0.0
         sent_n = 0
+        first_at, last_at = float("inf"), 0.0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
@@ -429,6 +444,9 @@ class Delivery:
                 continue
             if outcome.kind == "sent":
                 sent_n += 1
+                at = outcome.at or now
+                first_at = min(first_at, at)
+                last_at = max(last_at, at)
                 if sub.failures:
                     store.clear_failures(sub.sid, pipe)
                 if not campaign.breaking and self.settings.freq_cap_per_hour > 0:
@@ -465,10 +483,6 @@ class Delivery:
             tp_key = keys.metrics(f"tp:{minute}")
             pipe.hincrby(tp_key, str(second), finished_n)
             pipe.expire(tp_key, 7200)
-        if sent_n:
-            ckey = keys.campaign(cid)
-            pipe.hsetnx(ckey, "first_sent", repr(now))
-            pipe.hset(ckey, "last_sent", repr(now))
         if held:
             pipe.rpush(keys.campaign(cid) + ":held", *held)
         flat: list[object] = []
@@ -476,7 +490,14 @@ class Delivery:
             flat += [name, n]
         self._finish(
             keys=[keys.campaign(cid), keys.campaign_batches_done(cid)],
-            args=[batch_id, repr(now), len(counts), *flat],
+            args=[
+                batch_id,
+                repr(now),
+                repr(first_at) if sent_n else "",
+                repr(last_at) if sent_n else "",
+                len(counts),
+                *flat,
+            ],
             client=pipe,
         )
         pipe.execute()

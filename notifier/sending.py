@@ -71,6 +71,7 @@ class Outcome:
     detail: str = ""
     latency: float = 0.0
     origin: str = ""
+    at: float = 0.0  # wall-clock time the push service answered (0 when it never did)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -533,7 +534,14 @@ class Sender:
                 self._blocked_until.get(origin, 0.0), time.monotonic() + min(hold, RETRY_AFTER_MAX)
             )
         return Outcome(
-            message.sid, kind, status, retry_after=wait_s, detail=detail, latency=latency, origin=origin
+            message.sid,
+            kind,
+            status,
+            retry_after=wait_s,
+            detail=detail,
+            latency=latency,
+            origin=origin,
+            at=time.time(),
         )
 
     async def send_all(

@@ -131,9 +131,11 @@ def settings(settings_env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def context(settings: Settings, r: redis.Redis) -> Context:
+def context(settings: Settings, r: redis.Redis) -> Iterator[Context]:
     """A notifier context bound to the test Redis."""
-    return Context.build(settings, client=r)
+    ctx = Context.build(settings, client=r)
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture
