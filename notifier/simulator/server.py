@@ -12,7 +12,9 @@ Routes (all on one port)::
     POST   /_sim/reset             forget everything
 
 :class:`SimulatorServer` runs it on its own thread and event loop for tests; :func:`serve`
-runs it in the foreground for the ``notifier simulator`` command.
+runs it in the foreground for the ``notifier simulator`` command. Both use uvloop, and push
+POSTs are answered by :mod:`notifier.simulator.fastpath` without aiohttp's per-request machinery
+(the simulator shares the benchmark's cores, so its CPU per message lowers what is measured).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import uvloop
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from notifier.crypto import RECORD_SIZE, b64url_decode
+from notifier.simulator.fastpath import PushProtocol, response_bytes
 from notifier.simulator.state import Outcome, Received, Rule, Simulator
 from notifier.simulator.tls import CertificateFiles, make_certificates
 
@@ -65,8 +70,29 @@ class _Handlers:
         self.sim = sim
         self.connections: dict[str, web.WebSocketResponse] = {}
         self.sockets: set[web.WebSocketResponse] = set()
+        self._forwarding: set[asyncio.Task[None]] = set()
 
     # -- Web Push ----------------------------------------------------------------------------------
+
+    def push_bytes(self, token: str, headers: dict[str, str], body: bytes) -> bytes | None:
+        """The fast path's :meth:`push`: the raw answer, or None (untouched) when aiohttp must serve it.
+
+        ``headers`` has lower-case names. A push while a ``stall`` rule exists goes to
+        aiohttp, which can hold one request without holding the connection's others.
+        """
+        sim = self.sim
+        if sim.has_stall_rule():
+            return None
+        rule = sim.match_rule(token)
+        outcome = sim.rule_outcome(rule) if rule is not None else sim.handle_push(token, headers, body)
+        if outcome.forward_to is not None and outcome.notification is not None:
+            # Forwarded after the 201 is written, not before: the client holds no order on them.
+            task = asyncio.get_running_loop().create_task(
+                self._send(outcome.forward_to, outcome.notification)
+            )
+            self._forwarding.add(task)
+            task.add_done_callback(self._forwarding.discard)
+        return response_bytes(outcome)
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         """Handle one push message."""
@@ -297,7 +323,10 @@ async def _json_body(request: web.Request) -> Any:
 
 def build_app(sim: Simulator) -> web.Application:
     """The aiohttp application serving ``sim``."""
-    handlers = _Handlers(sim)
+    return _application(_Handlers(sim))
+
+
+def _application(handlers: _Handlers) -> web.Application:
     app = web.Application(client_max_size=_CLIENT_MAX_SIZE)
     app.on_shutdown.append(handlers.close_sockets)
     app.router.add_post("/wpush/{token}", handlers.push)
@@ -314,34 +343,56 @@ def build_app(sim: Simulator) -> web.Application:
     return app
 
 
+@dataclass
+class _Running:
+    """A listening simulator: aiohttp's runner, the listening server, connections still on the fast path."""
+
+    runner: web.AppRunner
+    server: asyncio.AbstractServer
+    fast: set[PushProtocol]
+
+
 async def _start(
     sim: Simulator, host: str, port: int, certificates: CertificateFiles | None
-) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(sim), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+) -> tuple[_Running, int]:
+    handlers = _Handlers(sim)
+    runner = web.AppRunner(_application(handlers), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
     await runner.setup()
+    fallback = runner.server
+    assert fallback is not None
+    fast: set[PushProtocol] = set()
     context = certificates.server_context() if certificates is not None else None
-    site = web.TCPSite(runner, host, port, ssl_context=context, backlog=2048)
+    loop = asyncio.get_running_loop()
     try:
-        await site.start()
+        # Every connection starts on the fast path (push POSTs); aiohttp's handler takes over the
+        # connection at its first other request (fastpath.py).
+        server = await loop.create_server(
+            lambda: PushProtocol(handlers.push_bytes, fallback, fast, _CLIENT_MAX_SIZE),
+            host or None,
+            port,
+            ssl=context,
+            backlog=2048,
+        )
     except BaseException:
         await runner.cleanup()
         raise
-    bound = int(runner.addresses[0][1])
+    bound = int(server.sockets[0].getsockname()[1])
     scheme = "https" if certificates is not None else "http"
     sim.set_origin(f"{scheme}://{_public_host(host)}:{bound}")
-    return runner, bound
+    return _Running(runner, server, fast), bound
 
 
-async def _stop(runner: web.AppRunner) -> None:
-    for site in runner.sites:
-        await site.stop()
-    server = runner.server
+async def _stop(running: _Running) -> None:
+    running.server.close()
+    server = running.runner.server
     transports = [h.transport for h in server.connections if h.transport is not None] if server else []
-    await runner.cleanup()
+    await running.runner.cleanup()
     # A TLS connection closes only once the peer answers close_notify; abort whatever is still
     # open and give the loop a moment to run the close callbacks, so no socket outlives it.
     for transport in transports:
         transport.abort()
+    for connection in list(running.fast):
+        connection.close()
     await asyncio.sleep(0.01)
 
 
@@ -419,21 +470,21 @@ class SimulatorServer:
             self._tls_dir = None
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner: web.AppRunner | None = None
+        running: _Running | None = None
         try:
-            runner, self.port = loop.run_until_complete(
+            running, self.port = loop.run_until_complete(
                 _start(self.simulator, self.host, self.port, self._certificates)
             )
         except BaseException as exc:  # handed to start(), which re-raises it in the caller's thread
             self._error = exc
-        self._loop = loop if runner is not None else None
+        self._loop = loop if running is not None else None
         self._ready.set()
         try:
-            if runner is not None:
+            if running is not None:
                 loop.run_forever()
-                loop.run_until_complete(_stop(runner))
+                loop.run_until_complete(_stop(running))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             asyncio.set_event_loop(None)
@@ -532,13 +583,13 @@ async def run(
     if tls:
         tls_dir, certificates = _certificates(host)
     try:
-        runner, _ = await _start(sim, host, port, certificates)
+        running, _ = await _start(sim, host, port, certificates)
         try:
             if ready is not None:
                 ready(sim, None if certificates is None else str(certificates.ca_file))
             await asyncio.Event().wait()
         finally:
-            await _stop(runner)
+            await _stop(running)
     finally:
         if tls_dir is not None:
             shutil.rmtree(tls_dir, ignore_errors=True)
@@ -560,8 +611,11 @@ def serve(host: str = "127.0.0.1", port: int = 8090, tls: bool = False, verify_f
         # A process manager stops us with SIGTERM: shut down as cleanly as on Ctrl-C.
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(host, port, tls=tls, verify_fraction=verify_fraction, ready=_announce))
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop,
+        ):
+            loop.run(run(host, port, tls=tls, verify_fraction=verify_fraction, ready=_announce))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

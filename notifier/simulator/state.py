@@ -22,7 +22,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import RECORD_SIZE, b64url_decode, b64url_encode, decrypt, generate_subscriber
-from notifier.simulator.vapid import VapidError, VapidVerifier, parse_authorization
+from notifier.simulator.vapid import VapidError, VapidVerifier, parse_authorization_cached
 
 #: Statuses a rule may answer with (besides ``"stall"``).
 RULE_STATUSES = frozenset({400, 401, 403, 404, 410, 413, 429, 500, 502, 503})
@@ -337,6 +337,11 @@ class Simulator:
         """The current rules, in match order."""
         return list(self._rules)
 
+    def has_stall_rule(self) -> bool:
+        """Whether any rule may stall a request (the fast path then leaves pushes to aiohttp)."""
+        rules = self._rules
+        return bool(rules) and any(rule.status == "stall" for rule in rules)
+
     def match_rule(self, token: str) -> Rule | None:
         """Return the first rule that takes this request (counting it), or None for normal handling."""
         rules = self._rules  # replaced, never mutated, so reading it needs no lock
@@ -397,7 +402,11 @@ class Simulator:
         body: bytes,
         now: float | None = None,
     ) -> Outcome:
-        """Validate and accept (or refuse) one push message the way a real push service does."""
+        """Validate and accept (or refuse) one push message the way a real push service does.
+
+        ``headers`` is looked up by lower-case names: a case-insensitive mapping (aiohttp's)
+        or a dict with lower-case keys (the fast path's).
+        """
         if now is None:
             now = time.time()
         sub = self._subscribers.get(token)
@@ -406,13 +415,13 @@ class Simulator:
             assert refused is not None
             return refused
         try:
-            jwt, key = parse_authorization(headers.get("Authorization"), headers.get("Crypto-Key"))
+            jwt, key = parse_authorization_cached(headers.get("authorization"), headers.get("crypto-key"))
             raw_key = self._vapid.verify(jwt, key, self._origin, now)
         except VapidError as exc:
             return self.refuse(exc.status, exc.reason)
         if sub.app_server_key is not None and raw_key != sub.app_server_key:
             return self.refuse(403, "VAPID key does not match the applicationServerKey of this subscription")
-        ttl_header = headers.get("TTL")
+        ttl_header = headers.get("ttl")
         if ttl_header is None:
             return self.refuse(400, "missing TTL header")
         try:
@@ -421,16 +430,16 @@ class Simulator:
             return self.refuse(400, f"TTL must be a non-negative integer, got {ttl_header!r}")
         if ttl < 0:
             return self.refuse(400, f"TTL must be a non-negative integer, got {ttl_header!r}")
-        urgency = headers.get("Urgency")
+        urgency = headers.get("urgency")
         if urgency is not None and urgency not in URGENCIES:
             return self.refuse(400, f"Urgency must be one of {sorted(URGENCIES)}")
-        topic = headers.get("Topic")
+        topic = headers.get("topic")
         if topic is not None and (len(topic) > _MAX_TOPIC or not _TOPIC_CHARS.issuperset(topic)):
             return self.refuse(400, "Topic must be at most 32 base64url characters")
         if len(body) > RECORD_SIZE:
             return self.refuse(413, f"body is {len(body)} bytes; the limit is {RECORD_SIZE}")
         if body:
-            encoding = headers.get("Content-Encoding", "")
+            encoding = headers.get("content-encoding", "")
             if encoding.lower() != "aes128gcm":
                 return self.refuse(400, f"Content-Encoding must be aes128gcm, got {encoding!r}")
         message_id = f"{next(self._message_ids):x}"

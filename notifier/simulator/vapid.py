@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -67,6 +68,12 @@ def parse_authorization(authorization: str | None, crypto_key: str | None) -> tu
     if not key:
         raise VapidError("no VAPID public key (k= or Crypto-Key p256ecdsa=)")
     return token, key
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_authorization_cached(authorization: str | None, crypto_key: str | None) -> tuple[str, str]:
+    """:func:`parse_authorization`, remembered: a sender repeats the same header for hours."""
+    return parse_authorization(authorization, crypto_key)
 
 
 class VapidVerifier:

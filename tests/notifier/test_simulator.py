@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 import ssl
 import time
 import urllib.request
@@ -591,3 +593,66 @@ def test_websocket_register_before_hello_is_refused(sim: SimulatorServer) -> Non
 def test_plain_get_describes_the_service(sim: SimulatorServer) -> None:
     info = _http("get", sim.url + "/").json()
     assert info["websocket"] == sim.ws_url
+
+
+# -- the fast path (push POSTs answered without aiohttp) and its hand-over ---------------------------
+
+
+def _raw_push(sim: SimulatorServer, subscription: dict[str, Any], vapid: Vapid, body: bytes) -> bytes:
+    head = f"POST {subscription['endpoint'][len(sim.origin) :]} HTTP/1.1\r\nHost: {sim.origin[7:]}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in _headers(sim, vapid).items())
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _read_answers(client: socket.socket, count: int) -> list[bytes]:
+    """Read ``count`` whole HTTP/1.1 answers (every one has a Content-Length)."""
+    data, answers = b"", []
+    while len(answers) < count:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", data[:end]).group(1))  # type: ignore[union-attr]
+            if len(data) >= end + 4 + length:
+                answers.append(data[: end + 4 + length])
+                data = data[end + 4 + length :]
+                continue
+        chunk = client.recv(65536)
+        assert chunk, "connection closed early"
+        data += chunk
+    return answers
+
+
+def test_pipelined_pushes_then_a_control_request_on_one_connection(
+    sim: SimulatorServer, vapid: Vapid
+) -> None:
+    first, second = sim.mint(2)
+    requests_bytes = _raw_push(sim, first, vapid, _body_for(first, b"one")) + _raw_push(
+        sim, second, vapid, _body_for(second, b"two")
+    )
+    stats_request = f"GET /_sim/stats HTTP/1.1\r\nHost: {sim.origin[7:]}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as client:
+        # Both pushes and the control request in one write, split mid-header: the fast path answers
+        # the pushes in order, then hands the connection (with the GET) to aiohttp.
+        client.sendall(requests_bytes[:50])
+        time.sleep(0.05)
+        client.sendall(requests_bytes[50:] + stats_request)
+        answers = _read_answers(client, 3)
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [
+        b"HTTP/1.1 201 Created",
+        b"HTTP/1.1 201 Created",
+        b"HTTP/1.1 200 OK",
+    ]
+    assert b"Location: " + sim.origin.encode() + b"/m/" in answers[0]
+    assert json.loads(answers[2].split(b"\r\n\r\n", 1)[1])["received"] == 2
+    assert [r.payload for r in sim.received()] == [b"one", b"two"]
+
+
+def test_chunked_push_is_served_by_the_general_server(sim: SimulatorServer, vapid: Vapid) -> None:
+    subscription = sim.mint(1)[0]
+    body = _body_for(subscription, b"chunked")
+    head = _raw_push(sim, subscription, vapid, b"").split(b"Content-Length: 0\r\n")[0]
+    request = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as client:
+        client.sendall(request)
+        [answer] = _read_answers(client, 1)
+    assert answer.startswith(b"HTTP/1.1 201 Created")
+    assert sim.received()[0].payload == b"chunked"
