@@ -70,7 +70,6 @@ _RS_IDLEN = RECORD_SIZE.to_bytes(4, "big") + bytes((PUBLIC_KEY_SIZE,))
 _LAST_RECORD = b"\x02"
 _B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 _STD_TO_B64URL = bytes.maketrans(b"+/", b"-_")
-_STD_CHARS = frozenset(b"+/")
 
 
 class PlaintextTooLarge(PayloadTooLarge, ValueError):
@@ -92,7 +91,7 @@ def b64url_decode(s: str | bytes) -> bytes:
     else:
         raw = bytes(s)
     raw = raw.rstrip(b"=")
-    if _STD_CHARS.intersection(raw):
+    if b"+" in raw or b"/" in raw:
         raise ValueError("not base64url: '+' or '/' found (standard base64 alphabet)")
     if len(raw) % 4 == 1:
         raise ValueError(f"not base64url: impossible length {len(raw)}")

@@ -111,6 +111,8 @@ def origin_of(endpoint: str) -> str:
         parts = urlsplit(endpoint)
         return f"{parts.scheme}://{parts.netloc}"
     end = endpoint.find("/", start + 2)
+    if end > 0 and "?" not in endpoint[start:end] and "#" not in endpoint[start:end]:
+        return endpoint[:end]  # every real endpoint: a path follows the authority
     cut = [i for i in (end, endpoint.find("?", start + 2), endpoint.find("#", start + 2)) if i >= 0]
     return endpoint[: min(cut)] if cut else endpoint
 
@@ -165,6 +167,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes, bool]] | None = None
+        self.deadline = 0.0  # loop time after which the pool's watchdog fails the pending request
         self.open = False
         self.eof = False
         self.got_bytes = False
@@ -217,7 +220,7 @@ class _Connection(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             return None
-        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        lines = buf[:end].decode("latin-1").split("\r\n")
         version, status_text = lines[0].split(" ", 2)[:2]
         if not version.startswith("HTTP/1."):
             raise ValueError(f"not HTTP/1.x: {lines[0][:40]!r}")
@@ -230,7 +233,7 @@ class _Connection(asyncio.Protocol):
         keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if status in (204, 304) or status < 200:
             body, consumed = b"", start
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        elif "transfer-encoding" in headers and "chunked" in headers["transfer-encoding"].lower():
             chunks: list[bytes] = []
             pos = start
             while True:
@@ -261,16 +264,13 @@ class _Connection(asyncio.Protocol):
         del buf[:consumed]
         return status, headers, body, keep and not buf
 
-    async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes, bool]:
-        """Write one request and wait for its complete answer: (status, headers, body, reusable)."""
+    def start(self, data: bytes) -> asyncio.Future[tuple[int, dict[str, str], bytes, bool]]:
+        """Write one request; the returned future completes with (status, headers, body, reusable)."""
         assert self.transport is not None
         self.got_bytes = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
-        try:
-            return await self.waiter
-        finally:
-            self.waiter = None
+        return waiter
 
     def close(self) -> None:
         """Drop the connection (aborted: an unfinished answer is of no use)."""
@@ -280,7 +280,14 @@ class _Connection(asyncio.Protocol):
 
 
 class Http1Pool:
-    """Keep-alive HTTP/1.1 connections per origin; every address is checked (SafeResolver) before use."""
+    """Keep-alive HTTP/1.1 connections per origin; every address is checked (SafeResolver) before use.
+
+    Timeouts: instead of a timer per request (``asyncio.timeout`` costs a timer handle
+    and its cancellation per message), the connections waiting for an answer are kept
+    in ``_waiting`` and one watchdog timer, set for the earliest deadline, fails the
+    late ones with ``TimeoutError``. Connecting (rare on keep-alive connections) has
+    its own ``asyncio.timeout_at``.
+    """
 
     def __init__(
         self, resolver: SafeResolver, ssl_context: ssl.SSLContext, keepalive: float = KEEPALIVE
@@ -291,27 +298,61 @@ class Http1Pool:
         self._idle: dict[str, list[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._dns: dict[tuple[str, int], tuple[list[ResolveResult], float]] = {}
-        self._origins: dict[str, tuple[str, str, int | None]] = {}
+        self._origins: dict[str, tuple[str, str, int | None, bytes]] = {}
+        self._waiting: set[_Connection] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_at = 0.0
+
+    def request_head(self, endpoint: str, origin: str) -> bytes:
+        """``POST <target> HTTP/1.1`` and ``Host``: how a request to ``endpoint`` (of ``origin``) starts."""
+        target = endpoint[len(origin) :]
+        if not target.startswith("/") or "#" in target:
+            target = target.split("#", 1)[0] or "/"
+            if not target.startswith("/"):
+                target = "/" + target
+        if "\n" in target or "\r" in target:
+            raise ValueError("the endpoint contains a line break")
+        return b"POST " + target.encode("latin-1") + b" HTTP/1.1\r\n" + self._parts(origin)[3]
 
     async def post(
-        self, endpoint: str, origin: str, body: bytes, headers: dict[str, str]
+        self,
+        endpoint: str,
+        origin: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """POST ``body`` to ``endpoint``; (status, lower-cased headers, body). Never follows redirects."""
-        # ``origin`` is ``origin_of(endpoint)``: the rest of the URL is the request target.
-        target = endpoint[len(origin) :].split("#", 1)[0] or "/"
-        if not target.startswith("/"):
-            target = "/" + target
-        netloc = origin.split("://", 1)[1]
-        head = f"POST {target} HTTP/1.1\r\nHost: {netloc}\r\nContent-Length: {len(body)}\r\n"
-        for name, value in headers.items():
-            head += f"{name}: {value}\r\n"
-        if head.count("\n") != len(headers) + 3 or "\r\r" in head:
+        """POST ``body`` to ``endpoint``; (status, lower-cased headers, body). Never follows redirects.
+
+        ``origin`` is ``origin_of(endpoint)``; ``timeout`` bounds the whole exchange (``TimeoutError``).
+        """
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        if lines.count("\n") != len(headers) or "\r\r" in lines:
             raise ValueError("a header value contains a line break")
-        request = head.encode("latin-1") + b"\r\n" + body
+        return await self.send(
+            origin,
+            b"%s%sContent-Length: %d\r\n\r\n%s"
+            % (self.request_head(endpoint, origin), lines.encode("latin-1"), len(body), body),
+            timeout,
+        )
+
+    async def send(
+        self, origin: str, request: bytes, timeout: float | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one complete request (head and body) to ``origin``; (status, lower-cased headers, body)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         for attempt in (1, 2):
-            conn, reused = await self._acquire(origin, *self._parts(origin))
+            conn, reused = await self._acquire(origin, deadline)
             try:
-                status, answer_headers, answer, keep = await conn.request(request)
+                waiter = conn.start(request)
+                if deadline is not None:
+                    self._watch(conn, deadline, loop)
+                try:
+                    status, answer_headers, answer, keep = await waiter
+                finally:
+                    conn.waiter = None
+                    self._waiting.discard(conn)
             except ConnectionError:
                 conn.close()
                 self._all.discard(conn)
@@ -324,7 +365,7 @@ class Http1Pool:
                 self._all.discard(conn)
                 raise
             if keep and conn.open:
-                conn.idle_since = time.monotonic()
+                conn.idle_since = loop.time()
                 self._idle.setdefault(origin, []).append(conn)
             else:
                 conn.close()
@@ -332,25 +373,58 @@ class Http1Pool:
             return status, answer_headers, answer
         raise ConnectionResetError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _parts(self, origin: str) -> tuple[str, str, int | None]:
-        """(scheme, host, port) of an origin, parsed once per origin."""
+    # -- the deadline watchdog ------------------------------------------------------------------------
+
+    def _watch(self, conn: _Connection, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        conn.deadline = deadline
+        self._waiting.add(conn)
+        if self._watchdog is None or deadline < self._watchdog_at:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watchdog_at = deadline
+            self._watchdog = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the requests past their deadline; set the timer again for the next deadline."""
+        self._watchdog = None
+        now = loop.time()
+        late = [conn for conn in self._waiting if conn.deadline <= now]
+        for conn in late:
+            self._waiting.discard(conn)
+            waiter = conn.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
+        if self._waiting:
+            self._watchdog_at = min(conn.deadline for conn in self._waiting)
+            self._watchdog = loop.call_at(self._watchdog_at, self._expire, loop)
+
+    # -- connections ----------------------------------------------------------------------------------
+
+    def _parts(self, origin: str) -> tuple[str, str, int | None, bytes]:
+        """(scheme, host, port, ``Host`` header line) of an origin, parsed once per origin."""
         parts = self._origins.get(origin)
         if parts is None:
             split = urlsplit(origin)
-            parts = self._origins[origin] = (split.scheme, split.hostname or "", split.port)
+            if "\n" in split.netloc or "\r" in split.netloc:
+                raise ValueError("the endpoint's host contains a line break")
+            host_line = b"Host: " + split.netloc.encode("latin-1") + b"\r\n"
+            parts = self._origins[origin] = (split.scheme, split.hostname or "", split.port, host_line)
         return parts
 
-    async def _acquire(
-        self, origin: str, scheme: str, host: str, port: int | None
-    ) -> tuple[_Connection, bool]:
+    async def _acquire(self, origin: str, deadline: float | None) -> tuple[_Connection, bool]:
         idle = self._idle.get(origin)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if conn.open and not conn.eof and now - conn.idle_since < self.keepalive:
-                return conn, True
-            conn.close()
-            self._all.discard(conn)
+        if idle:
+            now = asyncio.get_running_loop().time()
+            while idle:
+                conn = idle.pop()
+                if conn.open and not conn.eof and now - conn.idle_since < self.keepalive:
+                    return conn, True
+                conn.close()
+                self._all.discard(conn)
+        async with asyncio.timeout_at(deadline):
+            return await self._connect(*self._parts(origin)[:3]), False
+
+    async def _connect(self, scheme: str, host: str, port: int | None) -> _Connection:
         tls = scheme == "https"
         port = port or (443 if tls else 80)
         addresses = await self._resolve(host, port)
@@ -370,7 +444,7 @@ class Http1Pool:
                 error = exc
                 continue
             self._all.add(conn)
-            return conn, False
+            return conn
         raise error or OSError(f"no address to connect to for {host}")
 
     async def _resolve(self, host: str, port: int) -> list[ResolveResult]:
@@ -384,10 +458,14 @@ class Http1Pool:
 
     async def close(self) -> None:
         """Close every connection and the resolver."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for conn in list(self._all):
             conn.close()
         self._all.clear()
         self._idle.clear()
+        self._waiting.clear()
         await self.resolver.close()
 
 
@@ -417,6 +495,7 @@ class Sender:
         self._checked_origins: dict[str, str] = {}
         self._origin_limits: dict[str, asyncio.Semaphore] = {}
         self._auth: dict[str, tuple[str, float]] = {}
+        self._fields: dict[tuple[str, int, str, str], tuple[str, bytes]] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -467,39 +546,62 @@ class Sender:
             sem = self._origin_limits[origin] = asyncio.Semaphore(self.settings.per_origin_concurrency)
         return sem
 
+    def _head_fields(self, origin: str, message: Message) -> bytes:
+        """The header lines after ``Host`` but Content-Length (cached: they repeat across a batch)."""
+        authorization = self._authorization(origin, message.endpoint)
+        key = (origin, message.ttl, message.urgency, message.topic)
+        cached = self._fields.get(key)
+        if cached is not None and cached[0] is authorization:
+            return cached[1]
+        lines = (
+            f"TTL: {message.ttl}\r\nUrgency: {message.urgency}\r\nContent-Encoding: aes128gcm\r\n"
+            f"Content-Type: application/octet-stream\r\nAuthorization: {authorization}\r\n"
+        )
+        if message.topic:
+            lines += f"Topic: {message.topic}\r\n"
+        if lines.count("\n") != 5 + bool(message.topic) or "\r\r" in lines:
+            raise ValueError("a header value contains a line break")
+        fields = lines.encode("latin-1")
+        if len(self._fields) >= 256:
+            self._fields.clear()
+        self._fields[key] = (authorization, fields)
+        return fields
+
     async def send(self, message: Message) -> Outcome:
         """Encrypt and POST one message; never raises for a push-service problem."""
         try:
             origin = self._check_origin(message.endpoint)
         except UnsafeEndpoint as exc:
             return Outcome(message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}")
-        blocked = self._blocked_until.get(origin)
-        if blocked is not None:
-            wait = blocked - time.monotonic()
-            if wait > 0:
-                return Outcome(
-                    message.sid, "deferred", 0, retry_after=wait, detail="origin rate limited", origin=origin
-                )
-            del self._blocked_until[origin]
+        if self._blocked_until:
+            blocked = self._blocked_until.get(origin)
+            if blocked is not None:
+                wait = blocked - time.monotonic()
+                if wait > 0:
+                    return Outcome(
+                        message.sid,
+                        "deferred",
+                        0,
+                        retry_after=wait,
+                        detail="origin rate limited",
+                        origin=origin,
+                    )
+                del self._blocked_until[origin]
         pool = self.pool()
         async with self._limit(origin):
             try:
                 body = encrypt(message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth))
             except ValueError as exc:
                 return Outcome(message.sid, "rejected", 0, detail=f"cannot encrypt: {exc}", origin=origin)
-            headers = {
-                "TTL": str(message.ttl),
-                "Urgency": message.urgency,
-                "Content-Encoding": "aes128gcm",
-                "Content-Type": "application/octet-stream",
-                "Authorization": self._authorization(origin, message.endpoint),
-            }
-            if message.topic:
-                headers["Topic"] = message.topic
             started = time.monotonic()
             try:
-                async with asyncio.timeout(self.settings.send_timeout):
-                    status, answer_headers, answer = await pool.post(message.endpoint, origin, body, headers)
+                request = b"%s%sContent-Length: %d\r\n\r\n%s" % (
+                    pool.request_head(message.endpoint, origin),
+                    self._head_fields(origin, message),
+                    len(body),
+                    body,
+                )
+                status, answer_headers, answer = await pool.send(origin, request, self.settings.send_timeout)
                 retry_after = answer_headers.get("retry-after")
                 detail = answer[:300].decode("utf-8", "replace") if status >= 300 else ""
             except ValueError as exc:
@@ -527,6 +629,8 @@ class Sender:
                     origin=origin,
                 )
         latency = time.monotonic() - started
+        if status == 201:
+            return Outcome(message.sid, "sent", 201, latency=latency, origin=origin)
         kind, wait_s = classify(status, retry_after)
         if status == 429:
             hold = wait_s if wait_s is not None else 1.0
@@ -573,6 +677,13 @@ class Sender:
                 if on_outcome is not None:
                     on_outcome(outcome)
 
-        lanes = min(self.settings.concurrency, max(1, len(messages)))
+        # No more lanes than the per-origin limits let send at once: a lane beyond them would only
+        # wait on an origin's semaphore (a future and a wake-up per message).
+        origins = len({origin_of(message.endpoint) for message in messages})
+        lanes = min(
+            self.settings.concurrency,
+            max(1, len(messages)),
+            max(1, origins * self.settings.per_origin_concurrency),
+        )
         await asyncio.gather(*(lane() for _ in range(lanes)))
         return outcomes, unsent
