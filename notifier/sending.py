@@ -630,7 +630,7 @@ class Sender:
                 )
         latency = time.monotonic() - started
         if status == 201:
-            return Outcome(message.sid, "sent", 201, latency=latency, origin=origin)
+            return Outcome(message.sid, "sent", 201, latency=latency, origin=origin, at=time.time())
         kind, wait_s = classify(status, retry_after)
         if status == 429:
             hold = wait_s if wait_s is not None else 1.0
