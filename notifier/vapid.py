@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,19 +34,19 @@ class VapidKey:
     _jwts: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
+    @cached_property
     def public_key_bytes(self) -> bytes:
         """The 65-byte uncompressed P-256 public point."""
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
 
-    @property
+    @cached_property
     def public_key_b64(self) -> str:
         """The public key as browsers want it for ``applicationServerKey``."""
         return b64url_encode(self.public_key_bytes)
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         """A short, stable identifier of this key (stored with each subscription)."""
         return self.public_key_b64[:16]

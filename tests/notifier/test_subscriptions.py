@@ -150,6 +150,21 @@ def test_a_stale_gone_answer_does_not_remove_the_fresh_subscription(context) -> 
     assert store.count() == 0 and store.count("nasional") == 0
 
 
+def test_upsert_survives_a_flushed_script_cache(context) -> None:  # type: ignore[no-untyped-def]
+    store = context.subscriptions
+    first = validate_subscription(make_sub(topics=["nasional"]), policy=context.policy, topics=context.topics)
+    sid, created = store.upsert(first)
+    assert created
+    context.redis.script_flush()  # as after a Redis restart without persistence of the script cache
+    second = validate_subscription(
+        make_sub(topics=["olahraga"]), policy=context.policy, topics=context.topics
+    )
+    sid2, created2 = store.upsert(second)
+    assert created2 and sid2 != sid
+    assert store.upsert(first) == (sid, False)
+    assert store.count() == 2 and store.count("olahraga") == 1
+
+
 def test_redis_memory_per_subscription_stays_under_400_bytes(context) -> None:  # type: ignore[no-untyped-def]
     """The data model's reason to be: 156-character endpoints, one topic, Redis's default settings."""
     items = _items(context, 4000)
