@@ -501,9 +501,9 @@ def markdown(result: dict[str, Any]) -> str:
         )
     if "api" in result:
         a = result["api"]
+        kind = f"({a['gunicorn_threads']} threads)" if a["gunicorn_threads"] else "workers"
         lines.append(
-            f"Subscribe API, gunicorn {a['gunicorn_workers']} x {a['worker_class']} "
-            f"({a['gunicorn_threads']} threads), "
+            f"Subscribe API, gunicorn {a['gunicorn_workers']} x {a['worker_class']} {kind}, "
             f"wrk {a['connections']} connections {a['seconds']} s: **{a['subscribe']['rps']:,} req/s, "
             f"p99 {a['subscribe']['p99_ms']} ms** (p50 {a['subscribe']['p50_ms']}); bare Flask endpoint "
             f"{a['bare']['rps']:,} req/s, p99 {a['bare']['p99_ms']} ms; ratio {a['ratio_to_bare']}."
