@@ -264,12 +264,12 @@ class _Connection(asyncio.Protocol):
         del buf[:consumed]
         return status, headers, body, keep and not buf
 
-    def start(self, data: bytes) -> asyncio.Future[tuple[int, dict[str, str], bytes, bool]]:
-        """Write one request; the returned future completes with (status, headers, body, reusable)."""
-        assert self.transport is not None
+    def start(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[tuple[int, dict[str, str], bytes, bool]]:
+        """Expect one answer (the pool writes the request): (status, headers, body, reusable)."""
         self.got_bytes = False
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
+        waiter = self.waiter = loop.create_future()
         return waiter
 
     def close(self) -> None:
@@ -281,6 +281,13 @@ class _Connection(asyncio.Protocol):
 
 class Http1Pool:
     """Keep-alive HTTP/1.1 connections per origin; every address is checked (SafeResolver) before use.
+
+    Writes: requests are not written the moment they are ready but queued, and one callback
+    (``call_soon``) writes everything queued in this turn of the event loop back to back. A lane
+    encrypts for ~100 µs before it writes; written at once, every request found the push service's
+    side idle and paid for waking it (on loopback that wake-up is charged to the sender's send
+    syscall, ~40 µs per message on a 2-core VM). Written in a burst, only the first one does. The
+    deadline still counts from :meth:`send`, so a queued request's wait is part of its timeout.
 
     Timeouts: instead of a timer per request (``asyncio.timeout`` costs a timer handle
     and its cancellation per message), the connections waiting for an answer are kept
@@ -302,6 +309,7 @@ class Http1Pool:
         self._waiting: set[_Connection] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._watchdog_at = 0.0
+        self._unsent: list[tuple[_Connection, bytes]] = []
 
     def request_head(self, endpoint: str, origin: str) -> bytes:
         """``POST <target> HTTP/1.1`` and ``Host``: how a request to ``endpoint`` (of ``origin``) starts."""
@@ -345,7 +353,10 @@ class Http1Pool:
         for attempt in (1, 2):
             conn, reused = await self._acquire(origin, deadline)
             try:
-                waiter = conn.start(request)
+                waiter = conn.start(loop)
+                if not self._unsent:
+                    loop.call_soon(self._flush)
+                self._unsent.append((conn, request))
                 if deadline is not None:
                     self._watch(conn, deadline, loop)
                 try:
@@ -372,6 +383,18 @@ class Http1Pool:
                 self._all.discard(conn)
             return status, answer_headers, answer
         raise ConnectionResetError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _flush(self) -> None:
+        """Write the requests queued since the last flush, back to back (see the class docstring)."""
+        unsent, self._unsent = self._unsent, []
+        for conn, request in unsent:
+            waiter = conn.waiter
+            if waiter is None or waiter.done() or not conn.open:
+                continue  # timed out, cancelled or disconnected before its turn: send() has dealt with it
+            try:
+                conn.transport.write(request)  # type: ignore[union-attr]
+            except (RuntimeError, OSError) as exc:  # the transport closed under us
+                waiter.set_exception(ConnectionResetError(f"cannot write the request: {exc}"))
 
     # -- the deadline watchdog ------------------------------------------------------------------------
 
@@ -466,6 +489,7 @@ class Http1Pool:
         self._all.clear()
         self._idle.clear()
         self._waiting.clear()
+        self._unsent.clear()
         await self.resolver.close()
 
 
