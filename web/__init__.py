@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     from web import api, cms, editor, openapi, ops, public, security
     from web import logging as request_logging
     from web.auth import CookieSessions
+    from web.fastpath import SubscribeFastPath
 
     app.session_interface = CookieSessions()
 
@@ -44,6 +45,10 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json
     ops.register(app)  # ops: /ops, /metrics, /healthz, /readyz
     security.init_app(app, context)  # headers, early 413, rate limits: keep last
+    # Outermost: a successful reader subscribe is answered before Flask (web/fastpath.py).
+    app.wsgi_app = SubscribeFastPath(  # type: ignore[method-assign]
+        app, context, app.wsgi_app, body_limit=api.SUBSCRIPTION_BODY_LIMIT
+    )
     return app
 
 

@@ -51,6 +51,46 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The proxy's ``X-Request-ID`` when it looks like one, else a new id."""
+    sent = environ.get("HTTP_X_REQUEST_ID", "")
+    return sent if sent and _REQUEST_ID.match(sent) else new_request_id()
+
+
+def log_request(
+    logger: logging.Logger,
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    request_id: str,
+    endpoint: str | None,
+) -> None:
+    """Write one request line (handed to the handlers directly: no caller lookup, no stack walk)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(duration_ms, 2),
+        "request_id": request_id,
+        "endpoint": endpoint or "",
+    }
+    record = logger.makeRecord(
+        LOGGER,
+        logging.INFO,
+        __file__,
+        0,
+        _MESSAGE,
+        (method, path, status, duration_ms),
+        None,
+        "_log",
+        {"fields": fields},
+    )
+    logger.handle(record)
+
+
 def init_request_logging(
     app: Flask, *, json_lines: bool = True, stream: IO[str] | None = None
 ) -> logging.Logger:
@@ -67,7 +107,7 @@ def init_request_logging(
     wsgi_app = app.wsgi_app
 
     def timed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        environ[STARTED] = time.perf_counter()
+        environ.setdefault(STARTED, time.perf_counter())  # the subscribe fast path may have stamped it
         return wsgi_app(environ, start_response)
 
     app.wsgi_app = timed  # type: ignore[method-assign]
@@ -77,35 +117,13 @@ def init_request_logging(
         environ = request.environ
         started = environ.get(STARTED)
         duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-        sent = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = sent if sent and _REQUEST_ID.match(sent) else new_request_id()
+        request_id = request_id_of(environ)
         headers = response.headers
         if "X-Request-ID" not in headers:
             headers["X-Request-ID"] = request_id
-        if logger.isEnabledFor(logging.INFO):
-            method = request.method
-            path = request.path
-            status = response.status_code
-            fields = {
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": round(duration, 2),
-                "request_id": request_id,
-                "endpoint": request.endpoint or "",
-            }
-            record = logger.makeRecord(
-                LOGGER,
-                logging.INFO,
-                __file__,
-                0,
-                _MESSAGE,
-                (method, path, status, duration),
-                None,
-                "_log",
-                {"fields": fields},
-            )
-            logger.handle(record)
+        log_request(
+            logger, request.method, request.path, response.status_code, duration, request_id, request.endpoint
+        )
         return response
 
     return logger

@@ -198,3 +198,83 @@ def test_development_session_key_is_secret_and_stable(settings_env, r) -> None: 
     assert key == again.config["SECRET_KEY"]
     public = first.extensions["notifier"].vapid.public_key_b64
     assert public[:16] not in key and len(key) == 64
+
+
+def test_the_subscribe_fast_path_answers_exactly_as_the_flask_view(app, client, context) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import logging
+
+    from web.logging import LOGGER, RequestJsonFormatter
+
+    calls: list[int] = []
+    view = app.view_functions["api.subscribe"]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return view(*args, **kwargs)
+
+    app.view_functions["api.subscribe"] = counting
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RequestJsonFormatter())
+    logging.getLogger(LOGGER).addHandler(handler)
+    try:
+        first = make_sub(topics=["olahraga", "nasional"])
+        fast = client.post("/api/v1/subscriptions", json=first, headers={"X-Request-ID": "req-fast-0001"})
+        assert calls == []  # answered before Flask
+        client.set_cookie("unrelated", "1")  # any cookie goes through Flask (an editor's session links)
+        slow = client.post("/api/v1/subscriptions", json=make_sub(topics=["olahraga", "nasional"]))
+        assert calls == [1]
+        client.delete_cookie("unrelated")
+        again = client.post("/api/v1/subscriptions", json=first)
+        assert calls == [1]
+    finally:
+        logging.getLogger(LOGGER).removeHandler(handler)
+
+    assert fast.status_code == slow.status_code == 201 and again.status_code == 200
+    assert (
+        fast.data
+        == json.dumps(
+            {"id": fast.json["id"], "lang": "id", "topics": ["olahraga", "nasional"]},
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        + b"\n"
+    )
+    assert slow.data == fast.data.replace(fast.json["id"].encode(), slow.json["id"].encode(), 1)
+    assert again.json == fast.json
+
+    def comparable(response: Any) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in response.headers if k not in ("X-Request-ID", "Content-Length"))
+
+    assert comparable(fast) == comparable(slow) == comparable(again)
+    assert fast.headers["X-Request-ID"] == "req-fast-0001" and len(slow.headers["X-Request-ID"]) == 32
+    assert fast.headers["Content-Length"] == str(len(fast.data))
+    sub = context.subscriptions.get(fast.json["id"])
+    assert sub.endpoint == first["endpoint"] and sub.topics == ("olahraga", "nasional")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(x["status"], x["endpoint"], x["path"], x["method"]) for x in lines] == [
+        (201, "api.subscribe", "/api/v1/subscriptions", "POST"),
+    ] * 2 + [(200, "api.subscribe", "/api/v1/subscriptions", "POST")]
+    assert lines[0]["request_id"] == "req-fast-0001" and lines[0]["duration_ms"] >= 0
+
+
+def test_refusals_on_the_fast_path_come_from_flask_with_the_body_intact(app, client, context) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+    view = app.view_functions["api.subscribe"]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return view(*args, **kwargs)
+
+    app.view_functions["api.subscribe"] = counting
+    bad = make_sub(topics=["no-such-topic"])
+    response = client.post("/api/v1/subscriptions", json=bad)
+    assert response.status_code == 400 and response.json["error"] == "unknown_topic"
+    assert calls == [1]  # Flask read the same body again and refused it
+    response = client.post(
+        "/api/v1/subscriptions", data=b'{"endpoint": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json["error"] == "malformed_json"
+    assert context.subscriptions.count() == 0

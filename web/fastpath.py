@@ -1,0 +1,131 @@
+"""The reader's subscribe call, answered straight from WSGI when it succeeds.
+
+``POST /api/v1/subscriptions`` is the request a news site gets by the thousand when a big story
+breaks and readers click "Allow" at once. Its work is small (parse, validate, one Redis script),
+and Flask's request context, URL matching, hooks and response object cost more CPU than that work
+(measured in-process: 390 µs per subscribe through Flask, of which about 200 µs is the framework
+and our hooks; a bare Flask endpoint costs 67 µs).
+
+This path does what the Flask view does for a request that **succeeds**, with the same answer
+(status, body byte for byte, security headers, ``Vary: Cookie``, ``X-Request-ID``) and the same
+request log line. Everything else goes to Flask untouched, with the body it read put back, so
+every refusal and every error keeps coming from one place:
+
+- a request carrying any cookie (an editor's browser is linked to their account via the session);
+- a body that is not ``application/json``, has no ``Content-Length``, is too large, malformed
+  or invalid;
+- an address over its rate limit (Flask checks again; a refusal counts nothing, so nothing is
+  counted twice);
+- a Redis error while storing (the upsert is idempotent: Flask stores it or answers the error; its
+  rate limit then counts this request a second time, while Redis was failing anyway).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from flask import Flask
+
+from notifier.browsers import detect_browser
+from notifier.context import Context
+from notifier.errors import ValidationError
+from notifier.subscriptions import validate_subscription
+from web.errors import BodyRefused, parse_json_bytes
+from web.logging import LOGGER, STARTED, log_request, request_id_of
+from web.security import EXTENSION, HSTS, SECURITY_HEADERS, RouteLimit
+
+PATH = "/api/v1/subscriptions"
+ENDPOINT = "api.subscribe"
+
+log = logging.getLogger(__name__)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SubscribeFastPath:
+    """WSGI middleware: successful subscribes answered here, everything else passed to ``inner``."""
+
+    def __init__(self, app: Flask, context: Context, inner: WsgiApp, *, body_limit: int) -> None:
+        self.context = context
+        self.inner = inner
+        self.body_limit = min(body_limit, int(app.config.get("MAX_CONTENT_LENGTH") or body_limit))
+        limits: dict[str, RouteLimit] = app.extensions.get(EXTENSION, {})
+        self.limit = limits.get(ENDPOINT)
+        https = context.settings.public_url.startswith("https://")
+        self.headers = [
+            ("Content-Type", "application/json"),
+            *SECURITY_HEADERS,
+            *((("Strict-Transport-Security", HSTS),) if https else ()),
+            ("Vary", "Cookie"),
+        ]
+        self.logger = logging.getLogger(LOGGER)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+            or "HTTP_COOKIE" in environ
+        ):
+            return self.inner(environ, start_response)
+        started = time.perf_counter()
+        environ[STARTED] = started
+        answer = self._try(environ)
+        if answer is None:
+            return self.inner(environ, start_response)
+        status, body = answer
+        request_id = request_id_of(environ)
+        start_response(
+            status,
+            [*self.headers, ("Content-Length", str(len(body))), ("X-Request-ID", request_id)],
+        )
+        log_request(
+            self.logger,
+            "POST",
+            PATH,
+            int(status[:3]),
+            (time.perf_counter() - started) * 1000,
+            request_id,
+            ENDPOINT,
+        )
+        return [body]
+
+    def _try(self, environ: dict[str, Any]) -> tuple[str, bytes] | None:
+        """``(status, body)`` of a stored subscription, or None to let Flask answer."""
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if mimetype != "application/json":
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return None
+        if not 0 < length <= self.body_limit:
+            return None
+        raw = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(raw)  # put back: Flask reads it if this path gives up
+        c = self.context
+        try:
+            sub = validate_subscription(parse_json_bytes(raw), policy=c.policy, topics=c.topics)
+        except (BodyRefused, ValidationError):
+            return None
+        if self.limit is not None:
+            try:
+                if self.limit.hit(environ.get("REMOTE_ADDR") or "unknown"):
+                    return None
+            except redis.RedisError:
+                log.warning("rate limit not checked: Redis failed", exc_info=True)
+        try:
+            sid, created = c.subscriptions.upsert(
+                sub, browser=detect_browser(environ.get("HTTP_USER_AGENT", "")), key_id=c.vapid.key_id
+            )
+        except redis.RedisError:
+            return None
+        body = json.dumps(
+            {"id": sid, "lang": sub.lang, "topics": list(sub.topics)}, separators=(",", ":"), sort_keys=True
+        )
+        return ("201 CREATED" if created else "200 OK"), (body + "\n").encode()
