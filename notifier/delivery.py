@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from notifier.subscriptions import Subscription
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The ``le`` field of each bucket, by ``bisect_left(LATENCY_BUCKETS, latency)`` (the last one: above all).
+_BUCKET_NAMES = (*(str(b) for b in LATENCY_BUCKETS), "+Inf")
 
 #: (batch id, subscription ids, attempt of each id, delay in seconds) → enqueue a batch job.
 EnqueueBatch = Callable[[str, list[str], list[int], float], None]
@@ -281,28 +284,34 @@ class Delivery:
         prefix = campaign.payload_prefix()
         receipt_key = self.c.receipt_key
         ts = int(now)
+        # The same for every message of the batch: computed once, not per message.
+        ttl = max(60, int(born + campaign.ttl - now))
+        urgency = campaign.urgency
+        topic = campaign.story[:32]
         quarantined: list[str] = []
+        n_capped = 0
         for sub in subs:
+            sid = sub.sid
             if sub.failures and sub.first_failure and now - sub.first_failure > quarantine_after:
-                quarantined.append(sub.sid)
+                quarantined.append(sid)
                 continue
-            if sub.sid in capped:
-                result.counts["capped"] += 1
+            if capped and sid in capped:
+                n_capped += 1
                 continue
-            by_sid[sub.sid] = sub
+            by_sid[sid] = sub
             messages.append(
                 Message(
-                    sub.sid,
+                    sid,
                     sub.endpoint,
                     sub.p256dh,
                     sub.auth,
-                    message_payload(prefix, sub.sid, receipt_token(receipt_key, cid, sub.sid), ts),
-                    ttl=max(60, int(born + campaign.ttl - now)),
-                    urgency=campaign.urgency,
-                    topic=campaign.story[:32],
+                    message_payload(prefix, sid, receipt_token(receipt_key, cid, sid), ts),
+                    ttl,
+                    urgency,
+                    topic,
                 )
             )
-        result.counts["skipped"] += len(quarantined) + result.counts.pop("capped", 0)
+        result.counts["skipped"] += len(quarantined) + n_capped
         if expired:
             # The alert outlived its TTL while waiting (e.g. a long Retry-After): it would be stale.
             result.counts["failed"] += len(messages)
@@ -417,15 +426,18 @@ class Delivery:
         pipe = self.r.pipeline(transaction=True)
         minute = int(now // 60) * 60
         second = int(now)
-        services: Counter[str] = Counter()
-        statuses: Counter[str] = Counter()
-        latency: Counter[str] = Counter()
+        # Tallied by (service, kind, status) and latency bucket index; the field names are built
+        # once per distinct key after the loop, not per message.
+        tally: dict[tuple[str, str, int], int] = {}
+        in_bucket = [0] * (len(LATENCY_BUCKETS) + 1)
         latency_sum = 0.0
         sent_n = 0
         first_at, last_at = float("inf"), 0.0
+        track_freq = not campaign.breaking and self.settings.freq_cap_per_hour > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
+            kind = outcome.kind
             if sub is None:
                 service = "other"
             elif outcome.origin:
@@ -434,30 +446,37 @@ class Delivery:
                 )
             else:
                 service = push_service(sub.endpoint)
-            services[f"{service}:{outcome.kind}"] += 1
-            statuses[f"{service}:{outcome.status}"] += 1
+            key = (service, kind, outcome.status)
+            tally[key] = tally.get(key, 0) + 1
             if outcome.latency:
                 latency_sum += outcome.latency
-                bucket = next((str(b) for b in LATENCY_BUCKETS if outcome.latency <= b), "+Inf")
-                latency[bucket] += 1
+                in_bucket[bisect_left(LATENCY_BUCKETS, outcome.latency)] += 1
             if sub is None:
                 continue
-            if outcome.kind == "sent":
+            if kind == "sent":
                 sent_n += 1
                 at = outcome.at or now
-                first_at = min(first_at, at)
-                last_at = max(last_at, at)
+                if at < first_at:
+                    first_at = at
+                if at > last_at:
+                    last_at = at
                 if sub.failures:
                     store.clear_failures(sub.sid, pipe)
-                if not campaign.breaking and self.settings.freq_cap_per_hour > 0:
+                if track_freq:
                     fkey = keys.freq(sub.sid)
                     pipe.zadd(fkey, {cid: now})
                     pipe.zremrangebyscore(fkey, "-inf", now - 3600)
                     pipe.expire(fkey, 3700)
-            elif outcome.kind == "gone":
+            elif kind == "gone":
                 store.delete(sub, pipe=pipe, exact=True)
-            elif outcome.kind in ("failed", "rejected") and outcome.status not in CONFIG_STATUSES:
+            elif kind in ("failed", "rejected") and outcome.status not in CONFIG_STATUSES:
                 store.record_failure(sub.sid, second, pipe)
+        services: Counter[str] = Counter()
+        statuses: Counter[str] = Counter()
+        for (service, kind, status), n in tally.items():
+            services[f"{service}:{kind}"] += n
+            statuses[f"{service}:{status}"] += n
+        latency = {_BUCKET_NAMES[i]: n for i, n in enumerate(in_bucket) if n}
         store.quarantine(quarantined, pipe)
         counts = {k: v for k, v in result.counts.items() if v}
         if counts:

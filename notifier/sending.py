@@ -351,7 +351,10 @@ class Http1Pool:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         for attempt in (1, 2):
-            conn, reused = await self._acquire(origin, deadline)
+            conn = self._take_idle(origin, loop)
+            reused = conn is not None
+            if conn is None:
+                conn, reused = await self._acquire(origin, deadline)
             try:
                 waiter = conn.start(loop)
                 if not self._unsent:
@@ -434,16 +437,23 @@ class Http1Pool:
             parts = self._origins[origin] = (split.scheme, split.hostname or "", split.port, host_line)
         return parts
 
-    async def _acquire(self, origin: str, deadline: float | None) -> tuple[_Connection, bool]:
+    def _take_idle(self, origin: str, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        """A kept-alive connection to ``origin`` still fit for a request, or None."""
         idle = self._idle.get(origin)
         if idle:
-            now = asyncio.get_running_loop().time()
+            now = loop.time()
             while idle:
                 conn = idle.pop()
                 if conn.open and not conn.eof and now - conn.idle_since < self.keepalive:
-                    return conn, True
+                    return conn
                 conn.close()
                 self._all.discard(conn)
+        return None
+
+    async def _acquire(self, origin: str, deadline: float | None) -> tuple[_Connection, bool]:
+        conn = self._take_idle(origin, asyncio.get_running_loop())
+        if conn is not None:
+            return conn, True
         async with asyncio.timeout_at(deadline):
             return await self._connect(*self._parts(origin)[:3]), False
 
@@ -539,9 +549,10 @@ class Sender:
             await self._pool.close()
         self._pool = None
 
-    def _check_origin(self, endpoint: str) -> str:
+    def _check_origin(self, endpoint: str, origin: str | None = None) -> str:
         """Check the endpoint against the policy once per origin; return the origin."""
-        origin = origin_of(endpoint)
+        if origin is None:
+            origin = origin_of(endpoint)
         verdict = self._checked_origins.get(origin)
         if verdict is None:
             try:
@@ -593,8 +604,12 @@ class Sender:
 
     async def send(self, message: Message) -> Outcome:
         """Encrypt and POST one message; never raises for a push-service problem."""
+        return await self._send(message, origin_of(message.endpoint))
+
+    async def _send(self, message: Message, origin: str) -> Outcome:
+        """:meth:`send` with the message's ``origin_of`` already known (send_all needs it anyway)."""
         try:
-            origin = self._check_origin(message.endpoint)
+            self._check_origin(message.endpoint, origin)
         except UnsafeEndpoint as exc:
             return Outcome(message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}")
         if self._blocked_until:
@@ -611,8 +626,8 @@ class Sender:
                         origin=origin,
                     )
                 del self._blocked_until[origin]
-        pool = self.pool()
-        async with self._limit(origin):
+        pool = self._pool or self.pool()
+        async with self._origin_limits.get(origin) or self._limit(origin):
             try:
                 body = encrypt(message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth))
             except ValueError as exc:
@@ -654,7 +669,7 @@ class Sender:
                 )
         latency = time.monotonic() - started
         if status == 201:
-            return Outcome(message.sid, "sent", 201, latency=latency, origin=origin, at=time.time())
+            return Outcome(message.sid, "sent", 201, None, "", latency, origin, time.time())
         kind, wait_s = classify(status, retry_after)
         if status == 429:
             hold = wait_s if wait_s is not None else 1.0
@@ -686,24 +701,26 @@ class Sender:
         """
         outcomes: list[Outcome] = []
         unsent: list[Message] = []
-        queue = iter(messages)
+        origin_list = [origin_of(message.endpoint) for message in messages]
+        queue = zip(messages, origin_list, strict=True)
         stop = False
+        send = self._send
 
         async def lane() -> None:
             nonlocal stop
-            for message in queue:
+            for message, origin in queue:
                 if stop or (should_stop is not None and should_stop()):
                     stop = True
                     unsent.append(message)
                     continue
-                outcome = await self.send(message)
+                outcome = await send(message, origin)
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
 
         # No more lanes than the per-origin limits let send at once: a lane beyond them would only
         # wait on an origin's semaphore (a future and a wake-up per message).
-        origins = len({origin_of(message.endpoint) for message in messages})
+        origins = len(set(origin_list))
         lanes = min(
             self.settings.concurrency,
             max(1, len(messages)),
