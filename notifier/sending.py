@@ -297,10 +297,14 @@ class Http1Pool:
     """
 
     def __init__(
-        self, resolver: SafeResolver, ssl_context: ssl.SSLContext, keepalive: float = KEEPALIVE
+        self,
+        resolver: SafeResolver,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
+        keepalive: float = KEEPALIVE,
     ) -> None:
         self.resolver = resolver
-        self.ssl_context = ssl_context
+        #: The TLS context, or a function making it at the first https connection.
+        self._ssl = ssl_context
         self.keepalive = keepalive
         self._idle: dict[str, list[_Connection]] = {}
         self._all: set[_Connection] = set()
@@ -310,6 +314,13 @@ class Http1Pool:
         self._watchdog: asyncio.TimerHandle | None = None
         self._watchdog_at = 0.0
         self._unsent: list[tuple[_Connection, bytes]] = []
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for https origins (made on first use when the pool was given a function)."""
+        if not isinstance(self._ssl, ssl.SSLContext):
+            self._ssl = self._ssl()
+        return self._ssl
 
     def request_head(self, endpoint: str, origin: str) -> bytes:
         """``POST <target> HTTP/1.1`` and ``Host``: how a request to ``endpoint`` (of ``origin``) starts."""
@@ -540,7 +551,11 @@ class Sender:
     def pool(self) -> Http1Pool:
         """The keep-alive connection pool (connections belong to the loop that opened them)."""
         if self._pool is None:
-            self._pool = Http1Pool(SafeResolver(self.policy, self.resolver), self._ssl_context())
+            # The system CA store takes ~20 ms of CPU to load: plain-HTTP senders never need it, so
+            # it is loaded at the first https connection. An operator's CA file is loaded now, so a
+            # bad one still fails here and not as a connection error.
+            ssl_context = self._ssl_context() if self.settings.ca_file else self._ssl_context
+            self._pool = Http1Pool(SafeResolver(self.policy, self.resolver), ssl_context)
         return self._pool
 
     async def close(self) -> None:
