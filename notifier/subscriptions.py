@@ -249,7 +249,10 @@ def record_tail(
 def decode_record(sid: str, record: str, failures: int = 0, first_failure: int = 0) -> Subscription:
     """A :class:`Subscription` from its stored record."""
     created, topics, seen, lang, browser, key_id, exp, p256dh, auth, endpoint = record.split(" ", 9)
-    return Subscription(
+    # The frozen dataclass's __init__ sets each of the 13 fields through object.__setattr__ (~1.6 us
+    # of the 2.8 a record took, once per message sent): the same fields, in field order, directly.
+    sub = _new_object(Subscription)
+    sub.__dict__.update(
         sid=sid,
         endpoint=decode_endpoint(endpoint),
         p256dh=p256dh,
@@ -264,6 +267,10 @@ def decode_record(sid: str, record: str, failures: int = 0, first_failure: int =
         key_id=key_id,
         expiration_time=int(exp) if exp else None,
     )
+    return sub
+
+
+_new_object = object.__new__
 
 
 def endpoint_index(endpoint: str) -> str:
