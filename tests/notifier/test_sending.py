@@ -93,3 +93,79 @@ def test_pool_deadline_watchdog_fails_only_late_requests() -> None:
     results, elapsed = asyncio.run(scenario())
     assert results == [201, "timeout", 201, 201]
     assert elapsed < 5
+
+
+def test_pool_writes_queued_requests_in_bursts_and_skips_cancelled_ones() -> None:
+    """Requests of one loop turn are written together; one cancelled before its write is never sent."""
+
+    async def scenario() -> tuple[list[object], list[bytes], bool]:
+        bodies: list[bytes] = []
+        writers: list[asyncio.StreamWriter] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    bodies.append(await reader.readexactly(length))
+                    writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        made: list[ssl.SSLContext] = []
+        pool = Http1Pool(
+            SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])),
+            lambda: made.append(ssl.create_default_context()) or made[-1],
+        )
+        origin = f"http://127.0.0.1:{port}"
+
+        async def post(body: bytes) -> object:
+            return (await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout=5.0))[0]
+
+        try:
+            results: list[object] = list(await asyncio.gather(*(post(b"m%d" % i) for i in range(20))))
+            # Both start and queue their request in this turn; one is cancelled before the flush runs.
+            kept = asyncio.ensure_future(post(b"kept"))
+            dropped = asyncio.ensure_future(post(b"dropped"))
+            await asyncio.sleep(0)  # both tasks reach their await on the answer
+            assert len(pool._unsent) == 2
+            dropped.cancel()
+            results.append(await kept)
+            with pytest.raises(asyncio.CancelledError):
+                await dropped
+            results.append(await post(b"after"))  # the pool still works
+        finally:
+            await pool.close()
+            server.close()
+            for writer in writers:
+                writer.close()
+            await asyncio.sleep(0.05)
+        return results, bodies, bool(made)
+
+    results, bodies, made_ssl = asyncio.run(scenario())
+    assert results == [201] * 22
+    assert sorted(bodies) == sorted([b"m%d" % i for i in range(20)] + [b"kept", b"after"])
+    assert not made_ssl  # plain HTTP never loads the CA store
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "QQ", "QUI", "QUJD", "QUJD=", "QQ==", "Q", "ab+c", "ab/c", "a-_b", "a b", "é", "AA==AA", "A*BC"],
+)
+def test_b64url_decode_fast_path_matches_the_checked_one(text: str) -> None:
+    from notifier.crypto import _b64url_decode_checked, b64url_decode
+
+    def outcome(decode: object, value: str | bytes) -> tuple[str, object]:
+        try:
+            return "ok", decode(value)  # type: ignore[operator]
+        except ValueError as exc:
+            return "error", str(exc)
+
+    for value in (text, text.encode("utf-8")):
+        assert outcome(b64url_decode, value) == outcome(_b64url_decode_checked, value)
