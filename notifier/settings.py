@@ -76,7 +76,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     site_domains: tuple[str, ...] = ()
     timezone: str = "Asia/Jakarta"
-    batch_size: int = 500
+    batch_size: int = 1000
     concurrency: int = 256
     per_origin_concurrency: int = 128
     send_timeout: float = 10.0

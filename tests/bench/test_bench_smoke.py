@@ -10,10 +10,12 @@ from click.testing import CliRunner
 
 from bench.audience import TOPIC, store_pipelined, store_upsert
 from notifier.cli import main
+from notifier.settings import Settings
 
 SIZE = 1000
 HTTPS_SIZE = 300
 PLANNING = 12_000
+BATCH = Settings.from_env().batch_size
 
 
 def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
@@ -68,7 +70,7 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         assert k["total"] == SIZE and k["sent"] == SIZE, k
         assert k["failed"] == k["rejected"] == k["gone"] == k["retried"] == k["skipped"] == 0, k
         assert campaign["simulator_accepted"] == SIZE
-        assert campaign["batches"] == math.ceil(SIZE / 500)
+        assert campaign["batches"] == math.ceil(SIZE / BATCH)
         assert 0 < campaign["first_accepted_after_create_s"] <= campaign["last_accepted_after_create_s"]
         assert campaign["rate"] > 0 and campaign["rate_campaign_hash"] > 0
         assert len(campaign["worker_peak_rss_mb"]) == campaign["workers"]
@@ -87,7 +89,7 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
 
     planning = result["planning"]
     assert planning["total"] == PLANNING
-    assert planning["jobs_queued"] == planning["batches"] >= math.ceil(PLANNING / 500)
+    assert planning["jobs_queued"] == planning["batches"] >= math.ceil(PLANNING / BATCH)
 
     assert {
         "e2e_over_naive",
