@@ -543,6 +543,10 @@ class SimulatorServer:
             seconds=seconds,
         )
 
+    def rules(self) -> list[Rule]:
+        """The current rules, in match order (with their hit counts and last hit times)."""
+        return self.simulator.rules()
+
     def remove_rule(self, rule_id: int) -> bool:
         """Remove one rule."""
         return self.simulator.remove_rule(rule_id)

@@ -95,6 +95,7 @@ class Rule:
     seconds: float = 0.0
     id: int = 0
     hits: int = 0
+    last_hit: float = 0.0  # wall-clock time of the latest request this rule took
     _seen: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -157,6 +158,7 @@ class Rule:
             "retry_after": self.retry_after,
             "seconds": self.seconds,
             "hits": self.hits,
+            "last_hit": self.last_hit,
         }
 
 
@@ -359,6 +361,7 @@ class Simulator:
                 if rule.count is not None:
                     rule._seen[token] = rule._seen.get(token, 0) + 1
                 rule.hits += 1
+                rule.last_hit = time.time()
                 return rule
         return None
 

@@ -47,8 +47,7 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
         simulator.add_rule(410, endpoint=e)
     for e in gone404:
         simulator.add_rule(404, endpoint=e)
-    for e in limited:
-        simulator.add_rule(429, endpoint=e, count=1, retry_after=1)
+    limit_rules = {e: simulator.add_rule(429, endpoint=e, count=1, retry_after=1) for e in limited}
     for e in flaky:
         simulator.add_rule(500, endpoint=e, count=2)
     for e in too_big:
@@ -98,7 +97,13 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     assert payload["cid"] == cid and payload["sid"] == subs.sid_of(flaky[0])
     assert sample.urgency == "high" and sample.topic == campaign.story and 0 < sample.ttl <= 6 * 3600
 
-    # Retry-After was honoured: the retried 429 came at least a second after the first attempt.
-    limited_times = sorted(r.time for r in received if r.endpoint in limited)
-    first_send = float(campaign.first_sent or 0)
-    assert min(limited_times) - first_send >= 0.9
+    # Retry-After was honoured: each retried 429 came at least a second after its first attempt.
+    refused_at = {r.endpoint: r.last_hit for r in simulator.rules() if r.id in limit_rules.values()}
+    assert len(refused_at) == len(limited) and all(refused_at.values())
+    retried_at = {r.endpoint: r.time for r in received if r.endpoint in limited}
+    assert set(retried_at) == set(limited)
+    assert min(retried_at[e] - refused_at[e] for e in limited) >= 0.9
+    # first/last_sent are when the answers came back: after the simulator received those requests.
+    times = [r.time for r in received if r.endpoint not in stalled]
+    assert campaign.first_sent and campaign.last_sent
+    assert min(times) <= campaign.first_sent <= campaign.last_sent and campaign.last_sent >= max(times)
