@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
 
 import pytest
@@ -43,51 +45,67 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert classify(429, "3") == ("retry", 3.0)
 
 
+@contextlib.asynccontextmanager
+async def push_server(answer: Callable[[bytes], Awaitable[bool]]) -> AsyncIterator[int]:
+    """A minimal HTTP/1.1 keep-alive server on 127.0.0.1 (yields its port): 201 when ``answer(body)`` is true."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                if await answer(await reader.readexactly(length)):
+                    writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.sleep(0.05)
+
+
 def test_pool_deadline_watchdog_fails_only_late_requests() -> None:
     """One watchdog timer per pool: a request past its deadline gets TimeoutError, the others their answer."""
 
     async def scenario() -> tuple[list[object], float]:
-        writers: list[asyncio.StreamWriter] = []
+        async def answer(body: bytes) -> bool:
+            if body == b"hang":
+                return False
+            await asyncio.sleep(0.3 if body == b"slow" else 0)
+            return True
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
+        async with push_server(answer) as port:
+            pool = Http1Pool(
+                SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context()
+            )
+            origin = f"http://127.0.0.1:{port}"
+
+            async def post(body: bytes, timeout: float) -> object:
+                try:
+                    return (
+                        await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout=timeout)
+                    )[0]
+                except TimeoutError:
+                    return "timeout"
+
+            started = time.monotonic()
             try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-                    body = await reader.readexactly(length)
-                    if body != b"hang":
-                        await asyncio.sleep(0.3 if body == b"slow" else 0)
-                        writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-                        await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
+                # The 10 s request is watched first; the 0.2 s one must still time out at ~0.2 s.
+                results = await asyncio.gather(post(b"slow", 10.0), post(b"hang", 0.2), post(b"ok", 10.0))
+                elapsed = time.monotonic() - started
+                results.append(await post(b"ok", 1.0))  # the pool still works after a timeout
             finally:
-                writer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        pool = Http1Pool(SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context())
-        origin = f"http://127.0.0.1:{port}"
-
-        async def post(body: bytes, timeout: float) -> object:
-            try:
-                return (await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout=timeout))[0]
-            except TimeoutError:
-                return "timeout"
-
-        started = time.monotonic()
-        try:
-            # The 10 s request is watched first; the 0.2 s one must still time out at ~0.2 s.
-            results = await asyncio.gather(post(b"slow", 10.0), post(b"hang", 0.2), post(b"ok", 10.0))
-            elapsed = time.monotonic() - started
-            results.append(await post(b"ok", 1.0))  # the pool still works after a timeout
-        finally:
-            await pool.close()
-            server.close()
-            for writer in writers:
-                writer.close()
-            await asyncio.sleep(0.05)
+                await pool.close()
         return results, elapsed
 
     results, elapsed = asyncio.run(scenario())
@@ -100,52 +118,36 @@ def test_pool_writes_queued_requests_in_bursts_and_skips_cancelled_ones() -> Non
 
     async def scenario() -> tuple[list[object], list[bytes], bool]:
         bodies: list[bytes] = []
-        writers: list[asyncio.StreamWriter] = []
 
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-                    bodies.append(await reader.readexactly(length))
-                    writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                pass
-            finally:
-                writer.close()
+        async def answer(body: bytes) -> bool:
+            bodies.append(body)
+            return True
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
         made: list[ssl.SSLContext] = []
-        pool = Http1Pool(
-            SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])),
-            lambda: made.append(ssl.create_default_context()) or made[-1],
-        )
-        origin = f"http://127.0.0.1:{port}"
+        async with push_server(answer) as port:
+            pool = Http1Pool(
+                SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])),
+                lambda: made.append(ssl.create_default_context()) or made[-1],
+            )
+            origin = f"http://127.0.0.1:{port}"
 
-        async def post(body: bytes) -> object:
-            return (await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout=5.0))[0]
+            async def post(body: bytes) -> object:
+                return (await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout=5.0))[0]
 
-        try:
-            results: list[object] = list(await asyncio.gather(*(post(b"m%d" % i) for i in range(20))))
-            # Both start and queue their request in this turn; one is cancelled before the flush runs.
-            kept = asyncio.ensure_future(post(b"kept"))
-            dropped = asyncio.ensure_future(post(b"dropped"))
-            await asyncio.sleep(0)  # both tasks reach their await on the answer
-            assert len(pool._unsent) == 2
-            dropped.cancel()
-            results.append(await kept)
-            with pytest.raises(asyncio.CancelledError):
-                await dropped
-            results.append(await post(b"after"))  # the pool still works
-        finally:
-            await pool.close()
-            server.close()
-            for writer in writers:
-                writer.close()
-            await asyncio.sleep(0.05)
+            try:
+                results: list[object] = list(await asyncio.gather(*(post(b"m%d" % i) for i in range(20))))
+                # Both start and queue their request in this turn; one is cancelled before the flush runs.
+                kept = asyncio.ensure_future(post(b"kept"))
+                dropped = asyncio.ensure_future(post(b"dropped"))
+                await asyncio.sleep(0)  # both tasks reach their await on the answer
+                assert len(pool._unsent) == 2
+                dropped.cancel()
+                results.append(await kept)
+                with pytest.raises(asyncio.CancelledError):
+                    await dropped
+                results.append(await post(b"after"))  # the pool still works
+            finally:
+                await pool.close()
         return results, bodies, bool(made)
 
     results, bodies, made_ssl = asyncio.run(scenario())

@@ -200,20 +200,26 @@ def test_development_session_key_is_secret_and_stable(settings_env, r) -> None: 
     assert public[:16] not in key and len(key) == 64
 
 
+def count_view_calls(app: Any, endpoint: str) -> list[int]:
+    """Wrap a Flask view so each call through Flask appends to the returned list."""
+    calls: list[int] = []
+    view = app.view_functions[endpoint]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return view(*args, **kwargs)
+
+    app.view_functions[endpoint] = counting
+    return calls
+
+
 def test_the_subscribe_fast_path_answers_exactly_as_the_flask_view(app, client, context) -> None:  # type: ignore[no-untyped-def]
     import io
     import logging
 
     from web.logging import LOGGER, RequestJsonFormatter
 
-    calls: list[int] = []
-    view = app.view_functions["api.subscribe"]
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return view(*args, **kwargs)
-
-    app.view_functions["api.subscribe"] = counting
+    calls = count_view_calls(app, "api.subscribe")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(RequestJsonFormatter())
@@ -261,14 +267,7 @@ def test_the_subscribe_fast_path_answers_exactly_as_the_flask_view(app, client, 
 
 
 def test_refusals_on_the_fast_path_come_from_flask_with_the_body_intact(app, client, context) -> None:  # type: ignore[no-untyped-def]
-    calls: list[int] = []
-    view = app.view_functions["api.subscribe"]
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return view(*args, **kwargs)
-
-    app.view_functions["api.subscribe"] = counting
+    calls = count_view_calls(app, "api.subscribe")
     bad = make_sub(topics=["no-such-topic"])
     response = client.post("/api/v1/subscriptions", json=bad)
     assert response.status_code == 400 and response.json["error"] == "unknown_topic"
