@@ -133,10 +133,11 @@ class Delivery:
         """Split the audience into batches and hand each to ``enqueue``; returns the batch count.
 
         The audience is fixed when planning starts: the topics' bitmaps, OR-ed into
-        ``campaign:{cid}:audience``. Its ids are read in chunks and handed out in
-        batches of ``batch_size``; the byte reached and the batch number are
-        checkpointed on the campaign each time everything read so far is handed out,
-        so a planning job retried after a crash continues with the same batch ids.
+        ``campaign:{cid}:audience``. Its ids are read in chunks and handed out in full
+        batches of ``batch_size`` (only the last may be smaller: a chunk boundary never
+        cuts one short). The batch number and the first id not handed out yet are
+        checkpointed on the campaign after each hand-out, so a planning job retried
+        after a crash continues with the same batch ids and the same batches.
         """
         key = self.keys.campaign(cid)
         campaign = self.campaigns.get(cid)
@@ -147,37 +148,44 @@ class Delivery:
         elif campaign.state != "planning":
             return 0
         size = self.settings.batch_size
-        batch_no, total, start_byte, snapped = (
-            int(v or 0) for v in self.r.hmget(key, "plan_batch", "total", "plan_byte", "plan_snap")
+        batch_no, total, resume_from, snapped, old_byte = (
+            int(v or 0)
+            for v in self.r.hmget(key, "plan_batch", "total", "plan_from", "plan_snap", "plan_byte")
         )
+        # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
+        resume_from = resume_from or old_byte * 8
         audience = f"{key}:audience"
         store = self.c.subscriptions
         if not snapped or not self.r.exists(audience):
             store.snapshot_audience(campaign.topics, audience)
             self.r.expire(audience, 7 * 86400)
             self.r.hset(key, "plan_snap", 1)
-            start_byte = 0
+            resume_from = 0
         pending: list[str] = []
 
-        def hand_out_all(next_byte: int) -> None:
+        def hand_out(next_id: int, *, last: bool) -> None:
+            """Hand out the full batches of ``pending`` (all of it when ``last``) and checkpoint."""
             nonlocal batch_no, total, pending
-            for start in range(0, len(pending), size):
+            ready = len(pending) if last else len(pending) - len(pending) % size
+            for start in range(0, ready, size):
                 chunk = pending[start : start + size]
                 batch_no = self._hand_out(cid, batch_no, chunk, enqueue)
                 total += len(chunk)
-            pending = []
-            self.r.hset(key, mapping={"plan_byte": next_byte, "plan_batch": batch_no, "total": total})
+            pending = pending[ready:]
+            first = int(pending[0]) if pending else next_id
+            self.r.hset(key, mapping={"plan_from": first, "plan_batch": batch_no, "total": total})
 
-        reached = start_byte
+        start_byte = reached = resume_from // 8
         for reached, ids in store.iter_bitmap(audience, start_byte=start_byte, chunk_bytes=chunk_bytes):
+            if int(ids[0]) < resume_from:  # the resumed byte's ids before the checkpoint are handed out
+                ids = [sid for sid in ids if int(sid) >= resume_from]
             pending += ids
             if len(pending) >= 4 * size:
-                hand_out_all(reached)
+                hand_out(reached * 8, last=False)
                 if self.campaigns.state(cid) == "cancelled":
                     break
         else:
-            if pending:
-                hand_out_all(reached)
+            hand_out(reached * 8, last=True)
         self.r.delete(audience)
         self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
