@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
 import redis
 from flask import Flask
 
-from tests.web.test_api_subscriptions import make_sub
+from tests.security.test_rate_limits import subscribe
 from web.security import EXTENSION, RouteLimit
 
-
-def subscribe(client, remote: str = "203.0.113.20"):  # type: ignore[no-untyped-def]
-    return client.post(
-        "/api/v1/subscriptions",
-        data=json.dumps(make_sub()),
-        content_type="application/json",
-        environ_base={"REMOTE_ADDR": remote},
-    )
+#: The reader address of this module's requests (test_rate_limits uses its own).
+ADDRESS = "203.0.113.20"
 
 
 def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
@@ -27,8 +20,8 @@ def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
 ) -> None:
     app = make_app(NOTIFIER_RATE_LIMITS="1", NOTIFIER_RATE_SUBSCRIBE="5/minute;2/hour")
     client = app.test_client()
-    assert [subscribe(client).status_code for _ in range(2)] == [201, 201]
-    refused = subscribe(client)
+    assert [subscribe(client, ADDRESS).status_code for _ in range(2)] == [201, 201]
+    refused = subscribe(client, ADDRESS)
     assert refused.status_code == 429
     # The hour limit refused it, so the wait is the hour window's, not the minute's.
     wait = int(refused.headers["Retry-After"])
@@ -36,7 +29,7 @@ def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
     assert refused.get_json()["retry_after"] == wait
     assert "2 per 1 hour" in refused.get_json()["message"]
     keys = [key for key in r.scan_iter(match="notifier:ratelimit*")]
-    assert len(keys) == 2 and all(key.endswith(":203.0.113.20") for key in keys)
+    assert len(keys) == 2 and all(key.endswith(f":{ADDRESS}") for key in keys)
     assert all(r.llen(key) == 2 for key in keys)  # the refused request was not counted
 
 
@@ -61,7 +54,7 @@ def test_a_redis_failure_lets_the_request_through(
 
     monkeypatch.setattr(RouteLimit, "hit", down)
     client = app.test_client()
-    assert [subscribe(client).status_code for _ in range(2)] == [201, 201]
+    assert [subscribe(client, ADDRESS).status_code for _ in range(2)] == [201, 201]
 
 
 def test_disabled_limits_leave_the_views_unwrapped(make_app: Callable[..., Flask]) -> None:
