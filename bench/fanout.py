@@ -113,7 +113,7 @@ def run_campaign(
         "receive_span_s": round(rx_span, 4),
         "worker_peak_rss_mb": [round(v / 2**20, 1) for v in peak.values()],
         "cpu_us_per_msg": {name: round(v, 1) for name, v in per_msg.items()},
-        # What the stack would do with both cores to itself: load-independent (others share this machine).
+        # What the stack would do with both cores to itself (others share this machine): CPU time, not wall.
         "cpu_bound_rate": round((os.cpu_count() or 1) * 1e6 / sum(per_msg.values())) if accepted else 0,
     }
 
