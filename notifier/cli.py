@@ -298,13 +298,21 @@ def worker(burst: bool, name: str | None, scheduler: bool) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve(host: str, port: int) -> None:
     """Run the site (development server; use gunicorn in production, see README)."""
+    from werkzeug.serving import WSGIRequestHandler
+
     from web import create_app
+
+    class QuietRequestHandler(WSGIRequestHandler):
+        """No werkzeug access line: the site logs every request itself, one JSON line with its request id."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return
 
     try:
         app = create_app()
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=QuietRequestHandler)
 
 
 @main.command()

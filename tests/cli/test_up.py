@@ -72,7 +72,13 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
         )
         with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
             assert resp.status == 201
+            request_id = resp.headers["X-Request-ID"]
         client.close()
+        # Logged once, by the site's JSON request log; the development server adds no access line of its own.
+        wait_for(lambda: request_id in log.read_text(), timeout=5, message="the subscribe's log line")
+        logged = [line for line in log.read_text().splitlines() if "/api/v1/subscriptions" in line]
+        assert len([line for line in logged if request_id in line]) == 1
+        assert all(line.startswith("{") for line in logged), logged
     finally:
         _stop(proc)
     assert proc.returncode in (0, 1, -signal.SIGINT)
