@@ -163,29 +163,34 @@ class Delivery:
             resume_from = 0
         pending: list[str] = []
 
-        def hand_out(next_id: int, *, last: bool) -> None:
-            """Hand out the full batches of ``pending`` (all of it when ``last``) and checkpoint."""
+        def hand_out(next_id: int | None) -> None:
+            """Hand out the full batches of ``pending`` and checkpoint; ``None``: the last, all of it.
+
+            The last needs no checkpoint: the campaign's final fields are written next, and a crash
+            before that hands out the same batches again from the previous checkpoint.
+            """
             nonlocal batch_no, total, pending
-            ready = len(pending) if last else len(pending) - len(pending) % size
+            ready = len(pending) if next_id is None else len(pending) - len(pending) % size
             for start in range(0, ready, size):
                 chunk = pending[start : start + size]
                 batch_no = self._hand_out(cid, batch_no, chunk, enqueue)
                 total += len(chunk)
             pending = pending[ready:]
-            first = int(pending[0]) if pending else next_id
-            self.r.hset(key, mapping={"plan_from": first, "plan_batch": batch_no, "total": total})
+            if next_id is not None:
+                first = int(pending[0]) if pending else next_id
+                self.r.hset(key, mapping={"plan_from": first, "plan_batch": batch_no, "total": total})
 
-        start_byte = reached = resume_from // 8
+        start_byte = resume_from // 8
         for reached, ids in store.iter_bitmap(audience, start_byte=start_byte, chunk_bytes=chunk_bytes):
             if int(ids[0]) < resume_from:  # the resumed byte's ids before the checkpoint are handed out
                 ids = [sid for sid in ids if int(sid) >= resume_from]
             pending += ids
             if len(pending) >= 4 * size:
-                hand_out(reached * 8, last=False)
+                hand_out(reached * 8)
                 if self.campaigns.state(cid) == "cancelled":
                     break
         else:
-            hand_out(reached * 8, last=True)
+            hand_out(None)
         self.r.delete(audience)
         self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
         self.campaigns.transition(cid, "sending", allowed_from=["planning"])
