@@ -22,7 +22,7 @@ import redis
 from notifier.redis_conn import connect, free_port, redis_answers, redis_server_binary
 from notifier.vapid import generate_private_key, write_private_key
 
-#: Project root: the benchmark runs ``python -m bench...`` and ``python -m notifier.cli`` from here.
+#: Project root: the benchmark runs ``python -m bench...`` and ``python -m notifier_cli`` from here.
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -124,7 +124,7 @@ class SimulatorProcess:
         args = [
             sys.executable,
             "-m",
-            "notifier.cli",
+            "notifier_cli",
             "simulator",
             "--port",
             str(self.port),
@@ -225,7 +225,7 @@ class Workers:
                         [
                             sys.executable,
                             "-m",
-                            "notifier.cli",
+                            "notifier_cli",
                             "worker",
                             "--name",
                             f"bench-{tag}-{i}-{os.getpid()}",

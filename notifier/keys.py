@@ -1,6 +1,6 @@
 """Redis key names, built in one place under one prefix.
 
-Data model (see DESIGN.md and docs/design-notes.md):
+Data model (docs/design-notes.md tells why it is laid out so):
 
 - ``subs:rec:{n // 128}`` list of subscription records (one string each, see
   notifier.subscriptions); ``subs:ix:{bucket}`` hashes endpoint digest → id,
@@ -10,7 +10,7 @@ Data model (see DESIGN.md and docs/design-notes.md):
 - ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps.
 - ``campaigns`` sorted set of cids by creation time.
 - ``campaign:{cid}:batches:done`` set of finished batch numbers (idempotent retries).
-- ``campaign:{cid}:sent`` set of sids already delivered (a retried batch skips them).
+- ``campaign:{cid}:final`` set of sids that reached a final outcome (a retried batch skips them).
 - ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
 """
 

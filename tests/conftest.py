@@ -18,8 +18,8 @@ import redis
 from notifier.context import Context
 from notifier.redis_conn import EmbeddedRedis, connect, free_port, redis_server_binary
 from notifier.settings import Settings
-from notifier.simulator import SimulatorServer
 from notifier.vapid import generate_private_key, write_private_key
+from notifier_simulator import SimulatorServer
 
 
 class RedisServer:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 from notifier.context import Context
 from notifier.settings import Settings
+from web import api, cms, editor, openapi, ops, public, security
+from web import context as web_context
+from web import logging as request_logging
+from web.auth import CookieSessions
+from web.fastpath import SubscribeFastPath
 
 
 def create_app(test_config: dict[str, Any] | None = None, *, context: Context | None = None) -> Flask:
@@ -28,12 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
         JSON_SORT_KEYS=False,
     )
     app.config.update(test_config)
-    app.extensions["notifier"] = context
-
-    from web import api, cms, editor, openapi, ops, public, security
-    from web import logging as request_logging
-    from web.auth import CookieSessions
-    from web.fastpath import SubscribeFastPath
+    web_context.init_app(app, context)
 
     app.session_interface = CookieSessions()
 
@@ -60,9 +60,3 @@ def _development_secret(context: Context) -> str:
     """
     private = context.vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
     return hashlib.sha256(b"notifier flask sessions\x00" + private).hexdigest()
-
-
-def ctx() -> Context:
-    """The notifier context bound to the current app."""
-    context: Context = current_app.extensions["notifier"]
-    return context

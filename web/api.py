@@ -9,8 +9,8 @@ from notifier.campaigns import CampaignStore, record_receipt, validate_campaign
 from notifier.errors import AuthError, NotifierError
 from notifier.subscriptions import validate_subscription, validate_topics
 from notifier.tokens import TokenStore
-from web import ctx
 from web.auth import link_own_subscription
+from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
 from workers.queues import launch
 

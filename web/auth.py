@@ -38,7 +38,7 @@ from flask.typing import ResponseReturnValue
 
 from notifier.errors import AuthError
 from notifier.users import LoginLocked, User, UserStore
-from web import ctx
+from web.context import ctx
 from web.errors import json_error
 
 bp = Blueprint("auth", __name__)

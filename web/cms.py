@@ -25,7 +25,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from notifier.articles import ArticleIngest, map_topics, parse_article
 from notifier.errors import NotifierError
-from web import ctx
+from web.context import ctx
 from web.errors import BodyRefused, json_error, parse_json_bytes, status_for
 from workers.queues import launch
 

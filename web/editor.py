@@ -35,8 +35,9 @@ from notifier.crypto import MAX_PLAINTEXT
 from notifier.delivery import Delivery
 from notifier.errors import Conflict, NotFound, NotifierError, PayloadTooLarge, ValidationError
 from notifier.users import ROLES, User, UserStore
-from web import ctx
+from web.auth import bp as login_bp
 from web.auth import current_user, error_page, require_role
+from web.context import ctx
 from web.errors import json_error
 from workers.queues import batch_enqueuer, launch
 
@@ -69,9 +70,7 @@ TTL_CHOICES = (
 
 def register(app: Flask) -> None:
     """Register the newsroom blueprints (login and the editor pages) on ``app``."""
-    from web import auth
-
-    app.register_blueprint(auth.bp)
+    app.register_blueprint(login_bp)
     app.register_blueprint(bp)
 
 

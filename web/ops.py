@@ -20,8 +20,8 @@ from prometheus_client.registry import Collector
 
 from notifier import stats
 from notifier.context import Context
-from web import ctx
 from web.auth import require_role
+from web.context import EXTENSION, ctx
 from workers import inspect
 
 bp = Blueprint("ops", __name__)
@@ -271,6 +271,6 @@ def metrics() -> Response:
 def register(app: Flask) -> None:
     """Register the blueprint and this app's Prometheus registry (not the process-global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NotifierCollector(app.extensions["notifier"]))
+    registry.register(NotifierCollector(app.extensions[EXTENSION]))
     app.extensions["notifier.metrics"] = registry
     app.register_blueprint(bp)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from notifier.browsers import detect_browser
-from web import ctx
+from web.context import ctx
 from web.i18n import (
     ARTICLES,
     BROWSER_ORDER,

@@ -30,6 +30,7 @@ from notifier.subscriptions import migrate_legacy
 from workers.inspect import attach_recorder
 from workers.jobs import runtime
 from workers.logging import setup_worker_logging
+from workers.periodic import start_feed_polling
 from workers.queues import ALL_QUEUES, PLAN_QUEUE, SEND_QUEUE, queue
 
 #: Linux prctl option: signal this process gets when its parent dies.
@@ -195,7 +196,7 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
     if moved:
         log.info("moved %d subscriptions from the first storage layout", moved)
     if not burst:  # one feed-polling chain across all workers (workers/periodic.py)
-        __import__("workers.periodic").periodic.start_feed_polling(runtime().c.raw_redis, runtime().settings)
+        start_feed_polling(runtime().c.raw_redis, runtime().settings)
     try:
         for run in itertools.count():
             # A loop that died with Redis left its registration behind: a restarted one needs a new name.

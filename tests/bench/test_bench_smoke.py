@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bench.audience import TOPIC, store_pipelined, store_upsert
-from notifier.cli import main
 from notifier.settings import Settings
+from notifier_cli import main
 
 SIZE = 1000
 HTTPS_SIZE = 300

@@ -26,7 +26,7 @@ def _start(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     )
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "notifier.cli", "up", "--embedded-redis", "--port", str(port)],
+            [sys.executable, "-m", "notifier_cli", "up", "--embedded-redis", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

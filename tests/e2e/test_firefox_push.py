@@ -22,7 +22,7 @@ import pytest
 
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
-from notifier.simulator import SimulatorServer
+from notifier_simulator import SimulatorServer
 from tests.conftest import Workers, browser_or_skip, wait_for
 from tests.e2e.bidi import BiDi, Firefox, launch_firefox
 from tests.e2e.conftest import LiveServer

@@ -304,7 +304,7 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_cli_add_list_poll_remove(context, feed_server, settings_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from notifier.cli import main
+    from notifier_cli import main
 
     for name, value in settings_env.items():
         monkeypatch.setenv(name, value)

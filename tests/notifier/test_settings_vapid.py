@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from notifier.cli import main
 from notifier.crypto import b64url_decode, b64url_encode
 from notifier.errors import ConfigError
 from notifier.settings import Settings
 from notifier.vapid import JWT_LIFETIME, JWT_RENEW_BEFORE, generate_private_key, load_vapid_key
+from notifier_cli import main
 
 
 def test_settings_coerce_and_refuse_bad_values() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from notifier.campaigns import Campaign, CampaignStore, validate_campaign
 from notifier.context import Context
-from notifier.simulator import SimulatorServer
 from notifier.subscriptions import validate_subscription
+from notifier_simulator import SimulatorServer
 from tests.conftest import wait_for
 from workers.queues import launch
 

@@ -11,7 +11,7 @@ from rq.serializers import JSONSerializer
 
 from notifier.context import Context
 from notifier.settings import Settings
-from notifier.simulator import SimulatorServer
+from notifier_simulator import SimulatorServer
 from tests.conftest import wait_for
 from tests.reliability.conftest import (
     FAST_WORKER_ENV,

@@ -8,9 +8,9 @@ import json
 
 from click.testing import CliRunner
 
-from notifier.cli import main
 from notifier.subscriptions import validate_subscription
 from notifier.transfer import export_lines, export_to, import_lines
+from notifier_cli import main
 from tests.reliability.conftest import store_bulk
 
 

@@ -387,7 +387,7 @@ def test_prefill_is_off_without_site_domains(client, login_as) -> None:  # type:
 
 
 def test_cli_users_create_list_disable(settings_env, context) -> None:  # type: ignore[no-untyped-def]
-    from notifier.cli import main
+    from notifier_cli import main
 
     runner = CliRunner(env=settings_env)
     created = runner.invoke(

@@ -141,7 +141,7 @@ def test_live_workers_make_readyz_pass_and_a_killed_one_is_flagged_dead(
 def test_notifier_status_prints_the_tables(settings_env: dict[str, str], context: Context, job_env) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
-    from notifier.cli import main
+    from notifier_cli import main
 
     fail_one(context)
     context.redis.setbit(context.keys.subs_live, 3, 1)

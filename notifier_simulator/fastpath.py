@@ -24,7 +24,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from notifier.simulator.state import Outcome
+    from notifier_simulator.state import Outcome
 
 #: ``POST /wpush/{token} HTTP/1.1``: tokens are base64url; anything else goes to aiohttp.
 _PUSH_LINE = re.compile(rb"POST /wpush/([A-Za-z0-9_-]{1,512}) HTTP/1\.1\r\n")

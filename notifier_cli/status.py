@@ -1,8 +1,4 @@
-"""``notifier status [--watch]``: queues, workers, campaigns in flight and subscribers as rich tables.
-
-RQ is read through :mod:`workers.inspect`, imported inside the command so that
-``import notifier`` stays free of RQ.
-"""
+"""``notifier status [--watch]``: queues, workers, campaigns in flight and subscribers as rich tables."""
 
 from __future__ import annotations
 
@@ -14,6 +10,8 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from notifier import stats
+from notifier_cli.common import load_context
+from workers import inspect
 
 
 def _age(seconds: float | None) -> str:
@@ -26,7 +24,6 @@ def _age(seconds: float | None) -> str:
 
 def render(c: Any, *, now: float | None = None) -> Group:
     """The status tables, read now from Redis and RQ."""
-    from workers import inspect
 
     now = time.time() if now is None else now
     r, raw, keys = c.redis, c.raw_redis, c.keys
@@ -102,7 +99,6 @@ def render(c: Any, *, now: float | None = None) -> Group:
 @click.option("--interval", type=float, default=2.0, show_default=True, hidden=True)
 def status(watch: bool, interval: float) -> None:
     """Queues, workers, campaigns in flight and subscribers (read from Redis and RQ)."""
-    from notifier.cli import load_context
 
     c = load_context()
     console = Console()

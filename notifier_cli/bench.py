@@ -1,7 +1,9 @@
 """``notifier bench``: the end-to-end fan-out benchmark (code in ``bench/`` of the source tree).
 
-The benchmark ships with the source tree, not with the installed package, so
-the command puts the project root on ``sys.path`` before importing it.
+The benchmark ships with the source tree, not with the installed package (it
+drives the checkout's own processes and writes ``bench/README.md``), so the
+command puts the project root on ``sys.path`` before importing it, and says
+so plainly when it runs from an installed wheel.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def bench(
     """Fan a real campaign out through Redis, RQ workers and the push simulator; compare with baselines."""
     if not (ROOT / "bench" / "runner.py").exists():
         raise click.ClickException(
-            f"the benchmark needs the source tree (bench/ next to {ROOT / 'notifier'})"
+            "notifier bench runs from a source checkout: it needs bench/ beside the installed packages, "
+            f"and {ROOT / 'bench'} does not exist. Clone the repository and run `notifier bench` there."
         )
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from notifier.transfer import export_to, import_lines
+from notifier_cli.common import load_context
+
 #: Refused lines printed in full; the rest are counted.
 SHOW_REFUSED = 50
 
@@ -27,8 +30,6 @@ def _progress():  # type: ignore[no-untyped-def]
               help="File to write (default: standard output).")  # fmt: skip
 def export_command(out: Path | None) -> None:
     """Write every subscription as JSON lines (PushSubscription.toJSON() + topics, lang, created, seen)."""
-    from notifier.cli import load_context
-    from notifier.transfer import export_to
 
     c = load_context()
     total = c.subscriptions.count()
@@ -48,8 +49,6 @@ def export_command(out: Path | None) -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(source: Path) -> None:
     """Store subscriptions from a JSON lines file; refused lines are listed with their numbers."""
-    from notifier.cli import load_context
-    from notifier.transfer import import_lines
 
     c = load_context()
     with source.open(encoding="utf-8") as handle:
@@ -67,9 +66,3 @@ def import_command(source: Path) -> None:
     )
     if report.refused:
         sys.exit(1)
-
-
-def register(group: click.Group) -> None:
-    """Add ``export`` and ``import`` to the ``notifier`` command."""
-    group.add_command(export_command)
-    group.add_command(import_command)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import RECORD_SIZE, b64url_decode, b64url_encode, decrypt, generate_subscriber
-from notifier.simulator.vapid import VapidError, VapidVerifier, parse_authorization_cached
+from notifier_simulator.vapid import VapidError, VapidVerifier, parse_authorization_cached
 
 #: Statuses a rule may answer with (besides ``"stall"``).
 RULE_STATUSES = frozenset({400, 401, 403, 404, 410, 413, 429, 500, 502, 503})

@@ -8,10 +8,10 @@ import click
 
 from notifier.errors import NotifierError
 from notifier.users import ROLES, UserStore
+from notifier_cli.common import load_context
 
 
 def _store() -> UserStore:
-    from notifier.cli import load_context
 
     context = load_context()
     return UserStore(context.redis, context.keys)

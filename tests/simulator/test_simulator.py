@@ -29,7 +29,7 @@ from notifier.crypto import (
     generate_subscriber,
     public_key_bytes,
 )
-from notifier.simulator import Simulator, SimulatorServer
+from notifier_simulator import Simulator, SimulatorServer
 
 SUBJECT = "mailto:ops@example.com"
 

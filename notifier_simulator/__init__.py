@@ -12,8 +12,9 @@ stall), and speaks Mozilla's WebSocket push protocol so Firefox can use it.
 
 from __future__ import annotations
 
-from notifier.simulator.server import SimulatorServer, build_app, run, serve
-from notifier.simulator.state import RULE_STATUSES, Outcome, Received, Rule, Simulator
+from notifier_simulator.routes import build_app
+from notifier_simulator.server import SimulatorServer, run, serve
+from notifier_simulator.state import RULE_STATUSES, Outcome, Received, Rule, Simulator
 
 __all__ = [
     "RULE_STATUSES",

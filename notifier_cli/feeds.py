@@ -1,23 +1,16 @@
-"""``notifier feeds``: add, list, remove and poll RSS/Atom feeds.
-
-``notifier.cli`` is imported inside the commands (not at module level) so that
-``python -m notifier.cli`` can register this group without a circular import.
-"""
+"""``notifier feeds``: add, list, remove and poll RSS/Atom feeds."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import click
 
+from notifier.articles import ArticleIngest
 from notifier.errors import NotifierError
-
-
-def _context() -> Any:
-    from notifier.cli import load_context
-
-    return load_context()
+from notifier.feeds import FeedPoller, FeedStore, PollResult
+from notifier_cli.common import load_context
+from workers.queues import launch
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -60,9 +53,8 @@ def feeds() -> None:
 )
 def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...]) -> None:
     """Add a feed; only items published from now on are pushed."""
-    from notifier.feeds import FeedStore
 
-    c = _context()
+    c = load_context()
     try:
         feed = FeedStore(c.redis, c.keys).add(
             url,
@@ -81,9 +73,8 @@ def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...]) -
 @feeds.command("list")
 def feeds_list() -> None:
     """Every feed with its mode, topics and what its polls did."""
-    from notifier.feeds import FeedStore
 
-    c = _context()
+    c = load_context()
     items = FeedStore(c.redis, c.keys).list()
     if not items:
         click.echo("no feeds")
@@ -102,9 +93,8 @@ def feeds_list() -> None:
 @click.argument("fid")
 def feeds_remove(fid: str) -> None:
     """Remove a feed by id."""
-    from notifier.feeds import FeedStore
 
-    c = _context()
+    c = load_context()
     if not FeedStore(c.redis, c.keys).remove(fid):
         raise click.ClickException(f"no feed {fid}")
     click.echo(f"removed {fid}")
@@ -115,11 +105,7 @@ def feeds_poll() -> None:
     """Poll every feed now, with progress, and push what is new."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from notifier.articles import ArticleIngest
-    from notifier.feeds import FeedPoller, PollResult
-    from workers.queues import launch
-
-    c = _context()
+    c = load_context()
     ingest = ArticleIngest(c.redis, c.keys, c.topics, lambda cid, at: launch(c.raw_redis, cid, at))
     poller = FeedPoller(c, ingest)
     feeds_now = poller.store.list()

@@ -1,0 +1,44 @@
+"""Deliver encrypted messages to push services over pooled keep-alive HTTP, and classify each answer.
+
+This is the one boundary that speaks HTTP to push services. Every answer is
+turned here into one :class:`Outcome` kind:
+
+=========  ===========================================  ==========================
+kind       answers                                      what the caller does
+=========  ===========================================  ==========================
+sent       201, 202                                     count, record last success
+gone       404, 410                                     delete the subscription now
+rejected   400, 401, 403, 413, other 4xx, unsafe host   count, never retry; 400/401/403 alert ops
+retry      429, 503 (Retry-After), other 5xx, timeout,  retry later with backoff; ``failed`` when
+           connection error                             attempts are exhausted
+=========  ===========================================  ==========================
+
+Requests go over :class:`Http1Pool`, a lean keep-alive HTTP/1.1 client on asyncio
+protocols (aiohttp's per-request machinery cost more CPU than the encryption; see
+bench/README.md). Requests are never redirected (a redirect could point into a
+private network) and every one has a timeout. A 429 from an origin holds back further messages
+to that origin only, for the time it asked.
+"""
+
+from __future__ import annotations
+
+from notifier.sending.http1 import KEEPALIVE, MAX_RESPONSE, Http1Pool, ResponseError
+from notifier.sending.outcomes import CONFIG_STATUSES, RETRY_AFTER_MAX, Outcome, classify, parse_retry_after
+from notifier.sending.resolver import SafeResolver
+from notifier.sending.sender import Message, Sender, origin_of
+
+__all__ = [
+    "CONFIG_STATUSES",
+    "KEEPALIVE",
+    "MAX_RESPONSE",
+    "RETRY_AFTER_MAX",
+    "Http1Pool",
+    "Message",
+    "Outcome",
+    "ResponseError",
+    "SafeResolver",
+    "Sender",
+    "classify",
+    "origin_of",
+    "parse_retry_after",
+]

@@ -1,0 +1,76 @@
+"""The move from the first storage layout (a hash per subscription, sets per topic) to records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from notifier.subscriptions.store import SubscriptionStore
+from notifier.subscriptions.validation import SubscriptionInput
+
+
+def migrate_legacy(store: SubscriptionStore, page_size: int = 500) -> int:
+    """Move subscriptions from the first layout (a hash per subscription, sets) into this one.
+
+    The first release kept ``sub:{sid}`` hashes indexed by ``subs:all`` and
+    ``subs:topic:{slug}`` sets. Each page is re-stored with the atomic upsert
+    (keeping created, seen, browser, key id, failures and quarantine) before its
+    old keys are removed, so an interrupted run simply continues. Returns the
+    number moved; 0 when there is nothing to move.
+    """
+    r, p = store.r, store.keys.prefix
+    legacy_all = f"{p}subs:all"
+    if r.type(legacy_all) not in ("set", b"set"):
+        return 0
+    quarantined_key = f"{p}subs:quarantined"
+    moved = 0
+    while True:
+        sids = r.srandmember(legacy_all, page_size)
+        if not sids:
+            break
+        look = r.pipeline(transaction=False)
+        for sid in sids:
+            look.hgetall(f"{p}sub:{sid}")
+        look.smismember(quarantined_key, sids)
+        *rows, in_quarantine = look.execute()
+        write = r.pipeline(transaction=False)
+        kept: list[tuple[str, Mapping[str, str], bool]] = []
+        for sid, data, quarantined in zip(sids, rows, in_quarantine, strict=True):
+            if data and "e" in data:
+                item = SubscriptionInput(
+                    endpoint=data["e"],
+                    p256dh=data["p"],
+                    auth=data["a"],
+                    topics=tuple(t for t in data.get("t", "").split(",") if t),
+                    lang=data.get("l", "id"),
+                    expiration_time=int(data["x"]) if data.get("x") else None,
+                )
+                args = store._upsert_args(
+                    item,
+                    browser=data.get("b", "other"),
+                    key_id=data.get("k", ""),
+                    now=int(time.time()),
+                    created=int(data.get("c", 0)),
+                    seen=int(data.get("s", 0)),
+                    count_day=False,
+                )
+                store._upsert(args=args, client=write)
+                kept.append((sid, data, bool(quarantined)))
+        results = write.execute() if kept else []
+        clean = r.pipeline(transaction=True)
+        for (_sid, data, quarantined), (n, _) in zip(kept, results, strict=True):
+            if int(data.get("f", 0) or 0):
+                clean.hset(store.keys.subs_failures, str(n), int(data["f"]))
+                if data.get("ff"):
+                    clean.hset(store.keys.subs_first_failure, str(n), int(data["ff"]))
+            if quarantined:
+                clean.setbit(store.keys.subs_quarantined, int(n), 1)
+        for sid in sids:
+            clean.delete(f"{p}sub:{sid}")
+        clean.srem(legacy_all, *sids)
+        clean.execute()
+        moved += len(kept)
+    for key in r.scan_iter(match=f"{p}subs:topic:*", count=1000):
+        r.delete(key)
+    r.delete(quarantined_key)
+    return moved

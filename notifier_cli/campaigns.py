@@ -1,0 +1,164 @@
+"""``notifier send`` and ``notifier campaigns``: create a campaign, follow it, list, cancel and resume."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from notifier.campaigns import FINAL, CampaignStore, validate_campaign
+from notifier.errors import NotifierError
+from notifier_cli.common import load_context
+from workers.queues import PLAN_QUEUE, launch, queue
+
+
+def _follow(c: Any, cid: str) -> None:
+    """Show a live progress bar until the campaign reaches a final state."""
+
+    store = CampaignStore(c.redis, c.keys)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task(cid, total=None, detail="")
+        while True:
+            campaign = store.get(cid)
+            k = campaign.counters
+            progress.update(
+                task,
+                total=k["total"] or None,
+                completed=campaign.done_count,
+                description=campaign.state,
+                detail=" ".join(f"{n} {k[n]}" for n in ("sent", "gone", "rejected", "failed", "retried")),
+            )
+            if campaign.state in FINAL or campaign.state == "paused":
+                break
+            time.sleep(0.25)
+    click.echo(json.dumps(store.get(cid).info(), indent=2, default=str))
+
+
+@click.command()
+@click.option("--title", required=True)
+@click.option("--body", required=True)
+@click.option("--url", required=True, help="The article URL the notification opens.")
+@click.option("--image", default="")
+@click.option("--topic", "topics", multiple=True, help="Topic slug; repeat for several; none means everyone.")
+@click.option(
+    "--ttl",
+    type=int,
+    default=None,
+    help="Seconds the push service keeps it (default 6 h breaking, 24 h otherwise).",
+)
+@click.option("--urgency", type=click.Choice(["very-low", "low", "normal", "high"]), default=None)
+@click.option(
+    "--breaking", is_flag=True, help="Breaking news: high urgency, passes frequency cap and quiet hours."
+)
+@click.option("--at", "send_at", default=None, help="ISO 8601 time with zone, e.g. 2026-12-01T07:00+07:00.")
+@click.option("--wait/--no-wait", default=True, help="Follow the campaign with a progress bar.")
+def send(
+    title: str,
+    body: str,
+    url: str,
+    image: str,
+    topics: tuple[str, ...],
+    ttl: int | None,
+    urgency: str | None,
+    breaking: bool,
+    send_at: str | None,
+    wait: bool,
+) -> None:
+    """Create a campaign and send it (now or at --at)."""
+
+    c = load_context()
+    data: dict[str, Any] = {
+        "title": title,
+        "body": body,
+        "url": url,
+        "image": image,
+        "breaking": breaking,
+        "topics": list(topics) or None,
+        "ttl": ttl,
+        "urgency": urgency,
+        "send_at": send_at,
+    }
+    try:
+        item = validate_campaign(data, topics=c.topics, source="cli", created_by=f"cli:{getpass.getuser()}")
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    cid = CampaignStore(c.redis, c.keys).create(item)
+    launch(c.raw_redis, cid, item.send_at)
+    click.echo(f"campaign {cid} created")
+    if wait and item.send_at is None:
+        _follow(c, cid)
+
+
+@click.group()
+def campaigns() -> None:
+    """List, show, cancel and resume campaigns."""
+
+
+@campaigns.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+def campaigns_list(limit: int) -> None:
+    """Newest campaigns with state and counters."""
+
+    c = load_context()
+    table = Table("id", "state", "title", "total", "sent", "gone", "rejected", "failed", "clicked")
+    for item in CampaignStore(c.redis, c.keys).list(0, limit):
+        k = item.counters
+        table.add_row(
+            item.cid,
+            item.state,
+            item.title[:40],
+            *(str(k[n]) for n in ("total", "sent", "gone", "rejected", "failed", "clicked")),
+        )
+    Console().print(table)
+
+
+@campaigns.command("show")
+@click.argument("cid")
+@click.option("--follow", is_flag=True, help="Follow with a progress bar until it ends.")
+def campaigns_show(cid: str, follow: bool) -> None:
+    """A campaign's state and counters (JSON)."""
+
+    c = load_context()
+    try:
+        campaign = CampaignStore(c.redis, c.keys).get(cid)
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    if follow:
+        _follow(c, cid)
+    else:
+        click.echo(json.dumps(campaign.info(), indent=2, default=str))
+
+
+@campaigns.command("cancel")
+@click.argument("cid")
+def campaigns_cancel(cid: str) -> None:
+    """Cancel a campaign in flight."""
+
+    c = load_context()
+    try:
+        campaign = CampaignStore(c.redis, c.keys).cancel(cid)
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{cid}: {campaign.state}")
+
+
+@campaigns.command("resume")
+@click.argument("cid")
+def campaigns_resume(cid: str) -> None:
+    """Resume a campaign that paused itself (after fixing the VAPID key or subject)."""
+
+    c = load_context()
+    job = queue(PLAN_QUEUE, c.raw_redis).enqueue("workers.jobs.resume_campaign", cid)
+    click.echo(f"resume of {cid} queued as job {job.id}")

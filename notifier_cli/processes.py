@@ -1,0 +1,138 @@
+"""``notifier worker``, ``serve``, ``simulator`` and ``up``: the processes of the service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from notifier.errors import ConfigError
+from notifier.redis_conn import EmbeddedRedis, redis_answers
+from notifier.settings import DEFAULT_REDIS_URL
+from notifier.vapid import load_vapid_key
+from notifier_cli.common import load_settings
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit (for cron).")
+@click.option("--name", default=None, help="Worker name (default host.pid).")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True, help="Run RQ's scheduler too.")
+def worker(burst: bool, name: str | None, scheduler: bool) -> None:
+    """Run an RQ worker on every queue (many can run, on many machines)."""
+    try:
+        from workers.worker import main as run_worker
+
+        run_worker(burst=burst, with_scheduler=scheduler, name=name)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Run the site (development server; use gunicorn in production, see README)."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    from web import create_app
+
+    class QuietRequestHandler(WSGIRequestHandler):
+        """No werkzeug access line: the site logs every request itself, one JSON line with its request id."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return
+
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
+    app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=QuietRequestHandler)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8090, show_default=True)
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a self-signed certificate.")
+@click.option(
+    "--verify-fraction",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Share of messages decrypted and checked.",
+)
+def simulator(host: str, port: int, tls: bool, verify_fraction: float) -> None:
+    """Run the push service simulator (HTTP endpoints and Mozilla's WebSocket protocol)."""
+    from notifier_simulator import serve as serve_simulator
+
+    serve_simulator(host=host, port=port, tls=tls, verify_fraction=verify_fraction)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--workers", "n_workers", type=int, default=1, show_default=True)
+@click.option(
+    "--simulator-port", type=int, default=0, help="Also run the push simulator on this port (demo)."
+)
+@click.option(
+    "--embedded-redis", is_flag=True, help="Start the embedded Redis even when 127.0.0.1:6379 answers."
+)
+def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis: bool) -> None:
+    """The whole stack for a newcomer: Redis (embedded if none), VAPID key, site and worker(s)."""
+
+    env = dict(os.environ)
+    settings = load_settings()
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url:
+        if not redis_answers(settings.redis_url):
+            raise click.ClickException(f"REDIS_URL={settings.redis_url} does not answer")
+    elif not embedded_redis and redis_answers(DEFAULT_REDIS_URL):
+        click.echo(f"using the Redis at {DEFAULT_REDIS_URL}")
+        env["REDIS_URL"] = DEFAULT_REDIS_URL
+    else:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        env["REDIS_URL"] = embedded.start()
+        click.echo(f"started an embedded Redis at {env['REDIS_URL']} (data in {settings.data_dir / 'redis'})")
+    if not settings.vapid_private_key and not settings.vapid_key_path.exists():
+        if settings.production:
+            raise click.ClickException(
+                "production needs a VAPID key: run `notifier vapid generate` once and keep it"
+            )
+
+        load_vapid_key(settings, generate=True)
+        click.echo(f"generated a VAPID key in {settings.vapid_key_path}")
+    if simulator_port:
+        hosts = ",".join(filter(None, [env.get("NOTIFIER_PUSH_HOSTS", ""), f"127.0.0.1:{simulator_port}"]))
+        env["NOTIFIER_PUSH_HOSTS"] = hosts
+    env.setdefault("NOTIFIER_PUBLIC_URL", f"http://{host}:{port}")
+    exe = [sys.executable, "-m", "notifier_cli"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if simulator_port:
+            procs.append(subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=env))
+        for i in range(n_workers):
+            procs.append(subprocess.Popen([*exe, "worker", "--name", f"up-{os.getpid()}-{i}"], env=env))
+        procs.append(subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)], env=env))
+        click.echo(f"site on http://{host}:{port}/  (Ctrl-C stops everything)")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        failed = [p for p in procs if p.poll() not in (None, 0)]
+        if failed:
+            raise click.ClickException(f"a process exited with code {failed[0].returncode}; stopping")
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded:
+            embedded.stop()
