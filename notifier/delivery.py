@@ -144,7 +144,7 @@ class Delivery:
         if campaign.state == "scheduled":
             if not self.campaigns.transition(cid, "planning"):
                 return 0
-            self._reserve(keys=[key, self.keys.campaign_batches_done(cid) + ":reserved"], args=["plan"])
+            self._reserve(keys=[key, self.keys.campaign_batches_reserved(cid)], args=["plan"])
         elif campaign.state != "planning":
             return 0
         size = self.settings.batch_size
@@ -154,7 +154,7 @@ class Delivery:
         )
         # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
         resume_from = resume_from or old_byte * 8
-        audience = f"{key}:audience"
+        audience = self.keys.campaign_audience(cid)
         store = self.c.subscriptions
         if not snapped or not self.r.exists(audience):
             store.snapshot_audience(campaign.topics, audience)
@@ -209,7 +209,7 @@ class Delivery:
         key = self.keys.campaign(cid)
         if not self.campaigns.transition(cid, "planning", allowed_from=["scheduled"]):
             return 0
-        self._reserve(keys=[key, self.keys.campaign_batches_done(cid) + ":reserved"], args=["plan"])
+        self._reserve(keys=[key, self.keys.campaign_batches_reserved(cid)], args=["plan"])
         unique = list(dict.fromkeys(sids))
         self.r.hset(key, "total", len(unique))
         batch_no = 0
@@ -227,7 +227,7 @@ class Delivery:
     def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
         batch_id = f"b{batch_no}"
         self._reserve(
-            keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"],
+            keys=[self.keys.campaign(cid), self.keys.campaign_batches_reserved(cid)],
             args=[batch_id],
         )
         enqueue(batch_id, sids, [1] * len(sids), 0.0)
@@ -361,7 +361,7 @@ class Delivery:
         self._account(outcomes, attempt_of, result)
         if result.retry_sids:
             retry_id = f"{batch_id}-{max(result.retry_attempts)}"
-            self._reserve(keys=[campaign_key, done_key + ":reserved"], args=[retry_id])
+            self._reserve(keys=[campaign_key, self.keys.campaign_batches_reserved(cid)], args=[retry_id])
             enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay)
         self._write(
             campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid
@@ -499,9 +499,9 @@ class Delivery:
             pipe.expire(timeline, 90 * 86400)
         for name, n in services.items():
             pipe.hincrby(keys.campaign_services(cid), name, n)
-            pipe.hincrby(keys.metrics("outcomes"), name, n)
+            pipe.hincrby(keys.outcomes_total, name, n)
         for name, n in statuses.items():
-            pipe.hincrby(keys.metrics("status"), name, n)
+            pipe.hincrby(keys.statuses_total, name, n)
             pipe.hincrby(keys.status_minute(minute), name, n)
         if statuses:
             pipe.expire(keys.status_minute(minute), 7200)
@@ -512,11 +512,11 @@ class Delivery:
             pipe.hincrby(keys.latency, "count", sum(latency.values()))
         finished_n = len(outcomes) - len(result.retry_sids)
         if finished_n:
-            tp_key = keys.metrics(f"tp:{minute}")
+            tp_key = keys.throughput_minute(minute)
             pipe.hincrby(tp_key, str(second), finished_n)
             pipe.expire(tp_key, 7200)
         if held:
-            pipe.rpush(keys.campaign(cid) + ":held", *held)
+            pipe.rpush(keys.campaign_held(cid), *held)
         flat: list[object] = []
         for name, n in counts.items():
             flat += [name, n]
@@ -550,9 +550,7 @@ class Delivery:
                 "check VAPID_PRIVATE_KEY and VAPID_SUBJECT, then resume"
             )
             if self.campaigns.transition(cid, "paused", reason=reason, allowed_from=["sending"]):
-                self.r.hset(
-                    self.keys.metrics("alerts"), "config", f"{int(time.time())}|{cid}|{status}|{reason}"
-                )
+                self.r.hset(self.keys.alerts, "config", f"{int(time.time())}|{cid}|{status}|{reason}")
 
     def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
@@ -565,13 +563,13 @@ class Delivery:
 
     def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Enqueue what paused batches held back as new batches; returns how many messages."""
-        held_key = self.keys.campaign(cid) + ":held"
+        held_key = self.keys.campaign_held(cid)
         n = int(self.r.hincrby(self.keys.campaign(cid), "drains", 1))
         queued = part = 0
         while sids := self.r.lpop(held_key, self.settings.batch_size):
             batch_id = f"h{n}_{part}"
             self._reserve(
-                keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid) + ":reserved"],
+                keys=[self.keys.campaign(cid), self.keys.campaign_batches_reserved(cid)],
                 args=[batch_id],
             )
             enqueue(batch_id, list(sids), [1] * len(sids), 0.0)

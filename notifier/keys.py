@@ -1,4 +1,4 @@
-"""Redis key names, built in one place under one prefix.
+"""Redis key names, built in one place under one prefix (the Lua scripts' too: :func:`lua_key_functions`).
 
 Data model (docs/design-notes.md tells why it is laid out so):
 
@@ -7,16 +7,41 @@ Data model (docs/design-notes.md tells why it is laid out so):
   grown by linear hashing (``subs:ixmeta``); ``subs:seq`` ids handed out.
 - ``subs:live``, ``subs:t:{slug}``, ``subs:q`` bitmaps by id: everyone, each
   topic, quarantined. ``subs:fails`` / ``subs:fail1`` hashes: current failure runs.
-- ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps.
+  ``subs:daily:{added|removed}`` hashes day → count.
+- ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps
+  (written only by :mod:`notifier.campaigns`).
 - ``campaigns`` sorted set of cids by creation time.
-- ``campaign:{cid}:batches:done`` set of finished batch numbers (idempotent retries).
-- ``campaign:{cid}:final`` set of sids that reached a final outcome (a retried batch skips them).
+- ``campaign:{cid}:batches:done`` set of finished batch ids, ``…:done:reserved`` the
+  batch ids that hold a unit of ``pending`` (each reserved and given back once).
+- ``campaign:{cid}:audience`` bitmap snapshot of the audience while planning;
+  ``campaign:{cid}:held`` list of ids a paused campaign has not sent yet.
+- ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
+- ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts.
 - ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
+- ``tmp:{kind}:{random}`` scratch keys a script removes before it returns.
+- ``sub:{sid}``, ``subs:all``, ``subs:topic:{slug}``, ``subs:quarantined``: the first
+  layout, read only by the migration (:mod:`notifier.subscriptions.legacy`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+#: Subscription records per list: record ``n`` is at index ``n % 128`` of ``subs:rec:{n // 128}``.
+RECORDS_PER_LIST = 128
+
+# The subscription store's key names, shared by the Python methods and the Lua functions below.
+SUBS_RECORDS = "subs:rec:"
+SUBS_INDEX = "subs:ix:"
+SUBS_INDEX_META = "subs:ixmeta"
+SUBS_SEQ = "subs:seq"
+SUBS_LIVE = "subs:live"
+SUBS_TOPIC = "subs:t:"
+SUBS_QUARANTINED = "subs:q"
+SUBS_FAILURES = "subs:fails"
+SUBS_FIRST_FAILURE = "subs:fail1"
+SUBS_DAILY = "subs:daily:"
 
 
 @dataclass(frozen=True)
@@ -25,51 +50,83 @@ class Keys:
 
     prefix: str = "notifier:"
 
+    # -- subscriptions -------------------------------------------------------------------------
+
     def subs_records(self, bucket: int) -> str:
         """List of the records of subscriptions ``128 * bucket`` to ``128 * bucket + 127``."""
-        return f"{self.prefix}subs:rec:{bucket}"
+        return f"{self.prefix}{SUBS_RECORDS}{bucket}"
+
+    def subs_record(self, n: int) -> tuple[str, int]:
+        """(list key, index in it) of subscription ``n``'s record."""
+        return f"{self.prefix}{SUBS_RECORDS}{n // RECORDS_PER_LIST}", n % RECORDS_PER_LIST
 
     def subs_index(self, bucket: int) -> str:
         """Hash endpoint digest → subscription id, one bucket of the linear-hashing index."""
-        return f"{self.prefix}subs:ix:{bucket}"
+        return f"{self.prefix}{SUBS_INDEX}{bucket}"
 
     @property
     def subs_index_meta(self) -> str:
         """Hash of the endpoint index's state: entries ``n``, round ``k``, next bucket to split ``s``."""
-        return f"{self.prefix}subs:ixmeta"
+        return f"{self.prefix}{SUBS_INDEX_META}"
 
     @property
     def subs_seq(self) -> str:
         """Counter of subscription ids handed out (ids are never reused)."""
-        return f"{self.prefix}subs:seq"
+        return f"{self.prefix}{SUBS_SEQ}"
 
     @property
     def subs_live(self) -> str:
         """Bitmap of stored subscription ids."""
-        return f"{self.prefix}subs:live"
+        return f"{self.prefix}{SUBS_LIVE}"
 
     def subs_topic(self, slug: str) -> str:
         """Bitmap of subscription ids following one topic."""
-        return f"{self.prefix}subs:t:{slug}"
+        return f"{self.prefix}{SUBS_TOPIC}{slug}"
 
     @property
     def subs_quarantined(self) -> str:
         """Bitmap of subscriptions kept out of fan-out after failing for days."""
-        return f"{self.prefix}subs:q"
+        return f"{self.prefix}{SUBS_QUARANTINED}"
 
     @property
     def subs_failures(self) -> str:
         """Hash id → failed pushes in a row, for subscriptions currently failing."""
-        return f"{self.prefix}subs:fails"
+        return f"{self.prefix}{SUBS_FAILURES}"
 
     @property
     def subs_first_failure(self) -> str:
         """Hash id → unix time of the first failure of the current run."""
-        return f"{self.prefix}subs:fail1"
+        return f"{self.prefix}{SUBS_FIRST_FAILURE}"
 
     def subs_daily(self, kind: str) -> str:
         """Hash day → count of subscriptions ``added`` or ``removed``."""
-        return f"{self.prefix}subs:daily:{kind}"
+        return f"{self.prefix}{SUBS_DAILY}{kind}"
+
+    # The first layout (before records in lists), read only by the migration.
+
+    def legacy_subscription(self, sid: str) -> str:
+        """Hash of one subscription in the first layout."""
+        return f"{self.prefix}sub:{sid}"
+
+    @property
+    def legacy_all(self) -> str:
+        """Set of every subscription id in the first layout."""
+        return f"{self.prefix}subs:all"
+
+    def legacy_topic(self, slug: str) -> str:
+        """Set of the ids following one topic in the first layout (``*``: a SCAN pattern for all)."""
+        return f"{self.prefix}subs:topic:{slug}"
+
+    @property
+    def legacy_quarantined(self) -> str:
+        """Set of quarantined ids in the first layout."""
+        return f"{self.prefix}subs:quarantined"
+
+    def scratch(self, kind: str) -> str:
+        """A fresh scratch key (``tmp:{kind}:{random}``) for a result its user removes at once."""
+        return f"{self.prefix}tmp:{kind}:{os.urandom(8).hex()}"
+
+    # -- campaigns -------------------------------------------------------------------------------
 
     def campaign(self, cid: str) -> str:
         """Hash of one campaign."""
@@ -81,16 +138,20 @@ class Keys:
         return f"{self.prefix}campaigns"
 
     def campaign_batches_done(self, cid: str) -> str:
-        """Set of batch numbers a campaign has finished."""
+        """Set of batch ids a campaign has finished (each gave its unit of ``pending`` back)."""
         return f"{self.prefix}campaign:{cid}:batches:done"
 
-    def campaign_delivered(self, cid: str) -> str:
-        """Set of subscription ids that reached a final outcome for a campaign."""
-        return f"{self.prefix}campaign:{cid}:final"
+    def campaign_batches_reserved(self, cid: str) -> str:
+        """Set of batch ids that reserved a unit of ``pending`` (reserved-but-not-done: still owed)."""
+        return f"{self.prefix}campaign:{cid}:batches:done:reserved"
 
-    def campaign_batch(self, cid: str, batch: int) -> str:
-        """List of subscription ids in one planned batch."""
-        return f"{self.prefix}campaign:{cid}:batch:{batch}"
+    def campaign_audience(self, cid: str) -> str:
+        """Bitmap snapshot of a campaign's audience, kept while it is being planned."""
+        return f"{self.prefix}campaign:{cid}:audience"
+
+    def campaign_held(self, cid: str) -> str:
+        """List of subscription ids a paused campaign held back, sent on when it resumes."""
+        return f"{self.prefix}campaign:{cid}:held"
 
     def campaign_timeline(self, cid: str) -> str:
         """Hash minute-epoch:outcome → count, for charts of sends and clicks."""
@@ -103,6 +164,8 @@ class Keys:
     def campaign_receipts(self, cid: str, kind: str) -> str:
         """Set of subscription ids that reported ``shown`` or ``clicked`` (counted once)."""
         return f"{self.prefix}campaign:{cid}:receipts:{kind}"
+
+    # -- accounts and sessions -------------------------------------------------------------------
 
     def token(self, digest: str) -> str:
         """Hash of one API token, by the SHA-256 of the token."""
@@ -122,10 +185,9 @@ class Keys:
         """Set of editor emails."""
         return f"{self.prefix}users"
 
-    @property
-    def rate_limit_prefix(self) -> str:
-        """Prefix of Flask-Limiter's per-address counters (``limits`` appends its own key parts)."""
-        return f"{self.prefix}ratelimit"
+    def rate_limit(self, route: str, amount: int, window: int, address: str = "") -> str:
+        """List of one address's recent requests to ``route``, limited to ``amount`` per ``window`` s."""
+        return f"{self.prefix}ratelimit:{route}:{amount}/{window}:{address}"
 
     def login_failures(self, who: str) -> str:
         """Counter of recent failed logins for an email or address."""
@@ -138,6 +200,8 @@ class Keys:
     def web_session(self, token: str) -> str:
         """String email of one logged-in newsroom session (deleted at logout; expires)."""
         return f"{self.prefix}web-session:{token}"
+
+    # -- articles and feeds ----------------------------------------------------------------------
 
     def article(self, guid_digest: str) -> str:
         """SET NX guard: an article (by guid) pushes at most once."""
@@ -173,14 +237,26 @@ class Keys:
         """Sorted set of recent non-breaking push times of one subscriber (frequency cap)."""
         return f"{self.prefix}freq:{sid}"
 
-    def metrics(self, name: str) -> str:
-        """Hash of a global counter family (outcomes by service and status, etc.)."""
-        return f"{self.prefix}metrics:{name}"
+    # -- metrics and ops -------------------------------------------------------------------------
 
     @property
-    def throughput(self) -> str:
-        """Hash second-epoch → messages finished, for the throughput chart."""
-        return f"{self.prefix}metrics:throughput"
+    def outcomes_total(self) -> str:
+        """Hash service:outcome → count since the start (all campaigns)."""
+        return f"{self.prefix}metrics:outcomes"
+
+    @property
+    def statuses_total(self) -> str:
+        """Hash service:HTTP status → count since the start (all campaigns)."""
+        return f"{self.prefix}metrics:status"
+
+    @property
+    def alerts(self) -> str:
+        """Hash alert kind → ``time|cid|status|reason`` of the latest alert of that kind (ops banner)."""
+        return f"{self.prefix}metrics:alerts"
+
+    def throughput_minute(self, minute: int) -> str:
+        """Hash second-epoch → messages finished, for one minute (epoch of its first second)."""
+        return f"{self.prefix}metrics:tp:{minute}"
 
     @property
     def latency(self) -> str:
@@ -191,6 +267,10 @@ class Keys:
         """Hash service:status → count for one minute (epoch of its first second), for spike alerts."""
         return f"{self.prefix}metrics:status:{minute}"
 
+    def metrics(self, name: str) -> str:
+        """Deprecated: use the named metrics keys above (kept while branches move to them)."""
+        return f"{self.prefix}metrics:{name}"
+
     @property
     def workers_seen(self) -> str:
         """Sorted set worker name → unix time of its last heartbeat (kept after RQ forgets a worker)."""
@@ -200,3 +280,32 @@ class Keys:
     def workers_info(self) -> str:
         """Hash worker name → JSON (host, pid, ttl, heartbeat deadline, stopped) for the ops view."""
         return f"{self.prefix}ops:workers:info"
+
+
+def _lua(text: str) -> str:
+    """A Lua string literal (the names are plain ASCII without quotes or backslashes)."""
+    assert "'" not in text and "\\" not in text
+    return f"'{text}'"
+
+
+def lua_key_functions() -> str:
+    """Lua functions naming the subscription store's keys exactly as :class:`Keys` does.
+
+    The prelude of every subscription script: each function takes the key prefix ``p``
+    the script was given, so no script spells a key name or the records-per-list itself.
+    """
+    per = RECORDS_PER_LIST
+    return f"""
+local function subs_record_key(p, n)
+  return p .. {_lua(SUBS_RECORDS)} .. string.format('%d', math.floor(n / {per})), n % {per}
+end
+local function subs_index_key(p, b) return p .. {_lua(SUBS_INDEX)} .. string.format('%d', b) end
+local function subs_index_meta_key(p) return p .. {_lua(SUBS_INDEX_META)} end
+local function subs_seq_key(p) return p .. {_lua(SUBS_SEQ)} end
+local function subs_live_key(p) return p .. {_lua(SUBS_LIVE)} end
+local function subs_topic_key(p, slug) return p .. {_lua(SUBS_TOPIC)} .. slug end
+local function subs_quarantined_key(p) return p .. {_lua(SUBS_QUARANTINED)} end
+local function subs_failures_key(p) return p .. {_lua(SUBS_FAILURES)} end
+local function subs_first_failure_key(p) return p .. {_lua(SUBS_FIRST_FAILURE)} end
+local function subs_daily_key(p, kind) return p .. {_lua(SUBS_DAILY)} .. kind end
+"""

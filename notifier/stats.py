@@ -47,7 +47,7 @@ def throughput(r: redis.Redis, keys: Keys, *, now: float | None = None, minutes:
     starts = [current - 60 * i for i in range(minutes - 1, -1, -1)]
     pipe = r.pipeline(transaction=False)
     for start in starts:
-        pipe.hgetall(keys.metrics(f"tp:{start}"))
+        pipe.hgetall(keys.throughput_minute(start))
     per_second: dict[int, int] = {}
     by_minute: list[list[int]] = []
     for start, data in zip(starts, pipe.execute(), strict=True):
@@ -79,8 +79,8 @@ def _split_pairs(data: dict[str, str]) -> dict[str, dict[str, int]]:
 def outcomes(r: redis.Redis, keys: Keys) -> dict[str, dict[str, dict[str, int]]]:
     """All-time outcomes by push service (``sent``, ``gone``, ...) and HTTP status by push service."""
     pipe = r.pipeline(transaction=False)
-    pipe.hgetall(keys.metrics("outcomes"))
-    pipe.hgetall(keys.metrics("status"))
+    pipe.hgetall(keys.outcomes_total)
+    pipe.hgetall(keys.statuses_total)
     by_kind, by_status = pipe.execute()
     return {"by_service": _split_pairs(by_kind), "by_status": _split_pairs(by_status)}
 
@@ -120,7 +120,7 @@ def alerts(
     """Banners for ops: a campaign paused itself, or 400/401/403 or 429 responses spiked recently."""
     now = time.time() if now is None else now
     found: list[dict[str, Any]] = []
-    config = r.hget(keys.metrics("alerts"), "config")
+    config = r.hget(keys.alerts, "config")
     if config:
         stamp, cid, status, reason = [*config.split("|", 3), "", "", ""][:4]
         if stamp.isdigit() and now - int(stamp) < 86400:

@@ -28,6 +28,7 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 
 from notifier.context import Context
+from notifier.keys import Keys
 from web.errors import json_error
 
 CONTENT_SECURITY_POLICY = (
@@ -92,20 +93,19 @@ class RateLimited(TooManyRequests):
 class RouteLimit:
     """The limits of one route, checked and counted per client address in one Redis round trip."""
 
-    def __init__(self, r: redis.Redis, prefix: str, endpoint: str, spec: str) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, endpoint: str, spec: str) -> None:
         items = parse_many(spec)
         self.description = "; ".join(str(item) for item in items)
-        self.parts = [
-            (f"{prefix}:{endpoint}:{item.amount}/{item.get_expiry()}:", item.amount, item.get_expiry())
-            for item in items
-        ]
+        self.keys = keys
+        self.endpoint = endpoint
+        self.parts = [(item.amount, item.get_expiry()) for item in items]
         self._script = r.register_script(_MOVING_WINDOW)
 
     def hit(self, address: str) -> int:
         """Count a request from ``address``: 0 when allowed, else the seconds to wait (nothing counted)."""
-        keys = [prefix + address for prefix, _, _ in self.parts]
+        keys = [self.keys.rate_limit(self.endpoint, amount, window, address) for amount, window in self.parts]
         args: list[float | int] = [time.time()]
-        for _, amount, window in self.parts:
+        for amount, window in self.parts:
             args += [amount, window]
         return int(self._script(keys=keys, args=args))
 
@@ -148,7 +148,7 @@ def init_app(app: Flask, context: Context) -> dict[str, RouteLimit]:
             view = app.view_functions.get(endpoint)
             if view is not None:
                 spec: str = getattr(settings, attr)
-                limit = RouteLimit(context.redis, context.keys.rate_limit_prefix, endpoint, spec)
+                limit = RouteLimit(context.redis, context.keys, endpoint, spec)
                 limits[endpoint] = limit
                 app.view_functions[endpoint] = limited(view, limit, methods)
     app.extensions[EXTENSION] = limits

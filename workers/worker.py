@@ -125,7 +125,7 @@ def requeue_lost_jobs(conn: redis.Redis, *, older_than: float) -> list[str]:
             candidates.append((PLAN_QUEUE, f"plan-{cid}"))
         elif campaign.state in ("planning", "sending") and campaign.pending > 0:
             done_key = keys.campaign_batches_done(cid)
-            for batch_id in r.sdiff(done_key + ":reserved", done_key):
+            for batch_id in r.sdiff(keys.campaign_batches_reserved(cid), done_key):
                 name = PLAN_QUEUE if batch_id == "plan" else SEND_QUEUE
                 candidates.append((name, f"plan-{cid}" if batch_id == "plan" else f"send-{cid}-{batch_id}"))
     requeued: list[str] = []

@@ -25,18 +25,17 @@ Redis holds it all in RAM); see docs/design-notes.md, "Subscriptions in Redis":
 
 from __future__ import annotations
 
+from notifier.keys import RECORDS_PER_LIST
 from notifier.subscriptions.legacy import migrate_legacy
 from notifier.subscriptions.records import (
     ENDPOINT_PREFIXES,
     RECORD_FIELDS,
-    RECORDS_PER_LIST,
     Subscription,
     decode_endpoint,
     decode_record,
     encode_endpoint,
     endpoint_index,
     ids_in_bitmap,
-    record_key,
     record_tail,
 )
 from notifier.subscriptions.store import SubscriptionStore, iter_audience
@@ -66,7 +65,6 @@ __all__ = [
     "ids_in_bitmap",
     "iter_audience",
     "migrate_legacy",
-    "record_key",
     "record_tail",
     "validate_subscription",
     "validate_topics",

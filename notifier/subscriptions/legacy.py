@@ -18,11 +18,11 @@ def migrate_legacy(store: SubscriptionStore, page_size: int = 500) -> int:
     old keys are removed, so an interrupted run simply continues. Returns the
     number moved; 0 when there is nothing to move.
     """
-    r, p = store.r, store.keys.prefix
-    legacy_all = f"{p}subs:all"
+    r, keys = store.r, store.keys
+    legacy_all = keys.legacy_all
     if r.type(legacy_all) not in ("set", b"set"):
         return 0
-    quarantined_key = f"{p}subs:quarantined"
+    quarantined_key = keys.legacy_quarantined
     moved = 0
     while True:
         sids = r.srandmember(legacy_all, page_size)
@@ -30,7 +30,7 @@ def migrate_legacy(store: SubscriptionStore, page_size: int = 500) -> int:
             break
         look = r.pipeline(transaction=False)
         for sid in sids:
-            look.hgetall(f"{p}sub:{sid}")
+            look.hgetall(keys.legacy_subscription(sid))
         look.smismember(quarantined_key, sids)
         *rows, in_quarantine = look.execute()
         write = r.pipeline(transaction=False)
@@ -60,17 +60,17 @@ def migrate_legacy(store: SubscriptionStore, page_size: int = 500) -> int:
         clean = r.pipeline(transaction=True)
         for (_sid, data, quarantined), (n, _) in zip(kept, results, strict=True):
             if int(data.get("f", 0) or 0):
-                clean.hset(store.keys.subs_failures, str(n), int(data["f"]))
+                clean.hset(keys.subs_failures, str(n), int(data["f"]))
                 if data.get("ff"):
-                    clean.hset(store.keys.subs_first_failure, str(n), int(data["ff"]))
+                    clean.hset(keys.subs_first_failure, str(n), int(data["ff"]))
             if quarantined:
-                clean.setbit(store.keys.subs_quarantined, int(n), 1)
+                clean.setbit(keys.subs_quarantined, int(n), 1)
         for sid in sids:
-            clean.delete(f"{p}sub:{sid}")
+            clean.delete(keys.legacy_subscription(sid))
         clean.srem(legacy_all, *sids)
         clean.execute()
         moved += len(kept)
-    for key in r.scan_iter(match=f"{p}subs:topic:*", count=1000):
+    for key in r.scan_iter(match=keys.legacy_topic("*"), count=1000):
         r.delete(key)
     r.delete(quarantined_key)
     return moved

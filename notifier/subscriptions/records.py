@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from notifier.keys import Keys
-
 #: Record fields, in order, separated by one space (the endpoint, last, is the only one that could hold one).
 RECORD_FIELDS = (
     "created (unix seconds)",
@@ -34,11 +32,11 @@ ENDPOINT_PREFIXES = (
     "https://",
 )
 
-#: Records per list.
-RECORDS_PER_LIST = 128
 #: Average entries per endpoint-index bucket before the next bucket splits (Redis keeps a hash of up to
 #: 128 entries as a listpack by default; a bucket not yet split this round holds about twice the average).
 INDEX_LOAD = 48
+#: Round of the endpoint index before its first split: it starts with 2 ** 6 buckets.
+INDEX_FIRST_ROUND = 6
 
 
 @dataclass(frozen=True)
@@ -142,11 +140,6 @@ def endpoint_index(endpoint: str) -> str:
     """
     digest = hashlib.sha256(endpoint.encode()).digest()
     return digest[:4].hex() + base64.urlsafe_b64encode(digest[4:11]).decode().rstrip("=")
-
-
-def record_key(keys: Keys, n: int) -> tuple[str, int]:
-    """(list key, index) of subscription ``n``'s record."""
-    return keys.subs_records(n // RECORDS_PER_LIST), n % RECORDS_PER_LIST
 
 
 #: Bit offsets set in a byte, most significant first (Redis's bit order).

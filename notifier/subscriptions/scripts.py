@@ -3,32 +3,39 @@ half-written can be observed (the record, the endpoint index and the bitmaps alw
 
 from __future__ import annotations
 
+from notifier.keys import lua_key_functions
+from notifier.subscriptions.records import INDEX_FIRST_ROUND
+
+# Every script starts with the functions naming its keys (built from the prefix in ARGV[1]: this
+# service does not run on Redis Cluster, so keys need not be declared in KEYS).
+KEY_FUNCTIONS = lua_key_functions()
+
 # The endpoint index's bucket for a field (linear hashing: ``subs:ixmeta`` holds the round ``k`` and the
 # next bucket to split ``s``; buckets below ``s`` are already split into ``b`` and ``b + 2^k``).
-IX_BUCKET = """
+IX_BUCKET = f"""
 local function ix_bucket(p, field)
-  local meta = redis.call('HMGET', p .. 'subs:ixmeta', 'k', 's')
-  local k = tonumber(meta[1] or '6')
+  local meta = redis.call('HMGET', subs_index_meta_key(p), 'k', 's')
+  local k = tonumber(meta[1] or '{INDEX_FIRST_ROUND}')
   local s = tonumber(meta[2] or '0')
   local h = tonumber(string.sub(field, 1, 8), 16)
   local b = h % 2 ^ k
   if b < s then b = h % 2 ^ (k + 1) end
-  return p .. 'subs:ix:' .. string.format('%d', b)
+  return subs_index_key(p, b)
 end
 """
 
 # Count an index entry in or out; past INDEX_LOAD entries per bucket on average, split the next bucket.
-IX_COUNT = """
+IX_COUNT = f"""
 local function ix_count(p, delta)
-  local meta = p .. 'subs:ixmeta'
+  local meta = subs_index_meta_key(p)
   local n = redis.call('HINCRBY', meta, 'n', delta)
   if delta < 0 then return end
   local got = redis.call('HMGET', meta, 'k', 's')
-  local k = tonumber(got[1] or '6')
+  local k = tonumber(got[1] or '{INDEX_FIRST_ROUND}')
   local s = tonumber(got[2] or '0')
   if n <= (2 ^ k + s) * tonumber(ARGV[#ARGV]) then return end
-  local from = p .. 'subs:ix:' .. string.format('%d', s)
-  local to = p .. 'subs:ix:' .. string.format('%d', s + 2 ^ k)
+  local from = subs_index_key(p, s)
+  local to = subs_index_key(p, s + 2 ^ k)
   local entries = redis.call('HGETALL', from)
   for i = 1, #entries, 2 do
     local h = tonumber(string.sub(entries[i], 1, 8), 16)
@@ -47,12 +54,12 @@ end
 """
 
 # Upsert in one round trip, atomically: two browsers racing on one endpoint cannot both count as new, and
-# the topic bitmaps always match the stored topics. Keys are built from the prefix inside the script (this
-# service does not run on Redis Cluster).
+# the topic bitmaps always match the stored topics.
 # ARGV: prefix, index field, record tail, topics, created-if-new, day to count it as added on ('' for none:
 # a migrated subscription was counted when it first came), index load.
 UPSERT = (
-    IX_BUCKET
+    KEY_FUNCTIONS
+    + IX_BUCKET
     + IX_COUNT
     + """
 local p = ARGV[1]
@@ -62,13 +69,12 @@ local is_new = 0
 if n then
   n = tonumber(n)
 else
-  n = redis.call('INCR', p .. 'subs:seq') - 1
+  n = redis.call('INCR', subs_seq_key(p)) - 1
   redis.call('HSET', ix, ARGV[2], n)
   ix_count(p, 1)
   is_new = 1
 end
-local rk = p .. 'subs:rec:' .. string.format('%d', math.floor(n / 128))
-local pos = n % 128
+local rk, pos = subs_record_key(p, n)
 local len = redis.call('LLEN', rk)
 local created = ARGV[5]
 local keep = {}
@@ -79,7 +85,7 @@ if pos < len then
   if c then
     created = c
     for slug in string.gmatch(t, '[^,]+') do
-      if not keep[slug] then redis.call('SETBIT', p .. 'subs:t:' .. slug, n, 0) end
+      if not keep[slug] then redis.call('SETBIT', subs_topic_key(p, slug), n, 0) end
     end
   else
     is_new = 1
@@ -91,12 +97,12 @@ else
   end
   redis.call('RPUSH', rk, created .. ' ' .. ARGV[3])
 end
-for t, _ in pairs(keep) do redis.call('SETBIT', p .. 'subs:t:' .. t, n, 1) end
-redis.call('SETBIT', p .. 'subs:live', n, 1)
-redis.call('SETBIT', p .. 'subs:q', n, 0)
-redis.call('HDEL', p .. 'subs:fails', n)
-redis.call('HDEL', p .. 'subs:fail1', n)
-if is_new == 1 and ARGV[6] ~= '' then redis.call('HINCRBY', p .. 'subs:daily:added', ARGV[6], 1) end
+for t, _ in pairs(keep) do redis.call('SETBIT', subs_topic_key(p, t), n, 1) end
+redis.call('SETBIT', subs_live_key(p), n, 1)
+redis.call('SETBIT', subs_quarantined_key(p), n, 0)
+redis.call('HDEL', subs_failures_key(p), n)
+redis.call('HDEL', subs_first_failure_key(p), n)
+if is_new == 1 and ARGV[6] ~= '' then redis.call('HINCRBY', subs_daily_key(p, 'added'), ARGV[6], 1) end
 return {n, is_new}
 """
 )
@@ -104,13 +110,13 @@ return {n, is_new}
 # Remove subscription n (ARGV: prefix, n, index field, expected p256dh or '', day). With an expected key, a
 # record that changed since it was read (the browser subscribed again) is left alone.
 DELETE = (
-    IX_BUCKET
+    KEY_FUNCTIONS
+    + IX_BUCKET
     + IX_COUNT
     + """
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
-local rk = p .. 'subs:rec:' .. string.format('%d', math.floor(n / 128))
-local pos = n % 128
+local rk, pos = subs_record_key(p, n)
 local ix = ix_bucket(p, ARGV[3])
 local function unindex()
   if redis.call('HGET', ix, ARGV[3]) == ARGV[2] then
@@ -130,41 +136,44 @@ if ARGV[4] ~= '' then
 end
 redis.call('LSET', rk, pos, '')
 unindex()
-for slug in string.gmatch(t or '', '[^,]+') do redis.call('SETBIT', p .. 'subs:t:' .. slug, n, 0) end
-redis.call('SETBIT', p .. 'subs:live', n, 0)
-redis.call('SETBIT', p .. 'subs:q', n, 0)
-redis.call('HDEL', p .. 'subs:fails', n)
-redis.call('HDEL', p .. 'subs:fail1', n)
-redis.call('HINCRBY', p .. 'subs:daily:removed', ARGV[5], 1)
+for slug in string.gmatch(t or '', '[^,]+') do redis.call('SETBIT', subs_topic_key(p, slug), n, 0) end
+redis.call('SETBIT', subs_live_key(p), n, 0)
+redis.call('SETBIT', subs_quarantined_key(p), n, 0)
+redis.call('HDEL', subs_failures_key(p), n)
+redis.call('HDEL', subs_first_failure_key(p), n)
+redis.call('HINCRBY', subs_daily_key(p, 'removed'), ARGV[5], 1)
 return 1
 """
 )
 
 LOOKUP = (
-    IX_BUCKET
+    KEY_FUNCTIONS
+    + IX_BUCKET
     + """
 return redis.call('HGET', ix_bucket(ARGV[1], ARGV[2]), ARGV[2])
 """
 )
 
 # Replace the topics of subscription n (ARGV: prefix, n, topics). Returns 0 when it is gone.
-SET_TOPICS = """
+SET_TOPICS = (
+    KEY_FUNCTIONS
+    + """
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
-local rk = p .. 'subs:rec:' .. string.format('%d', math.floor(n / 128))
-local pos = n % 128
+local rk, pos = subs_record_key(p, n)
 local old = redis.call('LINDEX', rk, pos)
 if not old or old == '' then return 0 end
 local c, t, rest = string.match(old, '^(%d+) ([^ ]*) (.*)$')
 local keep = {}
 for slug in string.gmatch(ARGV[3], '[^,]+') do keep[slug] = true end
 for slug in string.gmatch(t, '[^,]+') do
-  if not keep[slug] then redis.call('SETBIT', p .. 'subs:t:' .. slug, n, 0) end
+  if not keep[slug] then redis.call('SETBIT', subs_topic_key(p, slug), n, 0) end
 end
-for slug, _ in pairs(keep) do redis.call('SETBIT', p .. 'subs:t:' .. slug, n, 1) end
+for slug, _ in pairs(keep) do redis.call('SETBIT', subs_topic_key(p, slug), n, 1) end
 redis.call('LSET', rk, pos, c .. ' ' .. ARGV[3] .. ' ' .. rest)
 return 1
 """
+)
 
 # Count the union of topic bitmaps (ARGV: scratch key; KEYS: the bitmaps). The scratch key is removed.
 UNION_COUNT = """

@@ -10,10 +10,9 @@ import redis
 from redis.client import NEVER_DECODE
 
 from notifier.errors import NotFound
-from notifier.keys import Keys
+from notifier.keys import RECORDS_PER_LIST, Keys
 from notifier.subscriptions.records import (
     INDEX_LOAD,
-    RECORDS_PER_LIST,
     Subscription,
     decode_record,
     endpoint_index,
@@ -255,7 +254,7 @@ class SubscriptionStore:
         unique = list(dict.fromkeys(topics))
         if len(unique) <= 1:
             return self.count(unique[0] if unique else None)
-        scratch = f"{self.keys.prefix}tmp:union:{random.getrandbits(64):x}"
+        scratch = self.keys.scratch("union")
         return int(self._union_count(keys=[self.keys.subs_topic(t) for t in unique], args=[scratch]))
 
     def snapshot_audience(self, topics: Sequence[str], dest: str) -> int:
@@ -316,7 +315,7 @@ def iter_audience(
 ) -> Iterator[list[str]]:
     """Pages of subscription ids following any of ``topics`` (everyone when empty), each id once."""
     store = SubscriptionStore(r, keys)
-    scratch = f"{keys.prefix}tmp:audience:{random.getrandbits(64):x}"
+    scratch = keys.scratch("audience")
     store.snapshot_audience(topics, scratch)
     try:
         for _, ids in store.iter_bitmap(scratch, chunk_bytes=max(1, page_size // 8)):

@@ -82,7 +82,7 @@ def test_planning_hands_out_a_multi_topic_audience_once_and_resumes_after_a_cras
     assert len(planned) == len(set(planned)) and set(planned) == expected
     campaign = campaigns.get(cid)
     assert campaign.state == "sending" and campaign.counters["total"] == 580
-    assert not context.redis.exists(context.keys.campaign(cid) + ":audience")
+    assert not context.redis.exists(context.keys.campaign_audience(cid))
 
 
 def test_planning_resumes_from_an_earlier_release_s_byte_checkpoint(context) -> None:  # type: ignore[no-untyped-def]

@@ -167,7 +167,7 @@ def test_401_everywhere_pauses_keeps_subscriptions_and_resumes(context, simulato
     assert (
         "VAPID_PRIVATE_KEY" in paused.reason and "VAPID_SUBJECT" in paused.reason and "401" in paused.reason
     )
-    alert = context.redis.hget(context.keys.metrics("alerts"), "config")
+    alert = context.redis.hget(context.keys.alerts, "config")
     assert alert and cid in alert and "401" in alert
     assert context.subscriptions.count() == audience, "a 401 must never delete a subscription"
     assert paused.counters["rejected"] < audience

@@ -34,13 +34,13 @@ def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
 
 
 def test_the_wait_is_until_the_oldest_counted_hit_leaves_the_window(context) -> None:  # type: ignore[no-untyped-def]
-    limit = RouteLimit(context.redis, context.keys.rate_limit_prefix, "test.view", "2/minute")
+    limit = RouteLimit(context.redis, context.keys, "test.view", "2/minute")
     assert limit.hit("198.51.100.1") == 0
     assert limit.hit("198.51.100.1") == 0
     wait = limit.hit("198.51.100.1")
     assert 58 <= wait <= 60
     assert limit.hit("198.51.100.2") == 0  # another address has its own window
-    key = f"{context.keys.rate_limit_prefix}:test.view:2/60:198.51.100.1"
+    key = context.keys.rate_limit("test.view", 2, 60, "198.51.100.1")
     assert 0 < context.redis.ttl(key) <= 60  # counters expire with their window
 
 

@@ -62,10 +62,10 @@ def test_summary_reads_every_figure_from_redis(app, client, context: Context) ->
     now = time.time()
     minute = int(now // 60) * 60
     second = int(now) - 2
-    r.hset(keys.metrics(f"tp:{minute if second >= minute else minute - 60}"), str(second), 40)
-    r.hset(keys.metrics(f"tp:{minute - 600}"), str(minute - 600 + 5), 7)
-    r.hset(keys.metrics("outcomes"), mapping={"fcm:sent": 30, "fcm:gone": 4, "mozilla:sent": 6})
-    r.hset(keys.metrics("status"), mapping={"fcm:201": 30, "fcm:410": 4, "mozilla:201": 6})
+    r.hset(keys.throughput_minute(minute if second >= minute else minute - 60), str(second), 40)
+    r.hset(keys.throughput_minute(minute - 600), str(minute - 600 + 5), 7)
+    r.hset(keys.outcomes_total, mapping={"fcm:sent": 30, "fcm:gone": 4, "mozilla:sent": 6})
+    r.hset(keys.statuses_total, mapping={"fcm:201": 30, "fcm:410": 4, "mozilla:201": 6})
     r.hset(keys.latency, mapping={"0.05": 3, "0.1": 2, "+Inf": 1, "sum": 12.5, "count": 6})
     today = time.strftime("%Y-%m-%d", time.gmtime(now))
     r.hset(keys.subs_daily("added"), today, 3)
@@ -102,9 +102,7 @@ def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client
     assert set(by_service) == {"fcm", "mozilla"}
     assert by_service["fcm"]["count"] == 60 and "VAPID" in by_service["fcm"]["cause"]
     assert by_service["mozilla"]["kind"] == "429" and "rate limit" in by_service["mozilla"]["cause"]
-    r.hset(
-        keys.metrics("alerts"), "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages"
-    )
+    r.hset(keys.alerts, "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages")
     alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
     paused = [a for a in alerts if a["kind"] == "paused"]
     assert paused and paused[0]["campaign"] == "c123" and "VAPID_SUBJECT" in paused[0]["cause"]
