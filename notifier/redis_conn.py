@@ -2,6 +2,22 @@
 
 Connections are created here and passed in explicitly everywhere else; nothing
 holds a module-level client.
+
+Every client gets a connect timeout and a read timeout (``SOCKET_TIMEOUT``): a Redis
+host cut off by the network (no reset, no FIN) would otherwise hold a command for as
+long as TCP retransmits, about 15 minutes on Linux. A command that fails on a broken
+connection is retried by redis-py (its default: 10 tries within about 3 s); what
+outlasts that raises, and the caller decides (the workers' batch commit waits out a
+failover, see :mod:`notifier.delivery`; the site answers 503).
+
+Sentinel clients use :class:`SentinelConnection`: redis-py's Sentinel-managed
+connection keeps its socket after a read is interrupted by an exception that is not a
+Redis error (RQ's stop request raised from a signal handler during BLPOP, a job
+timeout), so the next command on it reads the interrupted command's reply. Measured
+here before the fix: a worker with a Sentinel URL hung for good in its shutdown
+(``ZADD`` waiting on a reply that was BLPOP's) or failed with "Wrong number of
+response items from pipeline execution". The plain connection closes itself in that
+case; this one does the same.
 """
 
 from __future__ import annotations
@@ -16,11 +32,27 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from notifier.errors import ConfigError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "sentinel")
+#: Seconds to open a TCP connection to Redis (or a Sentinel) before trying again.
+CONNECT_TIMEOUT = 5.0
+#: Seconds a command may wait for its reply. Every command notifier sends answers in milliseconds; RQ raises
+#: this on its own client for its blocking BLPOP (to ``worker_ttl - 5``).
+SOCKET_TIMEOUT = 10.0
+
+
+class SentinelConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that closes itself when a read is interrupted, as a plain one does."""
+
+    def read_response(self, disable_decoding: bool = False, **kwargs: object) -> object:
+        """Read a reply; on any exception while reading drop the socket: a late reply must not be misread."""
+        kwargs.setdefault("disconnect_on_error", True)
+        return super().read_response(disable_decoding, **kwargs)
 
 
 def connect(url: str, *, decode_responses: bool = True, **kwargs: object) -> redis.Redis:
@@ -34,6 +66,8 @@ def connect(url: str, *, decode_responses: bool = True, **kwargs: object) -> red
         "decode_responses": decode_responses,
         "health_check_interval": 15,
         "socket_keepalive": True,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
         "retry_on_timeout": True,
     }
     options.update(kwargs)
@@ -68,18 +102,41 @@ def _sentinel_master(url: str, options: dict[str, object]) -> redis.Redis:
     db = int(path[1]) if len(path) > 1 else 0
     query = parse_qs(parts.query)
     sentinel_password = query.get("sentinel_password", [None])[0]
-    sentinel = Sentinel(
-        hosts,
-        sentinel_kwargs={"password": sentinel_password} if sentinel_password else None,
-        socket_timeout=5,
+    sentinel_kwargs: dict[str, object] = {
+        "socket_timeout": 1.0,
+        "socket_connect_timeout": 1.0,
+        # One try per sentinel per lookup: the lookup itself goes on to the next sentinel.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(  # type: ignore[no-any-return]
+        service,
+        connection_pool_class=SentinelConnectionPool,
+        connection_class=SentinelConnection,
+        db=db,
+        password=password,
+        **options,
     )
-    return sentinel.master_for(service, db=db, password=password, **options)  # type: ignore[arg-type]
+
+
+def probe_client(url: str, *, timeout: float = 1.0) -> redis.Redis:
+    """A client for health checks: one try of ``timeout`` seconds, so a probe answers in time."""
+    return connect(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+    )
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
     """True when a Redis at ``url`` answers PING."""
     try:
-        return bool(connect(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+        return bool(probe_client(url, timeout=timeout).ping())
     except (redis.RedisError, OSError, ConfigError):
         return False
 
