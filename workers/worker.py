@@ -159,6 +159,20 @@ def release_dead_scheduler(worker: SimpleWorker) -> None:
         logging.getLogger("notifier.worker").warning("cannot release dead scheduler locks yet: %s", exc)
 
 
+def stop_pubsub(worker: SimpleWorker) -> None:
+    """Stop the loop's command-channel thread, which RQ's teardown leaves running when Redis failed.
+
+    RQ unsubscribes last in its teardown, after steps that raise while Redis is away; the thread of
+    a dead loop then goes on retrying (and logging) every 2 s for the life of the process, one more
+    per restart, still listening on the dead loop's channel. Stopped, it leaves at its next wake-up
+    (within 2 s while Redis fails, at most a minute otherwise) and closes its own connection.
+    """
+    thread = getattr(worker, "pubsub_thread", None)
+    if thread is not None:
+        thread.stop()
+        worker.pubsub_thread = None
+
+
 def build_worker(*, name: str | None = None) -> HeartbeatWorker:
     """A worker on every queue, bound to the configured Redis (the VAPID key is loaded now: fail fast)."""
     delivery = runtime()
@@ -208,8 +222,10 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
                 level = logging.getLevelName(logging.INFO)
                 worked = worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=level)
             except redis.RedisError as exc:  # from RQ's own teardown while Redis is away
-                log.error("worker loop ended on a Redis error: %s", exc)
+                log.error("worker loop ended on a Redis error: %s", exc, exc_info=True)
                 worked = False
+            finally:
+                stop_pubsub(worker)
             if burst or worker._shutdown_requested_date is not None:
                 return worked
             if time.monotonic() - began > 60:
