@@ -5,12 +5,33 @@ one unit while it runs and adds one per batch it hands out; a batch that
 schedules a retry adds one for it; every batch or planning run gives its own
 unit back exactly once (guarded by the ``batches:done`` set), and the run that
 brings ``pending`` to zero marks the campaign ``done``.
+
+A batch is run under a **lease** (``Keys.batch_lease``: ``host:pid`` of the run, for
+``worker_ttl`` seconds, renewed by the worker's heartbeat with the job's own
+registration, so both expire together). Only the holder records the batch's outcome,
+and it records everything in one transaction that also hands the lease back: the
+counters, the subscriptions' bookkeeping, the retry batch's reservation and its RQ job.
+So a run that was cut off (a worker host off the network, a process frozen) and whose
+batch went to another worker after the heartbeat deadline comes back, finds the lease
+taken (or the batch finished), stops sending and writes nothing: nothing is counted
+twice. A run whose lease merely expired, with nobody else taking it, takes it again.
+A run that finds another holder waits until the holder finishes (the batch is done)
+or dies (its lease expires).
+
+The commit waits out a Redis failover (``redis_failover_wait`` seconds): a batch
+whose messages went out while the primary died is recorded on the new primary
+instead of being sent again. It cannot apply twice: a retry after a lost reply finds
+the batch finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import random
+import socket
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -20,6 +41,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import redis
+from redis.client import Pipeline
 
 from notifier.browsers import push_service
 from notifier.campaigns import Campaign, CampaignStore, message_payload, receipt_token
@@ -32,8 +54,11 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 #: The ``le`` field of each bucket, by ``bisect_left(LATENCY_BUCKETS, latency)`` (the last one: above all).
 _BUCKET_NAMES = (*(str(b) for b in LATENCY_BUCKETS), "+Inf")
 
-#: (batch id, subscription ids, attempt of each id, delay in seconds) → enqueue a batch job.
-EnqueueBatch = Callable[[str, list[str], list[int], float], None]
+#: (batch id, subscription ids, attempt of each id, delay in seconds[, pipeline=]) → enqueue a batch job;
+#: given a ``pipeline``, the job is written in it (inside the batch's commit), not on its own.
+EnqueueBatch = Callable[..., None]
+
+log = logging.getLogger("notifier.delivery")
 
 # Give back one unit of ``pending`` exactly once per batch id, add the batch's
 # counters, and finish the campaign when nothing is pending any more.
@@ -66,6 +91,25 @@ end
 return pending
 """
 
+# Claim a batch for this run (KEYS: lease, batches:done; ARGV: token, ttl in ms, batch id): 2 when the
+# batch is finished, 1 when this run holds it now (renewed, or taken as nobody held it), 0 when another does.
+_CLAIM = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1 then return 2 end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: Seconds between two looks at a batch held by another run.
+LEASE_POLL = 0.25
+
 # Reserve a unit of ``pending`` for a batch about to be enqueued, once per batch id.
 _RESERVE = """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
@@ -95,6 +139,8 @@ class BatchResult:
     retry_delay: float = 0.0
     skipped_done: bool = False
     stopped: str = ""
+    #: Another run took the batch over while this one was cut off: nothing of this run was recorded.
+    lease_lost: bool = False
 
 
 class Delivery:
@@ -109,7 +155,11 @@ class Delivery:
         self.sender = sender or Sender(context.settings, context.vapid, context.policy)
         self._finish = self.r.register_script(_FINISH)
         self._reserve = self.r.register_script(_RESERVE)
+        self._claim = self.r.register_script(_CLAIM)
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: (campaign, batch) this process is running under a lease, for the heartbeat to renew.
+        self._lease: tuple[str, str] | None = None
+        self._lease_lost = False
 
     # -- planning -------------------------------------------------------------------------
 
@@ -233,6 +283,93 @@ class Delivery:
         enqueue(batch_id, sids, [1] * len(sids), 0.0)
         return batch_no + 1
 
+    # -- leases ---------------------------------------------------------------------------
+
+    @staticmethod
+    def lease_token() -> str:
+        """Who holds a lease this process takes: ``host:pid`` (one batch at a time per process)."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def _claim_batch(self, cid: str, batch_id: str) -> int:
+        return int(
+            self._claim(
+                keys=[self.keys.batch_lease(cid, batch_id), self.keys.campaign_batches_done(cid)],
+                args=[self.lease_token(), int(self.settings.worker_ttl * 1000), batch_id],
+            )
+        )
+
+    def renew_lease(self) -> bool | None:
+        """Renew the lease of the batch this process is sending (the worker's heartbeat calls this).
+
+        ``None`` when no batch runs; ``False`` once another run holds the batch or finished it: the
+        running batch then stops sending and records nothing.
+        """
+        held = self._lease
+        if held is None:
+            return None
+        if self._claim_batch(*held) != 1:
+            if self._lease == held and not self._lease_lost:
+                log.warning(
+                    "batch %s of %s was taken over by another worker; this run stops", held[1], held[0]
+                )
+                self._lease_lost = True
+            return False
+        return True
+
+    def _take_lease(self, cid: str, batch_id: str) -> bool:
+        """Hold the batch for this run, waiting while another live run holds it; False if it is finished."""
+        waited = False
+        while True:
+            claim = self._claim_batch(cid, batch_id)
+            if claim == 2:
+                return False
+            if claim == 1:
+                self._lease, self._lease_lost = (cid, batch_id), False
+                return True
+            if not waited:
+                log.info(
+                    "batch %s of %s is held by another run: waiting for it to finish or expire", batch_id, cid
+                )
+                waited = True
+            time.sleep(LEASE_POLL)
+
+    def _commit(self, cid: str, batch_id: str, queue_writes: Callable[[Pipeline], None]) -> str:
+        """Record a batch's outcome in one transaction, only while this run holds the batch's lease.
+
+        ``queue_writes`` adds the writes to the transaction's pipeline. Returns ``"committed"``, ``"done"``
+        (already recorded: by another run, or by this one when a failover lost the reply) or ``"lost"``
+        (another run holds the batch). While Redis is unreachable it tries again for
+        ``redis_failover_wait`` seconds, then raises.
+        """
+        lease_key = self.keys.batch_lease(cid, batch_id)
+        token = self.lease_token()
+        deadline: float | None = None
+        while True:
+            try:
+                claim = self._claim_batch(cid, batch_id)
+                if claim != 1:
+                    return "done" if claim == 2 else "lost"
+                with self.r.pipeline(transaction=True) as pipe:
+                    pipe.watch(lease_key)
+                    if pipe.get(lease_key) != token:
+                        continue
+                    pipe.multi()
+                    queue_writes(pipe)
+                    pipe.delete(lease_key)
+                    pipe.execute()
+                return "committed"
+            except redis.WatchError:
+                continue
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.settings.redis_failover_wait
+                if now >= deadline:
+                    raise
+                log.warning("batch %s of %s: Redis unreachable, recording its outcome again soon: %s",
+                            batch_id, cid, exc)  # fmt: skip
+                time.sleep(min(0.5, deadline - now))
+
     # -- one batch ------------------------------------------------------------------------
 
     def run_batch(
@@ -273,17 +410,36 @@ class Delivery:
             zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True)
         )
         done_key = self.keys.campaign_batches_done(cid)
-        campaign_key = self.keys.campaign(cid)
-        if self.r.sismember(done_key, batch_id):
+        if self.r.sismember(done_key, batch_id) or not self._take_lease(cid, batch_id):
             result.skipped_done = True
             return result
+        try:
+            return await self._deliver_held(cid, batch_id, sids, attempt_of, enqueue, result)
+        finally:
+            self._lease = None
+
+    async def _deliver_held(
+        self,
+        cid: str,
+        batch_id: str,
+        sids: Sequence[str],
+        attempt_of: dict[str, int],
+        enqueue: EnqueueBatch,
+        result: BatchResult,
+    ) -> BatchResult:
+        """:meth:`deliver` once this run holds the batch's lease."""
+        campaign_key = self.keys.campaign(cid)
         campaign = self.campaigns.get(cid)
         now = time.time()
         if campaign.state not in ("sending", "planning"):
             result.stopped = campaign.state
             held = list(sids) if campaign.state == "paused" else []
-            self._write(campaign, batch_id, [], [], result, held=held, now=now)
-            if held:
+            outcome = self._commit(
+                cid,
+                batch_id,
+                lambda pipe: self._write(campaign, batch_id, [], [], result, pipe, held=held, now=now),
+            )
+            if self._settle(outcome, result) and held:
                 self._requeue_if_resumed(cid, enqueue)
             return result
         subs, missing = self._load(sids)
@@ -331,21 +487,28 @@ class Delivery:
             messages = []
 
         stop_reason = ""
-        last_check = time.monotonic()
         rejected_config = 0
 
-        def should_stop() -> bool:
-            nonlocal stop_reason, last_check
-            if stop_reason:
-                return True
-            if rejected_config >= self.settings.reject_pause_threshold:
-                stop_reason = "paused"
-                return True
-            if time.monotonic() - last_check > 0.5:
-                last_check = time.monotonic()
-                state = self.campaigns.state(cid)
+        async def watch_state() -> None:
+            """Every 0.5 s, the campaign's state, read off the event loop: slow Redis never stalls sends."""
+            nonlocal stop_reason
+            while not stop_reason:
+                await asyncio.sleep(0.5)
+                try:
+                    state = await asyncio.to_thread(self.campaigns.state, cid)
+                except redis.RedisError:
+                    continue  # Redis failing over: keep sending, the commit waits for the new primary
                 if state not in ("sending", "planning"):
                     stop_reason = state or "missing"
+
+        def should_stop() -> bool:
+            nonlocal stop_reason
+            if stop_reason:
+                return True
+            if self._lease_lost:
+                stop_reason = "lease lost"
+            elif rejected_config >= self.settings.reject_pause_threshold:
+                stop_reason = "paused"
             return bool(stop_reason)
 
         def on_outcome(outcome: Outcome) -> None:
@@ -353,25 +516,74 @@ class Delivery:
             if outcome.kind == "rejected" and outcome.status in CONFIG_STATUSES:
                 rejected_config += 1
 
-        outcomes, unsent = await self.sender.send_all(
-            messages, should_stop=should_stop, on_outcome=on_outcome
-        )
+        watcher = asyncio.ensure_future(watch_state())
+        try:
+            outcomes, unsent = await self.sender.send_all(
+                messages, should_stop=should_stop, on_outcome=on_outcome
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         result.stopped = stop_reason
+        if self._lease_lost:
+            return self._lost(cid, batch_id, result, len(outcomes))
         held = [m.sid for m in unsent] if stop_reason == "paused" else []
         self._account(outcomes, attempt_of, result)
-        if result.retry_sids:
-            retry_id = f"{batch_id}-{max(result.retry_attempts)}"
-            self._reserve(keys=[campaign_key, self.keys.campaign_batches_reserved(cid)], args=[retry_id])
-            enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay)
-        self._write(
-            campaign, batch_id, outcomes, quarantined, result, held=held, now=time.time(), by_sid=by_sid
-        )
+
+        def queue_writes(pipe: Pipeline) -> None:
+            if result.retry_sids:
+                retry_id = f"{batch_id}-{max(result.retry_attempts)}"
+                self._reserve(
+                    keys=[campaign_key, self.keys.campaign_batches_reserved(cid)],
+                    args=[retry_id],
+                    client=pipe,
+                )
+                enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay, pipeline=pipe)
+            self._write(
+                campaign,
+                batch_id,
+                outcomes,
+                quarantined,
+                result,
+                pipe,
+                held=held,
+                now=time.time(),
+                by_sid=by_sid,
+            )
+
+        if not self._settle(self._commit(cid, batch_id, queue_writes), result):
+            if result.lease_lost:
+                return self._lost(cid, batch_id, result, len(outcomes))
+            return result
         # Only a batch that itself saw configuration rejections may pause the campaign: one that merely
         # noticed the pause must not pause it again after an operator resumed it.
         if rejected_config:
             self._maybe_pause(cid, rejected_config >= self.settings.reject_pause_threshold, outcomes)
         if held:
             self._requeue_if_resumed(cid, enqueue)
+        return result
+
+    @staticmethod
+    def _settle(outcome: str, result: BatchResult) -> bool:
+        """Note a commit's outcome on ``result``; True when this run's writes were recorded."""
+        if outcome == "done":
+            result.skipped_done = True
+        elif outcome == "lost":
+            result.lease_lost = True
+        return outcome == "committed"
+
+    @staticmethod
+    def _lost(cid: str, batch_id: str, result: BatchResult, sent: int) -> BatchResult:
+        """A run whose batch another run holds: nothing recorded; its counts are not this run's to give."""
+        log.warning(
+            "batch %s of %s: lease lost to another run; %d outcomes of this run are dropped, not counted",
+            batch_id, cid, sent,
+        )  # fmt: skip
+        result.lease_lost = True
+        result.stopped = "lease lost"
+        result.counts.clear()
+        result.retry_sids, result.retry_attempts = [], []
         return result
 
     def _load(self, sids: Sequence[str]) -> tuple[list[Subscription], int]:
@@ -427,16 +639,17 @@ class Delivery:
         outcomes: list[Outcome],
         quarantined: list[str],
         result: BatchResult,
+        pipe: Pipeline,
         *,
         held: list[str],
         now: float,
         by_sid: dict[str, Subscription] | None = None,
     ) -> None:
+        """Queue every outcome, counter and the batch's finish on ``pipe`` (the commit's transaction)."""
         cid = campaign.cid
         keys = self.keys
         by_sid = by_sid or {}
         store = self.c.subscriptions
-        pipe = self.r.pipeline(transaction=True)
         minute = int(now // 60) * 60
         second = int(now)
         # Tallied by (service, kind, status) and latency bucket index; the field names are built
@@ -532,7 +745,6 @@ class Delivery:
             ],
             client=pipe,
         )
-        pipe.execute()
 
     def _maybe_pause(self, cid: str, over_threshold: bool, outcomes: list[Outcome]) -> None:
         campaign = self.campaigns.get(cid)

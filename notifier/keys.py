@@ -17,6 +17,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
   ``campaign:{cid}:held`` list of ids a paused campaign has not sent yet.
 - ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
 - ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts.
+- ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
+  unless its heartbeat renews it; only the holder may record the batch's outcome.
 - ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
 - ``tmp:{kind}:{random}`` scratch keys a script removes before it returns.
 - ``sub:{sid}``, ``subs:all``, ``subs:topic:{slug}``, ``subs:quarantined``: the first
@@ -144,6 +146,10 @@ class Keys:
     def campaign_batches_reserved(self, cid: str) -> str:
         """Set of batch ids that reserved a unit of ``pending`` (reserved-but-not-done: still owed)."""
         return f"{self.prefix}campaign:{cid}:batches:done:reserved"
+
+    def batch_lease(self, cid: str, batch_id: str) -> str:
+        """String: the run holding one batch of a campaign (expires unless renewed)."""
+        return f"{self.prefix}campaign:{cid}:lease:{batch_id}"
 
     def campaign_audience(self, cid: str) -> str:
         """Bitmap snapshot of a campaign's audience, kept while it is being planned."""

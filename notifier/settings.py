@@ -99,6 +99,7 @@ class Settings:
     rate_login: str = "10/minute"
     worker_maintenance: int = 60
     worker_ttl: int = 60
+    redis_failover_wait: float = 30.0
     topics_file: Path | None = None
 
     @property
@@ -172,6 +173,7 @@ class Settings:
         read("NOTIFIER_RATE_LOGIN", "rate_login", _rate)
         read("NOTIFIER_WORKER_MAINTENANCE", "worker_maintenance", int)
         read("NOTIFIER_WORKER_TTL", "worker_ttl", int)
+        read("NOTIFIER_REDIS_FAILOVER_WAIT", "redis_failover_wait", float)
         read("NOTIFIER_TOPICS_FILE", "topics_file", Path)
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
@@ -207,6 +209,10 @@ class Settings:
             raise ConfigError(
                 "NOTIFIER_FEED_BURST must be >= 0, NOTIFIER_FEED_MAX_BYTES >= 1024 "
                 "and NOTIFIER_FEED_TIMEOUT > 0"
+            )
+        if self.redis_failover_wait < 0:
+            raise ConfigError(
+                f"NOTIFIER_REDIS_FAILOVER_WAIT must be 0 or more seconds, got {self.redis_failover_wait}"
             )
         if self.send_timeout <= 0:
             raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

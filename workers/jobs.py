@@ -51,6 +51,7 @@ def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | i
         "retrying": len(result.retry_sids),
         "stopped": result.stopped,
         "already_done": result.skipped_done,
+        "lease_lost": result.lease_lost,
     }
 
 

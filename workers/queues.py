@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from rq import Queue, Retry
@@ -57,7 +58,10 @@ def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untype
     """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one batch job (optionally delayed)."""
     q = queue(SEND_QUEUE, connection)
 
-    def enqueue(batch_id: str, sids: list[str], attempts: list[int], delay: float) -> None:
+    def enqueue(
+        batch_id: str, sids: list[str], attempts: list[int], delay: float, *, pipeline: Any = None
+    ) -> None:
+        """Enqueue (or schedule) the job; with ``pipeline``, written in that transaction (see Delivery)."""
         options = {
             "job_id": f"send-{cid}-{batch_id}",
             "job_timeout": BATCH_TIMEOUT,
@@ -65,6 +69,7 @@ def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untype
             "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
             "result_ttl": 600,
             "failure_ttl": 7 * 86400,
+            "pipeline": pipeline,
         }
         if delay > 0:
             # Whole seconds, rounded up (see enqueue_plan): a Retry-After is never cut short.

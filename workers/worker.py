@@ -98,6 +98,9 @@ class HeartbeatWorker(SimpleWorker):
                     # xx: a job that finished meanwhile is not registered again.
                     execution.heartbeat(job.started_job_registry, ttl, pipeline=pipe)
                     pipe.execute()
+                # The batch's lease (notifier.delivery) lives as long as this registration: renewed together,
+                # expired together, so the batch goes to another worker only once this one lost both.
+                runtime().renew_lease()
             except redis.RedisError as exc:
                 # Redis away for a moment: the next beat tries again; the job itself decides its fate.
                 self.log.warning("job heartbeat of %s failed: %s", job.id, exc)
