@@ -5,33 +5,165 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, Response, render_template, request, url_for
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
-from notifier.browsers import detect_browser
+from notifier.browsers import BROWSERS, detect_browser
 from web.context import ctx
-from web.i18n import (
-    ARTICLES,
-    BROWSER_ORDER,
-    DENIED_STEPS,
-    HOME_ARTICLE,
-    JS_KEYS,
-    LANG_COOKIE,
-    LANG_COOKIE_MAX_AGE,
-    LANGS,
-    SW_KEYS,
-    browser_names,
-    pick_lang,
-    strings_for,
-    translate,
-)
+from web.articles import ARTICLES, HOME_ARTICLE, article_in
+from web.i18n import LANGS, current_lang, js_catalog, lang_name
 
 bp = Blueprint("public", __name__)
 
-#: The service worker source; ``/sw.js`` serves it at the root scope with its strings prepended.
+#: The service worker source; ``/sw.js`` serves it at the root scope with its catalogs prepended.
 SW_SOURCE = Path(__file__).parent / "static" / "js" / "sw.js"
+I18N_SOURCE = Path(__file__).parent / "static" / "js" / "i18n.js"
+
+#: Browser families in the order the "other browser" picker lists them: the detector's own order.
+BROWSER_ORDER: tuple[str, ...] = BROWSERS
+
+
+def browser_names() -> dict[str, str]:
+    """Browser family → its name in the page language."""
+    return {
+        "chrome-desktop": _("Chrome (computer)"),
+        "chrome-android": _("Chrome (Android)"),
+        "firefox": _("Firefox"),
+        "safari-macos": _("Safari (Mac)"),
+        "safari-ios": _("Safari (iPhone/iPad)"),
+        "edge": _("Microsoft Edge"),
+        "samsung": _("Samsung Internet"),
+        "other": _("Another browser"),
+    }
+
+
+def denied_steps() -> dict[str, dict[str, list[str]]]:
+    """Per browser: the two steps that unblock notifications, and other ways (shown collapsed).
+
+    ``%(origin)s`` becomes the site's origin in ``<code>`` and ``%(site)s`` the site's name.
+    """
+    return {
+        "chrome-desktop": {
+            "main": [
+                _(
+                    "Click the \u201cView site information\u201d icon (two small sliders, or a lock) to the "
+                    "left of %(origin)s in the address bar."
+                ),
+                _(
+                    "Next to \u201cNotifications\u201d, switch it on or choose \u201cAllow\u201d. Not "
+                    "listed? Click \u201cSite settings\u201d and set \u201cNotifications\u201d to "
+                    "\u201cAllow\u201d."
+                ),
+            ],
+            "other": [
+                _(
+                    "Menu \u22ee \u2192 Settings \u2192 Privacy and security \u2192 Site settings \u2192 "
+                    "Notifications: find %(origin)s under \u201cNot allowed to send notifications\u201d "
+                    "and choose \u201cAllow\u201d."
+                ),
+            ],
+        },
+        "chrome-android": {
+            "main": [
+                _(
+                    "Tap the \u201cView site information\u201d icon (two small sliders) to the left of the "
+                    "address, then tap \u201cPermissions\u201d."
+                ),
+                _("Switch \u201cNotifications\u201d on."),
+            ],
+            "other": [
+                _(
+                    "Menu \u22ee \u2192 Settings \u2192 Site settings \u2192 Notifications: find %(origin)s "
+                    "under \u201cBlocked\u201d and choose \u201cAllow\u201d."
+                ),
+                _(
+                    "Still nothing? Allow notifications for the Chrome app itself: Android Settings \u2192 "
+                    "Apps \u2192 Chrome \u2192 Notifications."
+                ),
+            ],
+        },
+        "firefox": {
+            "main": [
+                _("Click the crossed-out notification icon to the left of %(origin)s in the address bar."),
+                _(
+                    "Next to \u201cSend notifications: Blocked\u201d, click \u2715 to clear it, then press "
+                    "\u201cTurn on notifications\u201d on this page again."
+                ),
+            ],
+            "other": [
+                _(
+                    "Menu \u2630 \u2192 Settings \u2192 Privacy & Security \u2192 Permissions \u2192 "
+                    "Notifications \u2192 Settings\u2026: set %(origin)s to \u201cAllow\u201d and save."
+                ),
+                _(
+                    "Firefox on Android: menu \u22ee \u2192 Settings \u2192 Site permissions \u2192 "
+                    "Notifications."
+                ),
+            ],
+        },
+        "safari-macos": {
+            "main": [
+                _(
+                    "In the menu bar choose Safari \u2192 Settings\u2026, then open the \u201cWebsites\u201d "
+                    "tab."
+                ),
+                _(
+                    "Select \u201cNotifications\u201d on the left, find %(origin)s and choose "
+                    "\u201cAllow\u201d."
+                ),
+            ],
+            "other": [
+                _(
+                    "Make sure Safari may show notifications at all: System Settings \u2192 Notifications "
+                    "\u2192 Safari."
+                ),
+            ],
+        },
+        "safari-ios": {
+            "main": [
+                _("Open the Settings app on your iPhone or iPad and tap \u201cNotifications\u201d."),
+                _("Find %(site)s (the Home Screen app) and switch on \u201cAllow Notifications\u201d."),
+            ],
+            "other": [_("Then open %(site)s again from its Home Screen icon.")],
+        },
+        "edge": {
+            "main": [
+                _("Click the lock icon to the left of %(origin)s in the address bar."),
+                _(
+                    "Choose \u201cPermissions for this site\u201d and set \u201cNotifications\u201d to "
+                    "\u201cAllow\u201d."
+                ),
+            ],
+            "other": [
+                _(
+                    "Menu \u22ef \u2192 Settings \u2192 Cookies and site permissions \u2192 Notifications: "
+                    "find %(origin)s under \u201cBlock\u201d and choose \u201cAllow\u201d."
+                ),
+            ],
+        },
+        "samsung": {
+            "main": [
+                _("Tap the menu \u2261 at the bottom right, then \u201cSettings\u201d."),
+                _(
+                    "Tap \u201cSites and downloads\u201d \u2192 \u201cNotifications\u201d, find %(origin)s "
+                    "among the blocked sites and choose \u201cAllow\u201d."
+                ),
+            ],
+            "other": [],
+        },
+        "other": {
+            "main": [
+                _(
+                    "Open your browser's settings and find \u201cNotifications\u201d (under site "
+                    "settings or privacy)."
+                ),
+                _("Find %(origin)s in the list of sites and choose \u201cAllow\u201d."),
+            ],
+            "other": [],
+        },
+    }
 
 
 def _origin() -> str:
@@ -40,38 +172,29 @@ def _origin() -> str:
 
 
 def _step_markup(text: str, origin: str, site: str) -> Markup:
-    """One denied-permission step as HTML, the origin set in ``<code>`` so the script can refine it."""
+    """One step as HTML: the origin set in ``<code>`` (the script refines it), the site name filled in."""
     html = str(escape(text))
-    html = html.replace("{site}", str(escape(site)))
-    return Markup(html.replace("{origin}", f'<code class="js-origin">{escape(origin)}</code>'))  # noqa: S704
+    html = html.replace("%(site)s", str(escape(site)))
+    return Markup(html.replace("%(origin)s", f'<code class="js-origin">{escape(origin)}</code>'))  # noqa: S704
 
 
 def _render(template: str, *, status: int = 200, **values: Any) -> Response:
-    """Render a public page in the reader's language, remembering an explicit ``?lang=`` in a cookie."""
-    lang, explicit = pick_lang(request)
+    """Render a reader page in the reader's language."""
+    lang = current_lang()
     c = ctx()
     site = c.settings.site_name
     guess = detect_browser(request.headers.get("User-Agent", ""))
     origin = _origin()
-
-    def t(key: str, **fill: str) -> str:
-        return translate(lang, key, site=site, **fill)
-
-    def lang_url(code: str) -> str:
-        args = {k: v for k, v in request.args.items() if k != "lang"}
-        args["lang"] = code
-        return request.path + "?" + urlencode(args)
-
     topics = [{"slug": topic.slug, "name": topic.name(lang)} for topic in c.topics]
+    names = browser_names()
     page_data = {
         "lang": lang,
         "site": site,
         "browser": guess,
         "browsers": list(BROWSER_ORDER),
-        "browserNames": browser_names(lang),
+        "browserNames": names,
         "topics": topics,
         "defaultTopics": [c.topics[0].slug] if c.topics else [],
-        "strings": strings_for(lang, JS_KEYS, site=site),
         "api": {
             "vapidKey": url_for("api.vapid_public_key"),
             "subscriptions": url_for("api.subscribe"),
@@ -80,42 +203,41 @@ def _render(template: str, *, status: int = 200, **values: Any) -> Response:
         "prefsUrl": url_for("public.preferences"),
     }
     steps = {
-        family: [_step_markup(step, origin, site) for step in DENIED_STEPS[lang][family]]
-        for family in BROWSER_ORDER
+        family: {part: [_step_markup(step, origin, site) for step in texts] for part, texts in parts.items()}
+        for family, parts in denied_steps().items()
     }
     html = render_template(
         template,
         page_lang=lang,
         langs=LANGS,
-        lang_names={code: translate(code, "lang.name") for code in LANGS},
-        lang_url=lang_url,
-        t=t,
+        lang_names={code: lang_name(code) for code in LANGS},
         site=site,
         topics=topics,
         default_topics=page_data["defaultTopics"],
         browser_guess=guess,
         browser_order=BROWSER_ORDER,
-        browser_names=browser_names(lang),
+        browser_names=names,
         denied_steps=steps,
         origin=origin,
         page_data=page_data,
         **values,
     )
     response = Response(html, status=status, mimetype="text/html")
-    response.headers["Content-Language"] = lang
-    response.vary.update(("Accept-Language", "Cookie", "User-Agent"))
-    if explicit:
-        response.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True)
+    response.vary.add("User-Agent")
     return response
 
 
 def _article(slug: str) -> Response:
-    lang, _explicit = pick_lang(request)
-    article = ARTICLES.get(slug)
+    lang = current_lang()
+    article = article_in(slug, lang)
     if article is None:
         return _render("public/not_found.html", status=404)
-    others = [{"slug": other, "title": ARTICLES[other][lang]["title"]} for other in ARTICLES if other != slug]
-    return _render("public/article.html", article=article[lang], slug=slug, others=others, active="home")
+    others = [
+        {"slug": other, "title": (article_in(other, lang) or {}).get("title", "")}
+        for other in ARTICLES
+        if other != slug
+    ]
+    return _render("public/article.html", article=article, slug=slug, others=others, active="home")
 
 
 @bp.get("/")
@@ -146,12 +268,12 @@ def preferences() -> Response:
 
 @bp.get("/sw.js")
 def service_worker() -> Response:
-    """The service worker at the root scope, with its strings (both languages) and site name prepended."""
+    """The service worker at the root scope: its catalogs (every language) and gettext prepended."""
     site = ctx().settings.site_name
     config = {
         "site": site,
         "defaultLang": LANGS[0],
-        "strings": {lang: strings_for(lang, SW_KEYS, site=site) for lang in LANGS},
+        "catalogs": {lang: js_catalog("js", lang) for lang in LANGS},
         "icon": url_for("static", filename="icons/icon-192.png"),
         "badge": url_for("static", filename="icons/badge-96.png"),
         "api": {
@@ -160,8 +282,10 @@ def service_worker() -> Response:
             "events": "/api/v1/events",
         },
     }
-    body = f"self.NOTIFIER_CONFIG = {json.dumps(config, ensure_ascii=False)};\n" + SW_SOURCE.read_text(
-        "utf-8"
+    body = (
+        f"self.NOTIFIER_CONFIG = {json.dumps(config, ensure_ascii=False)};\n"
+        + I18N_SOURCE.read_text("utf-8")
+        + SW_SOURCE.read_text("utf-8")
     )
     response = Response(body, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
@@ -173,12 +297,14 @@ def service_worker() -> Response:
 @bp.get("/manifest.webmanifest")
 def manifest() -> Response:
     """The web app manifest (iOS and Android Home Screen installs)."""
-    lang, _explicit = pick_lang(request)
+    lang = current_lang()
     site = ctx().settings.site_name
     data = {
         "name": site,
         "short_name": site[:12],
-        "description": translate(lang, "subscribe.lead", site=site),
+        "description": _(
+            "Follow the latest news from %(site)s without opening the site again and again.", site=site
+        ),
         "lang": lang,
         "start_url": "/",
         "scope": "/",

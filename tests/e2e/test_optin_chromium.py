@@ -41,6 +41,14 @@ SAMSUNG_UA = (
     "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
     "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36"
 )
+IPHONE_CHROME_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1"
+)
+INSTAGRAM_ANDROID_UA = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S921B Build/UP1A; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/125.0.6422.165 Mobile Safari/537.36 Instagram 334.0.0.42.95 Android"
+)
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.5 Mobile/15E148 Safari/604.1"
@@ -315,9 +323,17 @@ def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowe
     assert page.locator(".origin-main").inner_text() == live_server.origin
     assert page.locator(".browser-steps:visible").count() == 1
 
-    page.get_by_role("button", name="Periksa lagi").click()
-    page.wait_for_selector("#optin-status:has-text('masih diblokir')")
+    # Alternatives are collapsed under "Cara lain", not numbered as steps.
+    assert steps.locator("ol.steps > li").count() == 2
+    assert not steps.locator("details.other-ways li").first.is_visible()
+
+    button = page.get_by_role("button", name="Periksa lagi")
+    button.click()
+    page.wait_for_selector("#check-result:has-text('masih diblokir')")
     assert state(page) == "denied"
+    # The answer appears right under the button the reader pressed, not far above it.
+    below, pressed = page.locator("#check-result").bounding_box(), button.bounding_box()
+    assert below and pressed and 0 <= below["y"] - (pressed["y"] + pressed["height"]) < 60
 
     # The reader flips the site to Allow in the browser's settings: no further click needed.
     set_permission(chromium_id, page, live_server.origin, "granted")
@@ -335,7 +351,8 @@ def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowe
     firefox = other_page.locator('.browser-steps[data-browser="firefox"]')
     assert firefox.is_visible()
     assert "Steps for Firefox" in firefox.inner_text()
-    assert "Privacy & Security" in firefox.inner_text()
+    assert "crossed-out notification icon" in firefox.inner_text()
+    assert "Privacy & Security" in (firefox.locator("details.other-ways").text_content() or "")
     assert live_server.origin in firefox.inner_text()
     assert other_page.locator("#browser-select").input_value() == "firefox"
 
@@ -357,6 +374,23 @@ def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowe
     other_page.reload()
     wait_state(other_page, "ios")
     assert "Add to Home Screen" in other_page.locator('[data-panel="ios"]').inner_text()
+    assert "Safari’s toolbar" in other_page.locator('[data-panel="ios"]').inner_text()
+
+    # Chrome on an iPhone has its Share button in its own address bar, not Safari's toolbar.
+    cdp_for(other, other_page).send("Emulation.setUserAgentOverride", {"userAgent": IPHONE_CHROME_UA})
+    other_page.reload()
+    wait_state(other_page, "ios")
+    ios_text = other_page.locator('[data-panel="ios"]').inner_text()
+    assert "Chrome’s address bar" in ios_text and "Safari’s toolbar" not in ios_text
+
+    # Instagram's in-app browser on Android cannot show notifications: a way out to Chrome.
+    cdp_for(other, other_page).send("Emulation.setUserAgentOverride", {"userAgent": INSTAGRAM_ANDROID_UA})
+    other_page.reload()
+    wait_state(other_page, "inapp")
+    open_link = other_page.locator("#inapp-open")
+    assert open_link.inner_text() == "Open in Chrome"
+    href = open_link.get_attribute("href") or ""
+    assert href.startswith("intent://127.0.0.1:") and "package=com.android.chrome" in href
 
 
 def test_push_shows_the_notification_and_reports_shown(live_server, chromium_id, r) -> None:  # type: ignore[no-untyped-def]
@@ -475,6 +509,15 @@ def test_preferences_change_topics_and_unsubscribe(live_server, chromium_id, r, 
     page.wait_for_selector("#prefs-status:has-text('Topik tersimpan')")
     assert set(stored(r, context, subscription)["t"].split(",")) == {"olahraga", "ekonomi"}
     assert r.getbit(context.keys.subs_topic("olahraga"), int(stored(r, context, subscription)["id"])) == 1
+
+    # No topic at all: the reader is told they still get the sends to everyone, before and after saving.
+    assert not page.locator("#prefs-none-hint").is_visible()
+    for name in ("Olahraga", "Ekonomi"):
+        page.get_by_label(name, exact=True).uncheck()
+    assert "semua pembaca" in page.locator("#prefs-none-hint").inner_text()
+    page.get_by_role("button", name="Simpan topik").click()
+    page.wait_for_selector("#prefs-status:has-text('Tersimpan tanpa topik')")
+    wait_until(lambda: stored(r, context, subscription)["t"] == "", what="the topics to be cleared")
 
     page.get_by_role("button", name="Berhenti berlangganan").click()
     page.wait_for_selector('#prefs[data-state="unsubscribed"]')

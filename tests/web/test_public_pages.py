@@ -12,7 +12,9 @@ import pytest
 from markupsafe import escape
 
 from notifier.browsers import BROWSERS, detect_browser
-from web.i18n import ARTICLES, BROWSER_ORDER, DENIED_STEPS, JS_KEYS, LANGS, STRINGS, SW_KEYS
+from web.articles import ARTICLES
+from web.i18n import LANGS, translations_for
+from web.public import BROWSER_ORDER
 
 CHROME_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -34,6 +36,21 @@ USER_AGENTS = {
     "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
     "other": "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80) Presto/2.5.25 Version/10.54",
 }
+
+
+def tr(lang: str, msgid: str, **values: str) -> str:
+    """``msgid`` as the pages show it in ``lang``."""
+    text = translations_for(lang).gettext(msgid)
+    return text % values if values else text
+
+
+def denied_steps_in(app: Any, lang: str) -> dict[str, dict[str, list[str]]]:
+    """The denied-permission steps as the server has them in ``lang`` (placeholders unfilled)."""
+    from web.public import denied_steps
+
+    with app.test_request_context(f"/?lang={lang}"):
+        return denied_steps()
+
 
 PAGES = ["/", "/artikel/harga-cabai-turun-jelang-panen", "/langganan", "/subscribe", "/preferensi"]
 
@@ -93,32 +110,21 @@ def visible_steps(html: str) -> str:
 # Language ------------------------------------------------------------------------------------------
 
 
-def test_every_key_exists_in_both_languages() -> None:
-    assert set(LANGS) == set(STRINGS) == set(DENIED_STEPS) == {"id", "en"}
-    assert set(STRINGS["id"]) == set(STRINGS["en"])
-    assert all(value.strip() for lang in LANGS for value in STRINGS[lang].values())
-    for lang in LANGS:
-        assert set(DENIED_STEPS[lang]) == set(BROWSER_ORDER) == set(BROWSERS)
-    for family in BROWSER_ORDER:
-        assert len(DENIED_STEPS["id"][family]) == len(DENIED_STEPS["en"][family]) >= 3
-        assert "browser." + family in STRINGS["id"]
+def test_the_site_speaks_indonesian_first_then_english_and_javanese() -> None:
+    assert LANGS[:2] == ("id", "en") and "jv" in LANGS
     for slug, article in ARTICLES.items():
-        assert set(article) == set(LANGS), slug
+        assert set(article) == {"id", "en"}, slug
         assert set(article["id"]) == set(article["en"]), slug
-    assert set(JS_KEYS) <= set(STRINGS["id"])
-    assert set(SW_KEYS) <= set(STRINGS["id"])
 
 
-def test_placeholders_match_between_languages() -> None:
-    def names(text: str) -> set[str]:
-        return set(re.findall(r"\{(\w+)\}", text))
-
-    for key, text in STRINGS["id"].items():
-        assert names(text) == names(STRINGS["en"][key]), key
-    for family in BROWSER_ORDER:
-        joined_id = " ".join(DENIED_STEPS["id"][family])
-        joined_en = " ".join(DENIED_STEPS["en"][family])
-        assert names(joined_id) == names(joined_en), family
+def test_every_browser_has_two_steps_and_names_its_icon(app) -> None:  # type: ignore[no-untyped-def]
+    for lang in ("id", "en"):
+        steps = denied_steps_in(app, lang)
+        assert set(steps) == set(BROWSER_ORDER) == set(BROWSERS)
+        for family, parts in steps.items():
+            assert len(parts["main"]) == 2, (lang, family)
+            # Alternatives are never numbered as steps.
+            assert not any(text.startswith(("Cara lain", "Or:")) for text in parts["main"]), family
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -139,6 +145,7 @@ def test_pages_render_in_english_from_accept_language(client, path: str) -> None
     html = resp.get_data(as_text=True)
     assert '<html lang="en">' in html
     assert "Skip to content" in html
+    assert resp.headers["Content-Language"] == "en"
     assert "lang=" not in resp.headers.get("Set-Cookie", "")
 
 
@@ -167,6 +174,9 @@ def test_language_switcher_links_keep_the_page(client) -> None:  # type: ignore[
     html = client.get("/artikel/harga-cabai-turun-jelang-panen").get_data(as_text=True)
     assert 'href="/artikel/harga-cabai-turun-jelang-panen?lang=en"' in html
     assert 'aria-current="true" lang="id"' in html
+    # The accessible name starts with the visible text ("EN (English)"), as WCAG 2.5.3 asks.
+    assert re.search(r'hreflang="en" lang="en">EN<span class="visually-hidden"> \(English\)</span></a>', html)
+    assert 'href="/artikel/harga-cabai-turun-jelang-panen?lang=jv"' in html
 
 
 # Pages -----------------------------------------------------------------------------------------------
@@ -179,6 +189,7 @@ def test_article_page_has_the_article_and_the_call_to_action(client) -> None:  #
     assert article["paragraphs"][0] in html
     assert 'id="optin"' in html
     assert "Dapatkan berita terbaru dari Kabar Kini" in html
+    assert 'class="optin optin-compact"' in html  # a subscribed reader gets one line on articles
     assert (
         '<button type="submit" class="btn btn-primary" id="optin-button">Aktifkan notifikasi</button>' in html
     )
@@ -232,47 +243,67 @@ def test_page_scripts_are_files_and_data_is_json(client) -> None:  # type: ignor
         assert re.search(r"\son[a-z]+=", html) is None, path
 
 
-def test_page_data_carries_the_strings_the_scripts_need(client) -> None:  # type: ignore[no-untyped-def]
+def i18n_data(html: str) -> dict[str, Any]:
+    """The JSON catalog the page hands to its scripts."""
+    for attrs, body in scripts_of(html):
+        if attrs.get("id") == "notifier-i18n":
+            assert attrs.get("type") == "application/json"
+            return dict(json.loads(body))
+    raise AssertionError("no #notifier-i18n JSON block")
+
+
+def test_page_carries_its_language_catalog_for_the_scripts(client) -> None:  # type: ignore[no-untyped-def]
     for lang in LANGS:
-        data = page_data(client.get(f"/langganan?lang={lang}").get_data(as_text=True))
-        assert set(data["strings"]) == set(JS_KEYS)
-        assert data["strings"]["state.working"] == STRINGS[lang]["state.working"]
+        html = client.get(f"/langganan?lang={lang}").get_data(as_text=True)
+        data = page_data(html)
+        catalog = i18n_data(html)
+        assert catalog["lang"] == data["lang"] == lang
+        assert catalog["messages"]["Turning on notifications…"] == tr(lang, "Turning on notifications…")
+        # Only the reader scripts' messages: no newsroom or ops text on a reader page.
+        assert "Read" in catalog["messages"] and len(catalog["messages"]) < 40
         assert data["api"] == {
             "vapidKey": "/api/v1/vapid-public-key",
             "subscriptions": "/api/v1/subscriptions",
         }
         assert data["sw"] == "/sw.js"
         assert set(data["browserNames"]) == set(BROWSER_ORDER)
-    for path in (
-        "web/static/js/push.js",
-        "web/static/js/optin.js",
-        "web/static/js/prefs.js",
-        "web/static/js/sw.js",
-    ):
-        source = (Path(__file__).parents[2] / path).read_text()
-        for lang in LANGS:
-            for text in STRINGS[lang].values():
-                if len(text) > 12:
-                    assert text not in source, (path, text)
+
+
+def test_page_scripts_hold_no_translated_text() -> None:
+    from web.catalogs import TRANSLATIONS, read_catalog
+
+    root = Path(__file__).parents[2] / "web" / "static"
+    sources = {path: path.read_text() for path in root.rglob("*.js")}
+    for lang in ("id", "jv"):
+        for message in read_catalog(TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po", lang):
+            texts = message.string if isinstance(message.string, tuple) else (message.string,)
+            for text in texts:
+                if text and len(text) > 12 and text != message.id:
+                    for path, source in sources.items():
+                        assert text not in source, (path, text)
 
 
 @pytest.mark.parametrize("family", BROWSER_ORDER)
 @pytest.mark.parametrize("lang", LANGS)
-def test_denied_steps_for_each_browser_in_both_languages(client, family: str, lang: str) -> None:  # type: ignore[no-untyped-def]
+def test_denied_steps_for_each_browser_in_every_language(app, client, family: str, lang: str) -> None:  # type: ignore[no-untyped-def]
     assert detect_browser(USER_AGENTS[family]) == family
     resp = client.get(f"/langganan?lang={lang}", headers={"User-Agent": USER_AGENTS[family]})
     html = resp.get_data(as_text=True)
     assert visible_steps(html) == family
     assert page_data(html)["browser"] == family
     assert f'<option value="{family}" selected>' in html
-    heading = STRINGS[lang]["denied.steps_for"].replace("{browser}", STRINGS[lang]["browser." + family])
-    assert heading in html
+    with app.test_request_context(f"/?lang={lang}"):
+        from web.public import browser_names
+
+        name = browser_names()[family]
+    assert str(escape(tr(lang, "Steps for %(browser)s", browser=name))) in html
     # Every family's steps are in the page (the reader may pick another browser), origin in <code>.
-    for other in BROWSER_ORDER:
-        for step in DENIED_STEPS[lang][other]:
-            assert str(escape(step.split("{")[0])) in html, (other, step)
+    for other, parts in denied_steps_in(app, lang).items():
+        for step in parts["main"] + parts["other"]:
+            assert str(escape(step.split("%(")[0])) in html, (other, step)
     assert '<code class="js-origin">http://localhost</code>' in html
-    assert STRINGS[lang]["denied.check_again"] in html
+    assert tr(lang, "Check again") in html
+    assert html.count('<details class="other-ways">') >= 6
 
 
 def test_denied_steps_name_the_site_origin(client) -> None:  # type: ignore[no-untyped-def]
@@ -284,8 +315,10 @@ def test_denied_steps_name_the_site_origin(client) -> None:  # type: ignore[no-u
 def test_ios_and_unsupported_panels_are_present(client) -> None:  # type: ignore[no-untyped-def]
     for lang in LANGS:
         html = client.get(f"/langganan?lang={lang}").get_data(as_text=True)
-        assert STRINGS[lang]["ios.step2"] in html
+        assert str(escape(tr(lang, "Choose “Add to Home Screen”, then tap “Add”."))) in html
         assert 'data-panel="ios" hidden' in html
+        assert 'data-panel="inapp" hidden' in html
+        assert '<ol class="steps" data-ios="chrome" hidden>' in html
         assert 'data-panel="unsupported" hidden' in html
         assert 'role="status" aria-live="polite"' in html
 
@@ -313,9 +346,10 @@ def test_service_worker_headers_and_strings(client) -> None:  # type: ignore[no-
     assert first.startswith("self.NOTIFIER_CONFIG = ") and first.endswith(";")
     config = json.loads(first[len("self.NOTIFIER_CONFIG = ") : -1])
     assert config["site"] == "Kabar Kini"
-    assert config["strings"]["id"]["sw.read"] == "Baca"
-    assert config["strings"]["en"]["sw.read"] == "Read"
-    assert config["strings"]["en"]["sw.generic_title"] == "Kabar Kini"
+    assert config["catalogs"]["id"]["messages"]["Read"] == "Baca"
+    assert config["catalogs"]["en"]["messages"]["Read"] == "Read"
+    assert config["catalogs"]["jv"]["messages"]["Read"] == "Waca"
+    assert "NotifierI18n" in rest
     assert config["api"]["events"] == "/api/v1/events"
     for handler in ("push", "notificationclick", "pushsubscriptionchange"):
         assert f'addEventListener("{handler}"' in rest

@@ -16,8 +16,11 @@
   if (!P || !root) { return; }
 
   var data = P.data;
-  var strings = data.strings;
+  var I18N = window.NotifierI18n;
+  var _ = I18N.gettext;
+  var compact = root.classList.contains("optin-compact");
   var status = document.getElementById("optin-status");
+  var checkResult = document.getElementById("check-result");
   var form = document.getElementById("optin-form");
   var panels = root.querySelectorAll("[data-panel]");
   var busy = null;
@@ -33,6 +36,7 @@
     // The live region announces each change: the extra message when there is one, else the panel's heading.
     status.textContent = message || (heading ? heading.textContent : "");
     status.classList.toggle("visually-hidden", !message);
+    if (state !== "denied") { checkResult.textContent = ""; }
   }
 
   function state() { return root.getAttribute("data-state"); }
@@ -68,9 +72,10 @@
   function subscribeNow(topics, live) {
     if (busy) { return busy; }
     lastTopics = topics;
-    show("working", strings["state.working"]);
-    busy = P.subscribe(topics, data.lang).then(function () {
-      show("subscribed", live ? strings["state.subscribed_live"] : "");
+    show("working", _("Turning on notifications…"));
+    busy = P.subscribe(topics, data.lang).then(function (result) {
+      showSubscribed(result.server.topics, live ?
+        _("Notifications are now allowed. We turned them on for you; there is nothing else to press.") : "");
     }, function (error) {
       if (window.console) { window.console.error("notifier: subscribing failed", error); }
       if (P.permission() === "denied") { showDenied(); } else { show("error"); }
@@ -78,26 +83,73 @@
     return busy;
   }
 
+  /* The subscribed panel; on an article it is one line: "on · topics · change". */
+  function showSubscribed(topics, message) {
+    var names = {};
+    data.topics.forEach(function (t) { names[t.slug] = t.name; });
+    var chosen = (topics || []).map(function (slug) { return names[slug] || slug; });
+    document.getElementById("optin-topics").textContent = chosen.length ? chosen.join(", ") :
+      _("only the alerts sent to every reader");
+    root.classList.toggle("optin-on", compact);
+    show("subscribed", message);
+  }
+
   function topicsForAutomaticSubscribe() {
     return P.localTopics() || chosenTopics();
   }
 
   /* React to the permission as it is now (page load, change event, "check again", tab shown again). */
-  function evaluate(live) {
+  function evaluate(live, fromButton) {
     if (busy || state() === "subscribed") { return; }
     var perm = P.permission();
     if (perm === "granted") {
       // Only a grant made outside the page (settings, site info) gets the "turned on for you" note.
       subscribeNow(topicsForAutomaticSubscribe(), live && state() === "denied");
     } else if (perm === "denied") {
-      showDenied(live ? strings["denied.still_blocked"] : "");
+      var still = _("Notifications are still blocked. Follow the steps above, then press “Check again”.");
+      if (fromButton) {
+        // Said right under the button the reader just pressed, not at the top of a long panel.
+        showDenied("");
+        checkResult.textContent = "";
+        window.setTimeout(function () { checkResult.textContent = still; }, 50);
+      } else {
+        showDenied(live ? still : "");
+      }
     } else if (state() !== "default" && state() !== "working") {
       show("default");
     }
   }
 
+  function showInApp(app) {
+    var open = document.getElementById("inapp-open");
+    var href = window.location.href;
+    var codes = root.querySelectorAll(".js-href");
+    for (var i = 0; i < codes.length; i++) { codes[i].textContent = href; }
+    if (app.os === "android") {
+      // Android hands an intent: URL to Chrome (or the reader's default browser when Chrome is absent).
+      var target = href.replace(/^https?:\/\//, "");
+      open.href = "intent://" + target + "#Intent;scheme=" + window.location.protocol.replace(":", "") +
+        ";package=com.android.chrome;S.browser_fallback_url=" + encodeURIComponent(href) + ";end";
+      open.textContent = _("Open in Chrome");
+    } else {
+      open.href = "x-safari-" + href;
+      open.textContent = _("Open in Safari");
+      root.querySelector('[data-inapp="ios"]').hidden = false;
+    }
+    show("inapp");
+  }
+
+  function showIOS() {
+    var variant = P.iosBrowser(navigator.userAgent);
+    var lists = root.querySelectorAll("[data-ios]");
+    for (var i = 0; i < lists.length; i++) { lists[i].hidden = lists[i].getAttribute("data-ios") !== variant; }
+    show("ios");
+  }
+
   async function start() {
-    if (P.isIOS() && !P.isStandalone()) { show("ios"); return; }
+    var app = P.inAppBrowser(navigator.userAgent);
+    if (app) { showInApp(app); return; }
+    if (P.isIOS() && !P.isStandalone()) { showIOS(); return; }
     if (!P.supported()) { show("unsupported"); return; }
     P.watchPermission(function () { evaluate(true); });
     document.addEventListener("visibilitychange", function () {
@@ -111,7 +163,7 @@
       } catch (error) {
         if (window.console) { window.console.error("notifier: re-posting the subscription failed", error); }
       }
-      if (synced) { show("subscribed"); return; }
+      if (synced) { showSubscribed(synced.server.topics, ""); return; }
       // Granted but not subscribed: subscribe, unless the reader unsubscribed on the preferences page.
       if (!P.optedOut()) { subscribeNow(topicsForAutomaticSubscribe(), false); return; }
       show("default");
@@ -126,19 +178,25 @@
     var topics = chosenTopics();
     P.rememberTopics(topics);
     if (P.permission() === "granted") { subscribeNow(topics, false); return; }
-    show("working", strings["state.waiting_prompt"]);
+    show("working", _("Please answer your browser’s permission request."));
     P.requestPermission().then(function (result) {
       if (result === "granted") {
         subscribeNow(topics, false);
       } else if (result === "denied") {
         showDenied();
       } else if (!busy && state() !== "subscribed") {
-        show("default", strings["state.dismissed"]);
+        show("default", _("The permission request was closed without an answer. Press the button again whenever you are ready."));
       }
     });
   });
 
-  document.getElementById("check-again").addEventListener("click", function () { evaluate(true); });
+  document.getElementById("check-again").addEventListener("click", function () { evaluate(true, true); });
+  document.getElementById("inapp-copy").addEventListener("click", function () {
+    var done = function () { status.textContent = _("Link copied. Paste it into your browser’s address bar."); };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(window.location.href).then(done, function () { /* the address is shown */ });
+    }
+  });
   document.getElementById("optin-retry").addEventListener("click", function () {
     subscribeNow(lastTopics || topicsForAutomaticSubscribe(), false);
   });

@@ -10,7 +10,8 @@
   if (!P || !root) { return; }
 
   var data = P.data;
-  var strings = data.strings;
+  var _ = window.NotifierI18n.gettext;
+  var noneHint = document.getElementById("prefs-none-hint");
   var status = document.getElementById("prefs-status");
   var form = document.getElementById("prefs-form");
   var saveButton = document.getElementById("prefs-save");
@@ -29,7 +30,11 @@
   function setChecked(topics) {
     var boxes = form.querySelectorAll('input[name="topics"]');
     for (var i = 0; i < boxes.length; i++) { boxes[i].checked = topics.indexOf(boxes[i].value) !== -1; }
+    updateHint();
   }
+
+  /* With no topic ticked the reader still gets sends to everyone: say so before and after saving. */
+  function updateHint() { noneHint.hidden = checkedTopics().length > 0; }
 
   function checkedTopics() {
     var boxes = form.querySelectorAll('input[name="topics"]:checked');
@@ -40,7 +45,7 @@
 
   function fail(error) {
     if (window.console) { window.console.error("notifier: preferences", error); }
-    status.textContent = strings["prefs.error"];
+    status.textContent = _("Your preferences could not be saved. Check your connection and try again.");
   }
 
   async function start() {
@@ -62,16 +67,18 @@
     saveButton.disabled = true;
     P.setTopics(subscription, checkedTopics(), data.lang).then(function (stored) {
       setChecked(stored.topics || []);
-      status.textContent = strings["prefs.saved"];
+      status.textContent = (stored.topics || []).length ? _("Topics saved.") :
+        _("Saved without topics: you will only get the alerts sent to every reader.");
     }, fail).then(function () { saveButton.disabled = false; });
   });
 
   unsubscribeButton.addEventListener("click", function () {
     unsubscribeButton.disabled = true;
     P.unsubscribe().then(function () {
-      show("unsubscribed", strings["prefs.unsubscribed"]);
+      show("unsubscribed", _("You have unsubscribed. You will not receive notifications from %(site)s anymore.", { site: data.site }));
     }, fail).then(function () { unsubscribeButton.disabled = false; });
   });
 
+  form.addEventListener("change", updateHint);
   start();
 }());

@@ -1,7 +1,8 @@
 /*
  * Push helpers shared by the public pages: feature checks, the service worker, subscribing, and keeping
  * the server's copy of this browser's subscription current. Page data (API paths, strings, topics) comes
- * from the JSON block #notifier-page; no reader-facing text lives in this file.
+ * from the JSON block #notifier-page; no reader-facing text lives in this file (the pages' scripts use
+ * NotifierI18n from i18n.js).
  */
 (function () {
   "use strict";
@@ -61,6 +62,33 @@
     if (/Chrom(e|ium)\//.test(ua)) { return /Android/.test(ua) ? "chrome-android" : "chrome-desktop"; }
     if (/Safari\//.test(ua) && /Macintosh/.test(ua)) { return "safari-macos"; }
     return fallback || "other";
+  }
+
+  /*
+   * The built-in browser of a social or messaging app ({ app, os }), or null. Their web views have no push
+   * (Android WebViews announce themselves with "; wv)"), so the reader is sent to a real browser.
+   */
+  function inAppBrowser(ua) {
+    ua = ua || "";
+    var apps = [
+      [/FBAN|FBAV|FB_IAB|FB4A/, "Facebook"], [/Instagram/, "Instagram"], [/\bLine\//, "LINE"],
+      [/musical_ly|BytedanceWebview|TikTok/, "TikTok"], [/Twitter/, "X"], [/Snapchat/, "Snapchat"],
+      [/Pinterest/, "Pinterest"], [/GSA\//, "Google"]
+    ];
+    var android = /Android/.test(ua);
+    var ios = /iPhone|iPad|iPod/.test(ua);
+    for (var i = 0; i < apps.length; i++) {
+      if (apps[i][0].test(ua) && (android || ios)) { return { app: apps[i][1], os: android ? "android" : "ios" }; }
+    }
+    if (android && /; wv\)/.test(ua)) { return { app: "", os: "android" }; }
+    return null;
+  }
+
+  /* Which Home Screen steps an iPhone or iPad reader needs: Safari's, Chrome's or another browser's. */
+  function iosBrowser(ua) {
+    if (/CriOS\//.test(ua || "")) { return "chrome"; }
+    if (/FxiOS\/|EdgiOS\/|OPiOS\/|YaBrowser\//.test(ua || "")) { return "other"; }
+    return "safari";
   }
 
   function b64urlToBytes(text) {
@@ -244,6 +272,8 @@
     supported: supported,
     permission: permission,
     detectBrowser: detectBrowser,
+    inAppBrowser: inAppBrowser,
+    iosBrowser: iosBrowser,
     current: current,
     subscribe: subscribe,
     resync: resync,

@@ -1,6 +1,6 @@
 /*
- * The notifier service worker, served as /sw.js (root scope). The route prepends self.NOTIFIER_CONFIG:
- * the site name, both languages' strings, icon paths and API paths.
+ * The notifier service worker, served as /sw.js (root scope). The route prepends self.NOTIFIER_CONFIG
+ * (the site name, every language's compiled catalog, icon paths and API paths) and i18n.js.
  *
  * push                    always shows a notification (a generic one when the payload is missing or
  *                         malformed), then reports "shown" for a campaign
@@ -20,8 +20,14 @@ self.addEventListener("activate", function (event) {
   event.waitUntil(self.clients.claim());
 });
 
-function stringsFor(lang) {
-  return CONFIG.strings[lang] || CONFIG.strings[CONFIG.defaultLang];
+var TRANSLATORS = {};
+
+/* gettext for one language (the service worker serves readers of every language at once). */
+function i18nFor(lang) {
+  if (!TRANSLATORS[lang]) {
+    TRANSLATORS[lang] = self.NotifierI18n.create(CONFIG.catalogs[lang] || CONFIG.catalogs[CONFIG.defaultLang]);
+  }
+  return TRANSLATORS[lang];
 }
 
 /* The decrypted payload when it is a usable object with a title, else null. */
@@ -54,14 +60,14 @@ function optionalString(value) {
 
 /* Title and showNotification options for a payload (null: the generic notification). */
 function notificationFor(payload) {
-  var lang = payload && CONFIG.strings[payload.lang] ? payload.lang : CONFIG.defaultLang;
-  var strings = stringsFor(lang);
-  var actions = [{ action: "read", title: strings["sw.read"] }];
+  var lang = payload && CONFIG.catalogs[payload.lang] ? payload.lang : CONFIG.defaultLang;
+  var t = i18nFor(lang);
+  var actions = [{ action: "read", title: t.gettext("Read") }];
   if (!payload) {
     return {
-      title: strings["sw.generic_title"],
+      title: CONFIG.site,
       options: {
-        body: strings["sw.generic_body"],
+        body: t.gettext("There is news for you. Tap to read it."),
         icon: CONFIG.icon,
         badge: CONFIG.badge,
         lang: lang,
