@@ -549,7 +549,7 @@ def record_receipt(
     now = time.time() if now is None else now
     pipe = r.pipeline(transaction=True)
     pipe.hincrby(ckey, kind, 1)
-    pipe.hincrby(keys.campaign_timeline(cid), f"{int(now // 60) * 60}:{kind}", 1)
+    pipe.hincrby(keys.campaign_timeline(cid), f"{int(now // 10) * 10}:{kind}", 1)  # 10 s buckets
     pipe.expire(keys.campaign_receipts(cid, kind), 90 * 86400)
     pipe.execute()
     return True

@@ -708,7 +708,7 @@ class Delivery:
         if counts:
             timeline = keys.campaign_timeline(cid)
             for name, n in counts.items():
-                pipe.hincrby(timeline, f"{minute}:{name}", n)
+                pipe.hincrby(timeline, f"{second // 10 * 10}:{name}", n)  # 10 s buckets
             pipe.expire(timeline, 90 * 86400)
         for name, n in services.items():
             pipe.hincrby(keys.campaign_services(cid), name, n)

@@ -160,7 +160,7 @@ class Keys:
         return f"{self.prefix}campaign:{cid}:held"
 
     def campaign_timeline(self, cid: str) -> str:
-        """Hash minute-epoch:outcome → count, for charts of sends and clicks."""
+        """Hash epoch-of-10-s-bucket:outcome → count, for charts of sends and clicks (any resolution)."""
         return f"{self.prefix}campaign:{cid}:timeline"
 
     def campaign_services(self, cid: str) -> str:

@@ -35,6 +35,8 @@ from flask import (
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from notifier.errors import AuthError
 from notifier.users import LoginLocked, User, UserStore
@@ -118,10 +120,21 @@ def _wants_json() -> bool:
     return request.path.endswith(".json") or request.accept_mimetypes.best == "application/json"
 
 
+#: The stable JSON error code of each status (the page's title is translated, the code is not).
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    429: "too_many_requests",
+}
+
+
 def error_page(status: int, title: str, message: str, **extra: Any) -> Response:
     """An HTML error page for the newsroom (JSON for ``.json`` endpoints)."""
     if _wants_json():
-        return json_error(status, title.lower().replace(" ", "_"), message, **extra)
+        return json_error(status, _ERROR_CODES.get(status, "error"), message, **extra)
     html = render_template(
         "editor/error.html", status=status, heading=title, message=message, user=current_user(), **extra
     )
@@ -153,14 +166,19 @@ def require_role(*roles: str) -> Callable[[F], F]:
             user = current_user()
             if user is None:
                 if _wants_json():
-                    return json_error(401, "login_required", "log in to the newsroom first")
+                    return json_error(401, "login_required", _("Log in to the newsroom first."))
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             if not user.has_role(*roles):
                 return error_page(
                     403,
-                    "Forbidden",
-                    f"Akun {user.email} ({user.role}) tidak punya akses ke halaman ini; "
-                    f"perlu peran: {', '.join(roles)}.",
+                    _("No access"),
+                    _(
+                        "The account %(email)s (%(role)s) cannot open this page; it needs the role "
+                        "%(roles)s. An administrator can change that on the Accounts page.",
+                        email=user.email,
+                        role=user.role,
+                        roles=" / ".join(roles),
+                    ),
                 )
             return view(*args, **kwargs)
 
@@ -182,13 +200,16 @@ def _check_csrf() -> Response | None:
     expected = session.get(SESSION_CSRF)
     if not sent:
         return error_page(
-            400, "Bad Request", "Formulir tidak membawa token CSRF. Muat ulang halaman lalu coba lagi."
+            400, _("Refused"), _("The form carries no security token. Reload the page and try again.")
         )
     if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
         return error_page(
             403,
-            "Forbidden",
-            "Token CSRF salah atau kedaluwarsa (sesi berganti?). Muat ulang halaman lalu coba lagi.",
+            _("Refused"),
+            _(
+                "The form's security token is wrong or expired (a new session?). Reload the page and try "
+                "again."
+            ),
         )
     return None
 
@@ -219,8 +240,12 @@ def login() -> ResponseReturnValue:
         minutes = max(1, (exc.retry_after + 59) // 60)
         response = error_page(
             429,
-            "Too Many Requests",
-            f"Terlalu banyak percobaan login yang gagal. Coba lagi dalam {minutes} menit.",
+            _("Too many attempts"),
+            ngettext(
+                "Too many failed logins. Try again in %(num)s minute.",
+                "Too many failed logins. Try again in %(num)s minutes.",
+                minutes,
+            ),
             retry_after=exc.retry_after,
         )
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -230,7 +255,7 @@ def login() -> ResponseReturnValue:
             "editor/login.html",
             next=target,
             email=email,
-            error="Email atau kata sandi salah, atau akun dinonaktifkan.",
+            error=_("Wrong email or password, or the account is disabled."),
         )
         return html, 401
     old = session.get(SESSION_TOKEN)

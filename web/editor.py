@@ -8,6 +8,8 @@ Scripts live in ``static/editor/`` (no inline scripts: the CSP allows ``script-s
 from __future__ import annotations
 
 import math
+import socket
+import ssl
 import time
 from datetime import datetime
 from html.parser import HTMLParser
@@ -17,10 +19,14 @@ from urllib.parse import urljoin, urlsplit
 from urllib.request import HTTPRedirectHandler, OpenerDirector, Request, build_opener
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext, pgettext
 
 from notifier.campaigns import (
+    BODY_MAX,
     FINAL,
     TITLE_MAX,
     TTL_MAX,
@@ -33,12 +39,13 @@ from notifier.campaigns import (
 )
 from notifier.crypto import MAX_PLAINTEXT
 from notifier.delivery import Delivery
-from notifier.errors import Conflict, NotFound, NotifierError, PayloadTooLarge, ValidationError
+from notifier.errors import Conflict, NotFound, NotifierError, ValidationError
 from notifier.users import ROLES, User, UserStore
 from web.auth import bp as login_bp
 from web.auth import current_user, error_page, require_role
 from web.context import ctx
 from web.errors import json_error
+from web.i18n import current_lang, number
 from workers.queues import batch_enqueuer, launch
 
 bp = Blueprint("editor", __name__, url_prefix="/newsroom")
@@ -55,17 +62,52 @@ PAGE_SIZE = 20
 PREFILL_MAX_BYTES = 512 * 1024
 PREFILL_TIMEOUT = 5.0
 PREFILL_MAX_REDIRECTS = 3
-#: TTL choices of the compose form (seconds); empty means the default (6 h breaking, 24 h otherwise).
+#: TTL choices of the compose form (seconds); empty means the default (6 h urgent, 24 h otherwise).
 TTL_CHOICES = (
-    (3600, "1 jam"),
-    (3 * 3600, "3 jam"),
-    (6 * 3600, "6 jam"),
-    (12 * 3600, "12 jam"),
-    (86400, "1 hari"),
-    (3 * 86400, "3 hari"),
-    (7 * 86400, "7 hari"),
-    (TTL_MAX, "28 hari"),
+    (3600, lazy_gettext("1 hour")),
+    (3 * 3600, lazy_gettext("3 hours")),
+    (6 * 3600, lazy_gettext("6 hours")),
+    (12 * 3600, lazy_gettext("12 hours")),
+    (86400, lazy_gettext("1 day")),
+    (3 * 86400, lazy_gettext("3 days")),
+    (7 * 86400, lazy_gettext("7 days")),
+    (TTL_MAX, lazy_gettext("28 days")),
 )
+#: Web Push urgencies as the compose form names them.
+URGENCY_NAMES = {
+    "very-low": lazy_gettext("very low (may wait for Wi-Fi and charging)"),
+    "low": lazy_gettext("low"),
+    "normal": lazy_gettext("normal"),
+    "high": lazy_gettext("high (wakes the phone at once)"),
+}
+
+
+def state_name(state: str) -> str:
+    """A campaign state in the page language."""
+    names = {
+        "draft": pgettext("campaign state", "draft"),
+        "scheduled": pgettext("campaign state", "scheduled"),
+        "planning": pgettext("campaign state", "preparing"),
+        "sending": pgettext("campaign state", "sending"),
+        "paused": pgettext("campaign state", "paused"),
+        "done": pgettext("campaign state", "done"),
+        "cancelled": pgettext("campaign state", "cancelled"),
+        "failed": pgettext("campaign state", "failed"),
+    }
+    return names.get(state, state)
+
+
+def source_name(source: str) -> str:
+    """Where a campaign came from, in the page language."""
+    names = {
+        "editor": _("newsroom"),
+        "api": _("API"),
+        "cms": _("CMS webhook"),
+        "feed": _("RSS feed"),
+        "test": _("test send"),
+        "cli": _("command line"),
+    }
+    return names.get(source, source)
 
 
 def register(app: Flask) -> None:
@@ -92,25 +134,36 @@ def _zone() -> ZoneInfo:
 
 @bp.app_template_filter("newsroom_time")
 def newsroom_time(ts: float | None) -> str:
-    """A unix time in the newsroom's time zone, e.g. ``03 Mei 2025 14:05 WIB``."""
+    """A unix time in the newsroom's time zone and the page language, e.g. ``3 Mei 2025 14.05 WIB``."""
     if not ts:
         return "—"
-    return datetime.fromtimestamp(ts, _zone()).strftime("%d-%m-%Y %H:%M %Z")
+    moment = datetime.fromtimestamp(ts, _zone())
+    lang = current_lang()
+    try:
+        text = format_datetime(moment, "d MMM y HH:mm", locale=lang)
+    except (ValueError, LookupError):
+        text = format_datetime(moment, "d MMM y HH:mm", locale="id")
+    return f"{text} {moment.strftime('%Z')}"
+
+
+app_filters = {"state_name": state_name, "source_name": source_name}
+for _name, _func in app_filters.items():
+    bp.add_app_template_filter(_func, _name)
 
 
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> Response:
-    return error_page(404, "Not Found", exc.message)
+    return error_page(404, _("Not found"), _("There is no such campaign (deleted, or a mistyped address)."))
 
 
 @bp.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> Response:
-    return error_page(409, "Conflict", exc.message)
+    return error_page(409, _("Not possible now"), exc.message)
 
 
 @bp.errorhandler(ValidationError)
 def _invalid(exc: ValidationError) -> Response:
-    return error_page(400, "Bad Request", exc.message)
+    return error_page(400, _("Refused"), exc.message)
 
 
 @bp.get("/")
@@ -147,9 +200,73 @@ def local_to_iso(value: str) -> str:
         moment = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
     except ValueError as exc:
         raise ValidationError(
-            f"waktu kirim tidak dikenali: {value[:40]!r} (format YYYY-MM-DD HH:MM)"
+            _("The send time %(value)s is not a date and time (YYYY-MM-DD HH:MM).", value=repr(value[:40]))
         ) from exc
     return moment.replace(tzinfo=_zone()).isoformat()
+
+
+def _url_problem(value: str, *, required: bool) -> str:
+    """Why an article or image URL cannot be used, in the page language; empty when it can."""
+    value = value.strip()
+    if not value:
+        return _("Enter the article's address.") if required else ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return _("Use a full address that starts with https://.")
+    if len(value) > 2048 or any(ch in value for ch in "\x00\r\n\t<>\"' "):
+        return _("This address has characters (spaces, quotes) that cannot be in a URL.")
+    return ""
+
+
+def field_errors(values: dict[str, Any], c: Any) -> dict[str, str]:
+    """Every refusal of the compose form, by field, in the page language (the domain re-checks)."""
+    errors: dict[str, str] = {}
+    title = " ".join(values["title"].split())
+    body = values["body"].strip()
+    if not title:
+        errors["title"] = _("Write a title: it is the line readers see first.")
+    elif len(title) > TITLE_MAX:
+        errors["title"] = _(
+            "The title has %(n)s characters; at most %(max)s.", n=number(len(title)), max=number(TITLE_MAX)
+        )
+    if not body:
+        errors["body"] = _("Write the text under the title (one or two sentences).")
+    elif len(body) > BODY_MAX:
+        errors["body"] = _(
+            "The text has %(n)s characters; at most %(max)s.", n=number(len(body)), max=number(BODY_MAX)
+        )
+    for name, required in (("url", True), ("image", False)):
+        problem = _url_problem(values[name], required=required)
+        if problem:
+            errors[name] = problem
+    unknown = [t for t in values["topics"] if t not in set(c.topic_slugs)]
+    if unknown:
+        errors["topics"] = _("Unknown topic: %(topics)s.", topics=", ".join(unknown)[:80])
+    if values["when"] == "later":
+        if not values["send_at"]:
+            errors["send_at"] = _("Choose the send time, or choose “Send now”.")
+        else:
+            try:
+                moment = datetime.strptime(values["send_at"].strip(), "%Y-%m-%dT%H:%M").replace(
+                    tzinfo=_zone()
+                )
+            except ValueError:
+                errors["send_at"] = _("This is not a date and time (YYYY-MM-DD HH:MM).")
+            else:
+                if moment.timestamp() < time.time() - 60:
+                    errors["send_at"] = _("This time has passed. Choose a later one, or “Send now”.")
+                elif moment.timestamp() > time.time() + 365 * 86400:
+                    errors["send_at"] = _("Choose a time within the next year.")
+    if not errors:
+        size = payload_size(title, body, values["url"].strip(), values["image"].strip())
+        if size > MAX_PLAINTEXT:
+            errors["body"] = _(
+                "Too long to send: %(size)s bytes, a push message holds %(max)s. Shorten the title or text, "
+                "or use a shorter address.",
+                size=number(size),
+                max=number(MAX_PLAINTEXT),
+            )
+    return errors
 
 
 def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
@@ -167,43 +284,79 @@ def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
         try:
             data["ttl"] = int(values["ttl"])
         except ValueError as exc:
-            raise ValidationError("'ttl' must be whole seconds") from exc
+            raise ValidationError(_("Choose how long the alert stays valid from the list.")) from exc
     if values["when"] == "later":
         if not values["send_at"]:
-            raise ValidationError("pilih waktu kirim, atau pilih 'Kirim sekarang'")
+            raise ValidationError(_("Choose the send time, or choose “Send now”."))
         data["send_at"] = local_to_iso(values["send_at"])
     return data
 
 
+def send_label(size: int, *, everyone: bool, later: bool) -> str:
+    """The send button: what it does and to how many readers (``Kirim ke 2.007 pelanggan``)."""
+    count = number(size)
+    if later:
+        if everyone:
+            return ngettext(
+                "Schedule for all %(count)s subscriber",
+                "Schedule for all %(count)s subscribers",
+                size,
+                count=count,
+            )
+        return ngettext(
+            "Schedule for %(count)s subscriber", "Schedule for %(count)s subscribers", size, count=count
+        )
+    if everyone:
+        return ngettext(
+            "Send to all %(count)s subscriber", "Send to all %(count)s subscribers", size, count=count
+        )
+    return ngettext("Send to %(count)s subscriber", "Send to %(count)s subscribers", size, count=count)
+
+
 def _render_compose(
-    values: dict[str, Any], *, error: str = "", confirm: bool = False, status: int = 200
+    values: dict[str, Any],
+    *,
+    error: str = "",
+    errors: dict[str, str] | None = None,
+    review: bool = False,
+    status: int = 200,
 ) -> Response:
     c = ctx()
     user = _user()
     now_local = datetime.fromtimestamp(time.time(), _zone())
+    audience = c.subscriptions.audience_size(tuple(t for t in values["topics"] if t in set(c.topic_slugs)))
+    everyone = not values["topics"]
     page = {
         "maxPlaintext": MAX_PLAINTEXT,
         "titleShown": TITLE_SHOWN,
         "bodyShown": BODY_SHOWN,
         "titleMax": TITLE_MAX,
         "siteName": c.settings.site_name,
+        "siteHost": urlsplit(c.settings.public_url).netloc,
         "audienceUrl": url_for("editor.audience"),
         "budgetUrl": url_for("editor.budget"),
         "prefillUrl": url_for("editor.prefill"),
         "prefillEnabled": bool(c.settings.site_domains),
+        "icon": url_for("static", filename="icons/icon-192.png"),
+        "topicNames": {t.slug: t.name(current_lang()) for t in c.topics},
     }
     html = render_template(
         "editor/compose.html",
         values=values,
         error=error,
-        confirm=confirm,
+        errors=errors or {},
+        review=review,
         topics=c.topics,
         urgencies=URGENCIES,
+        urgency_names=URGENCY_NAMES,
         ttl_choices=TTL_CHOICES,
         timezone=c.settings.timezone,
         now_local=now_local.strftime("%Y-%m-%dT%H:%M"),
         zone_abbr=now_local.strftime("%Z"),
         page=page,
+        audience=audience,
+        everyone=everyone,
+        send_text=send_label(audience, everyone=everyone, later=values["when"] == "later"),
         own_subs=len(UserStore(c.redis, c.keys).own_subscriptions(user.email)),
         site_domains=c.settings.site_domains,
     )
@@ -220,13 +373,27 @@ def compose() -> Response:
 @bp.post("/compose")
 @require_role("editor")
 def compose_submit() -> ResponseReturnValue:
-    """Send now, schedule, save a draft, or send a test to the editor's own browsers."""
+    """Send now, schedule, save a draft, or send a test to the editor's own browsers.
+
+    A send to every subscriber (no topic) first shows a review of what goes out to how many readers;
+    only its "Send to all N subscribers" button (``action=send-everyone``) sends.
+    """
     c = ctx()
     user = _user()
     values = _form_values(request.form)
     action = request.form.get("action", "send")
+    if action == "send-everyone":
+        action, values["confirm_everyone"] = "send", True
     if action not in ("send", "draft", "test"):
-        return _render_compose(values, error=f"aksi tidak dikenal: {action[:20]!r}", status=400)
+        return _render_compose(
+            values, error=_("Unknown action %(action)s.", action=repr(action[:20])), status=400
+        )
+    errors = field_errors(values, c)
+    if action == "test":
+        errors.pop("topics", None)
+        errors.pop("send_at", None)
+    if errors:
+        return _render_compose(values, errors=errors, status=400)
     try:
         data = _campaign_data(values)
         if action == "test":
@@ -235,29 +402,23 @@ def compose_submit() -> ResponseReturnValue:
         item = validate_campaign(
             data, topics=c.topics, source="test" if action == "test" else "editor", created_by=user.email
         )
-    except PayloadTooLarge as exc:
-        return _render_compose(values, error=exc.message, status=400)
     except ValidationError as exc:
-        return _render_compose(values, error=exc.message, status=400)
+        return _render_compose(
+            values, error=_("The notification was refused: %(reason)s", reason=exc.message), status=400
+        )
     store = _store()
     if action == "test":
         return _send_test(item, user, values)
     if action == "draft":
         cid = store.create(item, state="draft")
-        flash("Draf disimpan. Setujui untuk mengirim.", "ok")
+        flash(_("Draft saved. Approve it to send it."), "ok")
         return redirect(url_for("editor.campaign", cid=cid))
     if not item.topics and not values["confirm_everyone"]:
-        size = c.subscriptions.audience_size(())
-        return _render_compose(
-            values,
-            confirm=True,
-            status=409,
-            error=f"Tanpa topik, notifikasi ini terkirim ke SEMUA {size} pelanggan. "
-            "Centang konfirmasi lalu kirim lagi.",
-        )
+        return _render_compose(values, review=True, status=409)
     cid = store.create(item)
     launch(c.raw_redis, cid, item.send_at)
-    flash("Dijadwalkan." if item.send_at and item.send_at > time.time() + 1 else "Sedang dikirim.", "ok")
+    if item.send_at and item.send_at > time.time() + 1:
+        flash(_("Scheduled for %(when)s.", when=newsroom_time(item.send_at)), "ok")
     return redirect(url_for("editor.campaign", cid=cid))
 
 
@@ -269,15 +430,27 @@ def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> Respo
         return _render_compose(
             values,
             status=400,
-            error="Browser Anda belum berlangganan notifikasi. Buka halaman berlangganan situs saat masuk "
-            "ke Newsroom, izinkan notifikasi, lalu coba lagi.",
+            errors={
+                "test": _(
+                    "This browser is not subscribed yet. Open the site's subscribe page while logged in to "
+                    "the newsroom, allow notifications, then try again."
+                )
+            },
         )
     store = _store()
     cid = store.create(item)
     c.redis.hset(c.keys.campaign(cid), "audience", f"test:{user.email}")
     delivery = Delivery(c)
     delivery.send_to(cid, sids, batch_enqueuer(c.raw_redis, cid))
-    flash(f"Uji kirim ke {len(sids)} browser Anda.", "ok")
+    flash(
+        ngettext(
+            "Test sent to your %(count)s browser.",
+            "Test sent to your %(count)s browsers.",
+            len(sids),
+            count=number(len(sids)),
+        ),
+        "ok",
+    )
     return redirect(url_for("editor.campaign", cid=cid))
 
 
@@ -357,32 +530,56 @@ class _SameSiteRedirects(HTTPRedirectHandler):
     ) -> Request | None:
         if not _host_allowed(newurl, self.domains):
             raise ValidationError(
-                f"the article redirects to {urlsplit(newurl).netloc[:80]!r}, not one of the site's domains"
+                _(
+                    "The article redirects to %(host)s, which is not one of this site's domains.",
+                    host=urlsplit(newurl).netloc[:80],
+                )
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_problem(exc: BaseException) -> str:
+    """Why an article could not be fetched, said for an editor (never the raw errno text)."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, socket.gaierror):
+        return _("The site's name could not be found (DNS). Check the address.")
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return _("The site did not answer within %(seconds)s seconds.", seconds=number(int(PREFILL_TIMEOUT)))
+    if isinstance(reason, ConnectionRefusedError):
+        return _("The site refused the connection.")
+    if isinstance(reason, ssl.SSLError | ssl.CertificateError):
+        return _("The site's HTTPS certificate is not valid.")
+    if isinstance(reason, ConnectionError):
+        return _("The connection to the site broke off. Try again.")
+    return _("The article could not be fetched. Check the address and try again.")
 
 
 def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
     """``og:title``/``og:description``/``og:image`` of an article on the publisher's own site."""
     if not domains:
-        raise ValidationError("prefill is off: set NOTIFIER_SITE_DOMAINS to the site's domains")
+        raise ValidationError(
+            _("Filling from an article is off: set NOTIFIER_SITE_DOMAINS to the site's domains.")
+        )
     if not _host_allowed(url, domains):
-        raise ValidationError(f"only articles on {', '.join(domains)} can be read")
+        raise ValidationError(_("Only articles on %(domains)s can be read.", domains=", ".join(domains)))
     opener: OpenerDirector = build_opener(_SameSiteRedirects(domains))
     req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})  # noqa: S310
     try:
         with opener.open(req, timeout=PREFILL_TIMEOUT) as response:
             ctype = response.headers.get("Content-Type", "")
             if "html" not in ctype:
-                raise ValidationError(f"the article answered {ctype or 'no content type'}, not HTML")
+                raise ValidationError(
+                    _("That address is not a web page (it answered %(type)s).", type=ctype or "?")
+                )
             raw = response.read(PREFILL_MAX_BYTES + 1)
             final_url = response.geturl()
             charset = response.headers.get_content_charset() or "utf-8"
     except HTTPError as exc:
-        raise ValidationError(f"the article answered HTTP {exc.code}") from exc
+        if exc.code == 404:
+            raise ValidationError(_("The site has no article at this address (HTTP 404).")) from exc
+        raise ValidationError(_("The site answered with an error (HTTP %(code)s).", code=exc.code)) from exc
     except (URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ValidationError(f"the article could not be fetched: {str(reason)[:120]}") from exc
+        raise ValidationError(fetch_problem(exc)) from exc
     parser = _OgParser()
     try:
         parser.feed(raw[:PREFILL_MAX_BYTES].decode(charset, errors="replace"))
@@ -416,6 +613,58 @@ def prefill() -> Response:
 # -- campaigns ----------------------------------------------------------------------------------
 
 
+#: What each push service delivers to (a campaign's per-platform rows).
+SERVICE_PLATFORMS = {
+    "fcm": lazy_gettext("Chrome, Edge, Samsung Internet, Opera (Android and computers)"),
+    "mozilla": lazy_gettext("Firefox (Android and computers)"),
+    "apple": lazy_gettext("Safari (iPhone, iPad, Mac)"),
+    "windows": lazy_gettext("Windows apps (WNS)"),
+    "other": lazy_gettext("Other push services"),
+}
+
+
+def timeline_step(span: float) -> int:
+    """Seconds per chart bar for a campaign that has been sending for ``span`` seconds."""
+    if span <= 5 * 60:
+        return 10
+    if span <= 3 * 3600:
+        return 60
+    return 600
+
+
+def _campaign_json(campaign: Campaign) -> dict[str, Any]:
+    c = ctx()
+    now = time.time()
+    data = campaign.info()
+    raw: dict[int, dict[str, int]] = {}
+    for field_name, count in c.redis.hgetall(c.keys.campaign_timeline(campaign.cid)).items():
+        stamp, _sep, counter = field_name.partition(":")
+        if stamp.isdigit():
+            bucket = raw.setdefault(int(stamp), {})
+            bucket[counter] = bucket.get(counter, 0) + int(count)
+    start = campaign.first_sent or campaign.started or (min(raw) if raw else now)
+    end = campaign.finished or now
+    step = timeline_step(max(0.0, end - start))
+    timeline: dict[int, dict[str, int]] = {}
+    for stamp, counts in raw.items():
+        slot = timeline.setdefault(stamp // step * step, {})
+        for counter, n in counts.items():
+            slot[counter] = slot.get(counter, 0) + n
+    services: dict[str, dict[str, int]] = {}
+    for field_name, count in c.redis.hgetall(c.keys.campaign_services(campaign.cid)).items():
+        service, _sep, kind = field_name.rpartition(":")
+        services.setdefault(service, {})[kind] = int(count)
+    data["timeline"] = [{"t": t, **timeline[t]} for t in sorted(timeline)]
+    data["step"] = step
+    data["services"] = services
+    data["platforms"] = {name: str(SERVICE_PLATFORMS.get(name, name)) for name in services}
+    data["final"] = campaign.state in FINAL
+    data["state_name"] = state_name(campaign.state)
+    data["now"] = now
+    data["audience"] = c.redis.hget(c.keys.campaign(campaign.cid), "audience") or ""
+    return data
+
+
 @bp.get("/campaigns")
 @require_role("editor", "ops")
 def campaigns() -> Response:
@@ -433,37 +682,23 @@ def campaigns() -> Response:
     return Response(html, mimetype="text/html")
 
 
-def _campaign_json(campaign: Campaign) -> dict[str, Any]:
-    c = ctx()
-    data = campaign.info()
-    timeline: dict[str, dict[str, int]] = {}
-    for field, count in c.redis.hgetall(c.keys.campaign_timeline(campaign.cid)).items():
-        minute, _, counter = field.partition(":")
-        timeline.setdefault(minute, {})[counter] = int(count)
-    services: dict[str, dict[str, int]] = {}
-    for field, count in c.redis.hgetall(c.keys.campaign_services(campaign.cid)).items():
-        service, _, kind = field.rpartition(":")
-        services.setdefault(service, {})[kind] = int(count)
-    data["timeline"] = [{"t": int(m), **timeline[m]} for m in sorted(timeline, key=int)]
-    data["services"] = services
-    data["final"] = campaign.state in FINAL
-    data["audience"] = c.redis.hget(c.keys.campaign(campaign.cid), "audience") or ""
-    return data
-
-
 @bp.get("/campaigns/<cid>")
 @require_role("editor", "ops")
 def campaign(cid: str) -> Response:
     """One campaign: state, live progress, counters, chart, outcomes by push service, actions."""
     item = _store().get(cid)
     c = ctx()
+    data = _campaign_json(item)
     html = render_template(
         "editor/campaign.html",
         c=item,
-        data=_campaign_json(item),
+        data=data,
         final=FINAL,
         audience_size=c.subscriptions.audience_size(item.topics) if item.state == "draft" else None,
+        topic_names={t.slug: t.name(current_lang()) for t in c.topics},
         json_url=url_for("editor.campaign_json", cid=cid),
+        timezone=c.settings.timezone,
+        urgency_names=URGENCY_NAMES,
     )
     return Response(html, mimetype="text/html")
 
@@ -474,16 +709,22 @@ def campaign_json(cid: str) -> Response:
     """State, counters, timeline and outcomes by service, polled by the campaign page."""
     try:
         return jsonify(_campaign_json(_store().get(cid)))
-    except NotFound as exc:
-        return json_error(404, "not_found", exc.message)
+    except NotFound:
+        return json_error(404, "not_found", _("There is no such campaign (deleted, or a mistyped address)."))
 
 
 @bp.post("/campaigns/<cid>/cancel")
 @require_role("editor", "ops")
 def cancel(cid: str) -> ResponseReturnValue:
     """Stop a campaign that has not finished (batches in flight stop within a second or two)."""
-    _store().cancel(cid)
-    flash("Kampanye dibatalkan.", "ok")
+    store = _store()
+    item = store.get(cid)
+    if item.state in FINAL:
+        raise Conflict(
+            _("This campaign is already %(state)s: nothing to cancel.", state=state_name(item.state))
+        )
+    store.cancel(cid)
+    flash(_("Campaign cancelled. Messages already handed to push services cannot be called back."), "ok")
     return redirect(url_for("editor.campaign", cid=cid))
 
 
@@ -492,7 +733,7 @@ def cancel(cid: str) -> ResponseReturnValue:
 def duplicate(cid: str) -> ResponseReturnValue:
     """Copy a campaign into a new draft."""
     new = _store().duplicate(cid, created_by=_user().email)
-    flash("Disalin menjadi draf baru.", "ok")
+    flash(_("Copied into a new draft."), "ok")
     return redirect(url_for("editor.campaign", cid=new))
 
 
@@ -504,21 +745,27 @@ def approve(cid: str) -> ResponseReturnValue:
     store = _store()
     item = store.get(cid)
     if item.state != "draft":
-        raise Conflict(f"kampanye ini berstatus {item.state}, bukan draf")
+        raise Conflict(_("This campaign is %(state)s, not a draft.", state=state_name(item.state)))
     if not item.topics and not request.form.get("confirm_everyone"):
         size = c.subscriptions.audience_size(())
         return error_page(
             409,
-            "Conflict",
-            f"Draf tanpa topik terkirim ke SEMUA {size} pelanggan: centang konfirmasi di halaman "
-            "kampanye lalu setujui lagi.",
+            _("Confirmation needed"),
+            ngettext(
+                "This draft has no topic, so it goes to ALL %(count)s subscriber: tick the confirmation on "
+                "the campaign page and approve again.",
+                "This draft has no topic, so it goes to ALL %(count)s subscribers: tick the confirmation on "
+                "the campaign page and approve again.",
+                size,
+                count=number(size),
+            ),
         )
     if not store.transition(cid, "scheduled", allowed_from=["draft"]):
-        raise Conflict("draf ini baru saja disetujui atau dibatalkan orang lain")
+        raise Conflict(_("Someone else approved or cancelled this draft a moment ago."))
     c.redis.hset(c.keys.campaign(cid), "approved_by", _user().email)
     send_at = item.send_at if item.send_at and item.send_at > time.time() else None
+    flash(_("Draft approved: sending.") if send_at is None else _("Draft approved and scheduled."), "ok")
     launch(c.raw_redis, cid, send_at)
-    flash("Draf disetujui dan dikirim." if send_at is None else "Draf disetujui dan dijadwalkan.", "ok")
     return redirect(url_for("editor.campaign", cid=cid))
 
 
@@ -539,28 +786,35 @@ def user_admin() -> ResponseReturnValue:
         try:
             if action == "create":
                 store.create(email, request.form.get("password", ""), request.form.get("role", "editor"))
-                flash(f"Akun {email.strip().lower()} dibuat.", "ok")
+                flash(_("Account %(email)s created.", email=email.strip().lower()), "ok")
             elif action in ("disable", "enable"):
                 if action == "disable" and email.strip().lower() == _user().email:
-                    raise ValidationError("you cannot disable your own account")
+                    raise ValidationError(_("You cannot disable your own account."))
                 store.set_disabled(email, action == "disable")
-                flash(
-                    f"Akun {email.strip().lower()} "
-                    f"{'dinonaktifkan' if action == 'disable' else 'diaktifkan'}.",
-                    "ok",
-                )
+                address = email.strip().lower()
+                if action == "disable":
+                    flash(_("Account %(email)s disabled: its sessions ended.", email=address), "ok")
+                else:
+                    flash(_("Account %(email)s enabled again.", email=address), "ok")
             else:
-                raise ValidationError(f"unknown action {action[:20]!r}")
+                raise ValidationError(_("Unknown action %(action)s.", action=repr(action[:20])))
             return redirect(url_for("editor.user_admin"))
         except (ValidationError, Conflict, NotFound) as exc:
             error, status = exc.message, 400 if isinstance(exc, ValidationError) else 409
-    html = render_template("editor/users.html", users=store.list(), roles=ROLES, error=error)
+    role_names = {
+        "editor": _("editor (writes and sends)"),
+        "ops": _("ops (dashboard, cancels)"),
+        "admin": _("admin (everything, accounts)"),
+    }
+    html = render_template(
+        "editor/users.html", users=store.list(), roles=ROLES, role_names=role_names, error=error
+    )
     return Response(html, status=status, mimetype="text/html")
 
 
 def _domain_error_page(exc: NotifierError) -> Response:
     """Any other domain error as a page (never a 500 for bad input)."""
-    return error_page(400, "Bad Request", exc.message)
+    return error_page(400, _("Refused"), exc.message)
 
 
 bp.register_error_handler(NotifierError, _domain_error_page)

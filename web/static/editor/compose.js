@@ -1,9 +1,11 @@
-// Compose page: live preview, character counters, payload budget, audience size, prefill.
+// Compose page: device previews, character counters, payload budget, audience and send button, prefill.
 // The payload budget mirrors notifier.campaigns.payload_size (the server re-checks at submit).
 (() => {
   "use strict";
   const form = document.getElementById("compose-form");
   if (!form) { return; }
+  const I18N = window.NotifierI18n;
+  const _ = I18N.gettext;
   const config = JSON.parse(document.getElementById("compose-config").textContent);
   const $ = (id) => document.getElementById(id);
   const fields = { title: $("f-title"), body: $("f-body"), url: $("f-url"), image: $("f-image") };
@@ -25,19 +27,40 @@
 
   function shorten(text, limit) {
     const chars = Array.from(text);
-    return chars.length > limit ? chars.slice(0, limit - 1).join("") + "…" : text;
+    return limit && chars.length > limit ? chars.slice(0, limit - 1).join("").trimEnd() + "…" : text;
   }
 
   function normTitle(value) { return value.split(/\s+/).filter(Boolean).join(" "); }
 
   function counter(el, length, shown, max) {
-    el.textContent = length + " / " + shown + (length > shown ? " (terpotong di ponsel)" : "");
+    let text = I18N.number(length) + " / " + I18N.number(shown);
+    if (length > shown) { text += " · " + _("cut on phones"); }
+    if (max && length > max) { text += " · " + _("over the maximum of %(max)s", { max: I18N.number(max) }); }
+    el.textContent = text;
     el.classList.toggle("nr-over", length > shown);
-    if (max && length > max) { el.textContent += " — maks " + max; }
   }
 
-  function siteName(url) {
-    try { return new URL(url).host; } catch (e) { return config.siteName; }
+  function host(url) {
+    try { return new URL(url).host; } catch (e) { return config.siteHost || config.siteName; }
+  }
+
+  function validImage(url) {
+    try { return ["http:", "https:"].includes(new URL(url).protocol); } catch (e) { return false; }
+  }
+
+  // The image is loaded once per address; a failure warns that readers will not see it either.
+  let probed = "";
+  let imageOk = false;
+  function probeImage(url) {
+    if (url === probed) { return; }
+    probed = url;
+    imageOk = false;
+    $("image-warning").hidden = true;
+    if (!validImage(url)) { return; }
+    const probe = new Image();
+    probe.onload = () => { if (probed === url) { imageOk = true; update(); } };
+    probe.onerror = () => { if (probed === url) { $("image-warning").hidden = false; update(); } };
+    probe.src = url;
   }
 
   function update() {
@@ -48,21 +71,20 @@
     counter($("title-counter"), Array.from(title).length, config.titleShown, config.titleMax);
     counter($("body-counter"), Array.from(body).length, config.bodyShown, 0);
     const left = config.maxPlaintext - payloadSize(title, body, url, image);
-    const budget = $("budget-left");
-    budget.textContent = String(left);
-    budget.parentElement.classList.toggle("nr-over", left < 0);
-    document.querySelectorAll("[data-preview]").forEach((el) => {
-      const kind = el.dataset.preview;
-      if (kind === "title") { el.textContent = title || "Judul notifikasi"; }
-      else if (kind === "body") { el.textContent = body || "Isi notifikasi"; }
-      else if (kind === "title-short") { el.textContent = shorten(title || "Judul notifikasi", config.titleShown); }
-      else if (kind === "body-short") { el.textContent = shorten(body || "Isi notifikasi", config.bodyShown); }
-      else if (kind === "site") { el.textContent = config.siteName + " · " + siteName(url); }
+    $("budget-left").textContent = I18N.number(left);
+    $("budget").classList.toggle("nr-over", left < 0);
+    probeImage(image);
+    document.querySelectorAll("[data-p]").forEach((el) => {
+      const kind = el.dataset.p;
+      const limit = Number(el.dataset.limit || 0);
+      if (kind === "title") { el.textContent = shorten(title || _("Notification title"), limit); }
+      else if (kind === "body") { el.textContent = shorten(body || _("Notification text"), limit); }
+      else if (kind === "host") { el.textContent = host(url); }
+      else if (kind === "site") { el.textContent = config.siteName; }
       else if (kind === "image") {
-        let ok = false;
-        try { ok = ["http:", "https:"].includes(new URL(image).protocol); } catch (e) { ok = false; }
-        if (ok) { el.src = image; } else { el.removeAttribute("src"); }
-        el.hidden = !ok;
+        const show = validImage(image) && imageOk;
+        if (show) { el.src = image; } else { el.removeAttribute("src"); }
+        el.hidden = !show;
       }
     });
   }
@@ -71,24 +93,52 @@
     return Array.from(form.querySelectorAll('input[name="topics"]:checked')).map((el) => el.value);
   }
 
-  let audienceRequest = 0;
-  async function updateAudience() {
+  function later() { return $("f-when-later").checked; }
+
+  // The send button names what it does and to how many readers ("Kirim ke 2.007 pelanggan").
+  function sendLabel(size, everyone) {
+    const values = { count: I18N.number(size) };
+    if (later()) {
+      return everyone ?
+        I18N.ngettext("Schedule for all %(count)s subscriber", "Schedule for all %(count)s subscribers", size, values) :
+        I18N.ngettext("Schedule for %(count)s subscriber", "Schedule for %(count)s subscribers", size, values);
+    }
+    return everyone ?
+      I18N.ngettext("Send to all %(count)s subscriber", "Send to all %(count)s subscribers", size, values) :
+      I18N.ngettext("Send to %(count)s subscriber", "Send to %(count)s subscribers", size, values);
+  }
+
+  function showAudience(size) {
     const topics = chosenTopics();
     const everyone = topics.length === 0;
-    $("confirm-everyone-label").hidden = !everyone;
-    $("f-confirm-everyone").required = false;
-    $("audience-label").textContent = everyone ? "pelanggan (SEMUA)" : "pelanggan (" + topics.join(", ") + ")";
+    const line = $("audience-line");
+    line.dataset.size = size === null ? "" : String(size);
+    if (size === null) {
+      line.textContent = _("The audience could not be counted (connection?). The server counts again when you send.");
+    } else if (everyone) {
+      line.textContent = I18N.ngettext("Goes to ALL %(count)s subscriber (no topic chosen).",
+        "Goes to ALL %(count)s subscribers (no topic chosen).", size, { count: I18N.number(size) });
+    } else {
+      line.textContent = I18N.ngettext("Goes to %(count)s subscriber.", "Goes to %(count)s subscribers.", size,
+        { count: I18N.number(size) }) + " " + topics.map((t) => config.topicNames[t] || t).join(", ");
+    }
+    line.classList.toggle("nr-everyone", everyone);
+    $("urgent-everyone").hidden = !(everyone && $("f-breaking").checked);
+    if (size !== null) { $("send-button").textContent = sendLabel(size, everyone); }
+  }
+
+  let audienceRequest = 0;
+  async function updateAudience() {
     const params = new URLSearchParams();
-    topics.forEach((t) => params.append("topic", t));
+    chosenTopics().forEach((t) => params.append("topic", t));
     const mine = ++audienceRequest;
     try {
       const response = await fetch(config.audienceUrl + "?" + params.toString(), { headers: { Accept: "application/json" } });
       const data = await response.json();
       if (mine !== audienceRequest) { return; }
-      $("audience-size").textContent = response.ok ? String(data.size) : "?";
-      form.dataset.audience = response.ok ? String(data.size) : "";
+      showAudience(response.ok ? data.size : null);
     } catch (e) {
-      if (mine === audienceRequest) { $("audience-size").textContent = "?"; }
+      if (mine === audienceRequest) { showAudience(null); }
     }
   }
 
@@ -96,36 +146,50 @@
   if (prefillButton) {
     prefillButton.addEventListener("click", async () => {
       const status = $("prefill-status");
-      status.textContent = "Mengambil…";
+      status.classList.remove("nr-error");
+      status.textContent = _("Reading the article…");
+      prefillButton.disabled = true;
       try {
         const response = await fetch(config.prefillUrl + "?url=" + encodeURIComponent(fields.url.value.trim()),
           { headers: { Accept: "application/json" } });
         const data = await response.json();
-        if (!response.ok) { status.textContent = data.message || "Gagal"; return; }
+        if (!response.ok) {
+          status.textContent = data.message || _("The article could not be read.");
+          status.classList.add("nr-error");
+          return;
+        }
         if (data.title) { fields.title.value = data.title; }
         if (data.body) { fields.body.value = data.body; }
         if (data.image) { fields.image.value = data.image; }
-        status.textContent = "Terisi dari artikel.";
+        status.textContent = _("Filled from the article: check the text before sending.");
         update();
       } catch (e) {
-        status.textContent = "Gagal mengambil artikel.";
+        status.textContent = _("The article could not be read (connection?). Try again.");
+        status.classList.add("nr-error");
+      } finally {
+        prefillButton.disabled = false;
       }
     });
   }
 
-  // Sending to everyone needs the explicit confirmation (the server checks it again).
-  form.addEventListener("submit", (event) => {
-    const action = event.submitter ? event.submitter.value : "send";
-    if (action === "send" && chosenTopics().length === 0 && !$("f-confirm-everyone").checked) {
-      event.preventDefault();
-      $("confirm-everyone-label").classList.add("nr-confirm-needed");
-      $("f-confirm-everyone").focus();
-    }
-  });
+  // Preview device picker (all devices show without JavaScript).
+  const devices = document.querySelectorAll('input[name="preview_device"]');
+  function showDevice() {
+    const chosen = (Array.from(devices).find((d) => d.checked) || {}).value || "android";
+    document.querySelectorAll(".nr-dev").forEach((el) => { el.hidden = el.dataset.device !== chosen; });
+  }
+  devices.forEach((el) => el.addEventListener("change", showDevice));
+  document.querySelector(".nr-preview").classList.add("nr-preview-js");
 
   Object.values(fields).forEach((el) => el.addEventListener("input", update));
   form.querySelectorAll('input[name="topics"]').forEach((el) => el.addEventListener("change", updateAudience));
-  $("f-send-at").addEventListener("input", () => { $("f-when-later").checked = true; });
+  $("f-breaking").addEventListener("change", () => showAudience(Number($("audience-line").dataset.size || 0)));
+  form.querySelectorAll('input[name="when"]').forEach((el) => el.addEventListener("change", updateAudience));
+  $("f-send-at").addEventListener("input", () => { $("f-when-later").checked = true; updateAudience(); });
+  const summary = $("compose-error");
+  const review = $("review");
+  if (review) { $("confirm-everyone-button").focus(); } else if (summary && summary.focus) { summary.focus(); }
+  showDevice();
   update();
   updateAudience();
 })();
