@@ -99,7 +99,16 @@ def test_validation_errors_are_shown_on_the_page(client, auth, login_as, context
     login_as("editor")
     missing = auth.post("/newsroom/compose", {**FORM, "title": ""})
     assert missing.status_code == 400
-    assert "missing field &#39;title&#39;" in missing.get_data(as_text=True)
+    html = missing.get_data(as_text=True)
+    # Said next to the field, in the page's language, and listed at the top with a link to the field.
+    assert '<p class="nr-field-error" id="err-title">Tulis judulnya' in html
+    assert 'aria-invalid="true" aria-describedby="err-title"' in html
+    assert '<a href="#f-title">Tulis judulnya' in html
+    english = auth.post("/newsroom/compose?lang=en", {**FORM, "title": "", "url": "ftp://x"})
+    html = english.get_data(as_text=True)
+    assert "Write a title" in html and "Use a full address that starts with https://." in html
+    assert "Tulis" not in html and '<html lang="en">' in html
+    client.get("/newsroom/compose?lang=id")
     big = auth.post(
         "/newsroom/compose",
         {
@@ -112,11 +121,11 @@ def test_validation_errors_are_shown_on_the_page(client, auth, login_as, context
     )
     assert big.status_code == 400
     html = big.get_data(as_text=True)
-    assert "bytes; one encrypted push record holds at most" in html and str(MAX_PLAINTEXT) in html
+    assert "Terlalu panjang untuk dikirim" in html and f"{MAX_PLAINTEXT:,}".replace(",", ".") in html
     # The form keeps what the editor typed.
     assert "x" * 120 in html
     bad_time = auth.post("/newsroom/compose", {**FORM, "when": "later", "send_at": "besok"})
-    assert bad_time.status_code == 400 and "waktu kirim" in bad_time.get_data(as_text=True)
+    assert bad_time.status_code == 400 and "bukan tanggal dan jam" in bad_time.get_data(as_text=True)
     assert context.redis.zcard(context.keys.campaigns) == 0
 
 
@@ -135,8 +144,13 @@ def test_sending_to_everyone_needs_confirmation(client, auth, login_as, context)
     everyone = {k: v for k, v in FORM.items() if k != "topics"}
     response = auth.post("/newsroom/compose", everyone)
     assert response.status_code == 409
-    assert "SEMUA 3 pelanggan" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    # A review of what goes out to whom, with one button that says it.
+    assert 'id="review"' in html and "Periksa sebelum dikirim ke SEMUA 3 pelanggan" in html
+    assert 'value="send-everyone" class="nr-btn nr-btn-danger" id="confirm-everyone-button">Kirim ke semua 3 pelanggan' in html
     assert context.redis.zcard(context.keys.campaigns) == 0
+    assert auth.post("/newsroom/compose", {**everyone, "action": "send-everyone"}).status_code == 302
+    assert newest(context).topics == ()
     assert auth.post("/newsroom/compose", {**everyone, "confirm_everyone": "1"}).status_code == 302
     assert newest(context).topics == ()
 
@@ -174,7 +188,7 @@ def test_cancel_duplicate_and_approve(client, auth, login_as, context) -> None: 
     assert auth.post(f"/newsroom/campaigns/{cid}/cancel").status_code == 302
     assert store.get(cid).state == "cancelled"
     again = auth.post(f"/newsroom/campaigns/{cid}/cancel")
-    assert again.status_code == 409 and "already cancelled" in again.get_data(as_text=True)
+    assert again.status_code == 409 and "sudah dibatalkan" in again.get_data(as_text=True)
 
     response = auth.post(f"/newsroom/campaigns/{cid}/duplicate")
     assert response.status_code == 302
@@ -211,18 +225,34 @@ def test_campaign_json_has_counters_timeline_and_services(client, login_as, cont
     login_as("ops")
     store = CampaignStore(context.redis, context.keys)
     cid = store.create(validate_campaign(FORM | {"topics": ["breaking"]}, topics=context.topics))
-    context.redis.hset(context.keys.campaign(cid), mapping={"total": 10, "sent": 6, "gone": 1, "clicked": 3})
     context.redis.hset(
-        context.keys.campaign_timeline(cid), mapping={"1700000040:sent": 6, "1700000100:clicked": 3}
+        context.keys.campaign(cid),
+        mapping={"total": 10, "sent": 6, "gone": 1, "clicked": 3, "first_sent": 1700000035, "finished": 1700000110},
+    )
+    context.redis.hset(
+        context.keys.campaign_timeline(cid),
+        mapping={"1700000040:sent": 5, "1700000050:sent": 1, "1700000100:clicked": 3},
     )
     context.redis.hset(
         context.keys.campaign_services(cid), mapping={"fcm:sent": 4, "fcm:gone": 1, "mozilla:sent": 2}
     )
     data = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
     assert data["counters"]["sent"] == 6 and data["progress"] == 0.7 and data["ctr"] == 0.5
-    assert data["timeline"] == [{"t": 1700000040, "sent": 6}, {"t": 1700000100, "clicked": 3}]
+    # A 75-second send: 10-second bars (a per-minute chart would be one bar).
+    assert data["step"] == 10
+    assert data["timeline"] == [
+        {"t": 1700000040, "sent": 5},
+        {"t": 1700000050, "sent": 1},
+        {"t": 1700000100, "clicked": 3},
+    ]
     assert data["services"] == {"fcm": {"sent": 4, "gone": 1}, "mozilla": {"sent": 2}}
-    assert data["final"] is False
+    assert set(data["platforms"]) == {"fcm", "mozilla"} and "Firefox" in data["platforms"]["mozilla"]
+    assert data["final"] is False and data["state_name"] == "terjadwal"
+    # The same campaign over an hour: bars of a minute.
+    context.redis.hset(context.keys.campaign(cid), "finished", 1700003600)
+    data = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
+    assert data["step"] == 60
+    assert data["timeline"] == [{"t": 1700000040, "sent": 6}, {"t": 1700000100, "clicked": 3}]
 
 
 def test_campaign_list_is_newest_first_and_paginated(client, login_as, context) -> None:  # type: ignore[no-untyped-def]
