@@ -11,8 +11,8 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from notifier.browsers import BROWSERS, detect_browser
-from web.context import ctx
 from web.articles import ARTICLES, HOME_ARTICLE, article_in
+from web.context import ctx
 from web.i18n import LANGS, current_lang, js_catalog, lang_name
 
 bp = Blueprint("public", __name__)

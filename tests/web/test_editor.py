@@ -147,7 +147,10 @@ def test_sending_to_everyone_needs_confirmation(client, auth, login_as, context)
     html = response.get_data(as_text=True)
     # A review of what goes out to whom, with one button that says it.
     assert 'id="review"' in html and "Periksa sebelum dikirim ke SEMUA 3 pelanggan" in html
-    assert 'value="send-everyone" class="nr-btn nr-btn-danger" id="confirm-everyone-button">Kirim ke semua 3 pelanggan' in html
+    assert (
+        'value="send-everyone" class="nr-btn nr-btn-danger" id="confirm-everyone-button">Kirim ke semua 3 pelanggan'
+        in html
+    )
     assert context.redis.zcard(context.keys.campaigns) == 0
     assert auth.post("/newsroom/compose", {**everyone, "action": "send-everyone"}).status_code == 302
     assert newest(context).topics == ()
@@ -227,7 +230,14 @@ def test_campaign_json_has_counters_timeline_and_services(client, login_as, cont
     cid = store.create(validate_campaign(FORM | {"topics": ["breaking"]}, topics=context.topics))
     context.redis.hset(
         context.keys.campaign(cid),
-        mapping={"total": 10, "sent": 6, "gone": 1, "clicked": 3, "first_sent": 1700000035, "finished": 1700000110},
+        mapping={
+            "total": 10,
+            "sent": 6,
+            "gone": 1,
+            "clicked": 3,
+            "first_sent": 1700000035,
+            "finished": 1700000110,
+        },
     )
     context.redis.hset(
         context.keys.campaign_timeline(cid),
