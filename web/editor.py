@@ -24,6 +24,7 @@ from flask import Blueprint, Flask, Response, flash, jsonify, redirect, render_t
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext, pgettext
+from markupsafe import Markup, escape
 
 from notifier.campaigns import (
     BODY_MAX,
@@ -692,6 +693,11 @@ def campaign(cid: str) -> Response:
     html = render_template(
         "editor/campaign.html",
         c=item,
+        progress_line=escape(_("%(done)s of %(total)s readers"))
+        % {
+            "done": Markup('<span id="done-count">{}</span>').format(number(item.done_count)),
+            "total": Markup('<span id="total-count">{}</span>').format(number(item.counters["total"])),
+        },
         data=data,
         final=FINAL,
         audience_size=c.subscriptions.audience_size(item.topics) if item.state == "draft" else None,

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from babel import Locale, support
 from babel.numbers import format_decimal
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_babel import Babel, Domain, get_locale
 from markupsafe import Markup
 
@@ -161,6 +161,7 @@ def init_app(app: Flask) -> None:
         lang_url=lang_url,
         current_lang=current_lang,
         js_catalog_json=js_catalog_json,
+        js_catalog_data=js_catalog_data,
     )
     app.jinja_env.filters["number"] = lambda value: number(value)
     app.after_request(_remember_language)
@@ -174,7 +175,12 @@ def _remember_language(response: Response) -> Response:
     response.vary.update(("Accept-Language", "Cookie"))
     if g.get("page_lang_explicit"):
         response.set_cookie(
-            LANG_COOKIE, str(g.page_lang), max_age=LANG_COOKIE_MAX_AGE, samesite="Lax", httponly=True
+            LANG_COOKIE,
+            str(g.page_lang),
+            max_age=LANG_COOKIE_MAX_AGE,
+            samesite="Lax",
+            httponly=True,
+            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure,
         )
     return response
 
@@ -196,6 +202,18 @@ def js_catalog(bundle: str, lang: str) -> dict[str, Any]:
         cached = (mtime, json.loads(path.read_text("utf-8")))
         _json_cache[path] = cached
     return cached[1]
+
+
+def js_catalog_data(bundles: str | Sequence[str], lang: str | None = None) -> dict[str, Any]:
+    """The catalogs of ``bundles`` merged into one document (a template sets it as ``i18n_catalog``)."""
+    lang = lang or current_lang()
+    names = [bundles] if isinstance(bundles, str) else list(bundles)
+    merged: dict[str, Any] = {}
+    doc: dict[str, Any] = {}
+    for name in names:
+        doc = js_catalog(name, lang)
+        merged.update(doc["messages"])
+    return {"lang": lang, "locales": doc.get("locales", [lang]), "messages": merged}
 
 
 def js_catalog_json(bundles: str | Sequence[str], lang: str | None = None) -> Markup:
