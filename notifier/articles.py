@@ -27,6 +27,8 @@ import redis
 
 from notifier.campaigns import (
     BODY_MAX,
+    DRAFT,
+    SCHEDULED,
     TITLE_MAX,
     CampaignInput,
     CampaignStore,
@@ -279,7 +281,7 @@ class ArticleIngest:
         if not int(claimed):
             value = existing.decode() if isinstance(existing, bytes) else str(existing)
             return IngestResult("duplicate", "" if value.startswith("claim:") else value)
-        state = "draft" if mode == "review" else "scheduled"
+        state = DRAFT if mode == "review" else SCHEDULED
         try:
             cid = self.campaigns.create(item, state=state)
         except BaseException:
@@ -287,6 +289,6 @@ class ArticleIngest:
             self._settle(keys=guards, args=[token, ""])
             raise
         self._settle(keys=guards, args=[token, cid])
-        if state == "scheduled":
+        if state == SCHEDULED:
             self.launch(cid, item.send_at)
         return IngestResult("created", cid, state)

@@ -44,9 +44,21 @@ import redis
 from redis.client import Pipeline
 
 from notifier.browsers import push_service
-from notifier.campaigns import Campaign, CampaignStore, message_payload, receipt_token
+from notifier.campaigns import (
+    CANCELLED,
+    DELIVERING,
+    DONE,
+    PAUSED,
+    PLANNING,
+    SCHEDULED,
+    SENDING,
+    Campaign,
+    CampaignStore,
+    message_payload,
+    receipt_token,
+)
 from notifier.context import Context
-from notifier.sending import CONFIG_STATUSES, Message, Outcome, Sender
+from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status
 from notifier.subscriptions import Subscription
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
@@ -54,42 +66,14 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 #: The ``le`` field of each bucket, by ``bisect_left(LATENCY_BUCKETS, latency)`` (the last one: above all).
 _BUCKET_NAMES = (*(str(b) for b in LATENCY_BUCKETS), "+Inf")
 
+SENT, GONE, REJECTED, FAILED = OutcomeKind.SENT, OutcomeKind.GONE, OutcomeKind.REJECTED, OutcomeKind.FAILED
+RETRY, DEFERRED = OutcomeKind.RETRY, OutcomeKind.DEFERRED
+
 #: (batch id, subscription ids, attempt of each id, delay in seconds[, pipeline=]) → enqueue a batch job;
 #: given a ``pipeline``, the job is written in it (inside the batch's commit), not on its own.
 EnqueueBatch = Callable[..., None]
 
 log = logging.getLogger("notifier.delivery")
-
-# Give back one unit of ``pending`` exactly once per batch id, add the batch's
-# counters, and finish the campaign when nothing is pending any more.
-_FINISH = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return -1 end
-if ARGV[3] ~= '' then
-  local first = redis.call('HGET', KEYS[1], 'first_sent')
-  if not first or tonumber(ARGV[3]) < tonumber(first) then
-    redis.call('HSET', KEYS[1], 'first_sent', ARGV[3])
-  end
-  local last = redis.call('HGET', KEYS[1], 'last_sent')
-  if not last or tonumber(ARGV[4]) > tonumber(last) then
-    redis.call('HSET', KEYS[1], 'last_sent', ARGV[4])
-  end
-end
-local n = tonumber(ARGV[5])
-for i = 0, n - 1 do
-  redis.call('HINCRBY', KEYS[1], ARGV[6 + 2 * i], ARGV[7 + 2 * i])
-end
-local pending = redis.call('HINCRBY', KEYS[1], 'pending', -1)
-if pending <= 0 then
-  local state = redis.call('HGET', KEYS[1], 'state')
-  if state == 'sending' or state == 'planning' then
-    redis.call('HSET', KEYS[1], 'state', 'done')
-    redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
-  elseif state == 'cancelled' or state == 'failed' then
-    redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
-  end
-end
-return pending
-"""
 
 # Claim a batch for this run (KEYS: lease, batches:done; ARGV: token, ttl in ms, batch id): 2 when the
 # batch is finished, 1 when this run holds it now (renewed, or taken as nobody held it), 0 when another does.
@@ -109,15 +93,6 @@ return 0
 
 #: Seconds between two looks at a batch held by another run.
 LEASE_POLL = 0.25
-
-# Reserve a unit of ``pending`` for a batch about to be enqueued, once per batch id.
-_RESERVE = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'pending', 1)
-  return 1
-end
-return 0
-"""
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -153,8 +128,6 @@ class Delivery:
         self.settings = context.settings
         self.campaigns = CampaignStore(self.r, self.keys)
         self.sender = sender or Sender(context.settings, context.vapid, context.policy)
-        self._finish = self.r.register_script(_FINISH)
-        self._reserve = self.r.register_script(_RESERVE)
         self._claim = self.r.register_script(_CLAIM)
         self._loop: asyncio.AbstractEventLoop | None = None
         #: (campaign, batch) this process is running under a lease, for the heartbeat to renew.
@@ -189,27 +162,22 @@ class Delivery:
         checkpointed on the campaign after each hand-out, so a planning job retried
         after a crash continues with the same batch ids and the same batches.
         """
-        key = self.keys.campaign(cid)
-        campaign = self.campaigns.get(cid)
-        if campaign.state == "scheduled":
-            if not self.campaigns.transition(cid, "planning"):
+        campaigns = self.campaigns
+        campaign = campaigns.get(cid)
+        if campaign.state == SCHEDULED:
+            if not campaigns.start_planning(cid):
                 return 0
-            self._reserve(keys=[key, self.keys.campaign_batches_reserved(cid)], args=["plan"])
-        elif campaign.state != "planning":
+        elif campaign.state != PLANNING:
             return 0
         size = self.settings.batch_size
-        batch_no, total, resume_from, snapped, old_byte = (
-            int(v or 0)
-            for v in self.r.hmget(key, "plan_batch", "total", "plan_from", "plan_snap", "plan_byte")
-        )
-        # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
-        resume_from = resume_from or old_byte * 8
+        progress = campaigns.plan_progress(cid)
+        batch_no, total, resume_from = progress.batch_no, progress.total, progress.resume_from
         audience = self.keys.campaign_audience(cid)
         store = self.c.subscriptions
-        if not snapped or not self.r.exists(audience):
+        if not progress.snapped or not self.r.exists(audience):
             store.snapshot_audience(campaign.topics, audience)
             self.r.expire(audience, 7 * 86400)
-            self.r.hset(key, "plan_snap", 1)
+            campaigns.audience_snapshotted(cid)
             resume_from = 0
         pending: list[str] = []
 
@@ -228,7 +196,7 @@ class Delivery:
             pending = pending[ready:]
             if next_id is not None:
                 first = int(pending[0]) if pending else next_id
-                self.r.hset(key, mapping={"plan_from": first, "plan_batch": batch_no, "total": total})
+                campaigns.save_plan_progress(cid, next_from=first, batch_no=batch_no, total=total)
 
         start_byte = resume_from // 8
         for reached, ids in store.iter_bitmap(audience, start_byte=start_byte, chunk_bytes=chunk_bytes):
@@ -237,16 +205,12 @@ class Delivery:
             pending += ids
             if len(pending) >= 4 * size:
                 hand_out(reached * 8)
-                if self.campaigns.state(cid) == "cancelled":
+                if campaigns.state(cid) == CANCELLED:
                     break
         else:
             hand_out(None)
         self.r.delete(audience)
-        self.r.hset(key, mapping={"total": total, "batches": batch_no, "plan_batch": batch_no})
-        self.campaigns.transition(cid, "sending", allowed_from=["planning"])
-        self._finish(
-            keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), "", "", 0]
-        )
+        campaigns.finish_planning(cid, total=total, batches=batch_no)
         return batch_no
 
     def send_to(self, cid: str, sids: Sequence[str], enqueue: EnqueueBatch) -> int:
@@ -256,30 +220,21 @@ class Delivery:
         while it hands out batches), so counters, progress and ``done`` work as usual.
         Returns the number of batches.
         """
-        key = self.keys.campaign(cid)
-        if not self.campaigns.transition(cid, "planning", allowed_from=["scheduled"]):
+        if not self.campaigns.start_planning(cid):
             return 0
-        self._reserve(keys=[key, self.keys.campaign_batches_reserved(cid)], args=["plan"])
         unique = list(dict.fromkeys(sids))
-        self.r.hset(key, "total", len(unique))
+        self.campaigns.set_total(cid, len(unique))
         batch_no = 0
         for start in range(0, len(unique), self.settings.batch_size):
             batch_no = self._hand_out(
                 cid, batch_no, unique[start : start + self.settings.batch_size], enqueue
             )
-        self.r.hset(key, mapping={"batches": batch_no, "plan_batch": batch_no})
-        self.campaigns.transition(cid, "sending", allowed_from=["planning"])
-        self._finish(
-            keys=[key, self.keys.campaign_batches_done(cid)], args=["plan", repr(time.time()), "", "", 0]
-        )
+        self.campaigns.finish_planning(cid, total=len(unique), batches=batch_no)
         return batch_no
 
     def _hand_out(self, cid: str, batch_no: int, sids: list[str], enqueue: EnqueueBatch) -> int:
         batch_id = f"b{batch_no}"
-        self._reserve(
-            keys=[self.keys.campaign(cid), self.keys.campaign_batches_reserved(cid)],
-            args=[batch_id],
-        )
+        self.campaigns.reserve(cid, batch_id)
         enqueue(batch_id, sids, [1] * len(sids), 0.0)
         return batch_no + 1
 
@@ -409,8 +364,7 @@ class Delivery:
         attempt_of = dict(
             zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True)
         )
-        done_key = self.keys.campaign_batches_done(cid)
-        if self.r.sismember(done_key, batch_id) or not self._take_lease(cid, batch_id):
+        if self.campaigns.batch_finished(cid, batch_id) or not self._take_lease(cid, batch_id):
             result.skipped_done = True
             return result
         try:
@@ -428,12 +382,11 @@ class Delivery:
         result: BatchResult,
     ) -> BatchResult:
         """:meth:`deliver` once this run holds the batch's lease."""
-        campaign_key = self.keys.campaign(cid)
         campaign = self.campaigns.get(cid)
         now = time.time()
-        if campaign.state not in ("sending", "planning"):
+        if campaign.state not in DELIVERING:
             result.stopped = campaign.state
-            held = list(sids) if campaign.state == "paused" else []
+            held = list(sids) if campaign.state == PAUSED else []
             outcome = self._commit(
                 cid,
                 batch_id,
@@ -498,7 +451,7 @@ class Delivery:
                     state = await asyncio.to_thread(self.campaigns.state, cid)
                 except redis.RedisError:
                     continue  # Redis failing over: keep sending, the commit waits for the new primary
-                if state not in ("sending", "planning"):
+                if state not in DELIVERING:
                     stop_reason = state or "missing"
 
         def should_stop() -> bool:
@@ -508,12 +461,12 @@ class Delivery:
             if self._lease_lost:
                 stop_reason = "lease lost"
             elif rejected_config >= self.settings.reject_pause_threshold:
-                stop_reason = "paused"
+                stop_reason = PAUSED
             return bool(stop_reason)
 
         def on_outcome(outcome: Outcome) -> None:
             nonlocal rejected_config
-            if outcome.kind == "rejected" and outcome.status in CONFIG_STATUSES:
+            if outcome.kind == REJECTED and is_config_status(outcome.status):
                 rejected_config += 1
 
         watcher = asyncio.ensure_future(watch_state())
@@ -528,17 +481,13 @@ class Delivery:
         result.stopped = stop_reason
         if self._lease_lost:
             return self._lost(cid, batch_id, result, len(outcomes))
-        held = [m.sid for m in unsent] if stop_reason == "paused" else []
+        held = [m.sid for m in unsent] if stop_reason == PAUSED else []
         self._account(outcomes, attempt_of, result)
 
         def queue_writes(pipe: Pipeline) -> None:
             if result.retry_sids:
                 retry_id = f"{batch_id}-{max(result.retry_attempts)}"
-                self._reserve(
-                    keys=[campaign_key, self.keys.campaign_batches_reserved(cid)],
-                    args=[retry_id],
-                    client=pipe,
-                )
+                self.campaigns.reserve(cid, retry_id, pipe)
                 enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay, pipeline=pipe)
             self._write(
                 campaign,
@@ -605,18 +554,18 @@ class Delivery:
         delays: list[float] = []
         for outcome in outcomes:
             attempt = attempt_of.get(outcome.sid, 1)
-            if outcome.kind == "deferred":
+            if outcome.kind == DEFERRED:
                 # Never sent: the origin asked us to slow down. Same attempt, later.
                 result.counts["deferred"] += 1
                 result.retry_sids.append(outcome.sid)
                 result.retry_attempts.append(attempt)
                 delays.append(outcome.retry_after or 1.0)
-            elif outcome.kind == "retry":
+            elif outcome.kind == RETRY:
                 if attempt >= max_attempts or (
                     outcome.retry_after is not None and outcome.retry_after > 3600
                 ):
-                    outcome.kind = "failed"
-                    result.counts["failed"] += 1
+                    outcome.kind = FAILED
+                    result.counts[FAILED] += 1
                 else:
                     result.counts["retried"] += 1
                     result.retry_sids.append(outcome.sid)
@@ -679,7 +628,7 @@ class Delivery:
                 in_bucket[bisect_left(LATENCY_BUCKETS, outcome.latency)] += 1
             if sub is None:
                 continue
-            if kind == "sent":
+            if kind == SENT:
                 sent_n += 1
                 at = outcome.at or now
                 if at < first_at:
@@ -693,9 +642,9 @@ class Delivery:
                     pipe.zadd(fkey, {cid: now})
                     pipe.zremrangebyscore(fkey, "-inf", now - 3600)
                     pipe.expire(fkey, 3700)
-            elif kind == "gone":
+            elif kind == GONE:
                 store.delete(sub, pipe=pipe, exact=True)
-            elif kind in ("failed", "rejected") and outcome.status not in CONFIG_STATUSES:
+            elif (kind == FAILED or kind == REJECTED) and not is_config_status(outcome.status):
                 store.record_failure(sub.sid, second, pipe)
         services: Counter[str] = Counter()
         statuses: Counter[str] = Counter()
@@ -705,13 +654,7 @@ class Delivery:
         latency = {_BUCKET_NAMES[i]: n for i, n in enumerate(in_bucket) if n}
         store.quarantine(quarantined, pipe)
         counts = {k: v for k, v in result.counts.items() if v}
-        if counts:
-            timeline = keys.campaign_timeline(cid)
-            for name, n in counts.items():
-                pipe.hincrby(timeline, f"{second // 10 * 10}:{name}", n)  # 10 s buckets
-            pipe.expire(timeline, 90 * 86400)
         for name, n in services.items():
-            pipe.hincrby(keys.campaign_services(cid), name, n)
             pipe.hincrby(keys.outcomes_total, name, n)
         for name, n in statuses.items():
             pipe.hincrby(keys.statuses_total, name, n)
@@ -728,22 +671,16 @@ class Delivery:
             tp_key = keys.throughput_minute(minute)
             pipe.hincrby(tp_key, str(second), finished_n)
             pipe.expire(tp_key, 7200)
-        if held:
-            pipe.rpush(keys.campaign_held(cid), *held)
-        flat: list[object] = []
-        for name, n in counts.items():
-            flat += [name, n]
-        self._finish(
-            keys=[keys.campaign(cid), keys.campaign_batches_done(cid)],
-            args=[
-                batch_id,
-                repr(now),
-                repr(first_at) if sent_n else "",
-                repr(last_at) if sent_n else "",
-                len(counts),
-                *flat,
-            ],
-            client=pipe,
+        self.campaigns.record_batch(
+            cid,
+            batch_id,
+            now=now,
+            counts=counts,
+            services=services,
+            first_sent=first_at if sent_n else None,
+            last_sent=last_at if sent_n else None,
+            held=held,
+            pipe=pipe,
         )
 
     def _maybe_pause(self, cid: str, over_threshold: bool, outcomes: list[Outcome]) -> None:
@@ -755,35 +692,31 @@ class Delivery:
             and decided
             and c["rejected"] / decided >= self.settings.reject_pause_ratio
         ):
-            sample = next((o for o in outcomes if o.status in CONFIG_STATUSES), None)
+            sample = next((o for o in outcomes if is_config_status(o.status)), None)
             status = sample.status if sample else 0
             reason = (
                 f"paused: push services rejected {c['rejected']} messages (HTTP {status}); "
                 "check VAPID_PRIVATE_KEY and VAPID_SUBJECT, then resume"
             )
-            if self.campaigns.transition(cid, "paused", reason=reason, allowed_from=["sending"]):
+            if self.campaigns.transition(cid, PAUSED, reason=reason, allowed_from=[SENDING]):
                 self.r.hset(self.keys.alerts, "config", f"{int(time.time())}|{cid}|{status}|{reason}")
 
     def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
-        if not self.campaigns.transition(cid, "sending", reason="", allowed_from=["paused"]):
+        if not self.campaigns.transition(cid, SENDING, allowed_from=[PAUSED]):
             return 0
         queued = self._drain_held(cid, enqueue)
-        if not queued and int(self.r.hget(self.keys.campaign(cid), "pending") or 0) <= 0:
-            self.campaigns.transition(cid, "done", allowed_from=["sending"])
+        if not queued and self.campaigns.pending(cid) <= 0:
+            self.campaigns.transition(cid, DONE, allowed_from=[SENDING])
         return queued
 
     def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Enqueue what paused batches held back as new batches; returns how many messages."""
-        held_key = self.keys.campaign_held(cid)
-        n = int(self.r.hincrby(self.keys.campaign(cid), "drains", 1))
+        n = self.campaigns.next_drain(cid)
         queued = part = 0
-        while sids := self.r.lpop(held_key, self.settings.batch_size):
+        while sids := self.campaigns.take_held(cid, self.settings.batch_size):
             batch_id = f"h{n}_{part}"
-            self._reserve(
-                keys=[self.keys.campaign(cid), self.keys.campaign_batches_reserved(cid)],
-                args=[batch_id],
-            )
+            self.campaigns.reserve(cid, batch_id)
             enqueue(batch_id, list(sids), [1] * len(sids), 0.0)
             queued += len(sids)
             part += 1
@@ -791,5 +724,5 @@ class Delivery:
 
     def _requeue_if_resumed(self, cid: str, enqueue: EnqueueBatch) -> None:
         """Held-back messages of a batch finishing after a resume are sent on, not left in a drained list."""
-        if self.campaigns.state(cid) == "sending":
+        if self.campaigns.state(cid) == SENDING:
             self._drain_held(cid, enqueue)

@@ -9,15 +9,18 @@
     │   └── UnsafeEndpoint          endpoint aimed at a private/loopback/unknown host
     ├── NotFound                    no such subscription / campaign / user (→ 404)
     ├── Conflict                    state does not allow it (cancel a finished campaign) (→ 409)
-    ├── AuthError                   bad credentials, token or signature (→ 401)
-    └── PushError                   a push service answered something other than success
-        ├── PushGone                404/410: the subscription is dead, delete it
-        ├── PushRejected            400/401/403/413: never retried
-        ├── PushRetryLater          429/503 (Retry-After) or other 5xx/timeouts
-        └── PushFailed              retries exhausted
+    └── AuthError                   bad credentials, token or signature (→ 401)
+        └── LoginLocked             too many failed logins (notifier.users)
 
-Outcomes of a push are classified once, in :mod:`notifier.sending`, at the
-boundary that speaks HTTP; the rest of the code handles these classes.
+The web layer turns these into answers (``web/errors.py``: JSON for the API, pages for the
+newsroom); the command line prints their message.
+
+A push service's answer is not an exception: a batch gets a thousand answers at once,
+and each is one :class:`notifier.sending.Outcome` whose ``kind`` is a typed
+:class:`notifier.sending.OutcomeKind` (sent, gone, rejected, retry, deferred, failed),
+classified once in :mod:`notifier.sending.outcomes`, at the boundary that speaks HTTP.
+``OutcomeKind.retryable`` is the retryable / non-retryable split that GOV.UK Notify's
+provider clients express with exception classes.
 """
 
 from __future__ import annotations
@@ -75,41 +78,3 @@ class AuthError(NotifierError):
     """Missing or wrong credentials."""
 
     code = "unauthorized"
-
-
-class PushError(NotifierError):
-    """A push service answered with something other than success."""
-
-    code = "push_error"
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class PushGone(PushError):
-    """404/410: the subscription no longer exists at the push service."""
-
-    code = "gone"
-
-
-class PushRejected(PushError):
-    """400/401/403/413: the push service refuses the message; retrying cannot help."""
-
-    code = "rejected"
-
-
-class PushRetryLater(PushError):
-    """429/5xx/timeout: try again, after ``retry_after`` seconds when the service said so."""
-
-    code = "retry"
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class PushFailed(PushError):
-    """Retries exhausted."""
-
-    code = "failed"

@@ -16,13 +16,12 @@ from typing import Any
 
 import redis
 
-from notifier.campaigns import STATES, CampaignStore
+from notifier.campaigns import CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.keys import Keys
+from notifier.sending.outcomes import is_config_status
 from notifier.subscriptions import SubscriptionStore
 
-#: Status codes that mean the push service refused our credentials or request, not the subscriber.
-CONFIG_REJECTIONS = ("400", "401", "403")
 #: A subscription not seen on the site for this long counts as stale.
 STALE_SECONDS = 30 * 86400
 #: Subscriptions read for the browser / language / staleness breakdowns.
@@ -100,7 +99,7 @@ def latency_histogram(r: redis.Redis, keys: Keys) -> dict[str, Any]:
 
 
 def _cause(status: str) -> str:
-    if status in CONFIG_REJECTIONS:
+    if is_config_status(status):
         return (
             "VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT "
             "(and the key browsers subscribed with)"
@@ -131,7 +130,7 @@ def alerts(
                     "campaign": cid,
                     "status": status,
                     "message": reason,
-                    "cause": _cause(status if status in CONFIG_REJECTIONS else "400"),
+                    "cause": _cause(status if is_config_status(status) else "400"),
                 }
             )
     current = _minute(now)
@@ -144,7 +143,7 @@ def alerts(
         for field, count in data.items():
             service, _, status = field.rpartition(":")
             totals[service] += int(count)
-            if status in CONFIG_REJECTIONS:
+            if is_config_status(status):
                 kinds[(service, "rejected")] += int(count)
             elif status == "429":
                 kinds[(service, "429")] += int(count)
@@ -268,21 +267,7 @@ def recent_campaigns(r: redis.Redis, keys: Keys, limit: int = 10) -> list[dict[s
 
 def campaigns_by_state(r: redis.Redis, keys: Keys, limit: int = CAMPAIGN_STATE_LIMIT) -> dict[str, int]:
     """How many of the ``limit`` most recent campaigns are in each state."""
-    counts = dict.fromkeys(STATES, 0)
-    offset = 0
-    page = 1000
-    while offset < limit:
-        cids = r.zrevrange(keys.campaigns, offset, min(offset + page, limit) - 1)
-        if not cids:
-            break
-        pipe = r.pipeline(transaction=False)
-        for cid in cids:
-            pipe.hget(keys.campaign(cid), "state")
-        for state in pipe.execute():
-            if state:
-                counts[state] = counts.get(state, 0) + 1
-        offset += len(cids)
-    return counts
+    return CampaignStore(r, keys).count_by_state(limit)
 
 
 def seen_workers(r: redis.Redis, keys: Keys, *, since: float = 0.0) -> list[dict[str, Any]]:

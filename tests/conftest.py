@@ -214,6 +214,19 @@ class Workers:
 
 
 @pytest.fixture
+def job_env(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run jobs in this process: the environment the job runtime reads, and a fresh runtime."""
+    from workers.jobs import runtime
+
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    runtime.cache_clear()
+    yield
+    runtime().close()
+    runtime.cache_clear()
+
+
+@pytest.fixture
 def workers(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
     """Start real worker processes with ``workers.start(n)``."""
     group = Workers(settings_env, tmp_path)

@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 
 from notifier.campaigns import (
     BODY_MAX,
+    DRAFT,
     FINAL,
     TITLE_MAX,
     TTL_MAX,
@@ -39,7 +40,6 @@ from notifier.campaigns import (
     validate_campaign,
 )
 from notifier.crypto import MAX_PLAINTEXT
-from notifier.delivery import Delivery
 from notifier.errors import Conflict, NotFound, NotifierError, ValidationError
 from notifier.users import ROLES, User, UserStore
 from web.auth import bp as login_bp
@@ -47,7 +47,7 @@ from web.auth import current_user, error_page, require_role
 from web.context import ctx
 from web.errors import json_error
 from web.i18n import current_lang, number
-from workers.queues import batch_enqueuer, launch
+from workers.queues import enqueue_test_send, launch
 
 bp = Blueprint("editor", __name__, url_prefix="/newsroom")
 
@@ -411,7 +411,7 @@ def compose_submit() -> ResponseReturnValue:
     if action == "test":
         return _send_test(item, user, values)
     if action == "draft":
-        cid = store.create(item, state="draft")
+        cid = store.create(item, state=DRAFT)
         flash(_("Draft saved. Approve it to send it."), "ok")
         return redirect(url_for("editor.campaign", cid=cid))
     if not item.topics and not values["confirm_everyone"]:
@@ -424,7 +424,7 @@ def compose_submit() -> ResponseReturnValue:
 
 
 def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> ResponseReturnValue:
-    """A campaign (source ``test``) to exactly the editor's own subscriptions, batched directly."""
+    """A campaign (source ``test``) to exactly the editor's own subscriptions, batched by a worker."""
     c = ctx()
     sids = UserStore(c.redis, c.keys).own_subscriptions(user.email)
     if not sids:
@@ -438,11 +438,8 @@ def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> Respo
                 )
             },
         )
-    store = _store()
-    cid = store.create(item)
-    c.redis.hset(c.keys.campaign(cid), "audience", f"test:{user.email}")
-    delivery = Delivery(c)
-    delivery.send_to(cid, sids, batch_enqueuer(c.raw_redis, cid))
+    cid = _store().create(item, audience=f"test:{user.email}")
+    enqueue_test_send(c.raw_redis, cid, sids)
     flash(
         ngettext(
             "Test sent to your %(count)s browser.",
@@ -634,15 +631,10 @@ def timeline_step(span: float) -> int:
 
 
 def _campaign_json(campaign: Campaign) -> dict[str, Any]:
-    c = ctx()
+    store = _store()
     now = time.time()
     data = campaign.info()
-    raw: dict[int, dict[str, int]] = {}
-    for field_name, count in c.redis.hgetall(c.keys.campaign_timeline(campaign.cid)).items():
-        stamp, _sep, counter = field_name.partition(":")
-        if stamp.isdigit():
-            bucket = raw.setdefault(int(stamp), {})
-            bucket[counter] = bucket.get(counter, 0) + int(count)
+    raw = store.timeline(campaign.cid)
     start = campaign.first_sent or campaign.started or (min(raw) if raw else now)
     end = campaign.finished or now
     step = timeline_step(max(0.0, end - start))
@@ -651,10 +643,7 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
         slot = timeline.setdefault(stamp // step * step, {})
         for counter, n in counts.items():
             slot[counter] = slot.get(counter, 0) + n
-    services: dict[str, dict[str, int]] = {}
-    for field_name, count in c.redis.hgetall(c.keys.campaign_services(campaign.cid)).items():
-        service, _sep, kind = field_name.rpartition(":")
-        services.setdefault(service, {})[kind] = int(count)
+    services = store.services(campaign.cid)
     data["timeline"] = [{"t": t, **timeline[t]} for t in sorted(timeline)]
     data["step"] = step
     data["services"] = services
@@ -662,7 +651,6 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
     data["final"] = campaign.state in FINAL
     data["state_name"] = state_name(campaign.state)
     data["now"] = now
-    data["audience"] = c.redis.hget(c.keys.campaign(campaign.cid), "audience") or ""
     return data
 
 
@@ -670,15 +658,15 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
 @require_role("editor", "ops")
 def campaigns() -> Response:
     """Campaigns, newest first, paginated."""
-    c = ctx()
+    store = _store()
     try:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    total = int(c.redis.zcard(c.keys.campaigns))
+    total = store.count()
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(page, pages)
-    items = _store().list((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    items = store.list((page - 1) * PAGE_SIZE, PAGE_SIZE)
     html = render_template("editor/campaigns.html", campaigns=items, page=page, pages=pages, total=total)
     return Response(html, mimetype="text/html")
 
@@ -700,7 +688,7 @@ def campaign(cid: str) -> Response:
         },
         data=data,
         final=FINAL,
-        audience_size=c.subscriptions.audience_size(item.topics) if item.state == "draft" else None,
+        audience_size=c.subscriptions.audience_size(item.topics) if item.state == DRAFT else None,
         topic_names={t.slug: t.name(current_lang()) for t in c.topics},
         json_url=url_for("editor.campaign_json", cid=cid),
         timezone=c.settings.timezone,
@@ -750,7 +738,7 @@ def approve(cid: str) -> ResponseReturnValue:
     c = ctx()
     store = _store()
     item = store.get(cid)
-    if item.state != "draft":
+    if item.state != DRAFT:
         raise Conflict(_("This campaign is %(state)s, not a draft.", state=state_name(item.state)))
     if not item.topics and not request.form.get("confirm_everyone"):
         size = c.subscriptions.audience_size(())
@@ -766,9 +754,8 @@ def approve(cid: str) -> ResponseReturnValue:
                 count=number(size),
             ),
         )
-    if not store.transition(cid, "scheduled", allowed_from=["draft"]):
+    if not store.approve(cid, _user().email):
         raise Conflict(_("Someone else approved or cancelled this draft a moment ago."))
-    c.redis.hset(c.keys.campaign(cid), "approved_by", _user().email)
     send_at = item.send_at if item.send_at and item.send_at > time.time() else None
     flash(_("Draft approved: sending.") if send_at is None else _("Draft approved and scheduled."), "ok")
     launch(c.raw_redis, cid, send_at)

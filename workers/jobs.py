@@ -31,13 +31,19 @@ def plan_campaign(cid: str) -> dict[str, Any]:
         from workers.queues import enqueue_plan
 
         # Quiet hours: a non-breaking alert waits for the morning instead of waking readers.
-        delivery.r.hset(delivery.keys.campaign(cid), "reason", "waiting for the end of quiet hours")
+        delivery.campaigns.set_reason(cid, "waiting for the end of quiet hours")
         # A job id of its own: re-using this running job's id, the worker would mark the scheduled job
         # finished and expire it after result_ttl (an hour), and the scheduler would drop it unplanned.
         enqueue_plan(delivery.c.raw_redis, cid, at=until, job_id=f"plan-{cid}-quiet-{int(until)}")
         return {"cid": cid, "deferred_until": until}
     batches = delivery.plan(cid, batch_enqueuer(delivery.c.raw_redis, cid))
     return {"cid": cid, "batches": batches}
+
+
+def send_test(cid: str, sids: list[str]) -> dict[str, Any]:
+    """Batch a test send: the campaign goes to exactly ``sids``, not to its topics' audience."""
+    delivery = runtime()
+    return {"cid": cid, "batches": delivery.send_to(cid, sids, batch_enqueuer(delivery.c.raw_redis, cid))}
 
 
 def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | int = 1) -> dict[str, Any]:

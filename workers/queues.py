@@ -54,6 +54,22 @@ def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, 
     return str(job.id)
 
 
+def enqueue_test_send(connection: redis.Redis, cid: str, sids: list[str]) -> str:
+    """Enqueue the batching of a test send: campaign ``cid`` to exactly ``sids`` (an editor's browsers)."""
+    job = queue(PLAN_QUEUE, connection).enqueue(
+        "workers.jobs.send_test",
+        cid,
+        sids,
+        job_id=f"test-{cid}",
+        job_timeout=PLAN_TIMEOUT,
+        retry=Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+        description=f"test send of campaign {cid} ({len(sids)})",
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    return str(job.id)
+
+
 def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untyped-def]
     """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one batch job (optionally delayed)."""
     q = queue(SEND_QUEUE, connection)

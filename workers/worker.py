@@ -26,6 +26,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
+from notifier.campaigns import DELIVERING, PLAN_UNIT, SCHEDULED
 from notifier.subscriptions import migrate_legacy
 from workers.inspect import attach_recorder
 from workers.jobs import runtime
@@ -116,7 +117,6 @@ def requeue_lost_jobs(conn: redis.Redis, *, older_than: float) -> list[str]:
     its queue (checked only once that queue has drained, so this stays cheap) is pushed back.
     """
     delivery = runtime()
-    r, keys = delivery.r, delivery.keys
     queues = {PLAN_QUEUE: queue(PLAN_QUEUE, conn), SEND_QUEUE: queue(SEND_QUEUE, conn)}
     if any(q.count for q in queues.values()):
         return []
@@ -124,13 +124,16 @@ def requeue_lost_jobs(conn: redis.Redis, *, older_than: float) -> list[str]:
     candidates: list[tuple[str, str]] = []
     for campaign in delivery.campaigns.list(0, 200):
         cid = campaign.cid
-        if campaign.state == "scheduled" and (campaign.send_at or campaign.created) < cutoff:
-            candidates.append((PLAN_QUEUE, f"plan-{cid}"))
-        elif campaign.state in ("planning", "sending") and campaign.pending > 0:
-            done_key = keys.campaign_batches_done(cid)
-            for batch_id in r.sdiff(keys.campaign_batches_reserved(cid), done_key):
-                name = PLAN_QUEUE if batch_id == "plan" else SEND_QUEUE
-                candidates.append((name, f"plan-{cid}" if batch_id == "plan" else f"send-{cid}-{batch_id}"))
+        # A test send is batched by its own job (the editor's browsers, not the topics' audience).
+        plan_job = f"test-{cid}" if campaign.source == "test" else f"plan-{cid}"
+        if campaign.state == SCHEDULED and (campaign.send_at or campaign.created) < cutoff:
+            candidates.append((PLAN_QUEUE, plan_job))
+        elif campaign.state in DELIVERING and campaign.pending > 0:
+            for batch_id in sorted(delivery.campaigns.owed_batches(cid)):
+                if batch_id == PLAN_UNIT:
+                    candidates.append((PLAN_QUEUE, plan_job))
+                else:
+                    candidates.append((SEND_QUEUE, f"send-{cid}-{batch_id}"))
     requeued: list[str] = []
     for name, job_id in candidates:
         status = conn.hget(Job.key_for(job_id), "status")

@@ -23,7 +23,15 @@ to that origin only, for the time it asked.
 from __future__ import annotations
 
 from notifier.sending.http1 import KEEPALIVE, MAX_RESPONSE, Http1Pool, ResponseError
-from notifier.sending.outcomes import CONFIG_STATUSES, RETRY_AFTER_MAX, Outcome, classify, parse_retry_after
+from notifier.sending.outcomes import (
+    CONFIG_STATUSES,
+    RETRY_AFTER_MAX,
+    Outcome,
+    OutcomeKind,
+    classify,
+    is_config_status,
+    parse_retry_after,
+)
 from notifier.sending.resolver import SafeResolver
 from notifier.sending.sender import Message, Sender, origin_of
 
@@ -35,10 +43,12 @@ __all__ = [
     "Http1Pool",
     "Message",
     "Outcome",
+    "OutcomeKind",
     "ResponseError",
     "SafeResolver",
     "Sender",
     "classify",
+    "is_config_status",
     "origin_of",
     "parse_retry_after",
 ]

@@ -16,10 +16,17 @@ from notifier.crypto import b64url_decode, encrypt
 from notifier.endpoints import EndpointPolicy
 from notifier.errors import UnsafeEndpoint
 from notifier.sending.http1 import Http1Pool
-from notifier.sending.outcomes import RETRY_AFTER_MAX, Outcome, classify
+from notifier.sending.outcomes import RETRY_AFTER_MAX, Outcome, OutcomeKind, classify
 from notifier.sending.resolver import SafeResolver
 from notifier.settings import Settings
 from notifier.vapid import VapidKey
+
+SENT, REJECTED, RETRY, DEFERRED = (
+    OutcomeKind.SENT,
+    OutcomeKind.REJECTED,
+    OutcomeKind.RETRY,
+    OutcomeKind.DEFERRED,
+)
 
 
 @dataclass(slots=True)
@@ -161,7 +168,7 @@ class Sender:
         try:
             self._check_origin(message.endpoint, origin)
         except UnsafeEndpoint as exc:
-            return Outcome(message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}")
+            return Outcome(message.sid, REJECTED, 0, detail=f"unsafe endpoint: {exc.message}")
         if self._blocked_until:
             blocked = self._blocked_until.get(origin)
             if blocked is not None:
@@ -169,7 +176,7 @@ class Sender:
                 if wait > 0:
                     return Outcome(
                         message.sid,
-                        "deferred",
+                        DEFERRED,
                         0,
                         retry_after=wait,
                         detail="origin rate limited",
@@ -181,7 +188,7 @@ class Sender:
             try:
                 body = encrypt(message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth))
             except ValueError as exc:
-                return Outcome(message.sid, "rejected", 0, detail=f"cannot encrypt: {exc}", origin=origin)
+                return Outcome(message.sid, REJECTED, 0, detail=f"cannot encrypt: {exc}", origin=origin)
             started = time.monotonic()
             try:
                 request = b"%s%sContent-Length: %d\r\n\r\n%s" % (
@@ -194,15 +201,15 @@ class Sender:
                 retry_after = answer_headers.get("retry-after")
                 detail = answer[:300].decode("utf-8", "replace") if status >= 300 else ""
             except ValueError as exc:
-                return Outcome(message.sid, "rejected", 0, detail=f"cannot send: {exc}", origin=origin)
+                return Outcome(message.sid, REJECTED, 0, detail=f"cannot send: {exc}", origin=origin)
             except UnsafeEndpoint as exc:
                 return Outcome(
-                    message.sid, "rejected", 0, detail=f"unsafe endpoint: {exc.message}", origin=origin
+                    message.sid, REJECTED, 0, detail=f"unsafe endpoint: {exc.message}", origin=origin
                 )
             except TimeoutError:
                 return Outcome(
                     message.sid,
-                    "retry",
+                    RETRY,
                     0,
                     detail="timeout",
                     latency=time.monotonic() - started,
@@ -211,7 +218,7 @@ class Sender:
             except OSError as exc:
                 return Outcome(
                     message.sid,
-                    "retry",
+                    RETRY,
                     0,
                     detail=f"connection error: {type(exc).__name__}: {exc}"[:300],
                     latency=time.monotonic() - started,
@@ -219,7 +226,7 @@ class Sender:
                 )
         latency = time.monotonic() - started
         if status == 201:
-            return Outcome(message.sid, "sent", 201, None, "", latency, origin, time.time())
+            return Outcome(message.sid, SENT, 201, None, "", latency, origin, time.time())
         kind, wait_s = classify(status, retry_after)
         if status == 429:
             hold = wait_s if wait_s is not None else 1.0

@@ -8,8 +8,14 @@ import time
 import pytest
 
 from notifier.campaigns import (
+    DONE,
+    PAUSED,
+    PLANNING,
+    SENDING,
+    TRANSITIONS,
     TTL_BREAKING,
     TTL_DEFAULT,
+    CampaignState,
     CampaignStore,
     message_payload,
     payload_size,
@@ -97,6 +103,40 @@ def test_state_machine_and_cancel(r, context) -> None:  # type: ignore[no-untype
     draft = store.duplicate(cid)
     assert store.get(draft).state == "draft" and store.get(draft).title == BASE["title"]
     assert [c.cid for c in store.list()] == [draft, cid]
+
+
+def test_every_move_follows_the_one_transition_table_in_python_and_in_lua(r, context) -> None:  # type: ignore[no-untyped-def]
+    store = CampaignStore(r, context.keys)
+    for state, targets in TRANSITIONS.items():
+        for new in CampaignState:
+            cid = store.create(validate_campaign(BASE, topics=DEFAULT_TOPICS))
+            r.hset(context.keys.campaign(cid), "state", state)  # put it there directly, for the test
+            assert store.transition(cid, new) == (new in targets), (state, new)
+            assert store.state(cid) == (new if new in targets else state)
+    with pytest.raises(ValueError, match="no campaign moves to done from paused"):
+        store.transition(cid, DONE, allowed_from=[PAUSED])
+    # The batch-finish script finishes through the same table: a paused campaign stays paused.
+    paused = store.create(validate_campaign(BASE, topics=DEFAULT_TOPICS))
+    for state in (PLANNING, SENDING, PAUSED):
+        assert store.transition(paused, state)
+    store.reserve(paused, "b0")
+    pipe = r.pipeline(transaction=True)
+    store.record_batch(
+        paused,
+        "b0",
+        now=time.time(),
+        counts={"sent": 1},
+        services={},
+        first_sent=None,
+        last_sent=None,
+        held=["7"],
+        pipe=pipe,
+    )
+    pipe.execute()
+    assert store.state(paused) == PAUSED and store.pending(paused) == 0
+    assert store.take_held(paused, 10) == ["7"]
+    assert store.transition(paused, SENDING) and store.transition(paused, DONE)
+    assert store.get(paused).finished and store.get(paused).counters["sent"] == 1
 
 
 def test_receipts_are_bound_to_campaign_and_subscription_and_counted_once(r, context) -> None:  # type: ignore[no-untyped-def]

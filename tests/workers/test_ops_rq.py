@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 
-import pytest
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -17,19 +16,6 @@ from tests.web.test_ops import login
 from workers import inspect
 from workers.logging import setup_worker_logging
 from workers.queues import ALL_QUEUES, SEND_QUEUE, queue
-
-
-@pytest.fixture
-def job_env(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run jobs in this process: the environment the job runtime reads, and a fresh runtime."""
-    from workers.jobs import runtime
-
-    for name, value in settings_env.items():
-        monkeypatch.setenv(name, value)
-    runtime.cache_clear()
-    yield
-    runtime().close()
-    runtime.cache_clear()
 
 
 def burst(context: Context) -> list[dict]:  # type: ignore[type-arg]

@@ -1,0 +1,97 @@
+"""The Lua scripts that write a campaign's hash: every state change goes through the one transition table.
+
+:data:`STATE_FUNCTIONS` is generated from :data:`notifier.campaigns.model.TRANSITIONS` and
+:data:`~notifier.campaigns.model.STAMPS`, so a script can no more move a campaign along a path
+the table forbids than Python can.
+"""
+
+from __future__ import annotations
+
+from notifier.campaigns.model import DONE, FINAL, STAMPS, TRANSITIONS, CampaignState
+
+
+def _lua_set(names: tuple[CampaignState, ...] | list[CampaignState]) -> str:
+    return "{" + ", ".join(f"{name} = true" for name in names) + "}"
+
+
+# move(key, new, now, sources): move the campaign at ``key`` to ``new`` when the table allows it from its
+# current state (and, with ``sources``, the current state is one of them), stamping the state's time field
+# once. Returns 'OK', the current state when the move is not allowed, or false when the campaign is missing.
+_TABLE = ", ".join(f"{state} = {_lua_set(targets)}" for state, targets in TRANSITIONS.items())
+_STAMPS = ", ".join(f"{state} = '{stamp}'" for state, stamp in STAMPS.items())
+STATE_FUNCTIONS = f"""
+local TRANSITIONS = {{{_TABLE}}}
+local STAMPS = {{{_STAMPS}}}
+local FINAL = {_lua_set(FINAL)}
+local function move(key, new, now, sources)
+  local current = redis.call('HGET', key, 'state')
+  if not current then return false end
+  local allowed = TRANSITIONS[current]
+  if not (allowed and allowed[new]) or (sources and not sources[current]) then return current end
+  redis.call('HSET', key, 'state', new)
+  local stamp = STAMPS[new]
+  if stamp then redis.call('HSETNX', key, stamp, now) end
+  return 'OK'
+end
+"""
+
+# Compare-and-set of the state, so two processes never both move a campaign. KEYS: the campaign.
+# ARGV: new state, reason ('' keeps it), now, allowed sources (comma-separated, '' for any the table
+# allows), then field/value pairs written with the move.
+SET_STATE = (
+    STATE_FUNCTIONS
+    + """
+local sources = nil
+if ARGV[4] ~= '' then
+  sources = {}
+  for s in string.gmatch(ARGV[4], '[^,]+') do sources[s] = true end
+end
+local moved = move(KEYS[1], ARGV[1], ARGV[3], sources)
+if moved == false then return {err = 'missing'} end
+if moved ~= 'OK' then return moved end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 'OK'
+"""
+)
+
+# Reserve a unit of ``pending`` for a batch about to be enqueued, once per batch id.
+# KEYS: the campaign, its reserved batch ids. ARGV: batch id. Returns 1 when reserved now.
+RESERVE = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'pending', 1)
+  return 1
+end
+return 0
+"""
+
+# Give back one unit of ``pending`` exactly once per batch id, add the batch's counters and its first/last
+# accepted times, and finish the campaign when nothing is pending any more. KEYS: the campaign, its done
+# batch ids. ARGV: batch id, now, first sent ('' for none), last sent, number of counters, counter/count
+# pairs. Returns what is still pending (-1: this batch had already finished).
+FINISH = (
+    STATE_FUNCTIONS
+    + f"""
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return -1 end
+if ARGV[3] ~= '' then
+  local first = redis.call('HGET', KEYS[1], 'first_sent')
+  if not first or tonumber(ARGV[3]) < tonumber(first) then
+    redis.call('HSET', KEYS[1], 'first_sent', ARGV[3])
+  end
+  local last = redis.call('HGET', KEYS[1], 'last_sent')
+  if not last or tonumber(ARGV[4]) > tonumber(last) then
+    redis.call('HSET', KEYS[1], 'last_sent', ARGV[4])
+  end
+end
+local n = tonumber(ARGV[5])
+for i = 0, n - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[6 + 2 * i], ARGV[7 + 2 * i])
+end
+local pending = redis.call('HINCRBY', KEYS[1], 'pending', -1)
+if pending <= 0 then
+  local moved = move(KEYS[1], '{DONE}', ARGV[2], nil)
+  if moved and FINAL[moved] then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+end
+return pending
+"""
+)

@@ -1,0 +1,407 @@
+"""Campaigns in Redis: the one writer of every ``campaign:{cid}`` key and of the state machine.
+
+Nothing else writes a campaign's hash, its batch sets or its held list: the site, the
+workers and the fan-out call the methods here. Writes that belong to a batch's
+transaction take an optional ``pipe`` (as RQ's registries do); every state change is
+the ``move`` of :mod:`notifier.campaigns.scripts`, checked against the one table.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from notifier.campaigns.model import (
+    CANCELLED,
+    COUNTERS,
+    DRAFT,
+    FINAL,
+    PAUSED,
+    PLANNING,
+    SCHEDULED,
+    SENDING,
+    STATES,
+    TRANSITIONS,
+    Campaign,
+    CampaignState,
+    new_campaign_id,
+)
+from notifier.campaigns.payload import receipt_token
+from notifier.campaigns.scripts import FINISH, RESERVE, SET_STATE
+from notifier.campaigns.validation import CampaignInput
+from notifier.errors import Conflict, NotFound, ValidationError
+from notifier.keys import Keys
+
+#: Days a campaign's timeline and receipt sets are kept.
+FIGURES_DAYS = 90
+#: Seconds per bucket of a campaign's timeline (the live page draws 10-second bars for short sends).
+TIMELINE_STEP = 10
+#: The unit of ``pending`` that planning holds while it hands out batches.
+PLAN_UNIT = "plan"
+
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """Where an interrupted planning run continues: the checkpoint written after each hand-out."""
+
+    batch_no: int
+    total: int
+    resume_from: int
+    snapped: bool
+
+
+Pipe = redis.client.Pipeline
+
+
+class CampaignStore:
+    """Campaigns in Redis."""
+
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self.r = r
+        self.keys = keys
+        self._set_state = r.register_script(SET_STATE)
+        self._reserve = r.register_script(RESERVE)
+        self._finish = r.register_script(FINISH)
+
+    # -- creating ---------------------------------------------------------------------------------
+
+    def create(
+        self,
+        item: CampaignInput,
+        *,
+        state: CampaignState | str = SCHEDULED,
+        audience: str = "",
+        now: float | None = None,
+    ) -> str:
+        """Store a campaign, ``scheduled`` or ``draft`` (``audience``: a hand-picked one's label); its id."""
+        now = time.time() if now is None else now
+        cid = new_campaign_id(now)
+        if state not in (DRAFT, SCHEDULED):
+            raise ValueError(f"a new campaign is draft or scheduled, not {state}")
+        mapping: dict[str, Any] = {
+            "title": item.title,
+            "body": item.body,
+            "url": item.url,
+            "image": item.image,
+            "icon": item.icon,
+            "topics": ",".join(item.topics),
+            "ttl": item.ttl,
+            "urgency": item.urgency,
+            "breaking": "1" if item.breaking else "0",
+            "story": item.story,
+            "state": str(state),
+            "source": item.source,
+            "created_by": item.created_by,
+            "created": repr(now),
+            "send_at": repr(item.send_at) if item.send_at is not None else "",
+            "article_guid": item.article_guid,
+        }
+        if audience:
+            mapping["audience"] = audience
+        mapping.update({name: 0 for name in COUNTERS})
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.campaign(cid), mapping=mapping)
+        pipe.zadd(self.keys.campaigns, {cid: now})
+        pipe.execute()
+        return cid
+
+    def duplicate(self, cid: str, *, created_by: str = "") -> str:
+        """A new draft with the same content."""
+        c = self.get(cid)
+        item = CampaignInput(
+            title=c.title,
+            body=c.body,
+            url=c.url,
+            image=c.image,
+            icon=c.icon,
+            topics=c.topics,
+            ttl=c.ttl,
+            urgency=c.urgency,
+            breaking=c.breaking,
+            story=c.story,
+            source="duplicate",
+            created_by=created_by or c.created_by,
+        )
+        return self.create(item, state=DRAFT)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def get(self, cid: str) -> Campaign:
+        """A campaign by id; :class:`NotFound` when absent."""
+        if not cid or len(cid) > 64:
+            raise NotFound(f"no campaign {cid[:64]!r}")
+        data = self.r.hgetall(self.keys.campaign(cid))
+        if not data:
+            raise NotFound(f"no campaign {cid}")
+        return Campaign.from_hash(cid, data)
+
+    def state(self, cid: str) -> CampaignState | None:
+        """Just the state (one HGET: batches poll it to notice a cancel); None when there is no campaign."""
+        value = self.r.hget(self.keys.campaign(cid), "state")
+        return CampaignState(value) if value else None
+
+    def pending(self, cid: str) -> int:
+        """Units of ``pending`` not given back yet (batches and planning still to finish)."""
+        return int(self.r.hget(self.keys.campaign(cid), "pending") or 0)
+
+    def list(self, offset: int = 0, limit: int = 50) -> list[Campaign]:
+        """Newest campaigns first."""
+        cids = self.r.zrevrange(self.keys.campaigns, offset, offset + limit - 1)
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.hgetall(self.keys.campaign(cid))
+        return [Campaign.from_hash(cid, h) for cid, h in zip(cids, pipe.execute(), strict=True) if h]
+
+    def count(self) -> int:
+        """Number of stored campaigns."""
+        return int(self.r.zcard(self.keys.campaigns))
+
+    def active(self) -> list[Campaign]:
+        """Campaigns planning, sending or paused (ops view)."""
+        return [c for c in self.list(0, 200) if c.state in (PLANNING, SENDING, PAUSED)]
+
+    def count_by_state(self, limit: int) -> dict[CampaignState, int]:
+        """How many of the ``limit`` most recent campaigns are in each state (every state, 0 when none)."""
+        counts = dict.fromkeys(STATES, 0)
+        offset = 0
+        page = 1000
+        while offset < limit:
+            cids = self.r.zrevrange(self.keys.campaigns, offset, min(offset + page, limit) - 1)
+            if not cids:
+                break
+            pipe = self.r.pipeline(transaction=False)
+            for cid in cids:
+                pipe.hget(self.keys.campaign(cid), "state")
+            for state in pipe.execute():
+                if state in counts:
+                    counts[CampaignState(state)] += 1
+            offset += len(cids)
+        return counts
+
+    def timeline(self, cid: str) -> dict[int, dict[str, int]]:
+        """Counters by 10-second bucket (its epoch), oldest first: ``{t: {"sent": n, "clicked": n, ...}}``."""
+        buckets: dict[int, dict[str, int]] = {}
+        for name, count in self.r.hgetall(self.keys.campaign_timeline(cid)).items():
+            stamp, _, counter = name.partition(":")
+            if stamp.isdigit():
+                bucket = buckets.setdefault(int(stamp), {})
+                bucket[counter] = bucket.get(counter, 0) + int(count)
+        return dict(sorted(buckets.items()))
+
+    def services(self, cid: str) -> dict[str, dict[str, int]]:
+        """Outcomes by push service: ``{"fcm": {"sent": n, "gone": n}, ...}``."""
+        out: dict[str, dict[str, int]] = {}
+        for name, count in self.r.hgetall(self.keys.campaign_services(cid)).items():
+            service, _, kind = name.rpartition(":")
+            out.setdefault(service, {})[kind] = int(count)
+        return out
+
+    def batch_finished(self, cid: str, batch_id: str) -> bool:
+        """True when batch ``batch_id`` already gave its unit of ``pending`` back (a re-run does nothing)."""
+        return bool(self.r.sismember(self.keys.campaign_batches_done(cid), batch_id))
+
+    def owed_batches(self, cid: str) -> set[str]:
+        """Batch ids that reserved a unit of ``pending`` and have not finished (``plan``: the planning)."""
+        return set(
+            self.r.sdiff(self.keys.campaign_batches_reserved(cid), self.keys.campaign_batches_done(cid))
+        )
+
+    # -- the state machine ------------------------------------------------------------------------
+
+    def transition(
+        self,
+        cid: str,
+        new: CampaignState | str,
+        *,
+        reason: str = "",
+        allowed_from: Sequence[CampaignState | str] | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Move to ``new`` when the table (and ``allowed_from``, when given) allows it from the current state.
+
+        ``reason`` (when not empty) and ``fields`` are written with the move, in the same script.
+        False when the current state does not allow it; :class:`NotFound` when there is no campaign.
+        """
+        new = CampaignState(new)
+        sources = [CampaignState(s) for s in allowed_from or ()]
+        if any(new not in TRANSITIONS[s] for s in sources):
+            raise ValueError(f"no campaign moves to {new} from {', '.join(sources)}")
+        pairs = [part for name, value in (fields or {}).items() for part in (name, value)]
+        try:
+            result = self._set_state(
+                keys=[self.keys.campaign(cid)],
+                args=[str(new), reason, repr(time.time()), ",".join(sources), *pairs],
+            )
+        except redis.ResponseError as exc:
+            raise NotFound(f"no campaign {cid}") from exc
+        return result == "OK"
+
+    def cancel(self, cid: str) -> Campaign:
+        """Cancel a campaign that has not finished; batches in flight stop within a second or two."""
+        campaign = self.get(cid)
+        if campaign.state in FINAL:
+            raise Conflict(f"campaign {cid} is already {campaign.state}")
+        if not self.transition(cid, CANCELLED, reason="cancelled by an editor"):
+            raise Conflict(f"campaign {cid} could not be cancelled from {self.get(cid).state}")
+        return self.get(cid)
+
+    def approve(self, cid: str, by: str) -> bool:
+        """Schedule a draft, recording who approved it; False when it is no longer a draft."""
+        return self.transition(cid, SCHEDULED, allowed_from=[DRAFT], fields={"approved_by": by})
+
+    def set_reason(self, cid: str, reason: str) -> None:
+        """Say why a campaign is waiting (shown on its page), without changing its state."""
+        self.r.hset(self.keys.campaign(cid), "reason", reason)
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def start_planning(self, cid: str) -> bool:
+        """Move a scheduled campaign to ``planning`` and reserve planning's unit of ``pending``."""
+        if not self.transition(cid, PLANNING, allowed_from=[SCHEDULED]):
+            return False
+        self.reserve(cid, PLAN_UNIT)
+        return True
+
+    def plan_progress(self, cid: str) -> PlanProgress:
+        """The planning checkpoint (all zero before the first hand-out)."""
+        batch_no, total, resume_from, snapped, old_byte = (
+            int(v or 0)
+            for v in self.r.hmget(
+                self.keys.campaign(cid), "plan_batch", "total", "plan_from", "plan_snap", "plan_byte"
+            )
+        )
+        # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
+        return PlanProgress(batch_no, total, resume_from or old_byte * 8, bool(snapped))
+
+    def audience_snapshotted(self, cid: str) -> None:
+        """Record that the audience snapshot exists (a retried planning reads the same audience)."""
+        self.r.hset(self.keys.campaign(cid), "plan_snap", 1)
+
+    def save_plan_progress(self, cid: str, *, next_from: int, batch_no: int, total: int) -> None:
+        """Checkpoint planning: the first id not handed out, the next batch number, the ids handed out."""
+        self.r.hset(
+            self.keys.campaign(cid), mapping={"plan_from": next_from, "plan_batch": batch_no, "total": total}
+        )
+
+    def set_total(self, cid: str, total: int) -> None:
+        """The audience size of a hand-picked campaign (a test send), known before its batches go out."""
+        self.r.hset(self.keys.campaign(cid), "total", total)
+
+    def finish_planning(self, cid: str, *, total: int, batches: int) -> None:
+        """Every batch is handed out: record the figures, move to ``sending``, give planning's unit back."""
+        self.r.hset(
+            self.keys.campaign(cid), mapping={"total": total, "batches": batches, "plan_batch": batches}
+        )
+        self.transition(cid, SENDING, allowed_from=[PLANNING])
+        self._finish(
+            keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid)],
+            args=[PLAN_UNIT, repr(time.time()), "", "", 0],
+        )
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def reserve(self, cid: str, batch_id: str, pipe: Pipe | None = None) -> None:
+        """Hold a unit of ``pending`` for a batch about to be enqueued (once per batch id)."""
+        self._reserve(
+            keys=[self.keys.campaign(cid), self.keys.campaign_batches_reserved(cid)],
+            args=[batch_id],
+            client=pipe or self.r,
+        )
+
+    def record_batch(
+        self,
+        cid: str,
+        batch_id: str,
+        *,
+        now: float,
+        counts: Mapping[str, int],
+        services: Mapping[str, int],
+        first_sent: float | None,
+        last_sent: float | None,
+        held: Sequence[str],
+        pipe: Pipe,
+    ) -> None:
+        """Write what one batch did, in the batch's transaction ``pipe``.
+
+        Its counters and the minute's timeline, its outcomes by push service, the
+        messages a pause held back, and its unit of ``pending`` given back exactly once
+        (the last unit finishes the campaign).
+        """
+        keys = self.keys
+        bucket = int(now) // TIMELINE_STEP * TIMELINE_STEP
+        if counts:
+            timeline = keys.campaign_timeline(cid)
+            for name, n in counts.items():
+                pipe.hincrby(timeline, f"{bucket}:{name}", n)
+            pipe.expire(timeline, FIGURES_DAYS * 86400)
+        for name, n in services.items():
+            pipe.hincrby(keys.campaign_services(cid), name, n)
+        if held:
+            pipe.rpush(keys.campaign_held(cid), *held)
+        flat: list[object] = []
+        for name, n in counts.items():
+            flat += [name, n]
+        self._finish(
+            keys=[keys.campaign(cid), keys.campaign_batches_done(cid)],
+            args=[
+                batch_id,
+                repr(now),
+                repr(first_sent) if first_sent is not None else "",
+                repr(last_sent) if last_sent is not None else "",
+                len(counts),
+                *flat,
+            ],
+            client=pipe,
+        )
+
+    def next_drain(self, cid: str) -> int:
+        """A new number for one draining of the held list (its batches get ids of their own)."""
+        return int(self.r.hincrby(self.keys.campaign(cid), "drains", 1))
+
+    def take_held(self, cid: str, count: int) -> list[str]:
+        """Up to ``count`` held-back subscription ids, removed from the held list (empty when none)."""
+        return list(self.r.lpop(self.keys.campaign_held(cid), count) or [])
+
+
+RECEIPT_KINDS = ("shown", "clicked")
+
+
+def record_receipt(
+    r: redis.Redis, keys: Keys, receipt_key: bytes, data: Any, *, now: float | None = None
+) -> bool:
+    """Count a ``shown``/``clicked`` receipt once per campaign and subscription.
+
+    The token must be the one the campaign put in that subscriber's payload, so
+    figures cannot be inflated by forged receipts. Returns True when counted,
+    False for a repeat; raises ValidationError for a malformed or forged one.
+    """
+    if not isinstance(data, dict):
+        raise ValidationError("the body must be a JSON object")
+    kind, cid, sid, token = (data.get(k) for k in ("type", "cid", "sid", "rt"))
+    if kind not in RECEIPT_KINDS:
+        raise ValidationError("'type' must be 'shown' or 'clicked'")
+    for name, value in (("cid", cid), ("sid", sid), ("rt", token)):
+        if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
+            raise ValidationError(f"missing or malformed field {name!r}", code="missing_field")
+    assert isinstance(cid, str) and isinstance(sid, str) and isinstance(token, str)
+    if not hmac.compare_digest(receipt_token(receipt_key, cid, sid), token):
+        raise ValidationError(
+            "the receipt token does not match this campaign and subscription", code="bad_receipt"
+        )
+    ckey = keys.campaign(cid)
+    if not r.exists(ckey):
+        raise NotFound(f"no campaign {cid}")
+    if not r.sadd(keys.campaign_receipts(cid, kind), sid):
+        return False
+    now = time.time() if now is None else now
+    pipe = r.pipeline(transaction=True)
+    pipe.hincrby(ckey, kind, 1)
+    pipe.hincrby(keys.campaign_timeline(cid), f"{int(now) // TIMELINE_STEP * TIMELINE_STEP}:{kind}", 1)
+    pipe.expire(keys.campaign_receipts(cid, kind), FIGURES_DAYS * 86400)
+    pipe.execute()
+    return True
