@@ -61,6 +61,9 @@ from notifier.context import Context
 from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status
 from notifier.subscriptions import Subscription
 
+#: Answers whose Retry-After holds a whole push service back (recorded in ``Keys.push_holds`` for ops).
+HOLD_STATUSES = (429, 503)
+
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The ``le`` field of each bucket, by ``bisect_left(LATENCY_BUCKETS, latency)`` (the last one: above all).
@@ -610,6 +613,7 @@ class Delivery:
         first_at, last_at = float("inf"), 0.0
         track_freq = not campaign.breaking and self.settings.freq_cap_per_hour > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
+        holds: dict[str, tuple[float, int, float]] = {}  # service -> (until, status, seconds)
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
             kind = outcome.kind
@@ -623,6 +627,11 @@ class Delivery:
                 service = push_service(sub.endpoint)
             key = (service, kind, outcome.status)
             tally[key] = tally.get(key, 0) + 1
+            if outcome.status in HOLD_STATUSES and outcome.retry_after is not None:
+                # The push service asked every sender to wait: ops shows it and until when.
+                until = (outcome.at or now) + outcome.retry_after
+                if until > holds.get(service, (0.0, 0, 0.0))[0]:
+                    holds[service] = (until, outcome.status, outcome.retry_after)
             if outcome.latency:
                 latency_sum += outcome.latency
                 in_bucket[bisect_left(LATENCY_BUCKETS, outcome.latency)] += 1
@@ -661,6 +670,8 @@ class Delivery:
             pipe.hincrby(keys.status_minute(minute), name, n)
         if statuses:
             pipe.expire(keys.status_minute(minute), 7200)
+        for service, (until, status, seconds) in holds.items():
+            pipe.hset(keys.push_holds, service, f"{until!r}|{status}|{seconds!r}|{now!r}")
         for bucket, n in latency.items():
             pipe.hincrby(keys.latency, bucket, n)
         if latency_sum:

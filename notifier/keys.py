@@ -17,6 +17,7 @@ Data model (docs/design-notes.md tells why it is laid out so):
   ``campaign:{cid}:held`` list of ids a paused campaign has not sent yet.
 - ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
 - ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts.
+- ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when.
 - ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
   unless its heartbeat renews it; only the holder may record the batch's outcome.
 - ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
@@ -259,6 +260,11 @@ class Keys:
     def alerts(self) -> str:
         """Hash alert kind → ``time|cid|status|reason`` of the latest alert of that kind (ops banner)."""
         return f"{self.prefix}metrics:alerts"
+
+    @property
+    def push_holds(self) -> str:
+        """Hash service → ``until|status|seconds|since``: push services that asked us to wait (429/503)."""
+        return f"{self.prefix}push:holds"
 
     def throughput_minute(self, minute: int) -> str:
         """Hash second-epoch → messages finished, for one minute (epoch of its first second)."""

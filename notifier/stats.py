@@ -33,14 +33,31 @@ SPIKE_MIN_SHARE = 0.1
 SPIKE_WINDOW_MINUTES = 5
 #: Campaigns examined for the by-state figure (the most recent ones).
 CAMPAIGN_STATE_LIMIT = 10_000
+#: Seconds over which every send rate on the ops page is averaged (whole 10-second buckets, the
+#: campaign timeline's resolution, so the campaign rows and the throughput panel use the same window).
+RATE_WINDOW = 60
+RATE_BUCKET = 10
+#: Campaign outcomes that finish a message (the throughput counters count exactly these).
+FINISHED = ("sent", "gone", "rejected", "failed")
 
 
 def _minute(t: float) -> int:
     return int(t // 60) * 60
 
 
+def rate_window_end(now: float) -> int:
+    """The end of the rate window: the start of the current 10-second bucket (still filling)."""
+    return int(now) // RATE_BUCKET * RATE_BUCKET
+
+
 def throughput(r: redis.Redis, keys: Keys, *, now: float | None = None, minutes: int = 60) -> dict[str, Any]:
-    """Messages finished per second: the last 10 s rate, the last 120 s by second, the last hour by minute."""
+    """Messages finished per second over :data:`RATE_WINDOW`, per second for 120 s, the last hour by minute.
+
+    ``rate`` is computed exactly as each in-flight campaign's ``rate`` (:func:`campaigns_in_flight`):
+    messages finished (sent, gone, rejected, failed) in the same window, divided by its length, so
+    with one campaign sending the two figures are equal. (``now_per_second`` is the same figure under
+    its earlier name; ``last_minute`` is the count in that window.)
+    """
     now = time.time() if now is None else now
     current = _minute(now)
     starts = [current - 60 * i for i in range(minutes - 1, -1, -1)]
@@ -55,12 +72,17 @@ def throughput(r: redis.Redis, keys: Keys, *, now: float | None = None, minutes:
             per_second[int(second)] = per_second.get(int(second), 0) + int(count)
             total += int(count)
         by_minute.append([start, total])
+    end = rate_window_end(now)
+    in_window = sum(per_second.get(s, 0) for s in range(end - RATE_WINDOW, end))
     last = int(now) - 1  # the current second is still filling
-    window = [per_second.get(last - i, 0) for i in range(10)]
     seconds = [[s, per_second.get(s, 0)] for s in range(last - 119, last + 1)]
+    rate = round(in_window / RATE_WINDOW, 1)
     return {
-        "now_per_second": round(sum(window) / len(window), 2),
-        "last_minute": sum(per_second.get(last - i, 0) for i in range(60)),
+        "rate": rate,
+        "rate_window": RATE_WINDOW,
+        "window_end": end,
+        "now_per_second": rate,
+        "last_minute": in_window,
         "last_hour": sum(count for _, count in by_minute),
         "seconds": seconds,
         "minutes": by_minute,
@@ -107,6 +129,33 @@ def _cause(status: str) -> str:
     return "rate limit: the push service is throttling us; workers honour Retry-After, consider fewer workers"
 
 
+def push_holds(r: redis.Redis, keys: Keys, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Push services that asked us to wait (429, or 503 with Retry-After) and whose wait has not ended.
+
+    Each row: ``service``, ``until`` (unix time), ``status``, ``seconds`` (the Retry-After asked) and
+    ``since`` (when it was asked), soonest end first. Holds that ended are left out (and their
+    entries are dropped, the hash stays as small as the number of push services).
+    """
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    ended: list[str] = []
+    for service, value in r.hgetall(keys.push_holds).items():
+        try:
+            until, status, seconds, since = (float(part) for part in value.split("|"))
+        except ValueError:
+            ended.append(service)
+            continue
+        if until <= now:
+            ended.append(service)
+            continue
+        rows.append(
+            {"service": service, "until": until, "status": int(status), "seconds": seconds, "since": since}
+        )
+    if ended:
+        r.hdel(keys.push_holds, *ended)
+    return sorted(rows, key=lambda row: (row["until"], row["service"]))
+
+
 def alerts(
     r: redis.Redis,
     keys: Keys,
@@ -116,9 +165,24 @@ def alerts(
     min_count: int = SPIKE_MIN_COUNT,
     min_share: float = SPIKE_MIN_SHARE,
 ) -> list[dict[str, Any]]:
-    """Banners for ops: a campaign paused itself, or 400/401/403 or 429 responses spiked recently."""
+    """Banners for ops: a push service asked us to wait (until when), a campaign paused itself, or
+    400/401/403 or 429 responses spiked recently (a 429 spike of a service on hold is that hold's banner)."""
     now = time.time() if now is None else now
     found: list[dict[str, Any]] = []
+    held: set[str] = set()
+    for hold in push_holds(r, keys, now=now):
+        held.add(hold["service"])
+        found.append(
+            {
+                "kind": "hold",
+                **hold,
+                "message": (
+                    f"{hold['service']} asked us to wait (HTTP {hold['status']}, Retry-After "
+                    f"{hold['seconds']:.0f} s): its messages are held back until then"
+                ),
+                "cause": _cause("429"),
+            }
+        )
     config = r.hget(keys.alerts, "config")
     if config:
         stamp, cid, status, reason = [*config.split("|", 3), "", "", ""][:4]
@@ -148,6 +212,8 @@ def alerts(
             elif status == "429":
                 kinds[(service, "429")] += int(count)
     for (service, kind), count in sorted(kinds.items()):
+        if kind == "429" and service in held:
+            continue
         share = count / totals[service] if totals[service] else 0.0
         if count >= min_count and share >= min_share:
             label = "rejections (HTTP 400/401/403)" if kind == "rejected" else "rate limiting (HTTP 429)"
@@ -219,13 +285,35 @@ def subscribers(
     }
 
 
+def window_rate(timeline: dict[str, str], end: int) -> float:
+    """Messages finished per second in ``[end - RATE_WINDOW, end)`` from a campaign's 10 s timeline."""
+    total = 0
+    for field, count in timeline.items():
+        bucket, _, kind = field.partition(":")
+        if kind in FINISHED and bucket.isdigit() and end - RATE_WINDOW <= int(bucket) < end:
+            total += int(count)
+    return round(total / RATE_WINDOW, 1)
+
+
 def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None) -> list[dict[str, Any]]:
-    """Campaigns planning, sending or paused, with progress, send rate and start-to-last-send latency."""
+    """Campaigns planning, sending or paused: progress, send rate, messages waiting to be retried.
+
+    ``rate`` is messages finished per second over the last :data:`RATE_WINDOW` seconds (the same
+    window and the same count as :func:`throughput`'s ``rate``); ``average_rate`` is over the whole
+    send so far, first message to last (or now).
+    """
     now = time.time() if now is None else now
+    end = rate_window_end(now)
+    active = CampaignStore(r, keys).active()
+    pipe = r.pipeline(transaction=False)
+    for c in active:
+        pipe.hgetall(keys.campaign_timeline(c.cid))
+    timelines = pipe.execute() if active else []
     rows: list[dict[str, Any]] = []
-    for c in CampaignStore(r, keys).active():
+    for c, timeline in zip(active, timelines, strict=True):
         started = c.started or c.created
         latency = c.last_sent - started if c.last_sent else None
+        finished = sum(c.counters.get(kind, 0) for kind in FINISHED)
         elapsed = max(0.001, (c.last_sent or now) - (c.first_sent or started))
         rows.append(
             {
@@ -240,7 +328,9 @@ def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None)
                 "pending": c.pending,
                 "started": started,
                 "latency": round(latency, 3) if latency is not None else None,
-                "rate": round(c.counters["sent"] / elapsed, 1) if c.first_sent else 0.0,
+                "rate": window_rate(timeline, end),
+                "rate_window": RATE_WINDOW,
+                "average_rate": round(finished / elapsed, 1) if c.first_sent else 0.0,
             }
         )
     return rows

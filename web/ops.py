@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
+from babel.dates import format_time
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, lazy_pgettext, ngettext
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -22,6 +27,7 @@ from notifier import stats
 from notifier.context import Context
 from web.auth import require_role
 from web.context import EXTENSION, ctx
+from web.i18n import current_lang, number
 from workers import inspect
 
 bp = Blueprint("ops", __name__)
@@ -33,24 +39,193 @@ FAILED_SHOWN = 50
 
 
 def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
-    """Everything the dashboard shows, read now from Redis and RQ."""
+    """Everything the dashboard shows, read now from Redis and RQ (figures only, no words)."""
     now = time.time() if now is None else now
     r, raw, keys = c.redis, c.raw_redis, c.keys
     failed = inspect.failed_jobs(raw, limit=FAILED_SHOWN)
+    scheduled = inspect.scheduled_jobs(raw)
+    in_flight = stats.campaigns_in_flight(r, keys, now=now)
+    for row in in_flight:
+        mine = [job["at"] for job in scheduled if job["campaign"] == row["id"]]
+        row["retries_scheduled"] = len(mine)
+        row["next_retry"] = min(mine) if mine else None
     return {
         "now": now,
         "queues": inspect.queue_stats(raw, now=now),
-        "workers": inspect.worker_rows(raw, r, keys, now=now),
+        "workers": inspect.worker_rows(raw, r, keys, now=now, scheduled=scheduled),
+        "scheduled": {"count": len(scheduled), "next": scheduled[0]["at"] if scheduled else None},
         "failed": {"count": inspect.failed_count(raw), "jobs": failed},
         "throughput": stats.throughput(r, keys, now=now),
         "latency": stats.latency_histogram(r, keys),
-        "campaigns": {
-            "in_flight": stats.campaigns_in_flight(r, keys, now=now),
-            "recent": stats.recent_campaigns(r, keys),
-        },
+        "campaigns": {"in_flight": in_flight, "recent": stats.recent_campaigns(r, keys)},
         "push": {**stats.outcomes(r, keys), "alerts": stats.alerts(r, keys, now=now)},
         "subscribers": stats.subscribers(r, keys, c.topic_slugs, now=now),
     }
+
+
+# -- words for the figures (the page's language) ------------------------------------------------------
+
+#: Push services by the names ops people know them.
+SERVICE_NAMES = {
+    "fcm": lazy_gettext("FCM (Google: Chrome, Edge, Samsung Internet)"),
+    "mozilla": lazy_gettext("Mozilla (Firefox)"),
+    "apple": lazy_gettext("Apple (Safari)"),
+    "windows": lazy_gettext("WNS (Windows)"),
+    "other": lazy_gettext("other push services"),
+}
+
+#: HTTP statuses push services answer, named. Status 0 (no HTTP answer) is split in :func:`named_statuses`.
+STATUS_NAMES = {
+    "201": lazy_gettext("accepted"),
+    "202": lazy_gettext("accepted"),
+    "400": lazy_gettext("bad request"),
+    "401": lazy_gettext("VAPID refused"),
+    "403": lazy_gettext("VAPID key mismatch"),
+    "404": lazy_gettext("subscription gone"),
+    "410": lazy_gettext("subscription gone"),
+    "413": lazy_gettext("message too large"),
+    "429": lazy_gettext("too many requests"),
+    "500": lazy_gettext("push service error"),
+    "502": lazy_gettext("push service unavailable"),
+    "503": lazy_gettext("push service unavailable"),
+    "504": lazy_gettext("push service timeout"),
+}
+
+#: Campaign and worker states, named.
+STATE_NAMES = {
+    "planning": lazy_pgettext("campaign state", "preparing"),
+    "sending": lazy_pgettext("campaign state", "sending"),
+    "paused": lazy_pgettext("campaign state", "paused"),
+    "done": lazy_pgettext("campaign state", "done"),
+    "cancelled": lazy_pgettext("campaign state", "cancelled"),
+    "failed": lazy_pgettext("campaign state", "failed"),
+    "draft": lazy_pgettext("campaign state", "draft"),
+    "scheduled": lazy_pgettext("campaign state", "scheduled"),
+    "idle": lazy_pgettext("worker state", "idle"),
+    "busy": lazy_pgettext("worker state", "busy"),
+    "waiting": lazy_pgettext("worker state", "waiting for scheduled retries"),
+    "suspended": lazy_pgettext("worker state", "suspended"),
+    "started": lazy_pgettext("worker state", "starting"),
+    "dead": lazy_pgettext("worker state", "dead"),
+}
+
+
+def service_name(service: str) -> str:
+    """A push service's name for people (its id when it is not one of the big four)."""
+    name = SERVICE_NAMES.get(service)
+    return str(name) if name is not None else service
+
+
+def named_statuses(by_status: dict[str, int], by_kind: dict[str, int]) -> list[dict[str, Any]]:
+    """One push service's answers as ``{code, label, count}``, status 0 split by what it was.
+
+    Status 0 means no HTTP answer: either held back (never sent: the service had asked us to wait,
+    counted as ``deferred``) or no answer (a timeout, a connection error, or refused before sending).
+    """
+    rows: list[dict[str, Any]] = []
+    for code in sorted(by_status, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c)):
+        count = by_status[code]
+        if code == "0":
+            held = min(count, by_kind.get("deferred", 0))
+            if held:
+                rows.append({"code": "0", "label": _("held back"), "count": held})
+            if count - held:
+                rows.append({"code": "0", "label": _("no answer"), "count": count - held})
+            continue
+        label = STATUS_NAMES.get(code)
+        rows.append({"code": code, "label": str(label) if label is not None else "", "count": count})
+    return rows
+
+
+def alert_text(alert: dict[str, Any]) -> dict[str, str]:
+    """The banner's headline and its likely cause, in the page's language."""
+    kind = alert["kind"]
+    if kind == "hold":
+        who = service_name(alert["service"]) if alert["service"] != "other" else _("A push service")
+        return {
+            "message": _(
+                "%(service)s is rate-limiting us (HTTP %(status)s): its messages are held back "
+                "until %(until)s (it asked for %(seconds)s s).",
+                service=who,
+                status=alert["status"],
+                until=clock_text(alert["until"]),
+                seconds=number(round(alert["seconds"])),
+            ),
+            "cause": _(
+                "Workers resume by themselves at that time; nothing is lost. If it keeps happening, "
+                "send with fewer workers or smaller batches."
+            ),
+        }
+    if kind == "paused":
+        return {
+            "message": _(
+                "Campaign %(campaign)s paused itself: the push services refused our messages "
+                "(HTTP %(status)s).",
+                campaign=alert["campaign"],
+                status=alert["status"] or "4xx",
+            ),
+            "cause": _(
+                "Likely the VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT "
+                "(and the key browsers subscribed with), then resume the campaign."
+            ),
+        }
+    share = f"{alert['share']:.0%}"
+    if kind == "429":
+        message = _(
+            "%(service)s: %(count)s answers “too many requests” (HTTP 429) in the last %(minutes)s min "
+            "(%(share)s of its answers).",
+            service=service_name(alert["service"]),
+            count=number(alert["count"]),
+            minutes=stats.SPIKE_WINDOW_MINUTES,
+            share=share,
+        )
+        cause = _("The push service is throttling us; workers honour Retry-After. Consider fewer workers.")
+    else:
+        message = _(
+            "%(service)s: %(count)s rejections (HTTP 400/401/403) in the last %(minutes)s min "
+            "(%(share)s of its answers).",
+            service=service_name(alert["service"]),
+            count=number(alert["count"]),
+            minutes=stats.SPIKE_WINDOW_MINUTES,
+            share=share,
+        )
+        cause = _(
+            "Likely the VAPID key or subject: check VAPID_PRIVATE_KEY and VAPID_SUBJECT "
+            "(and the key browsers subscribed with)."
+        )
+    return {"message": message, "cause": cause}
+
+
+def clock_text(ts: float) -> str:
+    """A moment as the newsroom's clock reads it, e.g. ``14.05.30 WIB`` (the newsroom's time zone)."""
+    moment = datetime.fromtimestamp(ts, ZoneInfo(ctx().settings.timezone))
+    return f"{format_time(moment, 'HH:mm:ss', locale=_babel_lang())} {moment.strftime('%Z')}"
+
+
+def _babel_lang() -> str:
+    lang = current_lang()
+    return lang if lang in ("id", "en") else "id"
+
+
+def described(data: dict[str, Any]) -> dict[str, Any]:
+    """:func:`summary` with the words the page shows: names of services, statuses, states, banners."""
+    push = data["push"]
+    services = sorted(set(push["by_service"]) | set(push["by_status"]))
+    push["services"] = [
+        {
+            "id": service,
+            "name": service_name(service),
+            "kinds": push["by_service"].get(service, {}),
+            "statuses": named_statuses(
+                push["by_status"].get(service, {}), push["by_service"].get(service, {})
+            ),
+        }
+        for service in services
+    ]
+    for alert in push["alerts"]:
+        alert.update(alert_text(alert))
+    data["state_names"] = {state: str(name) for state, name in STATE_NAMES.items()}
+    return data
 
 
 # -- dashboard ----------------------------------------------------------------------------------------
@@ -60,14 +235,20 @@ def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
 @require_role("ops", "admin")
 def dashboard() -> str:
     """The live ops page (its script polls ``summary.json`` every 2 s)."""
-    return render_template("ops/dashboard.html", site=ctx().settings.site_name)
+    zone = ZoneInfo(ctx().settings.timezone)
+    return render_template(
+        "ops/dashboard.html",
+        zone=ctx().settings.timezone,
+        zone_label=datetime.now(zone).strftime("%Z"),
+        rate_window=stats.RATE_WINDOW,
+    )
 
 
 @bp.get("/ops/summary.json")
 @require_role("ops", "admin")
 def summary_json() -> Response:
-    """The dashboard's figures as JSON."""
-    response = jsonify(summary(ctx()))
+    """The dashboard's figures as JSON, with the names and banners in the page's language."""
+    response = jsonify(described(summary(ctx())))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -80,12 +261,14 @@ def _done(message: str, **data: Any) -> Response:
 
 
 def _not_failed(job_id: str) -> Response:
-    message = f"job {job_id[:80]!r} is not in a failed-job registry (requeued or deleted already?)"
+    message = _(
+        "Job %(job)s is not in a failed-job registry (requeued or deleted already?).", job=repr(job_id[:80])
+    )
     if request.accept_mimetypes.best == "application/json":
         response = jsonify({"error": "not_found", "message": message})
         response.status_code = 404
         return response
-    return Response(render_template("ops/message.html", heading="Not found", message=message), 404)
+    return Response(render_template("ops/message.html", heading=_("Not found"), message=message), 404)
 
 
 @bp.post("/ops/failed/<job_id>/requeue")
@@ -94,7 +277,7 @@ def requeue(job_id: str) -> Response:
     """Put one failed job back on its queue."""
     if not inspect.requeue_failed(ctx().raw_redis, job_id):
         return _not_failed(job_id)
-    return _done(f"requeued {job_id}", requeued=1)
+    return _done(_("Requeued %(job)s.", job=job_id), requeued=1)
 
 
 @bp.post("/ops/failed/requeue-all")
@@ -102,7 +285,7 @@ def requeue(job_id: str) -> Response:
 def requeue_all() -> Response:
     """Requeue every failed job."""
     n = inspect.requeue_all_failed(ctx().raw_redis)
-    return _done(f"requeued {n} jobs", requeued=n)
+    return _done(ngettext("Requeued %(num)s job.", "Requeued %(num)s jobs.", n), requeued=n)
 
 
 @bp.post("/ops/failed/<job_id>/delete")
@@ -111,7 +294,7 @@ def delete(job_id: str) -> Response:
     """Delete one failed job."""
     if not inspect.delete_failed(ctx().raw_redis, job_id):
         return _not_failed(job_id)
-    return _done(f"deleted {job_id}", deleted=1)
+    return _done(_("Deleted %(job)s.", job=job_id), deleted=1)
 
 
 # -- health -------------------------------------------------------------------------------------------
@@ -202,9 +385,11 @@ class NotifierCollector(Collector):
 
         rows = inspect.worker_rows(raw, r, keys, now=now)
         workers = GaugeMetricFamily(
-            "notifier_workers", "Workers by state (dead: missed heartbeat)", labels=["state"]
+            "notifier_workers",
+            "Workers by state (waiting: idle with retries scheduled; dead: missed heartbeat)",
+            labels=["state"],
         )
-        states: dict[str, int] = {"idle": 0, "busy": 0, "dead": 0}
+        states: dict[str, int] = {"idle": 0, "busy": 0, "waiting": 0, "dead": 0}
         for w in rows:
             states[w["state"]] = states.get(w["state"], 0) + 1
         for state, n in sorted(states.items()):

@@ -168,18 +168,57 @@ def queue_stats(conn: redis.Redis, *, now: float | None = None) -> list[dict[str
         row: dict[str, Any] = {"name": name, "depth": q.count, "oldest_age": oldest_age}
         for label, registry in REGISTRIES.items():
             row[label] = registry(queue=q).count
+        first_due = conn.zrange(ScheduledJobRegistry(queue=q).key, 0, 0, withscores=True)
+        row["next_scheduled"] = float(first_due[0][1]) if first_due else None
         rows.append(row)
     return rows
+
+
+def scheduled_jobs(conn: redis.Redis, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Jobs waiting in the scheduled registries (retry batches after a 429 or an error), soonest first.
+
+    Each row: job id, queue, campaign (our jobs take it first), and the unix time it is due.
+    """
+    rows: list[dict[str, Any]] = []
+    for name in ALL_QUEUES:
+        registry = ScheduledJobRegistry(queue=queue(name, conn))
+        due = conn.zrange(registry.key, 0, limit - 1, withscores=True)
+        if not due:
+            continue
+        ids = [job_id.decode() if isinstance(job_id, bytes) else str(job_id) for job_id, _ in due]
+        jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer)
+        for job_id, (_, at), job in zip(ids, due, jobs, strict=True):
+            rows.append(
+                {
+                    "id": job_id,
+                    "queue": name,
+                    "campaign": _campaign_of(job) if job is not None else "",
+                    "at": float(at),
+                }
+            )
+    rows.sort(key=lambda row: row["at"])
+    return rows[:limit]
 
 
 # -- workers ------------------------------------------------------------------------------------------
 
 
 def worker_rows(
-    conn: redis.Redis, r: redis.Redis, keys: Keys, *, now: float | None = None
+    conn: redis.Redis,
+    r: redis.Redis,
+    keys: Keys,
+    *,
+    now: float | None = None,
+    scheduled: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Live workers from RQ (``conn``: RQ's bytes client) merged with our records (``r``: decoded client)."""
+    """Live workers from RQ (``conn``: RQ's bytes client) merged with our records (``r``: decoded client).
+
+    A live worker with no job but jobs scheduled on its queues (retry batches waiting out a
+    Retry-After or a backoff) is ``waiting``, not ``idle``: ``retries_scheduled`` says how many and
+    ``next_retry`` when the first is due. ``scheduled`` is :func:`scheduled_jobs` when already read.
+    """
     now = time.time() if now is None else now
+    scheduled = scheduled_jobs(conn) if scheduled is None else scheduled
     seen = {w["name"]: w for w in stats.seen_workers(r, keys, since=now - FORGET_AFTER)}
     rows: dict[str, dict[str, Any]] = {}
     for w in BaseWorker.all(connection=conn, serializer=JSONSerializer):
@@ -204,6 +243,11 @@ def worker_rows(
             "birth": _ts(w.birth_date),
             "queues": w.queue_names(),
         }
+        mine = [job for job in scheduled if job["queue"] in rows[w.name]["queues"]]
+        rows[w.name]["retries_scheduled"] = len(mine)
+        rows[w.name]["next_retry"] = mine[0]["at"] if mine else None
+        if mine and rows[w.name]["state"] == "idle":
+            rows[w.name]["state"] = "waiting"
     for name, record in seen.items():
         if name in rows or record.get("stopped"):
             continue
@@ -223,6 +267,8 @@ def worker_rows(
             "working_time": None,
             "birth": None,
             "queues": record.get("queues", []),
+            "retries_scheduled": 0,
+            "next_retry": None,
         }
     return sorted(rows.values(), key=lambda row: (row["dead"], row["name"]))
 

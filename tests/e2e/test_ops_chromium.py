@@ -57,7 +57,8 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
     assert page.locator("#chart-daily svg rect").count() >= 30
     assert page.text_content("#subs-total") == "120"
     assert page.text_content("#tp-hour") == "0"
-    assert page.locator("#workers-table tbody tr").count() == 0
+    assert page.locator("#workers-table tbody tr[data-worker]").count() == 0
+    assert "notifier worker" in page.inner_text("#workers-table")  # the empty table says what to do
     first_update = page.get_attribute("#ops-updated", "data-now")
 
     workers.start(1)
@@ -65,6 +66,12 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
     cid = create(context)
     # While it sends: the in-flight table shows it with a progress bar.
     page.wait_for_selector("#campaigns-table tbody tr progress", timeout=20_000)
+    # The 429s (Retry-After 5 s): a banner names the service and until when, and the worker waits for
+    # its scheduled retry batch instead of showing idle.
+    banner = page.wait_for_selector("#ops-alerts [data-kind=hold]", timeout=20_000)
+    assert "HTTP 429" in banner.inner_text() and "WIB" in banner.inner_text()
+    page.wait_for_selector("#workers-table tbody tr[data-state=waiting]", timeout=20_000)
+    assert "scheduled retr" in page.inner_text("#workers-table")
     store = CampaignStore(context.redis, context.keys)
     wait_for(lambda: store.get(cid).state == "done", timeout=60, message="campaign done")
     wait_for(lambda: page.text_content("#tp-hour") == "120", timeout=10, message="throughput figure updated")
@@ -72,7 +79,7 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
     assert page.text_content("#subs-total") == "115"  # the five 410s were pruned, without a reload
     assert int(page.get_attribute("#chart-minutes", "data-max") or 0) >= 1
     wait_for(
-        lambda: page.locator("#campaigns-table tbody tr").count() == 0,
+        lambda: page.locator("#campaigns-table tbody tr[data-campaign]").count() == 0,
         timeout=10,
         message="no campaign in flight",
     )

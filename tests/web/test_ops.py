@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from notifier import stats
+from notifier.campaigns import CampaignInput, CampaignStore
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
 from notifier.subscriptions import SubscriptionInput
@@ -61,8 +63,10 @@ def test_summary_reads_every_figure_from_redis(app, client, context: Context) ->
     login(app, client, "ops")
     now = time.time()
     minute = int(now // 60) * 60
-    second = int(now) - 2
-    r.hset(keys.throughput_minute(minute if second >= minute else minute - 60), str(second), 40)
+    # 30 messages inside the rate window (whole 10 s buckets, the last 60 s), 10 just before it.
+    end = stats.rate_window_end(now)
+    for second, n in ((end - 15, 30), (end - 75, 10)):
+        r.hincrby(keys.throughput_minute(second // 60 * 60), str(second), n)
     r.hset(keys.throughput_minute(minute - 600), str(minute - 600 + 5), 7)
     r.hset(keys.outcomes_total, mapping={"fcm:sent": 30, "fcm:gone": 4, "mozilla:sent": 6})
     r.hset(keys.statuses_total, mapping={"fcm:201": 30, "fcm:410": 4, "mozilla:201": 6})
@@ -71,7 +75,8 @@ def test_summary_reads_every_figure_from_redis(app, client, context: Context) ->
     r.hset(keys.subs_daily("added"), today, 3)
     r.hset(keys.subs_daily("removed"), today, 1)
     d = client.get("/ops/summary.json").get_json()
-    assert d["throughput"]["now_per_second"] == 4.0  # 40 in the last 10 whole seconds
+    assert d["throughput"]["rate"] == 0.5 and d["throughput"]["rate_window"] == 60  # 30 in 60 s
+    assert d["throughput"]["now_per_second"] == 0.5 and d["throughput"]["last_minute"] == 30
     assert d["throughput"]["last_hour"] == 47
     assert len(d["throughput"]["minutes"]) == 60 and len(d["throughput"]["seconds"]) == 120
     assert d["push"]["by_service"] == {"fcm": {"sent": 30, "gone": 4}, "mozilla": {"sent": 6}}
@@ -101,11 +106,98 @@ def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client
     by_service = {a["service"]: a for a in alerts}
     assert set(by_service) == {"fcm", "mozilla"}
     assert by_service["fcm"]["count"] == 60 and "VAPID" in by_service["fcm"]["cause"]
-    assert by_service["mozilla"]["kind"] == "429" and "rate limit" in by_service["mozilla"]["cause"]
+    assert by_service["mozilla"]["kind"] == "429" and "Retry-After" in by_service["mozilla"]["cause"]
+    assert "Mozilla (Firefox): 25" in by_service["mozilla"]["message"]
     r.hset(keys.alerts, "config", f"{int(now)}|c123|403|paused: push services rejected 50 messages")
     alerts = client.get("/ops/summary.json").get_json()["push"]["alerts"]
     paused = [a for a in alerts if a["kind"] == "paused"]
     assert paused and paused[0]["campaign"] == "c123" and "VAPID_SUBJECT" in paused[0]["cause"]
+
+
+def test_the_campaign_rate_and_the_throughput_panel_are_the_same_figure(
+    app, client, context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    store = CampaignStore(r, keys)
+    cid = store.create(CampaignInput("Gempa", "BMKG", "https://kabarkini.example/a"))
+    assert store.transition(cid, "planning") and store.transition(cid, "sending")
+    now = time.time()
+    end = stats.rate_window_end(now)
+    first = end - 300
+    r.hset(keys.campaign(cid), mapping={"first_sent": repr(first), "sent": 900, "gone": 30, "total": 2000})
+    # What delivery writes for each batch: the campaign's 10 s timeline and the per-second throughput.
+    for second, sent, gone, retried in ((end - 55, 120, 3, 40), (end - 25, 60, 0, 0), (end - 95, 500, 9, 0)):
+        r.hincrby(keys.campaign_timeline(cid), f"{second // 10 * 10}:sent", sent)
+        r.hincrby(keys.campaign_timeline(cid), f"{second // 10 * 10}:gone", gone)
+        r.hincrby(keys.campaign_timeline(cid), f"{second // 10 * 10}:retried", retried)
+        r.hincrby(keys.throughput_minute(second // 60 * 60), str(second), sent + gone)
+    login(app, client, "ops")
+    d = client.get("/ops/summary.json").get_json()
+    (row,) = d["campaigns"]["in_flight"]
+    assert row["rate"] == d["throughput"]["rate"] == round(183 / 60, 1)
+    assert row["rate_window"] == d["throughput"]["rate_window"] == 60
+    # The whole-send average is a separate, named figure: 930 finished since the first send.
+    assert row["average_rate"] == round(930 / (now - first), 1) or abs(row["average_rate"] - 930 / 300) < 0.2
+    html = client.get("/ops/?lang=en").get_data(as_text=True)
+    assert "Rate (last 60 s)" in html and "messages/s, average of the last 60 s" in html
+
+
+def test_a_rate_limiting_push_service_raises_a_banner_naming_it_and_until_when(
+    app, client, context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    now = time.time()
+    until = now + 90
+    r.hset(
+        keys.push_holds,
+        mapping={"fcm": f"{until!r}|429|90.0|{now!r}", "mozilla": f"{now - 5!r}|429|5|{now - 10!r}"},
+    )
+    minute = int(now // 60) * 60
+    r.hset(keys.status_minute(minute), mapping={"fcm:201": 50, "fcm:429": 40})
+    login(app, client, "ops")
+    alerts = client.get("/ops/summary.json?lang=en").get_json()["push"]["alerts"]
+    # One banner for FCM (its 429 spike is the hold's banner); Mozilla's hold has ended and is dropped.
+    assert [(a["kind"], a["service"]) for a in alerts] == [("hold", "fcm")]
+    hold = alerts[0]
+    assert hold["until"] == until and hold["status"] == 429 and hold["seconds"] == 90.0
+    wib = time.strftime("%H:%M:%S", time.gmtime(until + 7 * 3600))
+    assert hold["message"].startswith(
+        "FCM (Google: Chrome, Edge, Samsung Internet) is rate-limiting us (HTTP 429)"
+    )
+    assert f"until {wib} WIB" in hold["message"] and "90 s" in hold["message"]
+    assert r.hkeys(keys.push_holds) == ["fcm"]
+    indonesian = client.get("/ops/summary.json?lang=id").get_json()["push"]["alerts"][0]["message"]
+    assert "membatasi laju" in indonesian and f"sampai {wib} WIB" in indonesian
+
+
+def test_status_zero_is_named_held_back_or_no_answer(app, client, context: Context) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    r.hset(keys.outcomes_total, mapping={"fcm:sent": 30, "fcm:deferred": 12, "fcm:retry": 5})
+    r.hset(keys.statuses_total, mapping={"fcm:201": 30, "fcm:0": 17, "fcm:429": 3})
+    login(app, client, "ops")
+    (fcm,) = client.get("/ops/summary.json?lang=en").get_json()["push"]["services"]
+    assert fcm["id"] == "fcm" and fcm["name"].startswith("FCM")
+    assert fcm["statuses"] == [
+        {"code": "0", "label": "held back", "count": 12},
+        {"code": "0", "label": "no answer", "count": 5},
+        {"code": "201", "label": "accepted", "count": 30},
+        {"code": "429", "label": "too many requests", "count": 3},
+    ]
+    (fcm,) = client.get("/ops/summary.json?lang=id").get_json()["push"]["services"]
+    assert [s["label"] for s in fcm["statuses"]][:2] == ["ditahan", "tanpa jawaban"]
+
+
+def test_the_page_speaks_one_language_with_a_heading(app, client) -> None:  # type: ignore[no-untyped-def]
+    login(app, client, "ops")
+    indonesian = client.get("/ops/?lang=id").get_data(as_text=True)
+    assert '<html lang="id">' in indonesian and "<h1>Dasbor ops</h1>" in indonesian
+    assert "Antrean" in indonesian and "Queues" not in indonesian and 'data-zone="Asia/Jakarta"' in indonesian
+    assert "2 menit terakhir (WIB)" in indonesian
+    english = client.get("/ops/?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in english and "<h1>Ops dashboard</h1>" in english and "Antrean" not in english
+    # Every table scrolls inside its own labelled box (phones), and every section has a heading.
+    assert english.count('class="ops-scroll" role="region" tabindex="0"') == english.count("<table")
+    assert english.count('<section id="') == english.count("<h2 id=")
 
 
 def test_actions_need_csrf_and_unknown_jobs_answer_404(app, client) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +208,7 @@ def test_actions_need_csrf_and_unknown_jobs_answer_404(app, client) -> None:  # 
         "/ops/failed/nope/requeue", headers={"X-CSRF-Token": token, "Accept": "application/json"}
     )
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
-    page = client.post("/ops/failed/nope/delete", data={"csrf_token": token})
+    page = client.post("/ops/failed/nope/delete?lang=en", data={"csrf_token": token})
     assert page.status_code == 404 and "not in a failed-job registry" in page.get_data(as_text=True)
     done = client.post("/ops/failed/requeue-all", data={"csrf_token": token})
     assert done.status_code == 303 and done.headers["Location"].endswith("/ops/#failed")
