@@ -12,39 +12,63 @@ from notifier.endpoints import EndpointPolicy
 from notifier.keys import Keys
 from notifier.redis_conn import connect
 from notifier.settings import Settings
+from notifier.sites import Site, Sites, load_sites
 from notifier.subscriptions import SubscriptionStore
-from notifier.topics import Topic, load_topics
-from notifier.vapid import VapidKey, load_vapid_key
+from notifier.topics import Topic
+from notifier.vapid import VapidKey, load_site_keys, load_vapid_key
 
 
 @dataclass
 class Context:
-    """Settings plus the Redis client, key names, VAPID key, endpoint policy and topics."""
+    """Settings plus the Redis client, key names, sites, VAPID keys, endpoint policy and topics.
+
+    ``vapid`` is the deployment's key (the one of every site without its own); ``topics`` are the
+    default site's (a single-site deployment's only ones).
+    """
 
     settings: Settings
     redis: redis.Redis
     vapid: VapidKey
+    sites: Sites = field(default=None)  # type: ignore[assignment]
     keys: Keys = field(init=False)
     policy: EndpointPolicy = field(init=False)
-    topics: tuple[Topic, ...] = field(init=False)
+    site_keys: dict[str, VapidKey] = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.redis_prefix)
         self.policy = EndpointPolicy(self.settings.push_hosts)
-        self.topics = load_topics(self.settings.topics_file)
+        if self.sites is None:
+            self.sites = load_sites(self.settings)
+        self.site_keys = load_site_keys(self.sites, self.vapid)
 
     @classmethod
     def build(
         cls, settings: Settings, *, client: redis.Redis | None = None, generate_key: bool = False
     ) -> Context:
-        """Load the VAPID key (failing now if it is unusable) and connect to Redis."""
+        """Load the sites and VAPID keys (failing now if they are unusable) and connect to Redis."""
         vapid = load_vapid_key(settings, generate=generate_key)
-        return cls(settings, client if client is not None else connect(settings.effective_redis_url), vapid)
+        sites = load_sites(settings)
+        return cls(
+            settings, client if client is not None else connect(settings.effective_redis_url), vapid, sites
+        )
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        """The default site's topics."""
+        return self.sites.default.topics
+
+    def site(self, site_id: str | None = None) -> Site:
+        """A site by id (the default one for None); NotFound for an unknown id."""
+        return self.sites.get(site_id)
+
+    def vapid_for(self, site_id: str | None = None) -> VapidKey:
+        """The VAPID key a site's readers subscribe with and its pushes are signed with."""
+        return self.site_keys.get(site_id or self.sites.default_id, self.vapid)
 
     @cached_property
     def subscriptions(self) -> SubscriptionStore:
-        """The subscription store."""
-        return SubscriptionStore(self.redis, self.keys)
+        """The subscription store (writes naming no site go to the default site)."""
+        return SubscriptionStore(self.redis, self.keys, self.sites.default_id)
 
     @cached_property
     def raw_redis(self) -> redis.Redis:
@@ -68,5 +92,5 @@ class Context:
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:
-        """Slugs of the configured topics."""
+        """Slugs of the default site's topics."""
         return tuple(t.slug for t in self.topics)

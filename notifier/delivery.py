@@ -57,6 +57,9 @@ from notifier.campaigns import (
     message_payload,
     receipt_token,
 )
+from notifier.campaigns import (
+    FAILED as CAMPAIGN_FAILED,
+)
 from notifier.context import Context
 from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status
 from notifier.subscriptions import Subscription
@@ -140,12 +143,14 @@ class Delivery:
     # -- planning -------------------------------------------------------------------------
 
     def quiet_until(self, campaign: Campaign, now: float | None = None) -> float | None:
-        """When a non-breaking campaign falls in quiet hours, the time they end; else None."""
-        hours = self.settings.quiet_hours
+        """When a non-breaking campaign falls in its site's quiet hours, the time they end; else None."""
+        site = self.c.sites.find(campaign.site)
+        hours = site.quiet(self.settings) if site else self.settings.quiet_hours
         if campaign.breaking or hours is None:
             return None
         now = time.time() if now is None else now
-        local = datetime.fromtimestamp(now, ZoneInfo(self.settings.timezone))
+        zone = site.zone(self.settings) if site else self.settings.timezone
+        local = datetime.fromtimestamp(now, ZoneInfo(zone))
         start, end = hours
         inside = start <= local.hour < end if start < end else (local.hour >= start or local.hour < end)
         if not inside:
@@ -167,6 +172,11 @@ class Delivery:
         """
         campaigns = self.campaigns
         campaign = campaigns.get(cid)
+        if self.c.sites.find(campaign.site) is None and campaign.state in (SCHEDULED, PLANNING):
+            # Its readers subscribed with that site's key: nothing else may sign for them.
+            reason = f"site {campaign.site!r} is not configured any more"
+            campaigns.transition(cid, CAMPAIGN_FAILED, reason=reason)
+            return 0
         if campaign.state == SCHEDULED:
             if not campaigns.start_planning(cid):
                 return 0
@@ -178,7 +188,7 @@ class Delivery:
         audience = self.keys.campaign_audience(cid)
         store = self.c.subscriptions
         if not progress.snapped or not self.r.exists(audience):
-            store.snapshot_audience(campaign.topics, audience)
+            store.snapshot_audience(campaign.topics, audience, site=campaign.site)
             self.r.expire(audience, 7 * 86400)
             campaigns.audience_snapshotted(cid)
             resume_from = 0
@@ -406,6 +416,9 @@ class Delivery:
         by_sid: dict[str, Subscription] = {}
         quarantine_after = self.settings.quarantine_days * 86400
         capped = self._capped(campaign, subs, now)
+        vapid = self.c.vapid_for(campaign.site)
+        if vapid is self.c.vapid:
+            vapid = None  # the sender's own key: its default
         prefix = campaign.payload_prefix()
         receipt_key = self.c.receipt_key
         ts = int(now)
@@ -434,6 +447,7 @@ class Delivery:
                     ttl,
                     urgency,
                     topic,
+                    vapid,
                 )
             )
         result.counts["skipped"] += len(quarantined) + n_capped
@@ -542,9 +556,13 @@ class Delivery:
         subs = self.c.subscriptions.load_many(sids)
         return subs, len(sids) - len(subs)
 
+    def _freq_cap(self, campaign: Campaign) -> int:
+        site = self.c.sites.find(campaign.site)
+        return site.freq_cap(self.settings) if site else self.settings.freq_cap_per_hour
+
     def _capped(self, campaign: Campaign, subs: list[Subscription], now: float) -> set[str]:
-        """Subscribers who already got ``freq_cap_per_hour`` non-breaking pushes in the last hour."""
-        cap = self.settings.freq_cap_per_hour
+        """Subscribers who already got their site's cap of non-breaking pushes in the last hour."""
+        cap = self._freq_cap(campaign)
         if campaign.breaking or cap <= 0 or not subs:
             return set()
         pipe = self.r.pipeline(transaction=False)
@@ -611,7 +629,7 @@ class Delivery:
         latency_sum = 0.0
         sent_n = 0
         first_at, last_at = float("inf"), 0.0
-        track_freq = not campaign.breaking and self.settings.freq_cap_per_hour > 0
+        track_freq = not campaign.breaking and self._freq_cap(campaign) > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         holds: dict[str, tuple[float, int, float]] = {}  # service -> (until, status, seconds)
         for outcome in outcomes:
@@ -663,8 +681,10 @@ class Delivery:
         latency = {_BUCKET_NAMES[i]: n for i, n in enumerate(in_bucket) if n}
         store.quarantine(quarantined, pipe)
         counts = {k: v for k, v in result.counts.items() if v}
+        site_outcomes = keys.site_outcomes(campaign.site)
         for name, n in services.items():
             pipe.hincrby(keys.outcomes_total, name, n)
+            pipe.hincrby(site_outcomes, name, n)
         for name, n in statuses.items():
             pipe.hincrby(keys.statuses_total, name, n)
             pipe.hincrby(keys.status_minute(minute), name, n)

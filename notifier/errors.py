@@ -7,7 +7,8 @@
     ├── ValidationError             bad input from a reader, editor, CMS or CLI (→ 400)
     │   ├── PayloadTooLarge         the encrypted record would not fit 4096 bytes
     │   └── UnsafeEndpoint          endpoint aimed at a private/loopback/unknown host
-    ├── NotFound                    no such subscription / campaign / user (→ 404)
+    ├── NotFound                    no such subscription / campaign / user / site (→ 404)
+    ├── Forbidden                   known, but not for this origin or account (→ 403)
     ├── Conflict                    state does not allow it (cancel a finished campaign) (→ 409)
     └── AuthError                   bad credentials, token or signature (→ 401)
         └── LoginLocked             too many failed logins (notifier.users)
@@ -66,6 +67,12 @@ class NotFound(NotifierError):
     """The object asked for does not exist."""
 
     code = "not_found"
+
+
+class Forbidden(NotifierError):
+    """The caller is known but may not do this: an origin no site declares, an editor of another site."""
+
+    code = "forbidden"
 
 
 class Conflict(NotifierError):

@@ -7,16 +7,20 @@ Data model (docs/design-notes.md tells why it is laid out so):
   grown by linear hashing (``subs:ixmeta``); ``subs:seq`` ids handed out.
 - ``subs:live``, ``subs:t:{slug}``, ``subs:q`` bitmaps by id: everyone, each
   topic, quarantined. ``subs:fails`` / ``subs:fail1`` hashes: current failure runs.
-  ``subs:daily:{added|removed}`` hashes day → count.
+  ``subs:daily:{added|removed}`` hashes day → count (``…:{site}``: one site's).
+- ``subs:site:{site}`` bitmap by id: the subscriptions of one site (each id is in exactly one);
+  a site's audience is its topics' union ANDed with it. ``sites`` set of the site ids that hold
+  subscriptions; ``sites:migrated`` the site that adopted the data of before sites.
 - ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps
   (written only by :mod:`notifier.campaigns`).
-- ``campaigns`` sorted set of cids by creation time.
+- ``campaigns`` sorted set of cids by creation time; ``campaigns:site:{site}`` one site's.
 - ``campaign:{cid}:batches:done`` set of finished batch ids, ``…:done:reserved`` the
   batch ids that hold a unit of ``pending`` (each reserved and given back once).
 - ``campaign:{cid}:audience`` bitmap snapshot of the audience while planning;
   ``campaign:{cid}:held`` list of ids a paused campaign has not sent yet.
 - ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
-- ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts.
+- ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts;
+  ``metrics:site:{site}:outcomes`` one site's outcomes.
 - ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when.
 - ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
   unless its heartbeat renews it; only the holder may record the batch's outcome.
@@ -45,6 +49,9 @@ SUBS_QUARANTINED = "subs:q"
 SUBS_FAILURES = "subs:fails"
 SUBS_FIRST_FAILURE = "subs:fail1"
 SUBS_DAILY = "subs:daily:"
+SUBS_SITE = "subs:site:"
+SITES = "sites"
+SITES_MIGRATED = "sites:migrated"
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,24 @@ class Keys:
     def subs_topic(self, slug: str) -> str:
         """Bitmap of subscription ids following one topic."""
         return f"{self.prefix}{SUBS_TOPIC}{slug}"
+
+    def subs_site(self, site: str) -> str:
+        """Bitmap of the subscription ids of one site."""
+        return f"{self.prefix}{SUBS_SITE}{site}"
+
+    @property
+    def sites(self) -> str:
+        """Set of the site ids that hold subscriptions (the scripts clear a moved id in each)."""
+        return f"{self.prefix}{SITES}"
+
+    @property
+    def sites_migrated(self) -> str:
+        """String: the site that adopted the subscriptions and campaigns stored before sites existed."""
+        return f"{self.prefix}{SITES_MIGRATED}"
+
+    def subs_daily_site(self, kind: str, site: str) -> str:
+        """Hash day → count of one site's subscriptions ``added`` or ``removed``."""
+        return f"{self.prefix}{SUBS_DAILY}{kind}:{site}"
 
     @property
     def subs_quarantined(self) -> str:
@@ -139,6 +164,10 @@ class Keys:
     def campaigns(self) -> str:
         """Sorted set of campaign ids by creation time."""
         return f"{self.prefix}campaigns"
+
+    def campaigns_of_site(self, site: str) -> str:
+        """Sorted set of one site's campaign ids by creation time."""
+        return f"{self.prefix}campaigns:site:{site}"
 
     def campaign_batches_done(self, cid: str) -> str:
         """Set of batch ids a campaign has finished (each gave its unit of ``pending`` back)."""
@@ -246,6 +275,10 @@ class Keys:
 
     # -- metrics and ops -------------------------------------------------------------------------
 
+    def site_outcomes(self, site: str) -> str:
+        """Hash service:outcome → count since the start, of one site's campaigns (/metrics ``site`` label)."""
+        return f"{self.prefix}metrics:site:{site}:outcomes"
+
     @property
     def outcomes_total(self) -> str:
         """Hash service:outcome → count since the start (all campaigns)."""
@@ -320,4 +353,8 @@ local function subs_quarantined_key(p) return p .. {_lua(SUBS_QUARANTINED)} end
 local function subs_failures_key(p) return p .. {_lua(SUBS_FAILURES)} end
 local function subs_first_failure_key(p) return p .. {_lua(SUBS_FIRST_FAILURE)} end
 local function subs_daily_key(p, kind) return p .. {_lua(SUBS_DAILY)} .. kind end
+local function subs_daily_site_key(p, kind, site) return p .. {_lua(SUBS_DAILY)} .. kind .. ':' .. site end
+local function subs_site_key(p, site) return p .. {_lua(SUBS_SITE)} .. site end
+local function sites_key(p) return p .. {_lua(SITES)} end
+local function sites_migrated_key(p) return p .. {_lua(SITES_MIGRATED)} end
 """

@@ -43,13 +43,16 @@ def _rate(value: str) -> str:
     return value.strip()
 
 
-def _quiet_hours(value: str) -> tuple[int, int] | None:
+def parse_quiet_hours(value: str) -> tuple[int, int] | None:
     """Parse ``22-6`` (local hours, end exclusive) or an empty string for none."""
     value = value.strip()
     if not value:
         return None
     start, _, end = value.partition("-")
-    hours = (int(start), int(end))
+    try:
+        hours = (int(start), int(end))
+    except ValueError:
+        raise ValueError(f"quiet hours must be two hours 0-23 like 22-6, got {value!r}") from None
     if not all(0 <= h <= 23 for h in hours) or hours[0] == hours[1]:
         raise ValueError(f"quiet hours must be two different hours 0-23 like 22-6, got {value!r}")
     return hours
@@ -101,6 +104,7 @@ class Settings:
     worker_ttl: int = 60
     redis_failover_wait: float = 30.0
     topics_file: Path | None = None
+    sites_file: Path | None = None
 
     @property
     def production(self) -> bool:
@@ -161,7 +165,7 @@ class Settings:
         read("NOTIFIER_REJECT_PAUSE_RATIO", "reject_pause_ratio", float)
         read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
         read("NOTIFIER_FREQ_CAP_PER_HOUR", "freq_cap_per_hour", int)
-        read("NOTIFIER_QUIET_HOURS", "quiet_hours", _quiet_hours)
+        read("NOTIFIER_QUIET_HOURS", "quiet_hours", parse_quiet_hours)
         read("NOTIFIER_FEED_POLL_SECONDS", "feed_poll_seconds", int)
         read("NOTIFIER_FEED_BURST", "feed_burst", int)
         read("NOTIFIER_FEED_TIMEOUT", "feed_timeout", float)
@@ -175,6 +179,7 @@ class Settings:
         read("NOTIFIER_WORKER_TTL", "worker_ttl", int)
         read("NOTIFIER_REDIS_FAILOVER_WAIT", "redis_failover_wait", float)
         read("NOTIFIER_TOPICS_FILE", "topics_file", Path)
+        read("NOTIFIER_SITES_FILE", "sites_file", Path)
         if errors:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         values.update(overrides)

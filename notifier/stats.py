@@ -97,6 +97,18 @@ def _split_pairs(data: dict[str, str]) -> dict[str, dict[str, int]]:
     return out
 
 
+def outcomes_by_site(
+    r: redis.Redis, keys: Keys, sites: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """All-time outcomes by push service (``sent``, ``gone``, ...) of each site's campaigns."""
+    pipe = r.pipeline(transaction=False)
+    for site in sites:
+        pipe.hgetall(keys.site_outcomes(site))
+    return (
+        {site: _split_pairs(data) for site, data in zip(sites, pipe.execute(), strict=True)} if sites else {}
+    )
+
+
 def outcomes(r: redis.Redis, keys: Keys) -> dict[str, dict[str, dict[str, int]]]:
     """All-time outcomes by push service (``sent``, ``gone``, ...) and HTTP status by push service."""
     pipe = r.pipeline(transaction=False)
@@ -241,20 +253,32 @@ def subscribers(
     now: float | None = None,
     sample: int = DEFAULT_SAMPLE,
     days: int = 30,
+    site: str | None = None,
 ) -> dict[str, Any]:
-    """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day."""
+    """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day.
+
+    Of every site, or of ``site`` only (its bitmap ANDed into each figure).
+    """
     now = time.time() if now is None else now
-    pipe = r.pipeline(transaction=False)
-    pipe.bitcount(keys.subs_live)
-    pipe.bitcount(keys.subs_quarantined)
-    for slug in topics:
-        pipe.bitcount(keys.subs_topic(slug))
-    pipe.hgetall(keys.subs_daily("added"))
-    pipe.hgetall(keys.subs_daily("removed"))
-    results = pipe.execute()
-    total, quarantined = int(results[0]), int(results[1])
-    by_topic = {slug: int(n) for slug, n in zip(topics, results[2 : 2 + len(topics)], strict=True)}
-    added, removed = results[-2], results[-1]
+    store = SubscriptionStore(r, keys)
+    if site is None:
+        pipe = r.pipeline(transaction=False)
+        pipe.bitcount(keys.subs_live)
+        pipe.bitcount(keys.subs_quarantined)
+        for slug in topics:
+            pipe.bitcount(keys.subs_topic(slug))
+        pipe.hgetall(keys.subs_daily("added"))
+        pipe.hgetall(keys.subs_daily("removed"))
+        results = pipe.execute()
+        total, quarantined = int(results[0]), int(results[1])
+        by_topic = {slug: int(n) for slug, n in zip(topics, results[2 : 2 + len(topics)], strict=True)}
+        added, removed = results[-2], results[-1]
+    else:
+        total = store.count(site=site)
+        quarantined = store.quarantined_count(site=site)
+        by_topic = {slug: store.count(slug, site=site) for slug in topics}
+        added = r.hgetall(keys.subs_daily_site("added", site))
+        removed = r.hgetall(keys.subs_daily_site("removed", site))
     day_list = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * i)) for i in range(days - 1, -1, -1)]
     daily = [{"day": d, "added": int(added.get(d, 0)), "removed": int(removed.get(d, 0))} for d in day_list]
 
@@ -262,13 +286,14 @@ def subscribers(
     langs: Counter[str] = Counter()
     stale = 0
     read = 0
-    for sub in SubscriptionStore(r, keys).sample(sample):
+    for sub in store.sample(sample, site=site):
         read += 1
         browsers[sub.browser] += 1
         langs[sub.lang] += 1
         if sub.seen and now - sub.seen > STALE_SECONDS:
             stale += 1
     return {
+        "site": site,
         "total": total,
         "quarantined": quarantined,
         "by_topic": by_topic,
@@ -295,8 +320,11 @@ def window_rate(timeline: dict[str, str], end: int) -> float:
     return round(total / RATE_WINDOW, 1)
 
 
-def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None) -> list[dict[str, Any]]:
-    """Campaigns planning, sending or paused: progress, send rate, messages waiting to be retried.
+def campaigns_in_flight(
+    r: redis.Redis, keys: Keys, *, now: float | None = None, sites: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Campaigns planning, sending or paused (of ``sites``, else of every site): progress, send rate,
+    messages waiting to be retried.
 
     ``rate`` is messages finished per second over the last :data:`RATE_WINDOW` seconds (the same
     window and the same count as :func:`throughput`'s ``rate``); ``average_rate`` is over the whole
@@ -304,7 +332,7 @@ def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None)
     """
     now = time.time() if now is None else now
     end = rate_window_end(now)
-    active = CampaignStore(r, keys).active()
+    active = CampaignStore(r, keys).active(sites=sites)
     pipe = r.pipeline(transaction=False)
     for c in active:
         pipe.hgetall(keys.campaign_timeline(c.cid))
@@ -318,6 +346,7 @@ def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None)
         rows.append(
             {
                 "id": c.cid,
+                "site": c.site,
                 "title": c.title,
                 "state": c.state,
                 "reason": c.reason,
@@ -336,14 +365,17 @@ def campaigns_in_flight(r: redis.Redis, keys: Keys, *, now: float | None = None)
     return rows
 
 
-def recent_campaigns(r: redis.Redis, keys: Keys, limit: int = 10) -> list[dict[str, Any]]:
-    """The latest campaigns with their start-to-last-send latency (seconds)."""
+def recent_campaigns(
+    r: redis.Redis, keys: Keys, limit: int = 10, *, sites: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The latest campaigns (of ``sites``, else of all) with their start-to-last-send latency (seconds)."""
     rows: list[dict[str, Any]] = []
-    for c in CampaignStore(r, keys).list(0, limit):
+    for c in CampaignStore(r, keys).list(0, limit, sites=sites):
         started = c.started or c.created
         rows.append(
             {
                 "id": c.cid,
+                "site": c.site,
                 "title": c.title,
                 "state": c.state,
                 "total": c.counters["total"],
@@ -355,9 +387,11 @@ def recent_campaigns(r: redis.Redis, keys: Keys, limit: int = 10) -> list[dict[s
     return rows
 
 
-def campaigns_by_state(r: redis.Redis, keys: Keys, limit: int = CAMPAIGN_STATE_LIMIT) -> dict[str, int]:
-    """How many of the ``limit`` most recent campaigns are in each state."""
-    return CampaignStore(r, keys).count_by_state(limit)
+def campaigns_by_state(
+    r: redis.Redis, keys: Keys, limit: int = CAMPAIGN_STATE_LIMIT, *, site: str | None = None
+) -> dict[str, int]:
+    """How many of the ``limit`` most recent campaigns (of ``site``, else of all) are in each state."""
+    return CampaignStore(r, keys).count_by_state(limit, site=site)
 
 
 def seen_workers(r: redis.Redis, keys: Keys, *, since: float = 0.0) -> list[dict[str, Any]]:

@@ -32,18 +32,32 @@ DEFAULT_TOPICS: tuple[Topic, ...] = (
 )
 
 
+def parse_topics(raw: object, *, source: str) -> tuple[Topic, ...]:
+    """Topics from a decoded JSON list ``[{"slug", "id", "en"}, ...]``; ConfigError naming ``source``."""
+    try:
+        if not isinstance(raw, list):
+            raise TypeError("not a list")
+        topics = tuple(Topic(str(t["slug"]), str(t["id"]), str(t["en"])) for t in raw)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"{source} is not a list of {{slug, id, en}}: {exc}") from exc
+    if not topics:
+        raise ConfigError(f"{source} defines no topics")
+    seen: set[str] = set()
+    for topic in topics:
+        if not topic.slug.replace("-", "").isalnum() or not topic.slug.isascii() or len(topic.slug) > 32:
+            raise ConfigError(f"topic slug {topic.slug!r} must be letters, digits and dashes (32 at most)")
+        if topic.slug in seen:
+            raise ConfigError(f"{source} declares topic {topic.slug!r} twice")
+        seen.add(topic.slug)
+    return topics
+
+
 def load_topics(path: Path | None) -> tuple[Topic, ...]:
     """Topics from a JSON file ``[{"slug", "id", "en"}, ...]``, or the defaults."""
     if path is None:
         return DEFAULT_TOPICS
     try:
         raw = json.loads(path.read_text())
-        topics = tuple(Topic(str(t["slug"]), str(t["id"]), str(t["en"])) for t in raw)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"NOTIFIER_TOPICS_FILE {path} is not a list of {{slug, id, en}}: {exc}") from exc
-    if not topics:
-        raise ConfigError(f"NOTIFIER_TOPICS_FILE {path} defines no topics")
-    for topic in topics:
-        if not topic.slug.replace("-", "").isalnum() or len(topic.slug) > 32:
-            raise ConfigError(f"topic slug {topic.slug!r} must be letters, digits and dashes (32 at most)")
-    return topics
+    return parse_topics(raw, source=f"NOTIFIER_TOPICS_FILE {path}")

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from notifier.crypto import b64url_decode, b64url_encode
 from notifier.errors import ConfigError
 from notifier.settings import Settings
+from notifier.sites import Sites
 
 #: A JWT is valid for 12 hours (RFC 8292 allows at most 24 h) ...
 JWT_LIFETIME = 12 * 3600
@@ -140,3 +141,23 @@ def load_vapid_key(settings: Settings, *, generate: bool = False) -> VapidKey:
     except OSError as exc:
         raise ConfigError(f"cannot read the VAPID key file {path}: {exc}") from exc
     return VapidKey(parse_private_key(text, source=str(path)), settings.vapid_subject)
+
+
+def load_site_keys(sites: Sites, deployment: VapidKey) -> dict[str, VapidKey]:
+    """Each site's VAPID key: its own key file, or the deployment's key. ConfigError for a bad file."""
+    keys: dict[str, VapidKey] = {}
+    loaded: dict[str, VapidKey] = {}
+    for site in sites:
+        if site.vapid_key_file is None:
+            keys[site.id] = deployment
+            continue
+        path = str(site.vapid_key_file.resolve())
+        if path not in loaded:
+            try:
+                text = site.vapid_key_file.read_text()
+            except OSError as exc:
+                raise ConfigError(f"site {site.id!r}: cannot read its VAPID key file {path}: {exc}") from exc
+            key = parse_private_key(text, source=f"site {site.id!r} key file {path}")
+            loaded[path] = VapidKey(key, deployment.subject)
+        keys[site.id] = loaded[path]
+    return keys

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from notifier_cli import bench, campaigns, credentials, data, feeds, processes, status, users
+from notifier_cli import bench, campaigns, credentials, data, feeds, processes, sites, status, users
 
 
 @click.group()
@@ -31,6 +31,7 @@ for command in (
     processes.up,  # the whole stack for a newcomer
     status.status,  # status [--watch] (queues, workers, campaigns, subscribers)
     feeds.feeds,  # feeds add|list|remove|poll
+    sites.sites,  # sites list|show|add|remove|check
     bench.bench,  # the end-to-end fan-out benchmark (from a checkout)
     users.users,  # users create|list|disable|enable|password
     data.export_command,  # export [--out FILE] (JSON lines)

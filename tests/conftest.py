@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -244,3 +246,58 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+#: Two publications of one media group, for tests of several sites in one deployment: ``kabar`` (the
+#: default, Indonesian, the deployment's key and topics) and ``warta`` (English, its own key and topics).
+TWO_SITES: dict[str, Any] = {
+    "default": "kabar",
+    "sites": [
+        {
+            "id": "kabar",
+            "name": "Kabar Kini",
+            "origins": ["https://www.kabarkini.example", "https://m.kabarkini.example"],
+            "lang": "id",
+        },
+        {
+            "id": "warta",
+            "name": "Warta Timur",
+            "origins": ["https://warta.example"],
+            "lang": "en",
+            "vapid_key_file": "warta-vapid.pem",
+            "topics": [
+                {"slug": "nasional", "id": "Nasional", "en": "National"},
+                {"slug": "ekonomi", "id": "Ekonomi", "en": "Business"},
+                {"slug": "sepakbola", "id": "Sepak bola", "en": "Football"},
+            ],
+            "freq_cap_per_hour": 0,
+        },
+    ],
+}
+
+
+def write_sites(directory: Path, document: dict[str, Any]) -> Path:
+    """Write a sites file (and a fresh VAPID key for each site naming a key file) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in document["sites"]:
+        name = entry.get("vapid_key_file")
+        if name and not (directory / name).exists():
+            write_private_key(directory / name, generate_private_key())
+    path = directory / "sites.json"
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+@pytest.fixture
+def sites_env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The test environment with the two sites of :data:`TWO_SITES` declared."""
+    path = write_sites(tmp_path / "sites", TWO_SITES)
+    return {**settings_env, "NOTIFIER_SITES_FILE": str(path)}
+
+
+@pytest.fixture
+def sites_context(sites_env: dict[str, str], r: redis.Redis) -> Iterator[Context]:
+    """A context of a deployment serving the two sites of :data:`TWO_SITES`."""
+    ctx = Context.build(Settings.from_env(sites_env), client=r)
+    yield ctx
+    ctx.close()

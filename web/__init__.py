@@ -9,7 +9,7 @@ from flask import Flask
 
 from notifier.context import Context
 from notifier.settings import Settings
-from web import api, cms, editor, i18n, openapi, ops, public, security
+from web import api, cms, editor, i18n, openapi, ops, public, security, sites
 from web import context as web_context
 from web import logging as request_logging
 from web.auth import CookieSessions
@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
 
     request_logging.init_request_logging(app, json_lines=settings.log_json)  # first: it times everything
     i18n.init_app(app)  # gettext catalogs (compiled when stale) and the request's language
+    sites.init_app(app)  # which site a request is for; CORS for the sites' origins
     app.register_blueprint(public.bp)  # reader pages, /sw.js
     app.register_blueprint(api.bp)  # /api/v1
     app.register_blueprint(cms.bp)  # CMS webhook: POST /api/v1/articles

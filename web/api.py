@@ -12,6 +12,7 @@ from notifier.tokens import TokenStore
 from web.auth import link_own_subscription
 from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
+from web.sites import request_site
 from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -49,24 +50,29 @@ def _too_large(_exc: Exception) -> Response:
 
 @bp.get("/vapid-public-key")
 def vapid_public_key() -> Response:
-    """The site's VAPID public key, for ``pushManager.subscribe``."""
-    return jsonify({"publicKey": ctx().vapid.public_key_b64})
+    """The VAPID public key of the request's site (the default site's unless it names or comes from one)."""
+    return jsonify({"publicKey": ctx().vapid_for(request_site().id).public_key_b64})
 
 
 @bp.get("/topics")
 def topics() -> Response:
-    """The configured topics with their names in both languages."""
-    return jsonify({"topics": [{"slug": t.slug, "id": t.name_id, "en": t.name_en} for t in ctx().topics]})
+    """The request's site's topics with their names in both languages."""
+    site = request_site()
+    return jsonify({"topics": [{"slug": t.slug, "id": t.name_id, "en": t.name_en} for t in site.topics]})
 
 
 @bp.post("/subscriptions")
 def subscribe() -> Response:
-    """Store (or update) the browser's subscription: 201 when new, 200 when known."""
+    """Store (or update) the browser's subscription under the request's site: 201 when new, 200 when known."""
     c = ctx()
+    site = request_site()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
-    sub = validate_subscription(data, policy=c.policy, topics=c.topics)
+    sub = validate_subscription(data, policy=c.policy, topics=site.topics, default_lang=site.lang)
     sid, created = c.subscriptions.upsert(
-        sub, browser=detect_browser(request.headers.get("User-Agent", "")), key_id=c.vapid.key_id
+        sub,
+        site=site.id,
+        browser=detect_browser(request.headers.get("User-Agent", "")),
+        key_id=c.vapid_for(site.id).key_id,
     )
     if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
         link_own_subscription(sid)
@@ -76,10 +82,11 @@ def subscribe() -> Response:
 @bp.get("/subscriptions")
 def subscription_status() -> Response:
     """The stored topics and language of the subscription for ``?endpoint=``."""
+    site = request_site()
     endpoint = request.args.get("endpoint", "")
     if not endpoint:
         return json_error(400, "missing_field", "query parameter 'endpoint' is required")
-    sub = ctx().subscriptions.get_by_endpoint(endpoint)
+    sub = ctx().subscriptions.get_by_endpoint(endpoint, site=site.id)
     return jsonify({"id": sub.sid, "topics": list(sub.topics), "lang": sub.lang})
 
 
@@ -87,23 +94,25 @@ def subscription_status() -> Response:
 def change_topics() -> Response:
     """Change the topics of a stored subscription: ``{"endpoint", "topics"}``."""
     c = ctx()
+    site = request_site()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
     if not isinstance(data, dict) or not isinstance(data.get("endpoint"), str):
         return json_error(400, "missing_field", "the body must be an object with 'endpoint' and 'topics'")
     if "topics" not in data:
         return json_error(400, "missing_field", "missing field 'topics'")
-    chosen = validate_topics(data["topics"], c.topics)
-    sub = c.subscriptions.set_topics(data["endpoint"], chosen)
+    chosen = validate_topics(data["topics"], site.topics)
+    sub = c.subscriptions.set_topics(data["endpoint"], chosen, site=site.id)
     return jsonify({"id": sub.sid, "topics": list(sub.topics), "lang": sub.lang})
 
 
 @bp.delete("/subscriptions")
 def unsubscribe() -> Response | tuple[str, int]:
-    """Forget the subscription for ``{"endpoint"}``: 204 (also when it was not stored)."""
+    """Forget the subscription for ``{"endpoint"}``: 204 (also when none, or another site's, was stored)."""
+    site = request_site()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
     if not isinstance(data, dict) or not isinstance(data.get("endpoint"), str) or not data["endpoint"]:
         return json_error(400, "missing_field", "the body must be an object with a string 'endpoint'")
-    ctx().subscriptions.delete_by_endpoint(data["endpoint"])
+    ctx().subscriptions.delete_by_endpoint(data["endpoint"], site=site.id)
     return "", 204
 
 
@@ -151,6 +160,7 @@ def cancel_campaign(cid: str) -> Response:
 def events() -> tuple[Response, int]:
     """Receipts from the service worker: ``{"type": "shown"|"clicked", "cid", "sid", "rt"}``."""
     c = ctx()
+    request_site()  # a worker on an origin no site declares is refused
     data = read_json_body(EVENT_BODY_LIMIT)
     counted = record_receipt(c.redis, c.keys, c.receipt_key, data)
     return jsonify({"counted": counted}), 202

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from notifier.errors import AuthError, Conflict, NotFound, NotifierError, ValidationError
+from notifier.errors import AuthError, Conflict, Forbidden, NotFound, NotifierError, ValidationError
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -30,6 +30,8 @@ def status_for(exc: NotifierError) -> int:
         return 400
     if isinstance(exc, AuthError):
         return 401
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict):

@@ -12,6 +12,7 @@ request log line. Everything else goes to Flask untouched, with the body it read
 every refusal and every error keeps coming from one place:
 
 - a request carrying any cookie (an editor's browser is linked to their account via the session);
+- a request whose site is refused (an origin no site declares, a site another origin's);
 - a body that is not ``application/json``, has no ``Content-Length``, is too large, malformed
   or invalid;
 - an address over its rate limit (Flask checks again; a refusal counts nothing, so nothing is
@@ -28,17 +29,20 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import redis
 from flask import Flask
 
 from notifier.browsers import detect_browser
 from notifier.context import Context
-from notifier.errors import ValidationError
+from notifier.errors import NotifierError
+from notifier.sites import Site
 from notifier.subscriptions import validate_subscription
 from web.errors import BodyRefused, parse_json_bytes
 from web.logging import LOGGER, STARTED, log_request, request_id_of
 from web.security import EXTENSION, HSTS, SECURITY_HEADERS, RouteLimit
+from web.sites import cors_headers, own_origins, resolve_site
 
 PATH = "/api/v1/subscriptions"
 ENDPOINT = "api.subscribe"
@@ -62,7 +66,6 @@ class SubscribeFastPath:
             ("Content-Type", "application/json"),
             *SECURITY_HEADERS,
             *((("Strict-Transport-Security", HSTS),) if https else ()),
-            ("Vary", "Cookie"),
         ]
         self.logger = logging.getLogger(LOGGER)
 
@@ -78,11 +81,17 @@ class SubscribeFastPath:
         answer = self._try(environ)
         if answer is None:
             return self.inner(environ, start_response)
-        status, body = answer
+        status, body, cors = answer
         request_id = request_id_of(environ)
         start_response(
             status,
-            [*self.headers, ("Content-Length", str(len(body))), ("X-Request-ID", request_id)],
+            [
+                *self.headers,
+                ("Vary", "Origin, Cookie"),
+                *cors,
+                ("Content-Length", str(len(body))),
+                ("X-Request-ID", request_id),
+            ],
         )
         log_request(
             self.logger,
@@ -95,8 +104,23 @@ class SubscribeFastPath:
         )
         return [body]
 
-    def _try(self, environ: dict[str, Any]) -> tuple[str, bytes] | None:
-        """``(status, body)`` of a stored subscription, or None to let Flask answer."""
+    def _site(self, environ: dict[str, Any]) -> Site:
+        """The request's site, as :func:`web.sites.request_site` finds it (NotifierError when refused)."""
+        explicit = None
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            explicit = (parse_qs(query).get("site") or [None])[0] or None
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        host_url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}/"
+        return resolve_site(
+            self.context.sites,
+            origin=environ.get("HTTP_ORIGIN"),
+            explicit=explicit,
+            own=own_origins(self.context.settings, host_url),
+        )
+
+    def _try(self, environ: dict[str, Any]) -> tuple[str, bytes, list[tuple[str, str]]] | None:
+        """``(status, body, CORS headers)`` of a stored subscription, or None to let Flask answer."""
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         if mimetype != "application/json":
             return None
@@ -110,8 +134,11 @@ class SubscribeFastPath:
         environ["wsgi.input"] = io.BytesIO(raw)  # put back: Flask reads it if this path gives up
         c = self.context
         try:
-            sub = validate_subscription(parse_json_bytes(raw), policy=c.policy, topics=c.topics)
-        except (BodyRefused, ValidationError):
+            site = self._site(environ)
+            sub = validate_subscription(
+                parse_json_bytes(raw), policy=c.policy, topics=site.topics, default_lang=site.lang
+            )
+        except (BodyRefused, NotifierError):
             return None
         if self.limit is not None:
             try:
@@ -121,11 +148,15 @@ class SubscribeFastPath:
                 log.warning("rate limit not checked: Redis failed", exc_info=True)
         try:
             sid, created = c.subscriptions.upsert(
-                sub, browser=detect_browser(environ.get("HTTP_USER_AGENT", "")), key_id=c.vapid.key_id
+                sub,
+                site=site.id,
+                browser=detect_browser(environ.get("HTTP_USER_AGENT", "")),
+                key_id=c.vapid_for(site.id).key_id,
             )
         except redis.RedisError:
             return None
         body = json.dumps(
             {"id": sid, "lang": sub.lang, "topics": list(sub.topics)}, separators=(",", ":"), sort_keys=True
         )
-        return ("201 CREATED" if created else "200 OK"), (body + "\n").encode()
+        cors = cors_headers(c.sites, environ.get("HTTP_ORIGIN"))
+        return ("201 CREATED" if created else "200 OK"), (body + "\n").encode(), cors

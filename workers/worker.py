@@ -27,7 +27,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from notifier.campaigns import DELIVERING, PLAN_UNIT, SCHEDULED
-from notifier.subscriptions import migrate_legacy
+from notifier.upgrade import upgrade
 from workers.inspect import attach_recorder
 from workers.jobs import runtime
 from workers.logging import setup_worker_logging
@@ -212,9 +212,9 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
     setup_worker_logging(runtime().settings.log_json)
     log = logging.getLogger("notifier.worker")
     delay = 1.0
-    moved = migrate_legacy(runtime().c.subscriptions)
-    if moved:
-        log.info("moved %d subscriptions from the first storage layout", moved)
+    upgraded = upgrade(runtime().c)
+    for line in upgraded.lines(runtime().c.sites.default_id):
+        log.info("%s", line)
     if not burst:  # one feed-polling chain across all workers (workers/periodic.py)
         start_feed_polling(runtime().c.raw_redis, runtime().settings)
     try:

@@ -43,7 +43,14 @@ from notifier.campaigns.model import (
     new_campaign_id,
 )
 from notifier.campaigns.payload import campaign_payload_prefix, message_payload, payload_size, receipt_token
-from notifier.campaigns.store import PLAN_UNIT, RECEIPT_KINDS, CampaignStore, PlanProgress, record_receipt
+from notifier.campaigns.store import (
+    PLAN_UNIT,
+    RECEIPT_KINDS,
+    CampaignStore,
+    PlanProgress,
+    migrate_campaign_sites,
+    record_receipt,
+)
 from notifier.campaigns.validation import (
     BIDI_CONTROLS,
     BODY_MAX,
@@ -93,6 +100,7 @@ __all__ = [
     "campaign_payload_prefix",
     "check_url",
     "message_payload",
+    "migrate_campaign_sites",
     "new_campaign_id",
     "parse_time",
     "payload_size",

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from notifier.campaigns.payload import campaign_payload_prefix
+from notifier.sites import DEFAULT_SITE_ID
 
 #: A campaign's TTL when its hash has none (kept equal to :data:`notifier.campaigns.validation.TTL_DEFAULT`).
 DEFAULT_TTL = 24 * 3600
@@ -99,6 +100,8 @@ class Campaign:
     audience: str = ""
     approved_by: str = ""
     counters: dict[str, int] = field(default_factory=dict)
+    #: The site whose readers it goes to (campaigns of before sites were given to the default site).
+    site: str = DEFAULT_SITE_ID
 
     @classmethod
     def from_hash(cls, cid: str, h: Mapping[str, str]) -> Campaign:
@@ -136,6 +139,7 @@ class Campaign:
             audience=h.get("audience", ""),
             approved_by=h.get("approved_by", ""),
             counters={name: int(h.get(name, 0)) for name in COUNTERS},
+            site=h.get("site") or DEFAULT_SITE_ID,
         )
 
     @property

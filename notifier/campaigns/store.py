@@ -36,6 +36,7 @@ from notifier.campaigns.scripts import FINISH, RESERVE, SET_STATE
 from notifier.campaigns.validation import CampaignInput
 from notifier.errors import Conflict, NotFound, ValidationError
 from notifier.keys import Keys
+from notifier.sites import DEFAULT_SITE_ID
 
 #: Days a campaign's timeline and receipt sets are kept.
 FIGURES_DAYS = 90
@@ -59,11 +60,12 @@ Pipe = redis.client.Pipeline
 
 
 class CampaignStore:
-    """Campaigns in Redis."""
+    """Campaigns in Redis. Each belongs to one site (``site`` field, ``campaigns:site:{site}`` index)."""
 
-    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, default_site: str = DEFAULT_SITE_ID) -> None:
         self.r = r
         self.keys = keys
+        self.default_site = default_site
         self._set_state = r.register_script(SET_STATE)
         self._reserve = r.register_script(RESERVE)
         self._finish = r.register_script(FINISH)
@@ -81,6 +83,7 @@ class CampaignStore:
         """Store a campaign, ``scheduled`` or ``draft`` (``audience``: a hand-picked one's label); its id."""
         now = time.time() if now is None else now
         cid = new_campaign_id(now)
+        site = item.site or self.default_site
         if state not in (DRAFT, SCHEDULED):
             raise ValueError(f"a new campaign is draft or scheduled, not {state}")
         mapping: dict[str, Any] = {
@@ -100,6 +103,7 @@ class CampaignStore:
             "created": repr(now),
             "send_at": repr(item.send_at) if item.send_at is not None else "",
             "article_guid": item.article_guid,
+            "site": site,
         }
         if audience:
             mapping["audience"] = audience
@@ -107,6 +111,7 @@ class CampaignStore:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(self.keys.campaign(cid), mapping=mapping)
         pipe.zadd(self.keys.campaigns, {cid: now})
+        pipe.zadd(self.keys.campaigns_of_site(site), {cid: now})
         pipe.execute()
         return cid
 
@@ -126,6 +131,7 @@ class CampaignStore:
             story=c.story,
             source="duplicate",
             created_by=created_by or c.created_by,
+            site=c.site,
         )
         return self.create(item, state=DRAFT)
 
@@ -149,29 +155,53 @@ class CampaignStore:
         """Units of ``pending`` not given back yet (batches and planning still to finish)."""
         return int(self.r.hget(self.keys.campaign(cid), "pending") or 0)
 
-    def list(self, offset: int = 0, limit: int = 50) -> list[Campaign]:
-        """Newest campaigns first."""
-        cids = self.r.zrevrange(self.keys.campaigns, offset, offset + limit - 1)
+    def list(self, offset: int = 0, limit: int = 50, *, sites: Sequence[str] | None = None) -> list[Campaign]:
+        """Newest campaigns first: of every site, or of ``sites`` only."""
+        cids = self._newest(offset, limit, sites)
         pipe = self.r.pipeline(transaction=False)
         for cid in cids:
             pipe.hgetall(self.keys.campaign(cid))
         return [Campaign.from_hash(cid, h) for cid, h in zip(cids, pipe.execute(), strict=True) if h]
 
-    def count(self) -> int:
-        """Number of stored campaigns."""
-        return int(self.r.zcard(self.keys.campaigns))
+    def _newest(self, offset: int, limit: int, sites: Sequence[str] | None) -> list[str]:
+        """Ids of the newest campaigns ``offset`` to ``offset + limit`` (of ``sites``, else of all)."""
+        if sites is None:
+            return list(self.r.zrevrange(self.keys.campaigns, offset, offset + limit - 1))
+        if not sites:
+            return []
+        if len(sites) == 1:
+            return list(self.r.zrevrange(self.keys.campaigns_of_site(sites[0]), offset, offset + limit - 1))
+        # Merge the sites' indexes by creation time: the newest offset+limit of each suffice.
+        merged: list[tuple[float, str]] = []
+        pipe = self.r.pipeline(transaction=False)
+        for site in sites:
+            pipe.zrevrange(self.keys.campaigns_of_site(site), 0, offset + limit - 1, withscores=True)
+        for rows in pipe.execute():
+            merged += [(score, cid) for cid, score in rows]
+        merged.sort(reverse=True)
+        return [cid for _, cid in merged[offset : offset + limit]]
 
-    def active(self) -> list[Campaign]:
-        """Campaigns planning, sending or paused (ops view)."""
-        return [c for c in self.list(0, 200) if c.state in (PLANNING, SENDING, PAUSED)]
+    def count(self, *, sites: Sequence[str] | None = None) -> int:
+        """Number of stored campaigns, of every site or of ``sites``."""
+        if sites is None:
+            return int(self.r.zcard(self.keys.campaigns))
+        pipe = self.r.pipeline(transaction=False)
+        for site in sites:
+            pipe.zcard(self.keys.campaigns_of_site(site))
+        return sum(int(n) for n in pipe.execute()) if sites else 0
 
-    def count_by_state(self, limit: int) -> dict[CampaignState, int]:
-        """How many of the ``limit`` most recent campaigns are in each state (every state, 0 when none)."""
+    def active(self, *, sites: Sequence[str] | None = None) -> list[Campaign]:
+        """Campaigns planning, sending or paused (ops view), of every site or of ``sites``."""
+        return [c for c in self.list(0, 200, sites=sites) if c.state in (PLANNING, SENDING, PAUSED)]
+
+    def count_by_state(self, limit: int, *, site: str | None = None) -> dict[CampaignState, int]:
+        """How many of the ``limit`` most recent campaigns (of ``site``, else of all) are in each state."""
         counts = dict.fromkeys(STATES, 0)
         offset = 0
         page = 1000
+        index = self.keys.campaigns_of_site(site) if site else self.keys.campaigns
         while offset < limit:
-            cids = self.r.zrevrange(self.keys.campaigns, offset, min(offset + page, limit) - 1)
+            cids = self.r.zrevrange(index, offset, min(offset + page, limit) - 1)
             if not cids:
                 break
             pipe = self.r.pipeline(transaction=False)
@@ -405,3 +435,26 @@ def record_receipt(
     pipe.expire(keys.campaign_receipts(cid, kind), FIGURES_DAYS * 86400)
     pipe.execute()
     return True
+
+
+def migrate_campaign_sites(r: redis.Redis, keys: Keys, default_site: str, page: int = 500) -> int:
+    """Give the campaigns stored before sites existed to ``default_site`` (idempotent); returns how many."""
+    moved = 0
+    start = 0
+    while True:
+        cids = r.zrange(keys.campaigns, start, start + page - 1, withscores=True)
+        if not cids:
+            return moved
+        look = r.pipeline(transaction=False)
+        for cid, _ in cids:
+            look.hget(keys.campaign(cid), "site")
+            look.exists(keys.campaign(cid))
+        found = look.execute()
+        write = r.pipeline(transaction=True)
+        for (cid, score), site, exists in zip(cids, found[0::2], found[1::2], strict=True):
+            if not site and exists:
+                write.hset(keys.campaign(cid), "site", default_site)
+                write.zadd(keys.campaigns_of_site(default_site), {cid: score})
+                moved += 1
+        write.execute()
+        start += page

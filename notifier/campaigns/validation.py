@@ -48,6 +48,8 @@ class CampaignInput:
     source: str = "api"
     created_by: str = ""
     article_guid: str = ""
+    #: The site whose readers it goes to ("": the store's default site).
+    site: str = ""
 
 
 def check_url(value: Any, name: str, *, required: bool) -> str:
@@ -116,9 +118,16 @@ def parse_time(value: Any, name: str = "send_at") -> float | None:
 
 
 def validate_campaign(
-    data: Any, *, topics: Sequence[Topic], now: float | None = None, source: str = "api", created_by: str = ""
+    data: Any,
+    *,
+    topics: Sequence[Topic],
+    now: float | None = None,
+    source: str = "api",
+    created_by: str = "",
+    site: str = "",
 ) -> CampaignInput:
-    """Check an alert; raise ValidationError (or PayloadTooLarge naming the size) when it cannot be sent."""
+    """Check an alert for ``site`` (whose ``topics`` these are); raise ValidationError (or PayloadTooLarge
+    naming the size) when it cannot be sent."""
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object")
     title = _text(data, "title", TITLE_MAX, required=True)
@@ -183,4 +192,5 @@ def validate_campaign(
         source=source,
         created_by=created_by,
         article_guid=str(data.get("article_guid") or "")[:200],
+        site=site,
     )

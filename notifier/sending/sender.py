@@ -41,6 +41,8 @@ class Message:
     ttl: int
     urgency: str = "normal"
     topic: str = ""
+    #: The key to sign with (a site's own); None: the sender's.
+    vapid: VapidKey | None = None
 
 
 def origin_of(endpoint: str) -> str:
@@ -122,14 +124,16 @@ class Sender:
             raise UnsafeEndpoint(verdict)
         return origin
 
-    def _authorization(self, origin: str, endpoint: str) -> str:
-        """The VAPID header of an origin, rebuilt at most once a minute (its JWT lives for hours)."""
+    def _authorization(self, origin: str, endpoint: str, vapid: VapidKey | None = None) -> str:
+        """The VAPID header of an origin and key, rebuilt at most once a minute (its JWT lives for hours)."""
         now = time.monotonic()
-        cached = self._auth.get(origin)
+        key = vapid or self.vapid
+        cache = origin if key is self.vapid else f"{origin} {key.key_id}"
+        cached = self._auth.get(cache)
         if cached is not None and cached[1] > now:
             return cached[0]
-        value = self.vapid.authorization(endpoint)
-        self._auth[origin] = (value, now + 60.0)
+        value = key.authorization(endpoint)
+        self._auth[cache] = (value, now + 60.0)
         return value
 
     def _limit(self, origin: str) -> asyncio.Semaphore:
@@ -140,7 +144,7 @@ class Sender:
 
     def _head_fields(self, origin: str, message: Message) -> bytes:
         """The header lines after ``Host`` but Content-Length (cached: they repeat across a batch)."""
-        authorization = self._authorization(origin, message.endpoint)
+        authorization = self._authorization(origin, message.endpoint, message.vapid)
         key = (origin, message.ttl, message.urgency, message.topic)
         cached = self._fields.get(key)
         if cached is not None and cached[0] is authorization:

@@ -21,12 +21,18 @@ Redis holds it all in RAM); see docs/design-notes.md, "Subscriptions in Redis":
   one BITOP OR, exact and a few milliseconds for a million readers.
 - ``subs:fails`` / ``subs:fail1`` hashes hold the failure run of the few
   subscriptions currently failing (count, and the time of the first failure).
+- ``subs:site:{site}`` bitmaps: each id is in exactly one site's (the upsert sets it and clears any
+  other, the delete clears it). Topic bitmaps are shared by slug across sites; a site's audience is
+  its topics' union ANDed with its bitmap, so two sites may both have a ``nasional`` topic and a
+  campaign for one never reaches the other's readers. The record itself carries no site: the hot
+  path (loading a batch) never needs it, and the records written before sites stay as they are;
+  ``migrate_sites`` hands the subscriptions of before sites to the default site.
 """
 
 from __future__ import annotations
 
 from notifier.keys import RECORDS_PER_LIST
-from notifier.subscriptions.legacy import migrate_legacy
+from notifier.subscriptions.legacy import migrate_legacy, migrate_sites
 from notifier.subscriptions.records import (
     ENDPOINT_PREFIXES,
     RECORD_FIELDS,
@@ -65,6 +71,7 @@ __all__ = [
     "ids_in_bitmap",
     "iter_audience",
     "migrate_legacy",
+    "migrate_sites",
     "record_tail",
     "validate_subscription",
     "validate_topics",

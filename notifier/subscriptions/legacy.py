@@ -1,10 +1,12 @@
-"""The move from the first storage layout (a hash per subscription, sets per topic) to records."""
+"""Moves of data stored by earlier releases: the first layout (a hash per subscription, sets per topic)
+to records, and subscriptions of before sites to the default site."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 
+from notifier.subscriptions.scripts import MIGRATE_SITES
 from notifier.subscriptions.store import SubscriptionStore
 from notifier.subscriptions.validation import SubscriptionInput
 
@@ -74,3 +76,16 @@ def migrate_legacy(store: SubscriptionStore, page_size: int = 500) -> int:
         r.delete(key)
     r.delete(quarantined_key)
     return moved
+
+
+def migrate_sites(store: SubscriptionStore, default_site: str | None = None) -> int:
+    """Give the subscriptions stored before sites existed to the default site, once.
+
+    One script: every live id no site's bitmap holds joins ``default_site``'s (the store's default),
+    so subscriptions a site-aware process stored meanwhile keep their site, and a second run (another
+    worker starting) does nothing. Returns the number of subscriptions the default site now has, or
+    -1 when the move was already done.
+    """
+    site = default_site or store.default_site
+    scratch = store.keys.scratch("sites")
+    return int(store.r.eval(MIGRATE_SITES, 0, store.keys.prefix, site, scratch))

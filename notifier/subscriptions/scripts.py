@@ -56,7 +56,9 @@ end
 # Upsert in one round trip, atomically: two browsers racing on one endpoint cannot both count as new, and
 # the topic bitmaps always match the stored topics.
 # ARGV: prefix, index field, record tail, topics, created-if-new, day to count it as added on ('' for none:
-# a migrated subscription was counted when it first came), index load.
+# a migrated subscription was counted when it first came), site id, index load (last: ix_count reads it).
+# The id's bit is set in its site's bitmap; a known endpoint stored under another site moves (an id is
+# in exactly one site's bitmap).
 UPSERT = (
     KEY_FUNCTIONS
     + IX_BUCKET
@@ -102,7 +104,20 @@ redis.call('SETBIT', subs_live_key(p), n, 1)
 redis.call('SETBIT', subs_quarantined_key(p), n, 0)
 redis.call('HDEL', subs_failures_key(p), n)
 redis.call('HDEL', subs_first_failure_key(p), n)
-if is_new == 1 and ARGV[6] ~= '' then redis.call('HINCRBY', subs_daily_key(p, 'added'), ARGV[6], 1) end
+local site = ARGV[7]
+local own = subs_site_key(p, site)
+if is_new == 0 and redis.call('GETBIT', own, n) == 0 then
+  for _, other in ipairs(redis.call('SMEMBERS', sites_key(p))) do
+    local key = subs_site_key(p, other)
+    if other ~= site and redis.call('GETBIT', key, n) == 1 then redis.call('SETBIT', key, n, 0) end
+  end
+end
+redis.call('SETBIT', own, n, 1)
+redis.call('SADD', sites_key(p), site)
+if is_new == 1 and ARGV[6] ~= '' then
+  redis.call('HINCRBY', subs_daily_key(p, 'added'), ARGV[6], 1)
+  redis.call('HINCRBY', subs_daily_site_key(p, 'added', site), ARGV[6], 1)
+end
 return {n, is_new}
 """
 )
@@ -142,6 +157,13 @@ redis.call('SETBIT', subs_quarantined_key(p), n, 0)
 redis.call('HDEL', subs_failures_key(p), n)
 redis.call('HDEL', subs_first_failure_key(p), n)
 redis.call('HINCRBY', subs_daily_key(p, 'removed'), ARGV[5], 1)
+for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
+  local key = subs_site_key(p, site)
+  if redis.call('GETBIT', key, n) == 1 then
+    redis.call('SETBIT', key, n, 0)
+    redis.call('HINCRBY', subs_daily_site_key(p, 'removed', site), ARGV[5], 1)
+  end
+end
 return 1
 """
 )
@@ -175,10 +197,45 @@ return 1
 """
 )
 
-# Count the union of topic bitmaps (ARGV: scratch key; KEYS: the bitmaps). The scratch key is removed.
+# Count the union of topic bitmaps, within one site's when ARGV[2] names its bitmap (ARGV: scratch key,
+# site bitmap or ''; KEYS: the bitmaps). The scratch key is removed.
 UNION_COUNT = """
 redis.call('BITOP', 'OR', ARGV[1], unpack(KEYS))
+if ARGV[2] ~= '' then redis.call('BITOP', 'AND', ARGV[1], ARGV[1], ARGV[2]) end
 local n = redis.call('BITCOUNT', ARGV[1])
 redis.call('DEL', ARGV[1])
 return n
 """
+
+# Give the subscriptions stored before sites existed to the default site, once (ARGV: prefix, default site,
+# scratch key). Every live id that no other site's bitmap holds joins the default site's: ids a site-aware
+# process stored meanwhile keep their site. Returns the default site's size, or -1 when already done.
+MIGRATE_SITES = (
+    KEY_FUNCTIONS
+    + """
+local p = ARGV[1]
+if redis.call('EXISTS', sites_migrated_key(p)) == 1 then return -1 end
+local live = subs_live_key(p)
+local dest = subs_site_key(p, ARGV[2])
+local tmp = ARGV[3]
+local others = {}
+for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
+  if site ~= ARGV[2] then table.insert(others, subs_site_key(p, site)) end
+end
+local len = redis.call('STRLEN', live)
+if len > 0 then
+  redis.call('DEL', tmp)
+  if #others > 0 then redis.call('BITOP', 'OR', tmp, unpack(others)) end
+  -- NOT only covers the bytes it has: make it at least as long as the live bitmap first.
+  local last = len * 8 - 1
+  redis.call('SETBIT', tmp, last, redis.call('GETBIT', tmp, last))
+  redis.call('BITOP', 'NOT', tmp, tmp)
+  redis.call('BITOP', 'AND', tmp, tmp, live)
+  redis.call('BITOP', 'OR', dest, dest, tmp)
+  redis.call('DEL', tmp)
+end
+redis.call('SADD', sites_key(p), ARGV[2])
+redis.call('SET', sites_migrated_key(p), ARGV[2])
+return redis.call('BITCOUNT', dest)
+"""
+)

@@ -11,6 +11,7 @@ from redis.client import NEVER_DECODE
 
 from notifier.errors import NotFound
 from notifier.keys import RECORDS_PER_LIST, Keys
+from notifier.sites import DEFAULT_SITE_ID
 from notifier.subscriptions.records import (
     INDEX_LOAD,
     Subscription,
@@ -28,11 +29,16 @@ def _day(now: float) -> str:
 
 
 class SubscriptionStore:
-    """Subscriptions in Redis. Every method takes the work it needs in one round trip where it can."""
+    """Subscriptions in Redis. Every method takes the work it needs in one round trip where it can.
 
-    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+    Each subscription belongs to one site (its id's bit in ``subs:site:{site}``). Writes that name no
+    site store under ``default_site``; reads that name none see every site.
+    """
+
+    def __init__(self, r: redis.Redis, keys: Keys, default_site: str = DEFAULT_SITE_ID) -> None:
         self.r = r
         self.keys = keys
+        self.default_site = default_site
         self._upsert = r.register_script(UPSERT)
         self._delete = r.register_script(DELETE)
         self._set_topics = r.register_script(SET_TOPICS)
@@ -51,6 +57,7 @@ class SubscriptionStore:
         created: int | None = None,
         seen: int | None = None,
         count_day: bool = True,
+        site: str | None = None,
     ) -> list[str | int]:
         tail = record_tail(
             topics=sub.topics,
@@ -70,15 +77,22 @@ class SubscriptionStore:
             ",".join(sub.topics),
             now if created is None else created,
             _day(now) if count_day else "",
+            site or self.default_site,
             INDEX_LOAD,
         ]
 
     def upsert(
-        self, sub: SubscriptionInput, *, browser: str = "other", key_id: str = "", now: float | None = None
+        self,
+        sub: SubscriptionInput,
+        *,
+        site: str | None = None,
+        browser: str = "other",
+        key_id: str = "",
+        now: float | None = None,
     ) -> tuple[str, bool]:
-        """Store or update a subscription in one atomic round trip; returns ``(sid, created)``."""
+        """Store or update a subscription of ``site`` in one atomic round trip; returns ``(sid, created)``."""
         now_i = int(time.time() if now is None else now)
-        args = self._upsert_args(sub, browser=browser, key_id=key_id, now=now_i)
+        args = self._upsert_args(sub, browser=browser, key_id=key_id, now=now_i, site=site)
         # EVALSHA straight through execute_command: the subscribe API's one round trip, without
         # redis-py's Script wrapper (~10 µs of its CPU per call); a flushed script cache reloads it.
         try:
@@ -91,27 +105,38 @@ class SubscriptionStore:
         self,
         items: Sequence[SubscriptionInput],
         *,
+        site: str | None = None,
         browser: str = "other",
         key_id: str = "",
         now: float | None = None,
         stamps: Sequence[tuple[int | None, int | None]] | None = None,
+        sites: Sequence[str | None] | None = None,
     ) -> list[tuple[str, bool]]:
-        """:meth:`upsert` for many, pipelined (each still atomic); ``stamps``: (created, seen) per item."""
+        """:meth:`upsert` for many, pipelined (each still atomic).
+
+        ``stamps``: (created, seen) per item; ``sites``: the site of each item (else ``site``).
+        """
         now_i = int(time.time() if now is None else now)
         pipe = self.r.pipeline(transaction=False)
         for i, sub in enumerate(items):
             created, seen = stamps[i] if stamps else (None, None)
             self._upsert(
                 args=self._upsert_args(
-                    sub, browser=browser, key_id=key_id, now=now_i, created=created, seen=seen
+                    sub,
+                    browser=browser,
+                    key_id=key_id,
+                    now=now_i,
+                    created=created,
+                    seen=seen,
+                    site=(sites[i] if sites else None) or site,
                 ),
                 client=pipe,
             )
         return [(str(n), bool(new)) for n, new in pipe.execute()] if items else []
 
-    def set_topics(self, endpoint: str, topics: Iterable[str]) -> Subscription:
-        """Replace the topics of a subscription (already validated slugs)."""
-        sub = self.get_by_endpoint(endpoint)
+    def set_topics(self, endpoint: str, topics: Iterable[str], *, site: str | None = None) -> Subscription:
+        """Replace the topics of a subscription (already validated slugs; of ``site`` when given)."""
+        sub = self.get_by_endpoint(endpoint, site=site)
         new = tuple(dict.fromkeys(topics))
         if not self._set_topics(args=[self.keys.prefix, sub.sid, ",".join(new)]):
             raise NotFound("no subscription for this endpoint")
@@ -137,10 +162,10 @@ class SubscriptionStore:
             client=pipe or self.r,
         )
 
-    def delete_by_endpoint(self, endpoint: str) -> bool:
-        """Remove the subscription for ``endpoint``; False when none was stored."""
+    def delete_by_endpoint(self, endpoint: str, *, site: str | None = None) -> bool:
+        """Remove the subscription for ``endpoint`` (only one of ``site`` when given); False when none was."""
         try:
-            sub = self.get_by_endpoint(endpoint)
+            sub = self.get_by_endpoint(endpoint, site=site)
         except NotFound:
             return False
         self.delete(sub)
@@ -175,15 +200,32 @@ class SubscriptionStore:
             raise NotFound(f"no subscription {sid}")
         return found[0]
 
-    def get_by_endpoint(self, endpoint: str) -> Subscription:
-        """One subscription by its endpoint URL."""
+    def get_by_endpoint(self, endpoint: str, *, site: str | None = None) -> Subscription:
+        """One subscription by its endpoint URL (NotFound unless it belongs to ``site``, when given)."""
         sid = self.sid_of(endpoint)
         if sid is None:
             raise NotFound("no subscription for this endpoint")
         sub = self.get(sid)
         if sub.endpoint != endpoint:  # a digest collision: 88 bits make it all but impossible
             raise NotFound("no subscription for this endpoint")
+        if site is not None and not self.r.getbit(self.keys.subs_site(site), int(sid)):
+            # Another site's reader: to this site it does not exist.
+            raise NotFound("no subscription for this endpoint")
         return sub
+
+    def site_of(self, sid: str) -> str | None:
+        """The site a stored subscription belongs to (None when it is not stored)."""
+        sites = sorted(self.r.smembers(self.keys.sites))
+        if not sites or not sid.isdigit():
+            return None
+        pipe = self.r.pipeline(transaction=False)
+        for site in sites:
+            pipe.getbit(self.keys.subs_site(site), int(sid))
+        return next((site for site, bit in zip(sites, pipe.execute(), strict=True) if bit), None)
+
+    def sites_with_data(self) -> list[str]:
+        """Ids of the sites that hold (or held) subscriptions."""
+        return sorted(self.r.smembers(self.keys.sites))
 
     def load_many(self, sids: Sequence[str]) -> list[Subscription]:
         """Load subscriptions in one pipeline, in order; ids that are not stored are skipped.
@@ -234,6 +276,12 @@ class SubscriptionStore:
                 found.append(decode_record(sid, record, int(failures[sid] or 0), int(firsts[sid] or 0)))
         return found
 
+    def _in_site(self, sids: Sequence[str], site: str) -> list[bool]:
+        pipe = self.r.pipeline(transaction=False)
+        for sid in sids:
+            pipe.getbit(self.keys.subs_site(site), int(sid))
+        return [bool(bit) for bit in pipe.execute()] if sids else []
+
     def exists_many(self, sids: Sequence[str]) -> list[bool]:
         """Whether each id is a stored subscription."""
         pipe = self.r.pipeline(transaction=False)
@@ -241,29 +289,67 @@ class SubscriptionStore:
             pipe.getbit(self.keys.subs_live, int(sid) if sid.isdigit() else 2**32 - 1)
         return [bool(bit) for bit in pipe.execute()] if sids else []
 
-    def count(self, topic: str | None = None) -> int:
-        """Number of subscriptions, in all or following one topic."""
+    def count(self, topic: str | None = None, *, site: str | None = None) -> int:
+        """Number of subscriptions, in all or following one topic, of every site or of one."""
+        if topic and site:
+            return self.audience_size([topic], site=site)
+        if site:
+            return int(self.r.bitcount(self.keys.subs_site(site)))
         return int(self.r.bitcount(self.keys.subs_topic(topic) if topic else self.keys.subs_live))
 
-    def quarantined_count(self) -> int:
-        """Subscriptions kept out of fan-out."""
-        return int(self.r.bitcount(self.keys.subs_quarantined))
+    def count_by_site(self, sites: Sequence[str]) -> dict[str, int]:
+        """Subscriptions of each of ``sites``, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for site in sites:
+            pipe.bitcount(self.keys.subs_site(site))
+        return {site: int(n) for site, n in zip(sites, pipe.execute(), strict=True)} if sites else {}
 
-    def audience_size(self, topics: Sequence[str]) -> int:
-        """Subscribers a campaign to ``topics`` (empty: everyone) would reach, each counted once."""
+    def quarantined_count(self, *, site: str | None = None) -> int:
+        """Subscriptions kept out of fan-out (of one site when given)."""
+        if site is None:
+            return int(self.r.bitcount(self.keys.subs_quarantined))
+        return int(
+            self._union_count(
+                keys=[self.keys.subs_quarantined], args=[self._scratch(), self.keys.subs_site(site)]
+            )
+        )
+
+    def _scratch(self) -> str:
+        return self.keys.scratch("union")
+
+    def audience_size(self, topics: Sequence[str], *, site: str | None = None) -> int:
+        """Subscribers a campaign to ``topics`` (empty: everyone) would reach, each counted once.
+
+        With ``site``, only that site's readers (its bitmap ANDed in); without, every site's.
+        """
         unique = list(dict.fromkeys(topics))
-        if len(unique) <= 1:
-            return self.count(unique[0] if unique else None)
-        scratch = self.keys.scratch("union")
-        return int(self._union_count(keys=[self.keys.subs_topic(t) for t in unique], args=[scratch]))
+        if not unique:
+            return self.count(site=site)
+        if len(unique) == 1 and site is None:
+            return self.count(unique[0])
+        site_key = self.keys.subs_site(site) if site else ""
+        return int(
+            self._union_count(
+                keys=[self.keys.subs_topic(t) for t in unique], args=[self._scratch(), site_key]
+            )
+        )
 
-    def snapshot_audience(self, topics: Sequence[str], dest: str) -> int:
-        """Write the audience of ``topics`` (empty: everyone) as a bitmap at ``dest``; returns its size."""
-        sources = [self.keys.subs_topic(t) for t in dict.fromkeys(topics)] or [self.keys.subs_live]
+    def snapshot_audience(self, topics: Sequence[str], dest: str, *, site: str | None = None) -> int:
+        """Write the audience of ``topics`` (empty: everyone) as a bitmap at ``dest``; returns its size.
+
+        With ``site``, the union of the topics' bitmaps is ANDed with the site's: a campaign for one site
+        never reaches another site's readers, whatever topic slugs the two sites share.
+        """
+        site_key = self.keys.subs_site(site) if site else ""
+        sources = [self.keys.subs_topic(t) for t in dict.fromkeys(topics)] or [
+            site_key or self.keys.subs_live
+        ]
         pipe = self.r.pipeline(transaction=True)
         pipe.bitop("OR", dest, *sources)
+        if site_key and topics:
+            pipe.bitop("AND", dest, dest, site_key)
         pipe.bitcount(dest)
-        return int(pipe.execute()[1])
+        return int(pipe.execute()[-1])
 
     def iter_bitmap(
         self, key: str, *, start_byte: int = 0, chunk_bytes: int = 256
@@ -287,16 +373,17 @@ class SubscriptionStore:
             if len(data) < chunk_bytes:
                 return
 
-    def scan_ids(self, page_size: int = 1000) -> Iterator[list[str]]:
-        """Every subscription id, in pages, in id order."""
-        for _, ids in self.iter_bitmap(self.keys.subs_live, chunk_bytes=max(1, page_size // 8)):
+    def scan_ids(self, page_size: int = 1000, *, site: str | None = None) -> Iterator[list[str]]:
+        """Every subscription id (of one site when given), in pages, in id order."""
+        key = self.keys.subs_site(site) if site else self.keys.subs_live
+        for _, ids in self.iter_bitmap(key, chunk_bytes=max(1, page_size // 8)):
             yield ids
 
-    def sample(self, size: int) -> list[Subscription]:
-        """About ``size`` subscriptions chosen uniformly (all of them when there are fewer)."""
-        total = self.count()
+    def sample(self, size: int, *, site: str | None = None) -> list[Subscription]:
+        """About ``size`` subscriptions (of one site when given), chosen uniformly (all when fewer)."""
+        total = self.count(site=site)
         if total <= size:
-            return [sub for page in self.scan_ids(1000) for sub in self.load_many(page)]
+            return [sub for page in self.scan_ids(1000, site=site) for sub in self.load_many(page)]
         top = int(self.r.get(self.keys.subs_seq) or 0)
         found: dict[str, Subscription] = {}
         for _ in range(8):
@@ -305,18 +392,23 @@ class SubscriptionStore:
                 break
             tries = min(top, int(want * top / total * 1.2) + 10)
             picked = [str(n) for n in random.sample(range(top), tries)]
+            if site:
+                picked = [s for s, ok in zip(picked, self._in_site(picked, site), strict=True) if ok]
             for sub in self.load_many([s for s in picked if s not in found]):
                 found[sub.sid] = sub
         return list(found.values())[:size]
 
 
 def iter_audience(
-    r: redis.Redis, keys: Keys, topics: Sequence[str], page_size: int = 1000
+    r: redis.Redis, keys: Keys, topics: Sequence[str], page_size: int = 1000, *, site: str | None = None
 ) -> Iterator[list[str]]:
-    """Pages of subscription ids following any of ``topics`` (everyone when empty), each id once."""
+    """Pages of subscription ids following any of ``topics`` (everyone when empty), each id once.
+
+    With ``site``, only that site's readers.
+    """
     store = SubscriptionStore(r, keys)
     scratch = keys.scratch("audience")
-    store.snapshot_audience(topics, scratch)
+    store.snapshot_audience(topics, scratch, site=site)
     try:
         for _, ids in store.iter_bitmap(scratch, chunk_bytes=max(1, page_size // 8)):
             yield ids

@@ -1,0 +1,52 @@
+"""Data stored by earlier releases, moved into the current model when a worker starts.
+
+Each move is idempotent and safe to run from several workers at once, so a deploy needs no
+separate migration step:
+
+- subscriptions of the first layout (a hash each) become records (:func:`migrate_legacy`);
+- everything stored before sites existed (subscriptions, campaigns) becomes the default site's.
+  The subscriptions' move is one script that also sets ``sites:migrated``, so it runs once; the
+  campaigns' runs first and is repeated until then (it only writes campaigns without a site).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from notifier.campaigns import migrate_campaign_sites
+from notifier.context import Context
+from notifier.subscriptions import migrate_legacy, migrate_sites
+
+
+@dataclass(frozen=True)
+class Upgraded:
+    """What one start-up moved."""
+
+    legacy_subscriptions: int = 0
+    campaigns_to_site: int = 0
+    subscriptions_to_site: int = -1
+
+    def lines(self, default_site: str) -> list[str]:
+        """Log lines for what was moved (none when nothing was)."""
+        out = []
+        if self.legacy_subscriptions:
+            out.append(f"moved {self.legacy_subscriptions} subscriptions from the first storage layout")
+        if self.campaigns_to_site:
+            out.append(f"gave {self.campaigns_to_site} campaigns of before sites to site {default_site!r}")
+        if self.subscriptions_to_site >= 0:
+            out.append(
+                f"site {default_site!r} adopted the subscriptions of before sites; "
+                f"it has {self.subscriptions_to_site} now"
+            )
+        return out
+
+
+def upgrade(context: Context) -> Upgraded:
+    """Run every move of earlier data that is still due; returns what was moved."""
+    legacy = migrate_legacy(context.subscriptions)
+    if context.redis.exists(context.keys.sites_migrated):
+        return Upgraded(legacy_subscriptions=legacy)
+    default = context.sites.default_id
+    campaigns = migrate_campaign_sites(context.redis, context.keys, default)
+    subscriptions = migrate_sites(context.subscriptions, default)
+    return Upgraded(legacy, campaigns, subscriptions)

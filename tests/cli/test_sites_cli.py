@@ -1,0 +1,63 @@
+"""``notifier sites``: add a site to a deployment that had none, list, show, check and remove it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from notifier.context import Context
+from notifier.settings import Settings
+from notifier_cli import main
+
+
+def test_sites_add_list_show_check_remove(settings_env: dict[str, str], r, simulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {**settings_env, "NOTIFIER_SITES_FILE": str(tmp_path / "conf" / "sites.json")}
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # No file yet: NOTIFIER_SITES_FILE names one that does not exist, which a process refuses ...
+    failed = runner.invoke(main, ["sites", "check"], env=env)
+    assert failed.exit_code != 0 and "does not exist" in failed.output
+    # ... so the first `add` must start from the settings' single site: run it without the variable.
+    first_env = {**settings_env, "NOTIFIER_DATA_DIR": str(tmp_path / "conf")}
+    added = runner.invoke(
+        main,
+        ["sites", "add", "warta", "--name", "Warta Timur", "--origin", "https://Warta.example/", "--lang", "en",
+         "--own-key"],
+        env=first_env,
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "added site warta" in added.output and "warta-vapid.pem" in added.output
+    document = json.loads((tmp_path / "conf" / "sites.json").read_text())
+    assert [s["id"] for s in document["sites"]] == ["default", "warta"]
+    assert document["default"] == "default"
+    assert document["sites"][1]["origins"] == ["https://Warta.example/"]
+    assert (tmp_path / "conf" / "warta-vapid.pem").stat().st_mode & 0o777 == 0o600
+
+    listed = run("sites", "list")
+    assert "* default" in listed and "warta\tWarta Timur\thttps://warta.example\ten" in listed
+    assert "own key\t0 subscribers" in listed
+    shown = run("sites", "show", "warta")
+    assert '<script src="http://127.0.0.1:5000/embed.js" data-site="warta" async></script>' in shown
+    assert 'importScripts("http://127.0.0.1:5000/sw/warta.js");' in shown
+    context = Context.build(Settings.from_env(env))
+    assert context.vapid_for("warta").public_key_b64 in shown
+    assert "2 site(s) OK" in run("sites", "check")
+
+    refused = runner.invoke(
+        main, ["sites", "add", "copy", "--name", "C", "--origin", "https://warta.example"], env=env
+    )
+    assert refused.exit_code != 0 and "declared by sites 'warta' and 'copy'" in refused.output
+    refused = runner.invoke(main, ["sites", "remove", "default"], env=env)
+    assert refused.exit_code != 0 and "is the default site" in refused.output
+    assert "removed site warta" in run("sites", "remove", "warta")
+    assert [s["id"] for s in json.loads((tmp_path / "conf" / "sites.json").read_text())["sites"]] == [
+        "default"
+    ]
