@@ -119,7 +119,7 @@ def _baseline_inputs(context: Context, subs: list[dict[str, Any]], path: Path, k
     campaign = CampaignStore(context.redis, context.keys).get(cid)
     sid = context.subscriptions.sid_of(subs[0]["endpoint"]) or "0"  # the id real messages to it carry
     payload = message_payload(
-        campaign.payload_prefix(), sid, receipt_token(context.receipt_key, cid, sid), int(time.time())
+        campaign.payload_prefix(), sid, receipt_token(context.receipt_key, cid, sid), int(time.time() * 1000)
     ).decode()
     path.write_text(
         json.dumps(

@@ -421,7 +421,7 @@ class Delivery:
             vapid = None  # the sender's own key: its default
         prefix = campaign.payload_prefix()
         receipt_key = self.c.receipt_key
-        ts = int(now)
+        ts_ms = int(now * 1000)
         # The same for every message of the batch: computed once, not per message.
         ttl = max(60, int(born + campaign.ttl - now))
         urgency = campaign.urgency
@@ -443,7 +443,7 @@ class Delivery:
                     sub.endpoint,
                     sub.p256dh,
                     sub.auth,
-                    message_payload(prefix, sid, receipt_token(receipt_key, cid, sid), ts),
+                    message_payload(prefix, sid, receipt_token(receipt_key, cid, sid), ts_ms),
                     ttl,
                     urgency,
                     topic,

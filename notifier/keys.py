@@ -201,6 +201,10 @@ class Keys:
         """Set of subscription ids that reported ``shown`` or ``clicked`` (counted once)."""
         return f"{self.prefix}campaign:{cid}:receipts:{kind}"
 
+    def receipt_repeats(self, token: str) -> str:
+        """Counter of repeats of one receipt token in the current window (the per-token receipt limit)."""
+        return f"{self.prefix}receipt-repeats:{token}"
+
     # -- accounts and sessions -------------------------------------------------------------------
 
     def token(self, digest: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from notifier.errors import ConfigError
 
@@ -58,6 +59,36 @@ def parse_quiet_hours(value: str) -> tuple[int, int] | None:
     return hours
 
 
+#: Host names no push service can reach a person at: Apple answers 403 BadJwtToken for a ``sub`` there.
+UNREACHABLE_HOSTS = ("localhost",)
+UNREACHABLE_SUFFIXES = (".localhost", ".local", ".invalid", ".internal", ".localdomain")
+
+
+def vapid_subject_problem(subject: str) -> str:
+    """Why ``subject`` is no usable VAPID ``sub`` (a reachable ``mailto:`` or ``https:`` URL), or ''."""
+    if subject.startswith("mailto:"):
+        address = subject[len("mailto:") :].split("?", 1)[0]
+        local, at, host = address.rpartition("@")
+        if not at or not local or not host or any(ch in address for ch in " <>,"):
+            return "must be mailto:someone@your-domain (one address)"
+    elif subject.startswith("https:"):
+        try:
+            host = urlsplit(subject).hostname or ""
+        except ValueError:
+            host = ""
+        if not host:
+            return "must be an https: URL with a host"
+    else:
+        return "must be a mailto: or https: URL (Apple rejects anything else)"
+    host = host.lower().rstrip(".")
+    if "." not in host or host in UNREACHABLE_HOSTS or host.endswith(UNREACHABLE_SUFFIXES):
+        return (
+            f"names {host!r}, a host no push service can reach you at (Apple answers 403 BadJwtToken): "
+            "use an address or page at your real domain"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of one process; see ``.env.example`` for each field's meaning."""
@@ -97,8 +128,10 @@ class Settings:
     feed_max_bytes: int = 2_000_000
     log_json: bool = True
     rate_limits: bool = True
-    rate_subscribe: str = "30/minute"
-    rate_events: str = "120/minute"
+    rate_subscribe: str = "1000/minute;20000/day"
+    rate_subscribe_global: str = "1000/second;1000000/day"
+    rate_events: str = "10/minute"
+    rate_events_refused: str = "120/minute"
     rate_login: str = "10/minute"
     worker_maintenance: int = 60
     worker_ttl: int = 60
@@ -173,7 +206,9 @@ class Settings:
         read("NOTIFIER_LOG_JSON", "log_json", _bool)
         read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
         read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
+        read("NOTIFIER_RATE_SUBSCRIBE_GLOBAL", "rate_subscribe_global", _rate)
         read("NOTIFIER_RATE_EVENTS", "rate_events", _rate)
+        read("NOTIFIER_RATE_EVENTS_REFUSED", "rate_events_refused", _rate)
         read("NOTIFIER_RATE_LOGIN", "rate_login", _rate)
         read("NOTIFIER_WORKER_MAINTENANCE", "worker_maintenance", int)
         read("NOTIFIER_WORKER_TTL", "worker_ttl", int)
@@ -191,11 +226,9 @@ class Settings:
         """Refuse settings that cannot work, with a message naming the variable."""
         if self.env not in {"development", "production", "test"}:
             raise ConfigError(f"NOTIFIER_ENV must be development, production or test, not {self.env!r}")
-        if not (self.vapid_subject.startswith("mailto:") or self.vapid_subject.startswith("https:")):
-            raise ConfigError(
-                f"VAPID_SUBJECT must be a mailto: or https: URL (Apple rejects anything else), "
-                f"not {self.vapid_subject!r}"
-            )
+        problem = vapid_subject_problem(self.vapid_subject)
+        if problem:
+            raise ConfigError(f"VAPID_SUBJECT {problem}, not {self.vapid_subject!r}")
         if self.production and len(self.secret_key) < 16:
             raise ConfigError("SECRET_KEY must be set to at least 16 random characters in production")
         for name, value in (

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from notifier.crypto import b64url_decode
+from notifier.settings import vapid_subject_problem
 
 #: RFC 8292 section 2: a push service may refuse an ``exp`` more than 24 hours ahead.
 MAX_JWT_LIFETIME = 24 * 60 * 60
@@ -140,6 +141,9 @@ class VapidVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.startswith(("mailto:", "https:")):
             raise VapidError("JWT sub must be a mailto: or https: URI")
+        if vapid_subject_problem(sub):
+            # What web.push.apple.com answers for a subject at localhost, .local, .invalid ...
+            raise VapidError(f"BadJwtToken: JWT sub {sub!r} is no reachable contact", status=403)
         with self._lock:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, session
+from limits import parse_many
 
 from notifier.browsers import detect_browser
-from notifier.campaigns import CampaignStore, record_receipt, validate_campaign
-from notifier.errors import AuthError, NotifierError
+from notifier.campaigns import CampaignStore, count_receipt, parse_receipt, validate_campaign
+from notifier.errors import AuthError, NotifierError, ValidationError
 from notifier.subscriptions import validate_subscription, validate_topics
 from notifier.tokens import TokenStore
 from web.auth import link_own_subscription
 from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
 from web.sites import request_site
+from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
 from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -68,12 +70,20 @@ def subscribe() -> Response:
     site = request_site()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
     sub = validate_subscription(data, policy=c.policy, topics=site.topics, default_lang=site.lang)
+    limit = subscribe_limit()
+    network = client_network(client_address())
+    if limit is not None:
+        refused = limit.refusal(network)
+        if refused is not None and c.subscriptions.sid_of(sub.endpoint) is None:
+            raise refused  # a new subscription over the limit; a known endpoint is always re-posted
     sid, created = c.subscriptions.upsert(
         sub,
         site=site.id,
         browser=detect_browser(request.headers.get("User-Agent", "")),
         key_id=c.vapid_for(site.id).key_id,
     )
+    if created and limit is not None:
+        limit.created(network)
     if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
         link_own_subscription(sid)
     return json_response({"id": sid, "topics": list(sub.topics), "lang": sub.lang}, 201 if created else 200)
@@ -158,9 +168,28 @@ def cancel_campaign(cid: str) -> Response:
 
 @bp.post("/events")
 def events() -> tuple[Response, int]:
-    """Receipts from the service worker: ``{"type": "shown"|"clicked", "cid", "sid", "rt"}``."""
+    """Receipts from the service worker: ``{"type": "shown"|"clicked", "cid", "sid", "rt"}``.
+
+    Never limited per address (a crowd behind one NAT shares it): a genuine receipt counts once, by
+    its token; repeats of one token are limited per token, refused receipts per client network.
+    """
     c = ctx()
     request_site()  # a worker on an origin no site declares is refused
     data = read_json_body(EVENT_BODY_LIMIT)
-    counted = record_receipt(c.redis, c.keys, c.receipt_key, data)
-    return jsonify({"counted": counted}), 202
+    try:
+        receipt = parse_receipt(c.receipt_key, data)
+    except ValidationError:
+        check_refused_receipt()
+        raise
+    per_token = _repeat_limit(c.settings.rate_events) if c.settings.rate_limits else None
+    result = count_receipt(c.redis, c.keys, receipt, repeat_window=per_token[1] if per_token else 60)
+    if per_token and result.repeats > per_token[0]:
+        description = f"{per_token[0]} repeats of one receipt per {per_token[1]} s"
+        raise RateLimited(description, max(1, result.window_left))
+    return jsonify({"counted": result.counted}), 202
+
+
+def _repeat_limit(spec: str) -> tuple[int, int]:
+    """(repeats allowed, window seconds) of ``NOTIFIER_RATE_EVENTS`` (its first limit)."""
+    item = parse_many(spec)[0]
+    return item.amount, item.get_expiry()

@@ -15,8 +15,8 @@ every refusal and every error keeps coming from one place:
 - a request whose site is refused (an origin no site declares, a site another origin's);
 - a body that is not ``application/json``, has no ``Content-Length``, is too large, malformed
   or invalid;
-- an address over its rate limit (Flask checks again; a refusal counts nothing, so nothing is
-  counted twice);
+- a client network over its limit of new subscriptions (Flask checks again and stores the request
+  anyway when its endpoint is known: a re-post is never refused; a check counts nothing);
 - a Redis error while storing (the upsert is idempotent: Flask stores it or answers the error; its
   rate limit then counts this request a second time, while Redis was failing anyway).
 """
@@ -41,7 +41,15 @@ from notifier.sites import Site
 from notifier.subscriptions import validate_subscription
 from web.errors import BodyRefused, parse_json_bytes
 from web.logging import LOGGER, STARTED, log_request, request_id_of
-from web.security import EXTENSION, HSTS, SECURITY_HEADERS, RouteLimit
+from web.security import (
+    EXTENSION,
+    HSTS,
+    SECURITY_HEADERS,
+    SUBSCRIBE,
+    RouteLimit,
+    SubscribeLimit,
+    client_network,
+)
 from web.sites import cors_headers, own_origins, resolve_site
 
 PATH = "/api/v1/subscriptions"
@@ -60,7 +68,8 @@ class SubscribeFastPath:
         self.inner = inner
         self.body_limit = min(body_limit, int(app.config.get("MAX_CONTENT_LENGTH") or body_limit))
         limits: dict[str, RouteLimit] = app.extensions.get(EXTENSION, {})
-        self.limit = limits.get(ENDPOINT)
+        limit = limits.get(SUBSCRIBE)
+        self.limit = SubscribeLimit(limit) if limit is not None else None
         https = context.settings.public_url.startswith("https://")
         self.headers = [
             ("Content-Type", "application/json"),
@@ -140,12 +149,9 @@ class SubscribeFastPath:
             )
         except (BodyRefused, NotifierError):
             return None
-        if self.limit is not None:
-            try:
-                if self.limit.hit(environ.get("REMOTE_ADDR") or "unknown"):
-                    return None
-            except redis.RedisError:
-                log.warning("rate limit not checked: Redis failed", exc_info=True)
+        network = client_network(environ.get("REMOTE_ADDR") or "unknown")
+        if self.limit is not None and self.limit.refusal(network) is not None:
+            return None
         try:
             sid, created = c.subscriptions.upsert(
                 sub,
@@ -155,6 +161,8 @@ class SubscribeFastPath:
             )
         except redis.RedisError:
             return None
+        if created and self.limit is not None:
+            self.limit.created(network)
         body = json.dumps(
             {"id": sid, "lang": sub.lang, "topics": list(sub.topics)}, separators=(",", ":"), sort_keys=True
         )

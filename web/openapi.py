@@ -47,8 +47,18 @@ def _ok(description: str, ref: str) -> dict[str, Any]:
 BAD = _error("Invalid input; `message` says what is wrong")
 TOO_LARGE = _error("The body is larger than the route accepts")
 MEDIA = _error("The body is not application/json")
-RATE = {
-    **_error("Too many requests from this address; retry after `Retry-After` seconds"),
+SUBSCRIBE_RATE = {
+    **_error(
+        "Too many new subscriptions from this network (an IPv4 address, an IPv6 /64) or for the whole "
+        "site; a known endpoint is never refused. Retry after `Retry-After` seconds"
+    ),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
+RECEIPT_RATE = {
+    **_error(
+        "One receipt token repeated too often, or too many refused receipts from this network (genuine "
+        "receipts are never limited per address). Retry after `Retry-After` seconds"
+    ),
     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
 }
 UNAUTHORIZED = _error("Missing or invalid API token")
@@ -281,7 +291,7 @@ SPEC: dict[str, Any] = {
                     "400": BAD,
                     "413": TOO_LARGE,
                     "415": MEDIA,
-                    "429": RATE,
+                    "429": SUBSCRIBE_RATE,
                 },
             },
             "get": {
@@ -376,7 +386,7 @@ SPEC: dict[str, Any] = {
                     "404": NOT_FOUND,
                     "413": TOO_LARGE,
                     "415": MEDIA,
-                    "429": RATE,
+                    "429": RECEIPT_RATE,
                 },
             }
         },

@@ -20,6 +20,10 @@ bp = Blueprint("public", __name__)
 #: The service worker source; ``/sw.js`` serves it at the root scope with its catalogs prepended.
 SW_SOURCE = Path(__file__).parent / "static" / "js" / "sw.js"
 I18N_SOURCE = Path(__file__).parent / "static" / "js" / "i18n.js"
+#: How long the service worker retries a receipt within one event (Firefox ends an event's extension
+#: after 30 s), and how long an undelivered one waits in its outbox for a later event (the default TTL).
+RECEIPT_RETRY_SECONDS = 25
+RECEIPT_KEEP_SECONDS = 24 * 3600
 
 #: Browser families in the order the "other browser" picker lists them: the detector's own order.
 BROWSER_ORDER: tuple[str, ...] = BROWSERS
@@ -281,6 +285,7 @@ def service_worker() -> Response:
             "subscriptions": url_for("api.subscribe"),
             "events": "/api/v1/events",
         },
+        "receipts": {"retryMs": RECEIPT_RETRY_SECONDS * 1000, "keepMs": RECEIPT_KEEP_SECONDS * 1000},
     }
     body = (
         f"self.NOTIFIER_CONFIG = {json.dumps(config, ensure_ascii=False)};\n"

@@ -135,6 +135,7 @@ NOTIFICATIONS = """async () => {
   const shown = await registration.getNotifications();
   return shown.map((n) => ({
     title: n.title, body: n.body, url: n.data && n.data.url, cid: n.data && n.data.cid,
+    tag: n.tag, timestamp: n.timestamp, actions: n.actions.map((a) => a.action),
   }));
 }"""
 
@@ -201,6 +202,9 @@ def test_firefox_subscribes_through_the_simulator_and_shows_the_campaign(
         assert shown[0]["url"] == url
         assert shown[0]["body"] == "BMKG: tidak berpotensi tsunami."
         assert shown[0]["cid"] == cid
+        # Rendered from the Declarative Web Push message by the service worker.
+        assert shown[0]["tag"] == campaign.story and shown[0]["actions"] == ["read"]
+        assert abs(shown[0]["timestamp"] / 1000 - (campaign.first_sent or 0)) < 60
 
         # The simulator took the message over HTTP and forwarded it over the WebSocket, still encrypted
         # (only Firefox holds the key); Firefox acknowledged that version, which empties the pending queue.

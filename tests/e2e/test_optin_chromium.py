@@ -17,6 +17,7 @@ open or focus windows during a trusted click).
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
@@ -29,8 +30,10 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from notifier.campaigns import campaign_payload_prefix, message_payload
 from notifier.context import Context
 from notifier.crypto import b64url_encode
+from notifier.declarative import check_message
 from notifier.errors import NotFound
 from notifier.subscriptions import SubscriptionInput
 
@@ -246,6 +249,8 @@ def notifications(page: Any) -> list[dict[str, Any]]:
                 return (await reg.getNotifications()).map((n) => ({
                     title: n.title, body: n.body, tag: n.tag, data: n.data,
                     actions: n.actions.map((a) => a.action), icon: n.icon, badge: n.badge,
+                    image: n.image, lang: n.lang, dir: n.dir, renotify: n.renotify,
+                    timestamp: n.timestamp, requireInteraction: n.requireInteraction,
                 }));
             }"""
         )
@@ -393,50 +398,173 @@ def test_denied_shows_this_browsers_steps_and_subscribes_the_moment_it_is_allowe
     assert href.startswith("intent://127.0.0.1:") and "package=com.android.chrome" in href
 
 
+def declarative_message(**notification: Any) -> dict[str, Any]:
+    """The message notifier sends (built by the campaign's own functions), with ``notification`` fields set."""
+    prefix = campaign_payload_prefix(
+        "Harga cabai turun sepertiga",
+        "Pasokan dari dataran tinggi mulai lancar.",
+        "https://kabarkini.example/ekonomi/harga-cabai",
+        "",
+        "",
+        "story-cabai",
+        "c123",
+    )
+    message = json.loads(message_payload(prefix, "s456", "receipt-token", 1767225600123))
+    message["notification"].update(notification)
+    return check_message(message)
+
+
+def push(cdp: Any, origin: str, reg_id: str, data: Any) -> None:
+    """Deliver a real push event with ``data`` (JSON-encoded unless it is a string) to the worker."""
+    text = data if isinstance(data, str) else json.dumps(data)
+    cdp.send("ServiceWorker.deliverPushMessage", {"origin": origin, "registrationId": reg_id, "data": text})
+
+
 def test_push_shows_the_notification_and_reports_shown(live_server, chromium_id, r) -> None:  # type: ignore[no-untyped-def]
     events = record_events(chromium_id)
     page = subscribed_page(chromium_id, live_server, r, browser_subscription())
     cdp, reg_id = registration_id(chromium_id, page, live_server.origin)
 
-    payload = {
-        "title": "Harga cabai turun sepertiga",
-        "body": "Pasokan dari dataran tinggi mulai lancar.",
-        "url": "/artikel/harga-cabai-turun-jelang-panen",
-        "tag": "story-cabai",
-        "renotify": True,
-        "lang": "id",
-        "cid": "c123",
-        "sid": "s456",
-        "rt": "receipt-token",
-    }
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": live_server.origin, "registrationId": reg_id, "data": json.dumps(payload)},
-    )
+    # The Declarative Web Push message every campaign sends: the worker renders it.
+    message = declarative_message()
+    push(cdp, live_server.origin, reg_id, message)
     shown = wait_until(lambda: notifications(page), what="the notification")
     assert len(shown) == 1
     note = shown[0]
-    assert note["title"] == payload["title"]
-    assert note["body"] == payload["body"]
+    assert note["title"] == "Harga cabai turun sepertiga"
+    assert note["body"] == "Pasokan dari dataran tinggi mulai lancar."
     assert note["tag"] == "story-cabai"
-    assert note["data"]["url"] == live_server.url + "/artikel/harga-cabai-turun-jelang-panen"
+    assert note["renotify"] is True
+    assert note["timestamp"] == 1767225600123
+    assert note["data"]["url"] == "https://kabarkini.example/ekonomi/harga-cabai"
     assert note["data"]["cid"] == "c123"
     assert note["actions"] == ["read"]
     assert note["icon"].endswith("/static/icons/icon-192.png")
     wait_until(lambda: events, what="the shown receipt", page=page)
     assert events == [{"type": "shown", "cid": "c123", "sid": "s456", "rt": "receipt-token"}]
 
+    # The flat payload of earlier releases (still queued at push services after an upgrade) also shows.
+    legacy = {
+        "title": "Bus listrik",
+        "body": "Rute baru",
+        "url": "/artikel/bus-listrik-rute-pesisir",
+        "tag": "story-bus",
+        "renotify": True,
+        "cid": "c124",
+        "sid": "s456",
+        "rt": "receipt-token-2",
+        "ts": 1767225600,
+    }
+    push(cdp, live_server.origin, reg_id, legacy)
+    flat = wait_until(
+        lambda: [n for n in notifications(page) if n["tag"] == "story-bus"], what="the flat payload's one"
+    )[0]
+    assert flat["title"] == "Bus listrik"
+    assert flat["data"]["url"] == live_server.url + "/artikel/bus-listrik-rute-pesisir"
+    assert flat["timestamp"] == 1767225600000
+    wait_until(lambda: len(events) == 2, what="the second shown receipt", page=page)
+    assert events[1]["cid"] == "c124"
+
     # A push the worker cannot read still shows something (userVisibleOnly), and reports nothing.
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": live_server.origin, "registrationId": reg_id, "data": "not json"},
-    )
+    for unreadable in ("not json", {"web_push": 8030, "notification": {"body": "no title"}}):
+        push(cdp, live_server.origin, reg_id, unreadable)
     generic = wait_until(
         lambda: [n for n in notifications(page) if n["tag"] == "notifier-generic"], what="the generic one"
     )
     assert generic[0]["title"] == live_server.context.settings.site_name
     assert generic[0]["data"]["url"] == live_server.url + "/"
-    assert len(events) == 1
+    page.wait_for_timeout(300)
+    assert len(events) == 2
+
+
+def test_a_declarative_message_with_its_own_actions_language_and_direction(
+    live_server, chromium_id, r
+) -> None:  # type: ignore[no-untyped-def]
+    events = record_events(chromium_id)
+    page = subscribed_page(chromium_id, live_server, r, browser_subscription())
+    cdp, reg_id = registration_id(chromium_id, page, live_server.origin)
+    worker = wait_until(lambda: chromium_id.service_workers, what="the service worker")[0]
+    message = declarative_message(
+        tag="story-live",
+        lang="ar",
+        dir="rtl",
+        requireInteraction=True,
+        icon="https://kabarkini.example/icon.png",
+        image="https://kabarkini.example/cabai.jpg",
+        actions=[
+            {"action": "read", "title": "Baca", "navigate": "https://kabarkini.example/ekonomi/harga-cabai"},
+            {"action": "live", "title": "Siaran langsung", "navigate": "https://kabarkini.example/live"},
+        ],
+    )
+    push(cdp, live_server.origin, reg_id, message)
+    note = wait_until(lambda: notifications(page), what="the notification")[0]
+    assert note["actions"] == ["read", "live"]
+    assert note["lang"] == "ar" and note["dir"] == "rtl"
+    assert note["requireInteraction"] is True
+    assert note["icon"] == "https://kabarkini.example/icon.png"
+    assert note["image"] == "https://kabarkini.example/cabai.jpg"
+    # Each action opens its own page; the click receipt follows.
+    result = worker.evaluate(CLICK_IN_WORKER.replace('action: "read"', 'action: "live"'), "story-live")
+    assert result == {"opened": ["https://kabarkini.example/live"], "focused": [], "left": 0}
+    wait_until(lambda: any(e.get("type") == "clicked" for e in events), what="the clicked receipt", page=page)
+
+
+def test_a_refused_receipt_is_retried_with_backoff_then_kept_for_the_next_event(  # type: ignore[no-untyped-def]
+    live_server, chromium_id, r, monkeypatch
+) -> None:
+    from web import public
+
+    # A short retry window, so the outbox path shows within the test.
+    monkeypatch.setattr(public, "RECEIPT_RETRY_SECONDS", 6)
+    answers = {"mode": "429"}
+    seen: list[tuple[float, str, dict[str, Any]]] = []
+
+    def handle(route: Any) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        seen.append((time.monotonic(), answers["mode"], body))
+        if answers["mode"] == "429":
+            answers["mode"] = "down"  # one 429, then the network fails
+            route.fulfill(status=429, headers={"Retry-After": "1"}, body="{}")
+        elif answers["mode"] == "down":
+            route.abort("connectionrefused")
+        else:
+            route.fulfill(status=202, body='{"counted": true}')
+
+    chromium_id.route("**/api/v1/events", handle)
+    page = subscribed_page(chromium_id, live_server, r, browser_subscription())
+    cdp, reg_id = registration_id(chromium_id, page, live_server.origin)
+    push(cdp, live_server.origin, reg_id, declarative_message())
+    # Tried again after a 429 and after network errors, with growing waits (1 s, then 2 s, jittered).
+    wait_until(lambda: len(seen) >= 3, what="a third attempt", page=page, timeout=10)
+    page.wait_for_timeout(5000)
+    first = seen[0][0]
+    assert all(at - first <= 6.5 for at, _, _ in seen)  # nothing after the window: no retry storm
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(seen)]
+    assert all(gap >= 0.45 for gap in gaps), gaps  # Retry-After: 1 with jitter, then 1 s and 2 s backoffs
+    assert (
+        page.evaluate("caches.open('notifier-receipts').then((c) => c.keys()).then((k) => k.length)") == 1
+    )  # it waits in the outbox
+
+    # The service is back; the next push delivers its own receipt and the one that waited.
+    answers["mode"] = "ok"
+    push(
+        cdp,
+        live_server.origin,
+        reg_id,
+        declarative_message(tag="story-2", data={"cid": "c2", "sid": "s456", "rt": "t2"}),
+    )
+    wait_until(
+        lambda: {b["cid"] for _, mode, b in seen if mode == "ok"} == {"c123", "c2"},
+        what="both receipts delivered",
+        page=page,
+    )
+    wait_until(
+        lambda: (
+            page.evaluate("caches.open('notifier-receipts').then((c) => c.keys()).then((k) => k.length)") == 0
+        ),
+        what="the outbox emptied",
+        page=page,
+    )
 
 
 CLICK_IN_WORKER = """async (tag) => {

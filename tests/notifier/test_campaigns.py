@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifier.campaigns import (
     DONE,
@@ -17,6 +20,7 @@ from notifier.campaigns import (
     TTL_DEFAULT,
     CampaignState,
     CampaignStore,
+    campaign_payload_prefix,
     message_payload,
     payload_size,
     receipt_token,
@@ -78,16 +82,34 @@ def test_payload_budget_is_enforced_with_the_size_named() -> None:
     assert str(size) in info.value.message and str(MAX_PLAINTEXT) in info.value.message
     # What fits is exactly what a real message produces.
     item = validate_campaign(BASE, topics=DEFAULT_TOPICS)
-    prefix = (
-        '{"title":"Harga cabai turun","body":"Pasokan dari Jawa Tengah pulih.","url":"https://kabarkini.example/ekonomi/cabai","tag":"'
-        + item.story
-        + '","renotify":true,"cid":"'
-        + "c" * 20
-        + '",'
-    )
-    real = message_payload(prefix, "s" * 16, "r" * 22, 10**10)
+    prefix = campaign_payload_prefix(item.title, item.body, item.url, "", "", item.story, "c" * 20)
+    real = message_payload(prefix, "s" * 16, "r" * 22, 10**13)
     assert len(real) == payload_size(item.title, item.body, item.url, tag=item.story)
-    assert json.loads(real)["sid"] == "s" * 16
+    message = json.loads(real)
+    assert message["web_push"] == 8030 and message["mutable"] is True
+    assert message["notification"]["navigate"] == BASE["url"]
+    assert message["notification"]["data"] == {"cid": "c" * 20, "sid": "s" * 16, "rt": "r" * 22}
+
+
+TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=1900))
+def test_the_topic_of_any_article_is_at_most_32_base64url_characters(path: str) -> None:
+    # Apple (and RFC 8030) refuse a Topic longer than 32 characters of the base64url alphabet; the
+    # default story is "s" + 23 hex digits of the URL's SHA-256.
+    url = "https://kabarkini.example/" + "".join(ch for ch in path if ch.isalnum()) + "x"
+    story = validate_campaign({**BASE, "url": url}, topics=DEFAULT_TOPICS).story
+    assert TOPIC.fullmatch(story) and len(story) == 24
+
+
+def test_an_editors_story_is_the_topic_only_when_apple_would_take_it() -> None:
+    assert validate_campaign({**BASE, "story": "a" * 32}, topics=DEFAULT_TOPICS).story == "a" * 32
+    assert validate_campaign({**BASE, "story": "pilkada-2026_Jateng"}, topics=DEFAULT_TOPICS).story
+    for bad in ("a" * 33, "pilkada.2026", "pilkada 2026", "berita+", "ü"):
+        with pytest.raises(ValidationError, match="Topic header"):
+            validate_campaign({**BASE, "story": bad}, topics=DEFAULT_TOPICS)
 
 
 def test_state_machine_and_cancel(r, context) -> None:  # type: ignore[no-untyped-def]

@@ -39,6 +39,37 @@ def test_settings_coerce_and_refuse_bad_values() -> None:
         Settings.from_env({"VAPID_SUBJECT": "ops@example.com"})
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         Settings.from_env({"NOTIFIER_ENV": "production"})
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "ops@example.com",
+        "mailto:",
+        "mailto:ops",
+        "mailto:ops@localhost",
+        "mailto:push@newsroom.local",
+        "mailto:push@kabarkini.invalid",
+        "mailto:push@server.localdomain",
+        "mailto:a@b.example, c@d.example",
+        "https:",
+        "https://localhost/contact",
+        "https://push.local/",
+        "https://intranet/",
+        "http://kabarkini.example/contact",
+    ],
+)
+def test_a_vapid_subject_apple_would_refuse_stops_start_up(subject: str) -> None:
+    # Apple answers 403 BadJwtToken for every push signed with such a ``sub``: better now than at a send.
+    with pytest.raises(ConfigError, match="VAPID_SUBJECT"):
+        Settings.from_env({"VAPID_SUBJECT": subject})
+
+
+@pytest.mark.parametrize(
+    "subject", ["mailto:push@kabarkini.example", "mailto:ops@example.com", "https://kabarkini.example/kontak"]
+)
+def test_a_reachable_vapid_subject_is_accepted(subject: str) -> None:
+    assert Settings.from_env({"VAPID_SUBJECT": subject}).vapid_subject == subject
     with pytest.raises(ConfigError, match="quiet hours"):
         Settings.from_env({"NOTIFIER_QUIET_HOURS": "25-3"})
 
@@ -113,3 +144,23 @@ def test_jwt_is_signed_once_per_origin_and_renewed_before_expiry() -> None:
     assert key.jwt_for("https://fcm.googleapis.com/x", now=renew_at - 1) == a
     assert key.jwt_for("https://fcm.googleapis.com/x", now=renew_at + 1) != a
     assert key.authorization("https://fcm.googleapis.com/x", now=renew_at + 2).startswith("vapid t=")
+
+
+def test_every_jwt_a_push_carries_expires_within_24_hours_and_not_within_the_hour() -> None:
+    # Apple and RFC 8292 refuse an exp more than 24 h ahead; a JWT about to lapse risks a 403 in flight.
+    key = load_vapid_key(
+        Settings.from_env(
+            {
+                "VAPID_PRIVATE_KEY": b64url_encode(
+                    generate_private_key().private_numbers().private_value.to_bytes(32, "big")
+                )
+            }
+        )
+    )
+    assert JWT_LIFETIME <= 24 * 3600
+    t0 = 1_800_000_000.0
+    for step in range(0, 3 * 86400, 17 * 60):
+        now = t0 + step
+        token = key.authorization("https://web.push.apple.com/QGuQyavXutnMH9bZ", now=now)
+        claims = json.loads(b64url_decode(token.split("t=", 1)[1].split(",", 1)[0].split(".")[1]))
+        assert JWT_RENEW_BEFORE <= claims["exp"] - now <= 24 * 3600

@@ -234,6 +234,21 @@ def test_sub_must_be_mailto_or_https(sim: SimulatorServer, vapid: Vapid) -> None
     assert "sub" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    "sub", ["mailto:push@localhost", "mailto:ops@newsroom.local", "https://kabar.invalid/"]
+)
+def test_a_sub_no_one_can_be_reached_at_is_403_bad_jwt_token_like_apple(
+    sim: SimulatorServer, vapid: Vapid, sub: str
+) -> None:
+    subscription = sim.mint(1)[0]
+    claims = {"sub": sub, "aud": sim.origin, "exp": int(time.time()) + 60}
+    response = _http(
+        "post", subscription["endpoint"], data=_body_for(subscription), headers=_jwt_headers(vapid, claims)
+    )
+    assert response.status_code == 403
+    assert "BadJwtToken" in response.json()["message"]
+
+
 def test_alg_must_be_es256(sim: SimulatorServer, vapid: Vapid) -> None:
     subscription = sim.mint(1)[0]
     claims = {"sub": SUBJECT, "aud": sim.origin, "exp": int(time.time()) + 60}

@@ -92,9 +92,11 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     assert delivered == set(endpoints) - set(gone410 + gone404 + too_big + stalled)
     sample = next(r for r in received if r.endpoint == flaky[0])
     payload = json.loads(sample.payload)
-    assert payload["title"] == "Gempa M6,1 guncang Cianjur"
-    assert payload["url"] == "https://kabarkini.example/nasional/gempa-cianjur"
-    assert payload["cid"] == cid and payload["sid"] == subs.sid_of(flaky[0])
+    assert payload["web_push"] == 8030 and payload["mutable"] is True
+    note = payload["notification"]
+    assert note["title"] == "Gempa M6,1 guncang Cianjur"
+    assert note["navigate"] == "https://kabarkini.example/nasional/gempa-cianjur"
+    assert note["data"]["cid"] == cid and note["data"]["sid"] == subs.sid_of(flaky[0])
     assert sample.urgency == "high" and sample.topic == campaign.story and 0 < sample.ttl <= 6 * 3600
 
     # Retry-After was honoured: each retried 429 came at least a second after its first attempt.

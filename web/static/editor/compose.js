@@ -11,17 +11,19 @@
   const fields = { title: $("f-title"), body: $("f-body"), url: $("f-url"), image: $("f-image") };
   const encoder = new TextEncoder();
 
-  // Same shape as campaign_payload_prefix + message_payload: a 24-character tag (the story id),
-  // a 20-character campaign id, a 16-character subscription id, a 22-character receipt token, a
-  // 10-digit timestamp. JSON.stringify escapes like Python's json.dumps(ensure_ascii=False).
+  // Same shape as campaign_payload_prefix + message_payload (a Declarative Web Push message): a
+  // 24-character tag (the story id), a 20-character campaign id, a 16-character subscription id, a
+  // 22-character receipt token, a 14-digit timestamp in milliseconds. JSON.stringify escapes like
+  // Python's json.dumps(ensure_ascii=False).
   function payloadSize(title, body, url, image) {
-    const data = { title: title, body: body, url: url };
-    if (image) { data.image = image; }
-    data.tag = "x".repeat(24);
-    data.renotify = true;
-    data.cid = "c".repeat(20);
-    const prefix = JSON.stringify(data).slice(0, -1) + ",";
-    const full = prefix + '"sid":"' + "s".repeat(16) + '","rt":"' + "r".repeat(22) + '","ts":' + "1".padEnd(11, "0") + "}";
+    const note = { title: title, body: body, navigate: url };
+    if (image) { note.image = image; }
+    note.tag = "x".repeat(24);
+    note.renotify = true;
+    note.data = { cid: "c".repeat(20) };
+    const prefix = JSON.stringify({ web_push: 8030, mutable: true, notification: note }).slice(0, -3) + ",";
+    const full = prefix + '"sid":"' + "s".repeat(16) + '","rt":"' + "r".repeat(22) + '"},"timestamp":' +
+      "1".padEnd(14, "0") + "}}";
     return encoder.encode(full).length;
   }
 

@@ -3,7 +3,8 @@
  * (the site name, every language's compiled catalog, icon paths and API paths) and i18n.js.
  *
  * push                    always shows a notification (a generic one when the payload is missing or
- *                         malformed), then reports "shown" for a campaign
+ *                         malformed), from a Declarative Web Push message or the earlier flat payload,
+ *                         then reports "shown" for a campaign (retried with backoff, see report())
  * notificationclick       focuses a tab already on the article or opens it, then reports "clicked"
  * pushsubscriptionchange  subscribes again with the same key and stores the new subscription with the
  *                         old one's topics
@@ -30,7 +31,14 @@ function i18nFor(lang) {
   return TRANSLATORS[lang];
 }
 
-/* The decrypted payload when it is a usable object with a title, else null. */
+/*
+ * The decrypted payload as { title, options } source fields, or null when it is missing or unusable.
+ *
+ * Two formats: the Declarative Web Push message that notifier sends ({"web_push": 8030, "notification":
+ * {...}, "app_badge", "mutable"}: Safari 18.4+ shows it by itself, and hands it here first because it is
+ * "mutable"), and the flat {"title", "body", "url", ...} of earlier releases, still in flight for a day
+ * after an upgrade (a message waits at the push service until its TTL).
+ */
 function parsePayload(event) {
   if (!event.data) { return null; }
   var payload;
@@ -39,10 +47,50 @@ function parsePayload(event) {
   } catch (e) {
     return null;
   }
-  if (!payload || typeof payload !== "object" || typeof payload.title !== "string" || !payload.title) {
-    return null;
+  if (!payload || typeof payload !== "object") { return null; }
+  if (payload.web_push === 8030) {
+    var note = payload.notification;
+    if (!note || typeof note !== "object" || typeof note.title !== "string" || !note.title) { return null; }
+    var data = note.data && typeof note.data === "object" ? note.data : {};
+    return {
+      title: note.title,
+      body: note.body,
+      url: note.navigate,
+      lang: note.lang,
+      dir: note.dir,
+      tag: note.tag,
+      image: note.image,
+      icon: note.icon,
+      badge: note.badge,
+      vibrate: note.vibrate,
+      timestamp: note.timestamp,
+      renotify: note.renotify,
+      silent: note.silent,
+      requireInteraction: note.requireInteraction,
+      actions: note.actions,
+      cid: data.cid,
+      sid: data.sid,
+      rt: data.rt,
+      appBadge: payload.app_badge
+    };
   }
-  return payload;
+  if (typeof payload.title !== "string" || !payload.title) { return null; }
+  return {
+    title: payload.title,
+    body: payload.body,
+    url: payload.url,
+    lang: payload.lang,
+    tag: payload.tag,
+    image: payload.image,
+    icon: payload.icon,
+    badge: payload.badge,
+    // Seconds in the flat format.
+    timestamp: typeof payload.ts === "number" && payload.ts < 1e12 ? payload.ts * 1000 : payload.ts,
+    renotify: payload.renotify,
+    cid: payload.cid,
+    sid: payload.sid,
+    rt: payload.rt
+  };
 }
 
 /* An absolute http(s) URL for the notification to open; the site's front page for anything else. */
@@ -58,11 +106,29 @@ function optionalString(value) {
   return typeof value === "string" && value ? value : undefined;
 }
 
+/* The payload's own actions (each opening its own page), else the site's one "read" action. */
+function actionsFor(payload, t) {
+  var own = [];
+  var pages = {};
+  if (payload && Array.isArray(payload.actions)) {
+    for (var i = 0; i < payload.actions.length; i++) {
+      var a = payload.actions[i];
+      if (a && optionalString(a.action) && typeof a.title === "string") {
+        var entry = { action: a.action, title: a.title };
+        if (optionalString(a.icon)) { entry.icon = a.icon; }
+        own.push(entry);
+        pages[a.action] = articleUrl(a.navigate || payload.url);
+      }
+    }
+  }
+  if (own.length) { return { actions: own, pages: pages }; }
+  return { actions: [{ action: "read", title: t.gettext("Read") }], pages: {} };
+}
+
 /* Title and showNotification options for a payload (null: the generic notification). */
 function notificationFor(payload) {
   var lang = payload && CONFIG.catalogs[payload.lang] ? payload.lang : CONFIG.defaultLang;
   var t = i18nFor(lang);
-  var actions = [{ action: "read", title: t.gettext("Read") }];
   if (!payload) {
     return {
       title: CONFIG.site,
@@ -73,54 +139,147 @@ function notificationFor(payload) {
         lang: lang,
         tag: "notifier-generic",
         data: { url: articleUrl("/") },
-        actions: actions
+        actions: actionsFor(null, t).actions
       }
     };
   }
+  var chosen = actionsFor(payload, t);
   var options = {
     body: typeof payload.body === "string" ? payload.body : "",
     icon: optionalString(payload.icon) || CONFIG.icon,
     badge: optionalString(payload.badge) || CONFIG.badge,
-    lang: lang,
+    // A declared language the worker has no strings for still labels the text correctly.
+    lang: optionalString(payload.lang) || lang,
     data: {
       url: articleUrl(payload.url),
       cid: optionalString(payload.cid),
       sid: optionalString(payload.sid),
-      rt: optionalString(payload.rt)
+      rt: optionalString(payload.rt),
+      pages: chosen.pages
     },
-    actions: actions
+    actions: chosen.actions
   };
+  if (payload.dir === "ltr" || payload.dir === "rtl" || payload.dir === "auto") { options.dir = payload.dir; }
   if (optionalString(payload.image)) { options.image = payload.image; }
   // renotify without a tag is a TypeError, so it only travels with one.
   if (optionalString(payload.tag)) {
     options.tag = payload.tag;
     options.renotify = payload.renotify === true;
   }
-  if (typeof payload.ts === "number" && payload.ts > 0) {
-    options.timestamp = payload.ts < 1e12 ? payload.ts * 1000 : payload.ts;
+  if (typeof payload.timestamp === "number" && payload.timestamp > 0) { options.timestamp = payload.timestamp; }
+  if (payload.requireInteraction === true) { options.requireInteraction = true; }
+  // vibrate with silent is a TypeError: silent wins.
+  if (payload.silent === true) {
+    options.silent = true;
+  } else if (Array.isArray(payload.vibrate) || typeof payload.vibrate === "number") {
+    options.vibrate = payload.vibrate;
   }
   return { title: payload.title, options: options };
 }
 
-/* POST a receipt to /api/v1/events for a campaign notification; failures are ignored. */
+/*
+ * Receipts. A receipt is POSTed at once; on 429, a 5xx or a network error it is tried again with
+ * exponential backoff and jitter (honouring Retry-After) for as long as the event may keep the worker
+ * alive (RECEIPT_RETRY_MS: Firefox ends an event's extension after 30 s). One still not delivered then
+ * waits in the Cache Storage outbox and is tried again at the worker's next event (a push, a click, a
+ * close), for up to RECEIPT_KEEP_MS after it was made. A 4xx other than 429 is final (a forged or
+ * malformed receipt, an unknown campaign): retrying cannot change it.
+ */
+var RECEIPT_RETRY_MS = (CONFIG.receipts && CONFIG.receipts.retryMs) || 25000;
+var RECEIPT_KEEP_MS = (CONFIG.receipts && CONFIG.receipts.keepMs) || 24 * 3600 * 1000;
+var RECEIPT_FIRST_DELAY_MS = 1000;
+var OUTBOX = "notifier-receipts";
+
+function sleep(ms) {
+  return new Promise(function (resolve) { setTimeout(resolve, ms); });
+}
+
+/* One attempt: "done" (counted, a repeat, or refused for good) or the milliseconds to wait at least. */
+async function postReceipt(body) {
+  var response;
+  try {
+    response = await fetch(CONFIG.api.events, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body)
+    });
+  } catch (e) {
+    return 0;
+  }
+  if (response.status === 429 || response.status >= 500) {
+    var after = Number(response.headers.get("Retry-After"));
+    return after > 0 ? after * 1000 : 0;
+  }
+  return "done";
+}
+
+function outboxKey(body) {
+  return new Request(self.registration.scope + "__notifier_receipt/" +
+    encodeURIComponent(body.type + ":" + body.cid + ":" + body.sid));
+}
+
+async function keepForLater(body, made) {
+  try {
+    var cache = await caches.open(OUTBOX);
+    await cache.put(outboxKey(body), new Response(JSON.stringify({ body: body, made: made })));
+  } catch (e) { /* no Cache Storage (private mode): the receipt is lost, as before retries existed */ }
+}
+
+async function deliverReceipt(body, made) {
+  var started = Date.now();
+  var delay = RECEIPT_FIRST_DELAY_MS;
+  for (;;) {
+    var result = await postReceipt(body);
+    if (result === "done") { return true; }
+    // Full jitter around the backoff: a crowd of readers retrying after one big push spreads out.
+    var wait = Math.max(result, delay) * (0.5 + Math.random());
+    if (Date.now() + wait - started > RECEIPT_RETRY_MS || Date.now() + wait - made > RECEIPT_KEEP_MS) {
+      await keepForLater(body, made);
+      return false;
+    }
+    await sleep(wait);
+    delay *= 2;
+  }
+}
+
+/* Report a receipt for a campaign notification (nothing for the generic one). */
 function report(type, data) {
   if (!data || !data.cid) { return Promise.resolve(); }
-  return fetch(CONFIG.api.events, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    credentials: "same-origin",
-    body: JSON.stringify({ type: type, cid: data.cid, sid: data.sid, rt: data.rt })
-  }).then(function () { return undefined; }, function () { return undefined; });
+  return deliverReceipt({ type: type, cid: data.cid, sid: data.sid, rt: data.rt }, Date.now());
+}
+
+/* Try each receipt waiting in the outbox once; drop those older than RECEIPT_KEEP_MS. */
+async function flushOutbox() {
+  var cache;
+  try {
+    cache = await caches.open(OUTBOX);
+  } catch (e) {
+    return;
+  }
+  var requests = await cache.keys();
+  for (var i = 0; i < requests.length; i++) {
+    var entry = null;
+    try {
+      entry = await (await cache.match(requests[i])).json();
+    } catch (e) { /* unreadable: dropped below */ }
+    if (!entry || Date.now() - entry.made > RECEIPT_KEEP_MS || (await postReceipt(entry.body)) === "done") {
+      await cache.delete(requests[i]);
+    }
+  }
 }
 
 /* Show the notification for a push; a browser that refuses the options still gets the generic one. */
 function showPush(payload) {
   var note = notificationFor(payload);
+  if (payload && typeof payload.appBadge === "number" && self.navigator && self.navigator.setAppBadge) {
+    self.navigator.setAppBadge(payload.appBadge).catch(function () { /* badging not allowed */ });
+  }
   return self.registration.showNotification(note.title, note.options).catch(function () {
     var generic = notificationFor(null);
     return self.registration.showNotification(generic.title, generic.options);
   }).then(function () {
-    return report("shown", note.options.data);
+    return Promise.all([report("shown", note.options.data), flushOutbox()]);
   });
 }
 
@@ -129,8 +288,9 @@ self.addEventListener("push", function (event) {
 });
 
 /* Focus an open tab already showing the article, else open it in a new one; then report the click. */
-function openArticle(data) {
-  var url = articleUrl(data && data.url);
+function openArticle(data, action) {
+  var pages = (data && data.pages) || {};
+  var url = action && pages[action] ? pages[action] : articleUrl(data && data.url);
   return self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (windows) {
     for (var i = 0; i < windows.length; i++) {
       if (windows[i].url === url && "focus" in windows[i]) { return windows[i].focus(); }
@@ -143,12 +303,16 @@ function openArticle(data) {
   });
 }
 
+self.addEventListener("notificationclose", function (event) {
+  event.waitUntil(flushOutbox());
+});
+
 self.addEventListener("notificationclick", function (event) {
   event.notification.close();
   // The "read" action and a click on the body both open the article. The work starts before
   // waitUntil so that it also runs for a click dispatched by the browser test (an untrusted event,
   // on which waitUntil throws): no browser can click a notification under automation.
-  var opening = openArticle(event.notification.data || {});
+  var opening = Promise.all([openArticle(event.notification.data || {}, event.action), flushOutbox()]);
   event.waitUntil(opening);
 });
 
