@@ -605,7 +605,7 @@ def count_receipt(
         args=[
             receipt.sid,
             receipt.kind,
-            f"{int(now // 10) * 10}:{receipt.kind}"  # 10 s buckets,
+            f"{int(now // 10) * 10}:{receipt.kind}",  # 10 s buckets
             RECEIPTS_TTL,
             max(1, repeat_window),
         ],

@@ -281,7 +281,11 @@ def init_app(app: Flask, context: Context) -> dict[str, RouteLimit]:
                 app.view_functions[endpoint] = limited(view, limit, methods)
         if SUBSCRIBE in app.view_functions:
             limits[SUBSCRIBE] = RouteLimit(
-                context.redis, context.keys, SUBSCRIBE, settings.rate_subscribe, settings.rate_subscribe_global
+                context.redis,
+                context.keys,
+                SUBSCRIBE,
+                settings.rate_subscribe,
+                settings.rate_subscribe_global,
             )
         if "api.events" in app.view_functions:
             limits[EVENTS_REFUSED] = RouteLimit(

@@ -32,7 +32,7 @@ def test_every_configured_limit_counts_and_a_refusal_counts_nothing(
     assert len(keys) == 2 and all(key.endswith(f":{ADDRESS}") for key in keys)
     assert all(r.llen(key) == 2 for key in keys)  # the refused request was not counted
     # Beside them, the site-wide ceiling's one number (NOTIFIER_RATE_SUBSCRIBE_GLOBAL: 1000/second, 1000000/day).
-    assert r.type("notifier:ratelimit:api.subscribe:1000/1:*") == "string"
+    assert r.type(app.extensions["notifier"].keys.rate_limit("api.subscribe", 1000, 1, "*")) == "string"
 
 
 def test_the_wait_is_until_the_oldest_counted_hit_leaves_the_window(context) -> None:  # type: ignore[no-untyped-def]
@@ -73,16 +73,16 @@ def test_disabled_limits_leave_the_views_unwrapped(make_app: Callable[..., Flask
 
 
 def test_large_limits_keep_one_number_per_client_not_a_list_of_hits(context) -> None:  # type: ignore[no-untyped-def]
-    limit = RouteLimit(context.redis, context.keys.rate_limit_prefix, "test.big", "1000/day")
+    limit = RouteLimit(context.redis, context.keys, "test.big", "1000/day")
     assert all(limit.hit("198.51.100.3") == 0 for _ in range(1000))
     wait = limit.hit("198.51.100.3")
     assert 80 <= wait <= 87  # the rate refills: one more every 86.4 s (a day / 1000)
-    key = f"{context.keys.rate_limit_prefix}:test.big:1000/86400:198.51.100.3"
+    key = context.keys.rate_limit("test.big", 1000, 86400, "198.51.100.3")
     assert context.redis.type(key) == "string" and 0 < context.redis.ttl(key) <= 86401
 
 
 def test_peek_counts_nothing_and_add_counts_without_a_check(context) -> None:  # type: ignore[no-untyped-def]
-    limit = RouteLimit(context.redis, context.keys.rate_limit_prefix, "test.peek", "2/minute", "3/minute")
+    limit = RouteLimit(context.redis, context.keys, "test.peek", "2/minute", "3/minute")
     assert limit.peek("198.51.100.4") == (0, None)
     limit.add("198.51.100.4")
     limit.add("198.51.100.4")
