@@ -204,7 +204,8 @@ def test_firefox_subscribes_through_the_simulator_and_shows_the_campaign(
         assert shown[0]["cid"] == cid
         # Rendered from the Declarative Web Push message by the service worker.
         assert shown[0]["tag"] == campaign.story and shown[0]["actions"] == ["read"]
-        assert abs(shown[0]["timestamp"] / 1000 - (campaign.first_sent or 0)) < 60
+        # (Firefox does not expose Notification.timestamp; Chromium's test checks it.)
+        assert shown[0]["timestamp"] is None
 
         # The simulator took the message over HTTP and forwarded it over the WebSocket, still encrypted
         # (only Firefox holds the key); Firefox acknowledged that version, which empties the pending queue.
