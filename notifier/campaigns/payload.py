@@ -1,4 +1,5 @@
-"""A campaign's push payload: JSON serialised once per campaign, finished per subscriber; its size."""
+"""A campaign's push payload (a Declarative Web Push message): serialised once per campaign, finished
+per subscriber; its size."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from typing import Any
 
 from notifier.crypto import b64url_encode
+from notifier.declarative import WEB_PUSH
 
 # A receipt token and a subscription id are fixed-length; the budget check
 # builds the payload with these sizes so every real message fits too.
@@ -18,21 +20,34 @@ _RT_LEN = 22
 def campaign_payload_prefix(
     title: str, body: str, url: str, image: str, icon: str, tag: str, cid: str
 ) -> str:
-    """Serialise the shared part of the push payload (ends with a comma, ready for ``sid``)."""
-    data: dict[str, Any] = {"title": title, "body": body, "url": url}
+    """The declarative push message up to the subscriber's own fields, serialised once per campaign.
+
+    The message is the Declarative Web Push format (:mod:`notifier.declarative`) with ``mutable: true``:
+    Safari shows it by itself, and every service worker (ours in every browser, Safari's included)
+    renders it and reports the receipt. The text ends inside ``notification.data``, right after the
+    campaign id, so :func:`message_payload` only appends the subscription id, the receipt token and
+    the timestamp.
+    """
+    note: dict[str, Any] = {"title": title, "body": body, "navigate": url}
     if image:
-        data["image"] = image
+        note["image"] = image
     if icon:
-        data["icon"] = icon
-    data["tag"] = tag
-    data["renotify"] = True
-    data["cid"] = cid
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))[:-1] + ","
+        note["icon"] = icon
+    note["tag"] = tag
+    note["renotify"] = True
+    note["data"] = {"cid": cid}
+    message = {"web_push": WEB_PUSH, "mutable": True, "notification": note}
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    # The text ends with the "}" of data, of the notification and of the message: reopen data.
+    return text[:-3] + ","
 
 
-def message_payload(prefix: str, sid: str, receipt: str, ts: int) -> bytes:
-    """The complete payload of one message: the shared prefix plus the subscriber's fields."""
-    return f'{prefix}"sid":"{sid}","rt":"{receipt}","ts":{ts}}}'.encode()
+def message_payload(prefix: str, sid: str, receipt: str, ts_ms: int) -> bytes:
+    """The complete payload of one message: the shared prefix plus the subscriber's fields.
+
+    ``ts_ms`` is the notification's ``timestamp`` (milliseconds since the epoch).
+    """
+    return f'{prefix}"sid":"{sid}","rt":"{receipt}"}},"timestamp":{ts_ms}}}}}'.encode()
 
 
 def payload_size(
@@ -40,7 +55,7 @@ def payload_size(
 ) -> int:
     """Bytes of the largest plaintext a message of this content produces."""
     prefix = campaign_payload_prefix(title, body, url, image, icon, tag or "x" * 24, "c" * 20)
-    return len(message_payload(prefix, "s" * _SID_LEN, "r" * _RT_LEN, 10**10))
+    return len(message_payload(prefix, "s" * _SID_LEN, "r" * _RT_LEN, 10**13))
 
 
 def receipt_token(key: bytes, cid: str, sid: str) -> str:

@@ -95,3 +95,22 @@ end
 return pending
 """
 )
+
+
+# Count a receipt once per campaign and subscription, in one round trip: a new one adds to the campaign's
+# counter and timeline; a repeat counts nothing but its token's repeats (for the per-token limit).
+# KEYS: campaign hash, receipt set, timeline, repeats counter. ARGV: sid, kind, timeline field, receipt
+# set TTL, repeat window (seconds). Returns {0, 0} when counted, {-1, 0} for an unknown campaign, else
+# {repeats in the current window, seconds left in it}.
+COUNT_RECEIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  return {0, 0}
+end
+local n = redis.call('INCR', KEYS[4])
+if n == 1 then redis.call('EXPIRE', KEYS[4], ARGV[5]) end
+return {n, redis.call('TTL', KEYS[4])}
+"""

@@ -32,7 +32,7 @@ from notifier.campaigns.model import (
     new_campaign_id,
 )
 from notifier.campaigns.payload import receipt_token
-from notifier.campaigns.scripts import FINISH, RESERVE, SET_STATE
+from notifier.campaigns.scripts import COUNT_RECEIPT, FINISH, RESERVE, SET_STATE
 from notifier.campaigns.validation import CampaignInput
 from notifier.errors import Conflict, NotFound, ValidationError
 from notifier.keys import Keys
@@ -401,15 +401,27 @@ class CampaignStore:
 RECEIPT_KINDS = ("shown", "clicked")
 
 
-def record_receipt(
-    r: redis.Redis, keys: Keys, receipt_key: bytes, data: Any, *, now: float | None = None
-) -> bool:
-    """Count a ``shown``/``clicked`` receipt once per campaign and subscription.
+@dataclass(frozen=True)
+class Receipt:
+    """A ``shown``/``clicked`` receipt whose token was checked: the campaign's own for that subscriber."""
 
-    The token must be the one the campaign put in that subscriber's payload, so
-    figures cannot be inflated by forged receipts. Returns True when counted,
-    False for a repeat; raises ValidationError for a malformed or forged one.
-    """
+    kind: str
+    cid: str
+    sid: str
+    token: str
+
+
+@dataclass(frozen=True)
+class ReceiptCount:
+    """What counting a receipt did: counted now, or the how-many-th repeat of its token this window."""
+
+    counted: bool
+    repeats: int = 0
+    window_left: int = 0
+
+
+def parse_receipt(receipt_key: bytes, data: Any) -> Receipt:
+    """A receipt from its JSON body; ValidationError for a malformed or forged one (no Redis touched)."""
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object")
     kind, cid, sid, token = (data.get(k) for k in ("type", "cid", "sid", "rt"))
@@ -423,18 +435,44 @@ def record_receipt(
         raise ValidationError(
             "the receipt token does not match this campaign and subscription", code="bad_receipt"
         )
-    ckey = keys.campaign(cid)
-    if not r.exists(ckey):
-        raise NotFound(f"no campaign {cid}")
-    if not r.sadd(keys.campaign_receipts(cid, kind), sid):
-        return False
+    return Receipt(kind, cid, sid, token)
+
+
+def count_receipt(
+    r: redis.Redis, keys: Keys, receipt: Receipt, *, now: float | None = None, repeat_window: int = 60
+) -> ReceiptCount:
+    """Count a checked receipt once per campaign and subscription; :class:`NotFound` for no campaign."""
     now = time.time() if now is None else now
-    pipe = r.pipeline(transaction=True)
-    pipe.hincrby(ckey, kind, 1)
-    pipe.hincrby(keys.campaign_timeline(cid), f"{int(now) // TIMELINE_STEP * TIMELINE_STEP}:{kind}", 1)
-    pipe.expire(keys.campaign_receipts(cid, kind), FIGURES_DAYS * 86400)
-    pipe.execute()
-    return True
+    repeats, left = r.register_script(COUNT_RECEIPT)(
+        keys=[
+            keys.campaign(receipt.cid),
+            keys.campaign_receipts(receipt.cid, receipt.kind),
+            keys.campaign_timeline(receipt.cid),
+            keys.receipt_repeats(receipt.token),
+        ],
+        args=[
+            receipt.sid,
+            receipt.kind,
+            f"{int(now) // TIMELINE_STEP * TIMELINE_STEP}:{receipt.kind}",
+            FIGURES_DAYS * 86400,
+            max(1, repeat_window),
+        ],
+    )
+    if int(repeats) < 0:
+        raise NotFound(f"no campaign {receipt.cid}")
+    return ReceiptCount(int(repeats) == 0, int(repeats), int(left))
+
+
+def record_receipt(
+    r: redis.Redis, keys: Keys, receipt_key: bytes, data: Any, *, now: float | None = None
+) -> bool:
+    """Count a ``shown``/``clicked`` receipt once per campaign and subscription.
+
+    The token must be the one the campaign put in that subscriber's payload, so
+    figures cannot be inflated by forged receipts. Returns True when counted,
+    False for a repeat; raises ValidationError for a malformed or forged one.
+    """
+    return count_receipt(r, keys, parse_receipt(receipt_key, data), now=now).counted
 
 
 def migrate_campaign_sites(r: redis.Redis, keys: Keys, default_site: str, page: int = 500) -> int:
