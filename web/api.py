@@ -13,8 +13,8 @@ from notifier.tokens import TokenStore
 from web.auth import link_own_subscription
 from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
-from web.sites import request_site
 from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
+from web.sites import request_site
 from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -48,10 +48,10 @@ from notifier.campaigns.store import (
     RECEIPT_KINDS,
     CampaignStore,
     PlanProgress,
-    migrate_campaign_sites,
     Receipt,
     ReceiptCount,
     count_receipt,
+    migrate_campaign_sites,
     parse_receipt,
     record_receipt,
 )
