@@ -211,6 +211,9 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # A group of its own: Ctrl-C on the terminal of `notifier up` reaches the site and workers, which
+            # stop first and still need Redis to finish their jobs; this server is stopped after them.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -18,6 +18,8 @@ from notifier.errors import ConfigError
 T = TypeVar("T")
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: What ``NOTIFIER_LOG_LEVEL`` accepts (``debug`` adds RQ's own lines and full tracebacks on a terminal).
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _bool(value: str) -> bool:
@@ -27,6 +29,18 @@ def _bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(f"not a boolean: {value!r}")
+
+
+def _bool_or_auto(value: str) -> bool | None:
+    """``auto`` (None: decided per process, see :func:`workers.logging.wants_json`) or a boolean."""
+    return None if value.strip().lower() == "auto" else _bool(value)
+
+
+def _log_level(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return lowered
 
 
 def _list(value: str) -> tuple[str, ...]:
@@ -126,7 +140,10 @@ class Settings:
     feed_burst: int = 3
     feed_timeout: float = 10.0
     feed_max_bytes: int = 2_000_000
-    log_json: bool = True
+    #: JSON log lines (True), readable coloured lines (False), or None ("auto"): readable on a terminal
+    #: in development, JSON everywhere else.
+    log_json: bool | None = None
+    log_level: str = "info"
     rate_limits: bool = True
     rate_subscribe: str = "1000/minute;20000/day"
     rate_subscribe_global: str = "1000/second;1000000/day"
@@ -203,7 +220,8 @@ class Settings:
         read("NOTIFIER_FEED_BURST", "feed_burst", int)
         read("NOTIFIER_FEED_TIMEOUT", "feed_timeout", float)
         read("NOTIFIER_FEED_MAX_BYTES", "feed_max_bytes", int)
-        read("NOTIFIER_LOG_JSON", "log_json", _bool)
+        read("NOTIFIER_LOG_JSON", "log_json", _bool_or_auto)
+        read("NOTIFIER_LOG_LEVEL", "log_level", _log_level)
         read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
         read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
         read("NOTIFIER_RATE_SUBSCRIBE_GLOBAL", "rate_subscribe_global", _rate)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import click
+from rich.console import Console
 
 from notifier.errors import ConfigError
 from notifier.redis_conn import EmbeddedRedis, redis_answers
 from notifier.settings import DEFAULT_REDIS_URL
 from notifier.vapid import load_vapid_key
 from notifier_cli.common import load_settings
+from notifier_cli.firstrun import first_admin, welcome
+from workers.logging import TAG_ENV, ConsoleHandler, wants_json
 
 
 @click.command()
@@ -36,21 +42,42 @@ def worker(burst: bool, name: str | None, scheduler: bool) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve(host: str, port: int) -> None:
     """Run the site (development server; use gunicorn in production, see README)."""
-    from werkzeug.serving import WSGIRequestHandler
+    import logging
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from web import create_app
+    from web.logging import setup_site_logging
 
     class QuietRequestHandler(WSGIRequestHandler):
-        """No werkzeug access line: the site logs every request itself, one JSON line with its request id."""
+        """No werkzeug access line: the site logs every request itself, one line with its request id."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             return
 
+    settings = load_settings()
+    level = logging.getLevelName(settings.log_level.upper())
+    setup_site_logging(settings.log_json, production=settings.production, level=level)
     try:
         app = create_app()
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
-    app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=QuietRequestHandler)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # `notifier up` stops its children with SIGTERM: end cleanly
+    # make_server, not app.run: no banner of Flask's and werkzeug's beside the site's own lines.
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    log = logging.getLogger("web.serve")
+    log.info("site up on http://%s:%d/ (development server)", host, server.server_port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        log.info("site down")
 
 
 @click.command()
@@ -109,16 +136,49 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
         hosts = ",".join(filter(None, [env.get("NOTIFIER_PUSH_HOSTS", ""), f"127.0.0.1:{simulator_port}"]))
         env["NOTIFIER_PUSH_HOSTS"] = hosts
     env.setdefault("NOTIFIER_PUBLIC_URL", f"http://{host}:{port}")
+    # Each child tags its lines (site / worker-1 / sim); on a terminal they share it, inherited.
+    readable = not wants_json(settings.log_json, production=settings.production, stream=sys.stderr)
+    way_in = first_admin(settings, env["REDIS_URL"])
     exe = [sys.executable, "-m", "notifier_cli"]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if simulator_port:
-            procs.append(subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=env))
+            sim_env = {**env, TAG_ENV: "sim"}
+            if readable:  # the simulator prints plain lines: tagged here, like the others' lines
+                sim = subprocess.Popen(
+                    [*exe, "simulator", "--port", str(simulator_port)],
+                    env=sim_env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+                threading.Thread(target=_relay, args=(sim, "sim"), name="sim-lines", daemon=True).start()
+            else:
+                sim = subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=sim_env)
+            procs.append(sim)
         for i in range(n_workers):
-            procs.append(subprocess.Popen([*exe, "worker", "--name", f"up-{os.getpid()}-{i}"], env=env))
-        procs.append(subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)], env=env))
-        click.echo(f"site on http://{host}:{port}/  (Ctrl-C stops everything)")
+            procs.append(
+                subprocess.Popen(
+                    [*exe, "worker", "--name", f"up-{os.getpid()}-{i}"],
+                    env={**env, TAG_ENV: f"worker-{i + 1}"},
+                )
+            )
+        procs.append(
+            subprocess.Popen(
+                [*exe, "serve", "--host", host, "--port", str(port)], env={**env, TAG_ENV: "site"}
+            )
+        )
+        site = f"http://{host}:{port}"
+        announce_by = time.monotonic() + 60
         while all(p.poll() is None for p in procs):
+            if announce_by and (_listening(host, port) or time.monotonic() > announce_by):
+                simulator_url = f"http://127.0.0.1:{simulator_port}" if simulator_port else None
+                welcome(
+                    Console(highlight=False, soft_wrap=True),
+                    site=site,
+                    simulator=simulator_url,
+                    way_in=way_in,
+                )
+                announce_by = 0.0
             time.sleep(0.5)
         failed = [p for p in procs if p.poll() not in (None, 0)]
         if failed:
@@ -136,3 +196,22 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
                 p.kill()
         if embedded:
             embedded.stop()
+
+
+def _listening(host: str, port: int) -> bool:
+    """True when the site accepts connections (a TCP connect: no request line of its own in the log)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _relay(proc: subprocess.Popen[bytes], tag: str) -> None:
+    """Copy a child's plain output lines to this terminal as tagged lines."""
+    handler = ConsoleHandler(tag, sys.stderr)
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            handler.handle(logging.makeLogRecord({"msg": line, "levelno": logging.INFO, "levelname": "INFO"}))

@@ -7,6 +7,10 @@ The line is written from one ``after_request`` hook (the start time is taken by 
 WSGI wrapper, before Flask builds the request context), and the record is handed to the
 logger's handlers directly: the caller's file and line, which no request line shows, are
 not looked up on every request.
+
+On a development terminal (``NOTIFIER_LOG_JSON=auto``) the same records become one readable line
+each (``GET /newsroom/ 200 12 ms``, see :mod:`workers.logging`); :func:`setup_site_logging` gives the
+site's other loggers (errors of a view, werkzeug's) the same form.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from flask import Flask, Response, request
+
+from workers.logging import JsonFormatter, make_handler, process_tag
 
 #: The logger every site process writes its request lines to.
 LOGGER = "notifier.web.requests"
@@ -92,13 +98,25 @@ def log_request(
 
 
 def init_request_logging(
-    app: Flask, *, json_lines: bool = True, stream: IO[str] | None = None
+    app: Flask,
+    *,
+    json_lines: bool | None = True,
+    stream: IO[str] | None = None,
+    production: bool = False,
 ) -> logging.Logger:
-    """Log every request of ``app`` (JSON lines unless ``json_lines`` is false) and echo ``X-Request-ID``."""
+    """Log every request of ``app`` and echo ``X-Request-ID``.
+
+    ``json_lines``: JSON lines (True), readable lines (False), or None to decide by the stream
+    (JSON unless it is a terminal in development).
+    """
     logger = logging.getLogger(LOGGER)
     if not any(getattr(h, "_notifier_requests", False) for h in logger.handlers):
-        handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(RequestJsonFormatter() if json_lines else logging.Formatter("%(message)s"))
+        stream = stream or sys.stderr
+        handler = make_handler(
+            json_lines, component="web", tag=process_tag("site"), production=production, stream=stream
+        )
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(RequestJsonFormatter())
         handler._notifier_requests = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -127,3 +145,34 @@ def init_request_logging(
         return response
 
     return logger
+
+
+def setup_site_logging(
+    json_lines: bool | None,
+    *,
+    production: bool = False,
+    level: int = logging.INFO,
+    stream: IO[str] | None = None,
+) -> logging.Handler:
+    """For ``notifier serve``: the site's other loggers (view errors, werkzeug, the domain) in its form.
+
+    Not done by the app factory: a test process keeps its loggers as pytest set them.
+    """
+    handler = make_handler(
+        json_lines,
+        component="web",
+        tag=process_tag("site"),
+        production=production,
+        stream=stream,
+        level=level,
+    )
+    for name in ("web", "notifier", "werkzeug"):
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if not getattr(h, "_notifier_site", False)]
+        handler._notifier_site = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    # The request lines have their own handler (init_request_logging).
+    logging.getLogger(LOGGER).propagate = False
+    return handler

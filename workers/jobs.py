@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import gc
+import logging
+import time
 from functools import cache
 from typing import Any
 
+from notifier.campaigns import Campaign
 from notifier.context import Context
 from notifier.delivery import Delivery
 from notifier.settings import Settings
 from workers.queues import batch_enqueuer
+
+log = logging.getLogger("workers.campaigns")
+#: Seconds between two progress lines of one campaign from one worker.
+PROGRESS_EVERY = 2.0
+#: Per campaign: when this process last logged its progress, and the state it last saw.
+_reported: dict[str, tuple[float, str]] = {}
 
 
 @cache
@@ -37,6 +46,16 @@ def plan_campaign(cid: str) -> dict[str, Any]:
         enqueue_plan(delivery.c.raw_redis, cid, at=until, job_id=f"plan-{cid}-quiet-{int(until)}")
         return {"cid": cid, "deferred_until": until}
     batches = delivery.plan(cid, batch_enqueuer(delivery.c.raw_redis, cid))
+    campaign = delivery.campaigns.get(cid)
+    if batches or campaign.state in ("sending", "done"):
+        log.info(
+            "campaign %s started: %s to %s readers in %d batches",
+            cid,
+            _quoted(campaign.title),
+            f"{campaign.counters['total']:,}",
+            batches,
+        )
+    report(campaign)
     return {"cid": cid, "batches": batches}
 
 
@@ -50,6 +69,7 @@ def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | i
     """Deliver one batch of a campaign (``attempts``: each id's attempt number, or one for all)."""
     delivery = runtime()
     result = delivery.run_batch(cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid))
+    report(delivery.campaigns.get(cid))
     return {
         "cid": cid,
         "batch": batch_id,
@@ -65,3 +85,45 @@ def resume_campaign(cid: str) -> dict[str, Any]:
     """Resume a paused campaign."""
     delivery = runtime()
     return {"cid": cid, "queued": delivery.resume(cid, batch_enqueuer(delivery.c.raw_redis, cid))}
+
+
+def _quoted(title: str) -> str:
+    return "\u201c" + (title if len(title) <= 60 else title[:59] + "\u2026") + "\u201d"
+
+
+def report(campaign: Campaign, now: float | None = None) -> str | None:
+    """Log what a person watching the terminal wants to know of ``campaign`` after a job; returns the line.
+
+    Progress at most every :data:`PROGRESS_EVERY` seconds per campaign and worker, the end once (done,
+    or paused / cancelled / failed with the reason). Two workers finishing the last batches at the
+    same moment may both say "done": each line is true.
+    """
+    now = time.time() if now is None else now
+    cid, state, c = campaign.cid, campaign.state, campaign.counters
+    last_at, last_state = _reported.get(cid, (0.0, ""))
+    if state == last_state and state != "sending":
+        return None
+    begun = campaign.started or campaign.first_sent or campaign.created
+    line: str | None = None
+    if state == "done":
+        took = max(0.0, (campaign.finished or now) - begun)
+        others = ", ".join(f"{c[k]:,} {k}" for k in ("gone", "rejected", "failed", "skipped") if c[k])
+        line = f"campaign {cid} done in {took:.1f} s: {c['sent']:,} of {c['total']:,} sent"
+        line += f", {others}" if others else ""
+        log.info("%s", line)
+    elif state in ("paused", "cancelled", "failed"):
+        line = f"campaign {cid} {state}" + (f": {campaign.reason}" if campaign.reason else "")
+        (log.info if state == "cancelled" else log.warning)("%s", line)
+    elif state == "sending" and now - last_at >= PROGRESS_EVERY and c["total"]:
+        done = campaign.done_count
+        rate = done / (now - begun) if now > begun else 0.0
+        line = f"campaign {cid}: {done:,} of {c['total']:,} ({100 * done / c['total']:.0f} %), {rate:,.0f}/s"
+        if c["deferred"]:
+            line += f", {c['deferred']:,} waiting for the push service"
+        log.info("%s", line)
+        last_at = now
+    _reported.pop(cid, None)  # re-inserted last: the oldest entry is the first
+    _reported[cid] = (last_at, state)
+    if len(_reported) > 1000:  # a long-lived worker forgets old campaigns
+        _reported.pop(next(iter(_reported)))
+    return line

@@ -209,7 +209,9 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
     abandoned-job cleanup.
     """
     os.register_at_fork(after_in_child=_die_with_parent)
-    setup_worker_logging(runtime().settings.log_json)
+    settings = runtime().settings
+    level = logging.getLevelName(settings.log_level.upper())
+    setup_worker_logging(settings.log_json, level=level, production=settings.production)
     log = logging.getLogger("notifier.worker")
     delay = 1.0
     upgraded = upgrade(runtime().c)
@@ -224,15 +226,23 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
             worker = build_worker(name=base if run == 0 else f"{base}.{run}")
             attach_recorder(worker, runtime().c.keys)
             began = time.monotonic()
+            log.info(
+                "worker up: %s on %s%s",
+                worker.name,
+                ", ".join(worker.queue_names()),
+                ", with the scheduler" if with_scheduler else "",
+            )
             try:
-                level = logging.getLevelName(logging.INFO)
-                worked = worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=level)
+                worked = worker.work(
+                    burst=burst, with_scheduler=with_scheduler, logging_level=logging.getLevelName(level)
+                )
             except redis.RedisError as exc:  # from RQ's own teardown while Redis is away
                 log.error("worker loop ended on a Redis error: %s", exc, exc_info=True)
                 worked = False
             finally:
                 stop_pubsub(worker)
             if burst or worker._shutdown_requested_date is not None:
+                log.info("worker down: %s stopped%s", worker.name, " (queues empty)" if burst else "")
                 return worked
             if time.monotonic() - began > 60:
                 delay = 1.0
