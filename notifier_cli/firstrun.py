@@ -66,7 +66,14 @@ def welcome(
     simulator: str | None,
     way_in: WayIn | None,
 ) -> None:
-    """Print where everything is and, when there is one, the way in."""
+    """Print where everything is and, when there is one, the way in (one write: no other line inside)."""
+    with console.capture() as captured:
+        _welcome(console, site=site, simulator=simulator, way_in=way_in)
+    console.file.write(captured.get())
+    console.file.flush()
+
+
+def _welcome(console: Console, *, site: str, simulator: str | None, way_in: WayIn | None) -> None:
     base = site.rstrip("/")
     rows = [("site", f"{base}/"), ("newsroom", f"{base}/newsroom/"), ("ops", f"{base}/ops/")]
     if simulator:

@@ -169,8 +169,10 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
         )
         site = f"http://{host}:{port}"
         announce_by = time.monotonic() + 60
+        listening = False
         while all(p.poll() is None for p in procs):
-            if announce_by and (_listening(host, port) or time.monotonic() > announce_by):
+            # Once the site listens, one more turn: the children's start lines come first, then the welcome.
+            if announce_by and (listening or time.monotonic() > announce_by):
                 simulator_url = f"http://127.0.0.1:{simulator_port}" if simulator_port else None
                 welcome(
                     Console(highlight=False, soft_wrap=True),
@@ -179,6 +181,7 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
                     way_in=way_in,
                 )
                 announce_by = 0.0
+            listening = listening or _listening(host, port)
             time.sleep(0.5)
         failed = [p for p in procs if p.poll() not in (None, 0)]
         if failed:

@@ -48,12 +48,15 @@ def plan_campaign(cid: str) -> dict[str, Any]:
     batches = delivery.plan(cid, batch_enqueuer(delivery.c.raw_redis, cid))
     campaign = delivery.campaigns.get(cid)
     if batches or campaign.state in ("sending", "done"):
+        total = campaign.counters["total"]
         log.info(
-            "campaign %s started: %s to %s readers in %d batches",
+            "campaign %s started: %s to %s reader%s in %d batch%s",
             cid,
             _quoted(campaign.title),
-            f"{campaign.counters['total']:,}",
+            f"{total:,}",
+            "" if total == 1 else "s",
             batches,
+            "" if batches == 1 else "es",
         )
     report(campaign)
     return {"cid": cid, "batches": batches}
@@ -108,13 +111,14 @@ def report(campaign: Campaign, now: float | None = None) -> str | None:
     if state == "done":
         took = max(0.0, (campaign.finished or now) - begun)
         others = ", ".join(f"{c[k]:,} {k}" for k in ("gone", "rejected", "failed", "skipped") if c[k])
-        line = f"campaign {cid} done in {took:.1f} s: {c['sent']:,} of {c['total']:,} sent"
+        took_text = f"{took * 1000:.0f} ms" if took < 1 else f"{took:.1f} s"
+        line = f"campaign {cid} done in {took_text}: {c['sent']:,} of {c['total']:,} sent"
         line += f", {others}" if others else ""
         log.info("%s", line)
     elif state in ("paused", "cancelled", "failed"):
         line = f"campaign {cid} {state}" + (f": {campaign.reason}" if campaign.reason else "")
         (log.info if state == "cancelled" else log.warning)("%s", line)
-    elif state == "sending" and now - last_at >= PROGRESS_EVERY and c["total"]:
+    elif state == "sending" and now - last_at >= PROGRESS_EVERY and c["total"] and campaign.done_count:
         done = campaign.done_count
         rate = done / (now - begun) if now > begun else 0.0
         line = f"campaign {cid}: {done:,} of {c['total']:,} ({100 * done / c['total']:.0f} %), {rate:,.0f}/s"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -18,19 +23,81 @@ from notifier.redis_conn import free_port
 from tests.conftest import wait_for
 from tests.web.test_api_subscriptions import make_sub
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: RQ's bookkeeping that used to flood the terminal, a dozen lines per job.
+RQ_CHATTER = ("cleaning registries", "Job OK", "result is kept", "Listening on", "subscribing to channel")
 
-def _start(tmp_path: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "VAPID_", "NOTIFIER_"))}
     env.update(
         {"NOTIFIER_DATA_DIR": str(tmp_path / "var"), "NOTIFIER_RATE_LIMITS": "0", "PYTHONUNBUFFERED": "1"}
     )
+    env.update(extra)
+    return env
+
+
+def _start(tmp_path: Path, port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "notifier_cli", "up", "--embedded-redis", "--port", str(port)],
-            env=env,
+            env=_env(tmp_path, **extra),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+class OnTerminal:
+    """`notifier up` on a pseudo-terminal, as `scripts/run` in a newcomer's terminal: what it shows, read live."""
+
+    def __init__(self, tmp_path: Path, port: int) -> None:
+        master, slave = pty.openpty()
+        self.master = master
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "notifier_cli", "up", "--embedded-redis", "--port", str(port)],
+            env=_env(tmp_path, TERM="xterm-256color", COLUMNS="160"),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        self.raw = b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the last writer closed the terminal
+                return
+            if not chunk:
+                return
+            self.raw += chunk
+
+    @property
+    def text(self) -> str:
+        """What the person sees, without the colour codes."""
+        return ANSI.sub("", self.raw.decode("utf-8", "replace")).replace("\r", "")
+
+    def close(self) -> None:
+        self.reader.join(timeout=5)
+        os.close(self.master)
+
+
+def _login(base: str, email: str, password: str) -> tuple[int, str]:
+    """Sign in through the real login form (CSRF token and all); returns the status and URL of /ops/."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"{base}/login?next=/ops/", timeout=5) as resp:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', resp.read().decode()).group(1)  # type: ignore[union-attr]
+    form = urllib.parse.urlencode(
+        {"csrf_token": token, "next": "/ops/", "email": email, "password": password}
+    )
+    try:
+        with opener.open(f"{base}/login", data=form.encode(), timeout=5) as resp:  # follows the redirect
+            return resp.status, resp.url
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.url
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -96,5 +163,79 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
         )
         assert status == 200, log.read_text()[-2000:]
         assert json.loads(data)["lang"] == "id"
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_the_first_start_on_a_terminal_reads_well_and_gives_a_way_in_once(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    term = OnTerminal(tmp_path, port)
+    try:
+        wait_for(lambda: "password" in term.text, timeout=60, message="the welcome")
+        password = re.search(r"^  password +(\S+)$", term.text, re.M).group(1)  # type: ignore[union-attr]
+        for name, path in (("site", "/"), ("newsroom", "/newsroom/"), ("ops", "/ops/")):
+            assert re.search(rf"^  {name} +{re.escape(base + path)}$", term.text, re.M), term.text
+        assert "admin@notifier.localhost" in term.text
+        # The printed login works through the real site: the login form, then the ops page.
+        assert _login(base, "admin@notifier.localhost", password) == (200, f"{base}/ops/")
+        assert _login(base, "admin@notifier.localhost", "not the password")[0] == 401
+        wait_for(lambda: "POST /login 401" in term.text, timeout=5, message="the refused login's line")
+        lines = term.text.splitlines()
+        # One readable line per event, each with its process's tag; no JSON, none of RQ's bookkeeping.
+        assert [
+            line for line in lines if re.fullmatch(r"\d\d:\d\d:\d\d site {6}POST /login 302 \d+ ms", line)
+        ]
+        assert [line for line in lines if re.fullmatch(r"\d\d:\d\d:\d\d worker-1  worker up: .*", line)]
+        assert not [line for line in lines if line.lstrip().startswith("{")], term.text
+        assert not [line for line in lines if any(c in line for c in RQ_CHATTER)], term.text
+        assert "Running on" not in term.text and "Serving Flask app" not in term.text  # no werkzeug banner
+        assert b"\x1b[" in term.raw  # coloured
+    finally:
+        _stop(term.proc)
+        term.close()
+    assert "worker-1  worker down" in term.text
+
+    # Started again (not on a terminal now: JSON lines): nothing is created, no password is shown.
+    log = tmp_path / "again.log"
+    proc = _start(tmp_path, port, log)
+    try:
+        wait_for(
+            lambda: "sign in as admin@notifier.localhost" in log.read_text(), timeout=60, message="welcome"
+        )
+        assert _login(base, "admin@notifier.localhost", password) == (200, f"{base}/ops/")
+        text = log.read_text()
+        assert password not in text and "first start" not in text and "1 account;" in text
+        requests = [line for line in text.splitlines() if "/login" in line and "status" in line]
+        assert requests and all(json.loads(line)["component"] == "web" for line in requests), text
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_production_creates_no_account_and_prints_no_secret(tmp_path: Path, vapid_key_file: Path) -> None:
+    port = free_port()
+    log = tmp_path / "up.log"
+    secret = "s3cret-session-key-of-production"
+    proc = _start(
+        tmp_path,
+        port,
+        log,
+        NOTIFIER_ENV="production",
+        SECRET_KEY=secret,
+        VAPID_PRIVATE_KEY_FILE=str(vapid_key_file),
+    )
+    try:
+        wait_for(lambda: "notifier is running" in log.read_text(), timeout=60, message="the site")
+        redis_url = re.search(r"embedded Redis at (\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
+        client = redis.Redis.from_url(redis_url)
+        assert client.keys("*user*") == []
+        client.close()
+        assert _get(f"http://127.0.0.1:{port}/ops/")[0] == 200  # the login page it leads to
+        wait_for(lambda: '"path": "/login"' in log.read_text(), timeout=5, message="the JSON request line")
+        text = log.read_text()
+        assert "password" not in text and "admin@" not in text and secret not in text
+        assert f"  ops        http://127.0.0.1:{port}/ops/" in text
     finally:
         _stop(proc)
