@@ -144,6 +144,8 @@ class Settings:
     #: in development, JSON everywhere else.
     log_json: bool | None = None
     log_level: str = "info"
+    #: The process's name in readable lines (``notifier up`` names its children site, worker-1, sim).
+    log_tag: str = ""
     rate_limits: bool = True
     rate_subscribe: str = "1000/minute;20000/day"
     rate_subscribe_global: str = "1000/second;1000000/day"
@@ -222,6 +224,7 @@ class Settings:
         read("NOTIFIER_FEED_MAX_BYTES", "feed_max_bytes", int)
         read("NOTIFIER_LOG_JSON", "log_json", _bool_or_auto)
         read("NOTIFIER_LOG_LEVEL", "log_level", _log_level)
+        read("NOTIFIER_LOG_TAG", "log_tag", lambda value: value.strip()[:16])
         read("NOTIFIER_RATE_LIMITS", "rate_limits", _bool)
         read("NOTIFIER_RATE_SUBSCRIBE", "rate_subscribe", _rate)
         read("NOTIFIER_RATE_SUBSCRIBE_GLOBAL", "rate_subscribe_global", _rate)

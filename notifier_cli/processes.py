@@ -57,7 +57,9 @@ def serve(host: str, port: int) -> None:
 
     settings = load_settings()
     level = logging.getLevelName(settings.log_level.upper())
-    setup_site_logging(settings.log_json, production=settings.production, level=level)
+    setup_site_logging(
+        settings.log_json, production=settings.production, level=level, tag=settings.log_tag or "site"
+    )
     try:
         app = create_app()
     except ConfigError as exc:

@@ -38,7 +38,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     app.session_interface = CookieSessions()
 
     # First: it times everything.
-    request_logging.init_request_logging(app, json_lines=settings.log_json, production=settings.production)
+    request_logging.init_request_logging(
+        app, json_lines=settings.log_json, production=settings.production, tag=settings.log_tag or "site"
+    )
     i18n.init_app(app)  # gettext catalogs (compiled when stale) and the request's language
     sites.init_app(app)  # which site a request is for; CORS for the sites' origins
     app.register_blueprint(public.bp)  # reader pages, /sw.js

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from flask import Flask, Response, request
 
-from workers.logging import JsonFormatter, make_handler, process_tag
+from workers.logging import JsonFormatter, make_handler
 
 #: The logger every site process writes its request lines to.
 LOGGER = "notifier.web.requests"
@@ -103,6 +103,7 @@ def init_request_logging(
     json_lines: bool | None = True,
     stream: IO[str] | None = None,
     production: bool = False,
+    tag: str = "site",
 ) -> logging.Logger:
     """Log every request of ``app`` and echo ``X-Request-ID``.
 
@@ -112,9 +113,7 @@ def init_request_logging(
     logger = logging.getLogger(LOGGER)
     if not any(getattr(h, "_notifier_requests", False) for h in logger.handlers):
         stream = stream or sys.stderr
-        handler = make_handler(
-            json_lines, component="web", tag=process_tag("site"), production=production, stream=stream
-        )
+        handler = make_handler(json_lines, component="web", tag=tag, production=production, stream=stream)
         if isinstance(handler.formatter, JsonFormatter):
             handler.setFormatter(RequestJsonFormatter())
         handler._notifier_requests = True  # type: ignore[attr-defined]
@@ -153,6 +152,7 @@ def setup_site_logging(
     production: bool = False,
     level: int = logging.INFO,
     stream: IO[str] | None = None,
+    tag: str = "site",
 ) -> logging.Handler:
     """For ``notifier serve``: the site's other loggers (view errors, werkzeug, the domain) in its form.
 
@@ -161,7 +161,7 @@ def setup_site_logging(
     handler = make_handler(
         json_lines,
         component="web",
-        tag=process_tag("site"),
+        tag=tag,
         production=production,
         stream=stream,
         level=level,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -99,18 +98,13 @@ def _strip_colour(text: str) -> str:
     return _COLOUR.sub("", text)
 
 
-#: Environment variable naming this process in readable lines (set by ``notifier up`` for its children).
+#: The variable naming a process in readable lines (``Settings.log_tag``; ``notifier up`` sets it per child).
 TAG_ENV = "NOTIFIER_LOG_TAG"
 _TAG_STYLES = {"site": "bold cyan", "sim": "bold blue", "up": "bold white"}
 _WORKER_STYLES = ("bold magenta", "bold yellow", "bold green", "bold bright_magenta", "bold bright_yellow")
 _LEVEL_BADGES = {logging.WARNING: ("warn ", "yellow"), logging.ERROR: ("error", "bold red")}
 _RQ_WORKER_PREFIX = re.compile(r"^Worker [^\s:]+(?: \[PID \d+\])?: ")
 _TRACEBACK = "Traceback (most recent call last):"
-
-
-def process_tag(default: str) -> str:
-    """This process's tag for readable lines: ``NOTIFIER_LOG_TAG``, else ``default``."""
-    return os.environ.get(TAG_ENV, "").strip()[:16] or default
 
 
 def wants_json(setting: bool | None, *, production: bool, stream: IO[str] | None = None) -> bool:
@@ -310,7 +304,7 @@ def setup_worker_logging(
     handler = make_handler(
         json_lines,
         component="worker",
-        tag=tag or process_tag("worker"),
+        tag=tag or "worker",
         production=production,
         stream=stream,
         level=level,

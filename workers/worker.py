@@ -211,7 +211,9 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
     os.register_at_fork(after_in_child=_die_with_parent)
     settings = runtime().settings
     level = logging.getLevelName(settings.log_level.upper())
-    setup_worker_logging(settings.log_json, level=level, production=settings.production)
+    setup_worker_logging(
+        settings.log_json, level=level, production=settings.production, tag=settings.log_tag or "worker"
+    )
     log = logging.getLogger("notifier.worker")
     delay = 1.0
     upgraded = upgrade(runtime().c)
