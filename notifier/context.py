@@ -10,7 +10,7 @@ import redis
 
 from notifier.endpoints import EndpointPolicy
 from notifier.keys import Keys
-from notifier.redis_conn import connect
+from notifier.redis_conn import connect, probe_client
 from notifier.settings import Settings
 from notifier.sites import Site, Sites, load_sites
 from notifier.subscriptions import SubscriptionStore
@@ -30,6 +30,8 @@ class Context:
     redis: redis.Redis
     vapid: VapidKey
     sites: Sites = field(default=None)  # type: ignore[assignment]
+    #: A one-try, 1-second client for health checks (``probe_redis``); built with the context's own client.
+    probe: redis.Redis | None = field(default=None, repr=False)
     keys: Keys = field(init=False)
     policy: EndpointPolicy = field(init=False)
     site_keys: dict[str, VapidKey] = field(init=False)
@@ -48,9 +50,15 @@ class Context:
         """Load the sites and VAPID keys (failing now if they are unusable) and connect to Redis."""
         vapid = load_vapid_key(settings, generate=generate_key)
         sites = load_sites(settings)
-        return cls(
-            settings, client if client is not None else connect(settings.effective_redis_url), vapid, sites
-        )
+        if client is not None:
+            return cls(settings, client, vapid, sites)
+        url = settings.effective_redis_url
+        return cls(settings, connect(url), vapid, sites, probe=probe_client(url))
+
+    @property
+    def probe_redis(self) -> redis.Redis:
+        """The client health checks use: answers or fails within about a second, never waits out retries."""
+        return self.probe if self.probe is not None else self.redis
 
     @property
     def topics(self) -> tuple[Topic, ...]:
@@ -80,6 +88,8 @@ class Context:
         raw = self.__dict__.pop("raw_redis", None)
         if raw is not None:
             raw.close()
+        if self.probe is not None:
+            self.probe.close()
 
     @cached_property
     def receipt_key(self) -> bytes:

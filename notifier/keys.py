@@ -321,6 +321,11 @@ class Keys:
         return f"{self.prefix}metrics:{name}"
 
     @property
+    def ready_probe(self) -> str:
+        """String the site's ``/readyz`` writes (60 s TTL): proof that Redis takes writes, not only PINGs."""
+        return f"{self.prefix}ops:ready-probe"
+
+    @property
     def workers_seen(self) -> str:
         """Sorted set worker name → unix time of its last heartbeat (kept after RQ forgets a worker)."""
         return f"{self.prefix}ops:workers:seen"

@@ -9,7 +9,7 @@ from flask import Flask
 
 from notifier.context import Context
 from notifier.settings import Settings
-from web import api, cms, editor, i18n, openapi, ops, public, security, sites
+from web import api, cms, editor, errors, i18n, openapi, ops, public, security, sites
 from web import context as web_context
 from web import logging as request_logging
 from web.auth import CookieSessions
@@ -49,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     editor.register(app)  # newsroom: /login, /logout, /newsroom/...
     app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json
     ops.register(app)  # ops: /ops, /metrics, /healthz, /readyz
+    errors.register(app)  # a Redis outage answers 503 with Retry-After, not 500
     security.init_app(app, context)  # headers, early 413, rate limits: keep last
     # Outermost: a successful reader subscribe is answered before Flask (web/fastpath.py).
     app.wsgi_app = SubscribeFastPath(  # type: ignore[method-assign]

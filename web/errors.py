@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, request
+import redis
+from flask import Flask, Response, request
 
 from notifier.errors import AuthError, Conflict, Forbidden, NotFound, NotifierError, ValidationError
 
@@ -95,3 +96,32 @@ class BodyRefused(Exception):
     def __init__(self, response: Response) -> None:
         super().__init__(response.get_data(as_text=True))
         self.response = response
+
+
+#: Seconds a client is asked to wait before repeating what Redis could not serve (a failover takes 6-10 s).
+REDIS_RETRY_AFTER = 5
+
+
+def redis_unavailable(exc: Exception) -> Response:
+    """503 with ``Retry-After`` while Redis is unreachable, failing over, or read-only; never a 500.
+
+    A reader's subscribe is idempotent, so the browser (or the widget) repeating it is safe.
+    """
+    message = "the database did not answer (a failover or a restart in progress); try again in a few seconds"
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = json_error(503, "unavailable", message)
+    else:
+        response = Response(
+            f"<!doctype html><html lang=en><meta charset=utf-8><title>Unavailable</title>"
+            f"<p>Service unavailable: {message}.</p></html>",
+            status=503,
+            mimetype="text/html",
+        )
+    response.headers["Retry-After"] = str(REDIS_RETRY_AFTER)
+    return response
+
+
+def register(app: Flask) -> None:
+    """App-wide handlers: a Redis outage answers 503, whatever blueprint the request reached."""
+    for error in (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError):
+        app.register_error_handler(error, redis_unavailable)

@@ -312,11 +312,19 @@ def readiness(c: Context, *, now: float | None = None) -> tuple[bool, dict[str, 
     checks: dict[str, Any] = {}
     reasons: list[str] = []
     try:
-        c.redis.ping()
+        # A write, not a PING: a primary demoted to replica (plain URL after a failover) or one refusing
+        # writes (min-replicas-to-write) answers PING but would store no subscription.
+        c.probe_redis.set(c.keys.ready_probe, repr(now), ex=60)
         checks["redis"] = "ok"
+    except redis.ReadOnlyError as exc:
+        checks["redis"] = "read-only"
+        reasons.append(f"Redis answers but refuses writes (a replica?): {exc}")
+    except redis.ResponseError as exc:
+        checks["redis"] = "refusing writes"
+        reasons.append(f"Redis refuses writes: {exc}")
     except (redis.RedisError, OSError) as exc:
         checks["redis"] = "unreachable"
-        reasons.append(f"Redis does not answer: {type(exc).__name__}")
+        reasons.append(f"Redis does not answer: {type(exc).__name__}: {exc}")
     try:
         checks["vapid_key"] = "ok" if c.vapid.public_key_b64 else "missing"
     except (AttributeError, ValueError):
