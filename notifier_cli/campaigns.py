@@ -8,20 +8,30 @@ import time
 from typing import Any
 
 import click
+import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from notifier.campaigns import FINAL, CampaignStore, validate_campaign
 from notifier.errors import NotifierError
-from notifier_cli.common import load_context
+from notifier_cli.common import load_context, patiently, redis_problem
 from workers.queues import PLAN_QUEUE, launch, queue
 
+#: Seconds a follower waits for a Redis that does not answer before it gives up (the campaign goes on).
+FOLLOW_PATIENCE = 600.0
 
-def _follow(c: Any, cid: str) -> None:
-    """Show a live progress bar until the campaign reaches a final state."""
+
+def _follow(c: Any, cid: str, *, patience: float = FOLLOW_PATIENCE, interval: float = 0.25) -> None:
+    """Show a live progress bar until the campaign reaches a final state.
+
+    Redis failing over or restarting is not the campaign failing: the bar says Redis is unreachable,
+    keeps asking, and carries on once it answers (the workers go on meanwhile). After ``patience``
+    seconds without an answer it exits non-zero, saying how to follow the campaign again.
+    """
 
     store = CampaignStore(c.redis, c.keys)
+    down_since: float | None = None
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -31,7 +41,29 @@ def _follow(c: Any, cid: str) -> None:
     ) as progress:
         task = progress.add_task(cid, total=None, detail="")
         while True:
-            campaign = store.get(cid)
+            try:
+                campaign = store.get(cid)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                    progress.console.print(
+                        f"[yellow]{redis_problem(exc)}: a failover or a restart? The workers carry on; "
+                        "following again as soon as Redis answers.[/yellow]"
+                    )
+                if now - down_since > patience:
+                    raise click.ClickException(
+                        f"Redis has not answered for {patience:.0f} s; campaign {cid} goes on in the "
+                        f"workers. Follow it again with: notifier campaigns show {cid} --follow"
+                    ) from exc
+                progress.update(task, detail=f"Redis unreachable for {now - down_since:.0f} s, retrying")
+                time.sleep(1.0)
+                continue
+            if down_since is not None:
+                progress.console.print(
+                    f"Redis answers again after {time.monotonic() - down_since:.1f} s; following {cid}"
+                )
+                down_since = None
             k = campaign.counters
             progress.update(
                 task,
@@ -42,8 +74,8 @@ def _follow(c: Any, cid: str) -> None:
             )
             if campaign.state in FINAL or campaign.state == "paused":
                 break
-            time.sleep(0.25)
-    click.echo(json.dumps(store.get(cid).info(), indent=2, default=str))
+            time.sleep(interval)
+    click.echo(json.dumps(campaign.info(), indent=2, default=str))
 
 
 @click.command()
@@ -94,8 +126,17 @@ def send(
         item = validate_campaign(data, topics=c.topics, source="cli", created_by=f"cli:{getpass.getuser()}")
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
-    cid = CampaignStore(c.redis, c.keys).create(item)
-    launch(c.raw_redis, cid, item.send_at)
+    try:
+        cid = CampaignStore(c.redis, c.keys).create(item)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise click.ClickException(f"{redis_problem(exc)}: the campaign was not created") from exc
+    # Queuing the planning job again is harmless (same job id), so it may wait out a failover.
+    patiently(
+        f"queue the planning of campaign {cid} (it is stored; if this fails, "
+        f"`notifier campaigns cancel {cid}` and send again)",
+        lambda: launch(c.raw_redis, cid, item.send_at),
+        patience=c.settings.redis_failover_wait,
+    )
     click.echo(f"campaign {cid} created")
     if wait and item.send_at is None:
         _follow(c, cid)

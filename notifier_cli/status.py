@@ -6,11 +6,13 @@ import time
 from typing import Any
 
 import click
+import redis
 from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from notifier import stats
-from notifier_cli.common import load_context
+from notifier_cli.common import load_context, redis_problem
 from workers import inspect
 
 
@@ -103,14 +105,34 @@ def status(watch: bool, interval: float) -> None:
     c = load_context()
     console = Console()
     if not watch:
-        console.print(render(c))
+        try:
+            console.print(render(c))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise click.ClickException(f"{redis_problem(exc)}: no status to show") from exc
         return
     from rich.live import Live
 
+    down_since: float | None = None
+
+    def frame() -> Any:
+        """The tables, or why there are none right now (the watch goes on through a failover)."""
+        nonlocal down_since
+        try:
+            tables = render(c)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            down_since = down_since or time.monotonic()
+            return Text(
+                f"{redis_problem(exc)} for {time.monotonic() - down_since:.0f} s: a failover or a restart? "
+                "Retrying every few seconds; the workers carry on.",
+                style="yellow",
+            )
+        down_since = None
+        return tables
+
     try:
-        with Live(render(c), console=console, refresh_per_second=4, screen=False) as live:
+        with Live(frame(), console=console, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render(c))
+                live.update(frame())
     except KeyboardInterrupt:
         pass
