@@ -19,7 +19,8 @@ import time
 from datetime import datetime
 
 import redis
-from rq import SimpleWorker
+from redis.client import Pipeline
+from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
@@ -62,6 +63,33 @@ class HeartbeatWorker(SimpleWorker):
     one maintenance interval.
     """
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat; outside a pipeline it also puts back a registration Redis lost meanwhile."""
+        super().heartbeat(timeout, pipeline=pipeline)
+        if pipeline is None:
+            self.ensure_registered(timeout)
+
+    def ensure_registered(self, timeout: int | None = None) -> None:
+        """Register this live worker again when Redis lost its registration.
+
+        RQ's worker key carries a TTL (3 s at the start of a job here, until the first job heartbeat);
+        a heartbeat only renews or updates it, and maintenance drops a worker whose key is gone. A
+        Sentinel failover that outlasts the TTL (measured: the key expired on the new primary while the
+        batch's commit waited for it) thus left a working worker called gone by RQ, ``/ops``,
+        ``notifier status`` and ``/readyz``.
+        """
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.sismember(self.redis_workers_keys, self.key)
+            pipe.hexists(self.key, "birth")
+            if all(pipe.execute()):
+                return
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, timeout or self.worker_ttl + 60)
+            pipe.execute()
+        self.log.warning("worker %s registered again: Redis had lost its registration", self.name)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """Seconds a running job stays registered without a heartbeat."""
         return max(3, int(self.worker_ttl))
@@ -99,6 +127,7 @@ class HeartbeatWorker(SimpleWorker):
                     # xx: a job that finished meanwhile is not registered again.
                     execution.heartbeat(job.started_job_registry, ttl, pipeline=pipe)
                     pipe.execute()
+                self.ensure_registered(ttl + 60)
                 # The batch's lease (notifier.delivery) lives as long as this registration: renewed together,
                 # expired together, so the batch goes to another worker only once this one lost both.
                 runtime().renew_lease()
