@@ -311,12 +311,13 @@ class Delivery:
         """
         lease_key = self.keys.batch_lease(cid, batch_id)
         token = self.lease_token()
-        deadline: float | None = None
+        failed_at: float | None = None
         while True:
             try:
                 claim = self._claim_batch(cid, batch_id)
                 if claim != 1:
-                    return "done" if claim == 2 else "lost"
+                    outcome = "done" if claim == 2 else "lost"
+                    break
                 with self.r.pipeline(transaction=True) as pipe:
                     pipe.watch(lease_key)
                     if pipe.get(lease_key) != token:
@@ -325,18 +326,25 @@ class Delivery:
                     queue_writes(pipe)
                     pipe.delete(lease_key)
                     pipe.execute()
-                return "committed"
+                outcome = "committed"
+                break
             except redis.WatchError:
                 continue
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.settings.redis_failover_wait
-                if now >= deadline:
+                wait = self.settings.redis_failover_wait
+                if failed_at is None:
+                    failed_at = now
+                    log.warning("batch %s of %s: Redis unreachable (%s); recording its outcome again "
+                                "for up to %.0f s", batch_id, cid, exc, wait)  # fmt: skip
+                if now - failed_at >= wait:
+                    log.error("batch %s of %s: Redis still unreachable; it will run again", batch_id, cid)
                     raise
-                log.warning("batch %s of %s: Redis unreachable, recording its outcome again soon: %s",
-                            batch_id, cid, exc)  # fmt: skip
-                time.sleep(min(0.5, deadline - now))
+                time.sleep(min(0.5, failed_at + wait - now))
+        if failed_at is not None:
+            log.warning("batch %s of %s: %s once Redis answered again (after %.1f s)", batch_id, cid, outcome,
+                        time.monotonic() - failed_at)  # fmt: skip
+        return outcome
 
     # -- one batch ------------------------------------------------------------------------
 
