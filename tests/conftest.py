@@ -24,6 +24,23 @@ from notifier.vapid import generate_private_key, write_private_key
 from notifier_simulator import SimulatorServer
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: also run the tests marked ``long`` (the issue-sized fault and scale runs)."""
+    parser.addoption(
+        "--long", action="store_true", default=False, help="run the long fault and scale variants too"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``long`` tests unless ``--long`` was given, saying how to run them."""
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="a long variant: run with --long (see docs/reliability.md)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 class RedisServer:
     """A real redis-server child process on a free port, restartable by fault tests."""
 
