@@ -164,10 +164,9 @@ def _short_path(path: str) -> str:
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] in ("site-packages", "dist-packages"):
             return "/".join(parts[i + 1 :])
-    for anchor in ("notifier", "workers", "web", "notifier_cli", "notifier_simulator", "bench"):
-        if anchor in parts:
-            return "/".join(parts[len(parts) - 1 - parts[::-1].index(anchor) :])
-    return parts[-1]
+    anchors = ("notifier", "workers", "web", "notifier_cli", "notifier_simulator", "bench", "tests")
+    found = [len(parts) - 1 - parts[::-1].index(a) for a in anchors if a in parts[:-1]]
+    return "/".join(parts[min(found) :]) if found else parts[-1]
 
 
 class ConsoleFormatter(logging.Formatter):

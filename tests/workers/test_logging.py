@@ -173,3 +173,31 @@ def test_a_campaign_tells_its_start_progress_and_end_once(monkeypatch: pytest.Mo
     done = _campaign("done", sent=2000, gone=7, finished=1020.5)
     assert jobs.report(done, now=1021) == "campaign 7 done in 20.5 s: 2,000 of 2,007 sent, 7 gone"
     assert jobs.report(done, now=1022) is None  # the next batch of this worker says nothing more
+
+
+def test_a_failing_page_of_the_site_is_one_error_line_with_its_cause() -> None:
+    from flask import Flask
+
+    from web.logging import setup_site_logging
+
+    stream = Terminal()
+    setup_site_logging(False, stream=stream)
+    try:
+        app = Flask("web")  # the site's logger, as `notifier serve` has it
+
+        @app.get("/boom")
+        def boom() -> str:
+            raise ValueError("feed URL has no host")
+
+        assert app.test_client().get("/boom").status_code == 500
+    finally:
+        for name in ("web", "notifier", "werkzeug"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    (line,) = ANSI.sub("", stream.getvalue()).splitlines()
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d site      error Exception on /boom \[GET\] — ValueError: feed URL has no host "
+        r"\(tests/workers/test_logging\.py:\d+ in boom\)",
+        line,
+    ), line
