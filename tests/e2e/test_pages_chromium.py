@@ -241,12 +241,14 @@ def seed(context: Context) -> dict[str, str]:
         )
         assert store.transition(cid, "planning") and store.transition(cid, "sending")
         sent = 2007 if state == "done" else 812
-        start = now - 240
+        # The done one sent for 4 minutes, 25 minutes ago; the running one has sent for 4 minutes.
+        start = now - (1500 if state == "done" else 240)
         r.hset(
             keys.campaign(cid),
             mapping={
                 "total": 2007, "sent": sent, "gone": 14, "rejected": 2, "retried": 40, "deferred": 120,
-                "first_sent": repr(start), "last_sent": repr(now - 5), "shown": sent // 2, "clicked": sent // 20,
+                "started": repr(start - 3), "first_sent": repr(start), "last_sent": repr(start + 235),
+                "shown": sent // 2, "clicked": sent // 20,
             },
         )  # fmt: skip
         for i in range(24):
@@ -337,6 +339,10 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     # Ops with a campaign in flight and a push service asking us to wait.
     tour.goto("/ops/", "#campaigns-table tbody tr[data-campaign]")
     page.wait_for_selector("#ops-alerts [data-kind=hold]")
+    # One campaign sending: its rate and the throughput panel are the same figure, over the same 60 s.
+    row_rate = page.get_attribute("#campaigns-table tbody tr[data-campaign]", "data-rate")
+    assert row_rate and float(row_rate) > 0
+    assert page.text_content("#tp-now") == page.evaluate("(n) => NotifierI18n.number(n)", float(row_rate))
     tour.check("ops")
     tour.finish()
 
