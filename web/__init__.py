@@ -9,7 +9,7 @@ from flask import Flask
 
 from notifier.context import Context
 from notifier.settings import Settings
-from web import api, cms, editor, errors, i18n, openapi, ops, public, security, sites
+from web import api, cms, editor, errors, i18n, openapi, ops, public, security, serviceworker, sites
 from web import context as web_context
 from web import logging as request_logging
 from web.auth import CookieSessions
@@ -43,7 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     )
     i18n.init_app(app)  # gettext catalogs (compiled when stale) and the request's language
     sites.init_app(app)  # which site a request is for; CORS for the sites' origins
-    app.register_blueprint(public.bp)  # reader pages, /sw.js
+    app.register_blueprint(public.bp)  # reader pages
+    app.register_blueprint(serviceworker.bp)  # /sw.js, and /sw/<site>.js for publishers' origins
     app.register_blueprint(api.bp)  # /api/v1
     app.register_blueprint(cms.bp)  # CMS webhook: POST /api/v1/articles
     editor.register(app)  # newsroom: /login, /logout, /newsroom/...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
@@ -13,17 +12,10 @@ from markupsafe import Markup, escape
 from notifier.browsers import BROWSERS, detect_browser
 from web.articles import ARTICLES, HOME_ARTICLE, article_in
 from web.context import ctx
-from web.i18n import LANGS, current_lang, js_catalog, lang_name
+from web.i18n import LANGS, current_lang, lang_name
 
 bp = Blueprint("public", __name__)
 
-#: The service worker source; ``/sw.js`` serves it at the root scope with its catalogs prepended.
-SW_SOURCE = Path(__file__).parent / "static" / "js" / "sw.js"
-I18N_SOURCE = Path(__file__).parent / "static" / "js" / "i18n.js"
-#: How long the service worker retries a receipt within one event (Firefox ends an event's extension
-#: after 30 s), and how long an undelivered one waits in its outbox for a later event (the default TTL).
-RECEIPT_RETRY_SECONDS = 25
-RECEIPT_KEEP_SECONDS = 24 * 3600
 
 #: Browser families in the order the "other browser" picker lists them: the detector's own order.
 BROWSER_ORDER: tuple[str, ...] = BROWSERS
@@ -203,7 +195,7 @@ def _render(template: str, *, status: int = 200, **values: Any) -> Response:
             "vapidKey": url_for("api.vapid_public_key"),
             "subscriptions": url_for("api.subscribe"),
         },
-        "sw": url_for("public.service_worker"),
+        "sw": url_for("sw.own"),
         "prefsUrl": url_for("public.preferences"),
     }
     steps = {
@@ -268,35 +260,6 @@ def subscribe() -> Response:
 def preferences() -> Response:
     """Change topics or unsubscribe this browser."""
     return _render("public/preferences.html", active="preferences")
-
-
-@bp.get("/sw.js")
-def service_worker() -> Response:
-    """The service worker at the root scope: its catalogs (every language) and gettext prepended."""
-    site = ctx().settings.site_name
-    config = {
-        "site": site,
-        "defaultLang": LANGS[0],
-        "catalogs": {lang: js_catalog("js", lang) for lang in LANGS},
-        "icon": url_for("static", filename="icons/icon-192.png"),
-        "badge": url_for("static", filename="icons/badge-96.png"),
-        "api": {
-            "vapidKey": url_for("api.vapid_public_key"),
-            "subscriptions": url_for("api.subscribe"),
-            "events": "/api/v1/events",
-        },
-        "receipts": {"retryMs": RECEIPT_RETRY_SECONDS * 1000, "keepMs": RECEIPT_KEEP_SECONDS * 1000},
-    }
-    body = (
-        f"self.NOTIFIER_CONFIG = {json.dumps(config, ensure_ascii=False)};\n"
-        + I18N_SOURCE.read_text("utf-8")
-        + SW_SOURCE.read_text("utf-8")
-    )
-    response = Response(body, mimetype="text/javascript")
-    response.headers["Service-Worker-Allowed"] = "/"
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @bp.get("/manifest.webmanifest")

@@ -512,10 +512,10 @@ def test_a_declarative_message_with_its_own_actions_language_and_direction(
 def test_a_refused_receipt_is_retried_with_backoff_then_kept_for_the_next_event(  # type: ignore[no-untyped-def]
     live_server, chromium_id, r, monkeypatch
 ) -> None:
-    from web import public
+    from web import serviceworker
 
     # A short retry window, so the outbox path shows within the test.
-    monkeypatch.setattr(public, "RECEIPT_RETRY_SECONDS", 6)
+    monkeypatch.setattr(serviceworker, "RECEIPT_RETRY_SECONDS", 6)
     answers = {"mode": "429"}
     seen: list[tuple[float, str, dict[str, Any]]] = []
 

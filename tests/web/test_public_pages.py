@@ -260,7 +260,8 @@ def test_page_carries_its_language_catalog_for_the_scripts(client) -> None:  # t
         assert catalog["lang"] == data["lang"] == lang
         assert catalog["messages"]["Turning on notifications…"] == tr(lang, "Turning on notifications…")
         # Only the reader scripts' messages: no newsroom or ops text on a reader page.
-        assert "Read" in catalog["messages"] and len(catalog["messages"]) < 40
+        # The service worker's strings travel in its loader (bundle "sw"), not in every page.
+        assert "Read" not in catalog["messages"] and len(catalog["messages"]) < 40
         assert data["api"] == {
             "vapidKey": "/api/v1/vapid-public-key",
             "subscriptions": "/api/v1/subscriptions",
@@ -335,23 +336,35 @@ def test_preferences_page(client) -> None:  # type: ignore[no-untyped-def]
 # Service worker and manifest -------------------------------------------------------------------------
 
 
+def loader_parts(body: str) -> tuple[dict[str, Any], str]:
+    """The configuration and the imported code URL of a service-worker loader (web/serviceworker.py)."""
+    comment, config_line, import_line, *rest = body.split("\n")
+    assert comment.startswith("// notifier service worker") and rest == [""]
+    assert config_line.startswith("self.NOTIFIER_CONFIG = ") and config_line.endswith(";")
+    assert import_line.startswith("importScripts(") and import_line.endswith(");")
+    return json.loads(config_line[len("self.NOTIFIER_CONFIG = ") : -1]), json.loads(import_line[14:-2])
+
+
 def test_service_worker_headers_and_strings(client) -> None:  # type: ignore[no-untyped-def]
     resp = client.get("/sw.js")
     assert resp.status_code == 200
     assert resp.mimetype == "text/javascript"
     assert resp.headers["Service-Worker-Allowed"] == "/"
     assert resp.headers["Cache-Control"] == "no-cache"
-    body = resp.get_data(as_text=True)
-    first, _, rest = body.partition("\n")
-    assert first.startswith("self.NOTIFIER_CONFIG = ") and first.endswith(";")
-    config = json.loads(first[len("self.NOTIFIER_CONFIG = ") : -1])
-    assert config["site"] == "Kabar Kini"
+    config, code_url = loader_parts(resp.get_data(as_text=True))
+    assert config["site"] == {"id": "default", "name": "Kabar Kini", "url": "/"}
+    assert config["defaultLang"] == "id"
     assert config["catalogs"]["id"]["messages"]["Read"] == "Baca"
     assert config["catalogs"]["en"]["messages"]["Read"] == "Read"
     assert config["catalogs"]["jv"]["messages"]["Read"] == "Waca"
-    assert "NotifierI18n" in rest
     assert config["api"]["events"] == "/api/v1/events"
-    for handler in ("push", "notificationclick", "pushsubscriptionchange"):
+    assert code_url == f"/sw/worker.{config['version']}.js"
+    code = client.get(code_url)
+    assert code.status_code == 200 and code.mimetype == "text/javascript"
+    assert "immutable" in code.headers["Cache-Control"]
+    rest = code.get_data(as_text=True)
+    assert "NotifierI18n" in rest
+    for handler in ("push", "notificationclick", "pushsubscriptionchange", "message"):
         assert f'addEventListener("{handler}"' in rest
     assert fetch_status(client, config["icon"]) == 200
     assert fetch_status(client, config["badge"]) == 200

@@ -1,6 +1,19 @@
 /*
- * The notifier service worker, served as /sw.js (root scope). The route prepends self.NOTIFIER_CONFIG
- * (the site name, every language's compiled catalog, icon paths and API paths) and i18n.js.
+ * The notifier service worker code: one file for notifier's own origin and every publisher's origin.
+ *
+ * It is never registered directly. A *loader* (web/serviceworker.py) is: /sw.js on notifier's origin,
+ * or /sw/<site>.js imported by the one-line /notifier-sw.js a publisher hosts at its root. The loader
+ * sets self.NOTIFIER_CONFIG and then importScripts() /sw/worker.<version>.js, which is web/static/js/
+ * i18n.js followed by this file (version: a hash of both). self.NOTIFIER_CONFIG:
+ *
+ *   version      this code's version (the widget compares it and asks the browser to update)
+ *   site         {id, name, url}: the site whose readers this worker serves; url is its front page
+ *   defaultLang  the site's language (a payload without "lang" is shown in it)
+ *   catalogs     {lang: compiled catalog} for every language (i18n.js's NotifierI18n.create)
+ *   icon, badge  notification icon URLs (absolute on a publisher's origin)
+ *   api          {vapidKey, subscriptions, events}: URLs of notifier's API (absolute on a publisher's
+ *                origin, answered with CORS for the site's declared origins)
+ *   receipts     {retryMs, keepMs}: how long a receipt is retried within one event, then kept
  *
  * push                    always shows a notification (a generic one when the payload is missing or
  *                         malformed), from a Declarative Web Push message or the earlier flat payload,
@@ -8,10 +21,23 @@
  * notificationclick       focuses a tab already on the article or opens it, then reports "clicked"
  * pushsubscriptionchange  subscribes again with the same key and stores the new subscription with the
  *                         old one's topics
+ * message                 {type: "notifier:version"} on a MessagePort: answers {version, site}
  */
 "use strict";
 
 var CONFIG = self.NOTIFIER_CONFIG;
+
+/* A URL of notifier's API with query parameters added (the configured URL may carry ?site= already). */
+function apiUrl(url, params) {
+  var parsed = new URL(url, self.location.href);
+  Object.keys(params || {}).forEach(function (name) { parsed.searchParams.set(name, params[name]); });
+  return parsed.href;
+}
+
+/* The site's front page: where a notification without a usable URL leads. */
+function frontPage() {
+  return new URL(CONFIG.site.url || "/", self.location.origin).href;
+}
 
 self.addEventListener("install", function () {
   self.skipWaiting();
@@ -99,7 +125,7 @@ function articleUrl(url) {
     var parsed = new URL(url, self.location.origin);
     if (parsed.protocol === "https:" || parsed.protocol === "http:") { return parsed.href; }
   } catch (e) { /* fall through to the front page */ }
-  return new URL("/", self.location.origin).href;
+  return frontPage();
 }
 
 function optionalString(value) {
@@ -131,14 +157,14 @@ function notificationFor(payload) {
   var t = i18nFor(lang);
   if (!payload) {
     return {
-      title: CONFIG.site,
+      title: CONFIG.site.name,
       options: {
         body: t.gettext("There is news for you. Tap to read it."),
         icon: CONFIG.icon,
         badge: CONFIG.badge,
         lang: lang,
         tag: "notifier-generic",
-        data: { url: articleUrl("/") },
+        data: { url: frontPage() },
         actions: actionsFor(null, t).actions
       }
     };
@@ -339,7 +365,7 @@ async function resubscribe(oldSubscription, newSubscription) {
   if (oldSubscription) {
     try {
       var response = await fetch(
-        CONFIG.api.subscriptions + "?endpoint=" + encodeURIComponent(oldSubscription.endpoint),
+        apiUrl(CONFIG.api.subscriptions, { endpoint: oldSubscription.endpoint }),
         { cache: "no-store", credentials: "same-origin" }
       );
       if (response.ok) { kept = await response.json(); }
@@ -370,4 +396,12 @@ async function resubscribe(oldSubscription, newSubscription) {
 
 self.addEventListener("pushsubscriptionchange", function (event) {
   event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
+});
+
+/* The widget asks which code this worker runs, to have the browser update it after a deploy. */
+self.addEventListener("message", function (event) {
+  var port = event.ports && event.ports[0];
+  if (port && event.data && event.data.type === "notifier:version") {
+    port.postMessage({ version: CONFIG.version, site: CONFIG.site.id });
+  }
 });
