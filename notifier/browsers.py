@@ -55,3 +55,25 @@ def push_service(endpoint: str) -> str:
         if host == suffix or host.endswith("." + suffix):
             return name
     return "other"
+
+
+def service_id(url: str) -> str:
+    """The push service an endpoint or origin belongs to, as holds and breakers name it.
+
+    A known service's name (``fcm``, ``mozilla``, ``apple``, ``windows``: one name for all of its
+    hosts), else the URL's ``host[:port]`` (an operator's own push service, the simulator).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "other"
+    host = (parts.hostname or "").lower()
+    for suffix, name in _SERVICES:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    if not host:
+        return "other"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import socket
 import time
 from bisect import bisect_left
@@ -43,7 +44,8 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from notifier.browsers import push_service
+from notifier.breakers import DELETE, REVIEW, WAIT, BatchJudge, Breakers, PendingDeletion, Policy
+from notifier.browsers import push_service, service_id
 from notifier.campaigns import (
     CANCELLED,
     DELIVERING,
@@ -61,11 +63,9 @@ from notifier.campaigns import (
     FAILED as CAMPAIGN_FAILED,
 )
 from notifier.context import Context
-from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status
-from notifier.subscriptions import Subscription
-
-#: Answers whose Retry-After holds a whole push service back (recorded in ``Keys.push_holds`` for ops).
-HOLD_STATUSES = (429, 503)
+from notifier.holds import ServiceHolds
+from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status, origin_of
+from notifier.subscriptions import Subscription, endpoint_index
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -101,6 +101,11 @@ return 0
 LEASE_POLL = 0.25
 
 
+def _token(service: str) -> str:
+    """A push service's id as it may appear in a batch (job) id: letters, digits, ``_`` and ``-`` only."""
+    return re.sub(r"[^A-Za-z0-9]", "_", service)
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop when installed (far less CPU per small HTTP request), else asyncio's."""
     try:
@@ -124,6 +129,19 @@ class BatchResult:
     lease_lost: bool = False
 
 
+@dataclass
+class PolicyWrites:
+    """What a batch's answers set off per push service, to write in its commit (notifier.breakers)."""
+
+    judge: BatchJudge
+    #: service → ids held back from it in this batch (not sent now; sent once it is resumed).
+    kept: dict[str, list[str]]
+    #: sid → ``wait`` / ``review`` for gone answers not deleted now.
+    gone_plan: dict[str, str]
+    #: Filled by the write: (index of the hold's answer in the commit's replies, follow-up batch id, ids).
+    follow_ups: list[tuple[int, str, list[str]]]
+
+
 class Delivery:
     """Planning and batch delivery for one process (holds its Sender and Lua scripts)."""
 
@@ -133,7 +151,15 @@ class Delivery:
         self.keys = context.keys
         self.settings = context.settings
         self.campaigns = CampaignStore(self.r, self.keys)
-        self.sender = sender or Sender(context.settings, context.vapid, context.policy)
+        #: 429/503 holds are per push service for every worker (notifier.holds).
+        self.sender = sender or Sender(
+            context.settings, context.vapid, context.policy, holds=ServiceHolds(context.redis, context.keys)
+        )
+        #: What answers set off per push service: held deletions and services, quarantine (notifier.breakers).
+        self.breakers = Breakers(self.r, self.keys, Policy.from_settings(context.settings))
+        self._services: dict[str, str] = {}
+        #: The replies of the last commit's transaction (where a hold's answer is read).
+        self._replies: list[object] = []
         self._claim = self.r.register_script(_CLAIM)
         self._loop: asyncio.AbstractEventLoop | None = None
         #: (campaign, batch) this process is running under a lease, for the heartbeat to renew.
@@ -325,7 +351,7 @@ class Delivery:
                     pipe.multi()
                     queue_writes(pipe)
                     pipe.delete(lease_key)
-                    pipe.execute()
+                    self._replies = pipe.execute()
                 outcome = "committed"
                 break
             except redis.WatchError:
@@ -418,11 +444,13 @@ class Delivery:
             return result
         subs, missing = self._load(sids)
         result.counts["skipped"] += missing
+        judge = self.breakers.judge(cid, campaign.counters["total"])
         born = campaign.started or campaign.created
         expired = born + campaign.ttl < now
         messages: list[Message] = []
         by_sid: dict[str, Subscription] = {}
         quarantine_after = self.settings.quarantine_days * 86400
+        rejections_max = self.breakers.policy.quarantine_rejections
         capped = self._capped(campaign, subs, now)
         vapid = self.c.vapid_for(campaign.site)
         if vapid is self.c.vapid:
@@ -438,7 +466,9 @@ class Delivery:
         n_capped = 0
         for sub in subs:
             sid = sub.sid
-            if sub.failures and sub.first_failure and now - sub.first_failure > quarantine_after:
+            if (sub.failures and sub.first_failure and now - sub.first_failure > quarantine_after) or (
+                sub.rejections >= rejections_max
+            ):
                 quarantined.append(sid)
                 continue
             if capped and sid in capped:
@@ -463,9 +493,22 @@ class Delivery:
             # The alert outlived its TTL while waiting (e.g. a long Retry-After): it would be stale.
             result.counts["failed"] += len(messages)
             messages = []
+        # Messages to a push service this campaign holds back (a breaker is open) are not sent now.
+        kept: dict[str, list[str]] = {}
+        service_of = self._service_of
+        if judge.held and messages:
+            sending: list[Message] = []
+            for message in messages:
+                service = service_of(origin_of(message.endpoint))
+                if service in judge.held:
+                    kept.setdefault(service, []).append(message.sid)
+                else:
+                    sending.append(message)
+            messages = sending
 
         stop_reason = ""
-        rejected_config = 0
+        held_services = judge.held
+        observe = judge.observe
 
         async def watch_state() -> None:
             """Every 0.5 s, the campaign's state, read off the event loop: slow Redis never stalls sends."""
@@ -485,19 +528,20 @@ class Delivery:
                 return True
             if self._lease_lost:
                 stop_reason = "lease lost"
-            elif rejected_config >= self.settings.reject_pause_threshold:
-                stop_reason = PAUSED
             return bool(stop_reason)
 
+        def keep_back(origin: str) -> bool:
+            return bool(held_services) and service_of(origin) in held_services
+
         def on_outcome(outcome: Outcome) -> None:
-            nonlocal rejected_config
-            if outcome.kind == REJECTED and is_config_status(outcome.status):
-                rejected_config += 1
+            # Every answer goes to the push service's breakers (notifier.breakers): one may open mid-batch.
+            if outcome.status:
+                observe(service_of(outcome.origin), outcome.kind, outcome.status)
 
         watcher = asyncio.ensure_future(watch_state())
         try:
             outcomes, unsent = await self.sender.send_all(
-                messages, should_stop=should_stop, on_outcome=on_outcome
+                messages, should_stop=should_stop, on_outcome=on_outcome, keep_back=keep_back
             )
         finally:
             watcher.cancel()
@@ -506,8 +550,19 @@ class Delivery:
         result.stopped = stop_reason
         if self._lease_lost:
             return self._lost(cid, batch_id, result, len(outcomes))
-        held = [m.sid for m in unsent] if stop_reason == PAUSED else []
+        held: list[str] = []
+        if stop_reason in ("", PAUSED):
+            for message in unsent:
+                service = service_of(origin_of(message.endpoint))
+                if service in judge.held:
+                    kept.setdefault(service, []).append(message.sid)
+                elif stop_reason:
+                    held.append(message.sid)
+        else:
+            kept = {}  # cancelled: nothing is held for later
+        gone_plan = self._plan_gone(outcomes, judge)
         self._account(outcomes, attempt_of, result)
+        follow_ups: list[tuple[int, str, list[str]]] = []
 
         def queue_writes(pipe: Pipeline) -> None:
             if result.retry_sids:
@@ -524,16 +579,17 @@ class Delivery:
                 held=held,
                 now=time.time(),
                 by_sid=by_sid,
+                policy=PolicyWrites(judge, kept, gone_plan, follow_ups),
             )
 
         if not self._settle(self._commit(cid, batch_id, queue_writes), result):
             if result.lease_lost:
                 return self._lost(cid, batch_id, result, len(outcomes))
             return result
-        # Only a batch that itself saw configuration rejections may pause the campaign: one that merely
-        # noticed the pause must not pause it again after an operator resumed it.
-        if rejected_config:
-            self._maybe_pause(cid, rejected_config >= self.settings.reject_pause_threshold, outcomes)
+        for index, follow_up, kept_sids in follow_ups:
+            if not int(self._replies[index]):  # type: ignore[call-overload]
+                # The service was resumed while this batch ran: what it kept back goes out now.
+                enqueue(follow_up, kept_sids, [1] * len(kept_sids), 0.0)
         if held:
             self._requeue_if_resumed(cid, enqueue)
         return result
@@ -622,8 +678,13 @@ class Delivery:
         held: list[str],
         now: float,
         by_sid: dict[str, Subscription] | None = None,
+        policy: PolicyWrites | None = None,
     ) -> None:
-        """Queue every outcome, counter and the batch's finish on ``pipe`` (the commit's transaction)."""
+        """Queue every outcome, counter and the batch's finish on ``pipe`` (the commit's transaction).
+
+        ``policy``: what the push services' answers set off (notifier.breakers), written before the
+        finish so a campaign holding a service back waits as ``paused`` instead of ending ``done``.
+        """
         cid = campaign.cid
         keys = self.keys
         by_sid = by_sid or {}
@@ -639,7 +700,11 @@ class Delivery:
         first_at, last_at = float("inf"), 0.0
         track_freq = not campaign.breaking and self._freq_cap(campaign) > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
-        holds: dict[str, tuple[float, int, float]] = {}  # service -> (until, status, seconds)
+        judge = policy.judge if policy is not None else None
+        gone_plan = policy.gone_plan if policy is not None else {}
+        pruned: Counter[str] = Counter()
+        review: dict[str, list[tuple[str, str, int]]] = {}
+        waiting: list[PendingDeletion] = []
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
             kind = outcome.kind
@@ -653,11 +718,6 @@ class Delivery:
                 service = push_service(sub.endpoint)
             key = (service, kind, outcome.status)
             tally[key] = tally.get(key, 0) + 1
-            if outcome.status in HOLD_STATUSES and outcome.retry_after is not None:
-                # The push service asked every sender to wait: ops shows it and until when.
-                until = (outcome.at or now) + outcome.retry_after
-                if until > holds.get(service, (0.0, 0, 0.0))[0]:
-                    holds[service] = (until, outcome.status, outcome.retry_after)
             if outcome.latency:
                 latency_sum += outcome.latency
                 in_bucket[bisect_left(LATENCY_BUCKETS, outcome.latency)] += 1
@@ -670,7 +730,7 @@ class Delivery:
                     first_at = at
                 if at > last_at:
                     last_at = at
-                if sub.failures:
+                if sub.failures or sub.rejections:
                     store.clear_failures(sub.sid, pipe)
                 if track_freq:
                     fkey = keys.freq(sub.sid)
@@ -678,8 +738,25 @@ class Delivery:
                     pipe.zremrangebyscore(fkey, "-inf", now - 3600)
                     pipe.expire(fkey, 3700)
             elif kind == GONE:
-                store.delete(sub, pipe=pipe, exact=True)
-            elif (kind == FAILED or kind == REJECTED) and not is_config_status(outcome.status):
+                gone_service = self._service_of(outcome.origin or sub.endpoint)
+                action = gone_plan.get(sub.sid)
+                if action is None:  # pruning at a normal rate: at once
+                    store.delete(sub, pipe=pipe, exact=True)
+                    pruned[gone_service] += 1
+                elif action == REVIEW:
+                    review.setdefault(gone_service, []).append((sub.sid, sub.p256dh, outcome.status))
+                else:
+                    index_field = endpoint_index(sub.endpoint)
+                    waiting.append(
+                        PendingDeletion(sub.sid, gone_service, outcome.status, sub.p256dh, index_field, cid)
+                    )
+            elif kind == REJECTED and is_config_status(outcome.status):
+                # Counted against the subscription only while its push service accepts our key.
+                if judge is not None and judge.rejections_count_against_readers(
+                    self._service_of(outcome.origin or sub.endpoint)
+                ):
+                    self.breakers.count_rejection(pipe, sub.sid)
+            elif kind == FAILED or kind == REJECTED:
                 store.record_failure(sub.sid, second, pipe)
         services: Counter[str] = Counter()
         statuses: Counter[str] = Counter()
@@ -698,8 +775,6 @@ class Delivery:
             pipe.hincrby(keys.status_minute(minute), name, n)
         if statuses:
             pipe.expire(keys.status_minute(minute), 7200)
-        for service, (until, status, seconds) in holds.items():
-            pipe.hset(keys.push_holds, service, f"{until!r}|{status}|{seconds!r}|{now!r}")
         for bucket, n in latency.items():
             pipe.hincrby(keys.latency, bucket, n)
         if latency_sum:
@@ -710,6 +785,28 @@ class Delivery:
             tp_key = keys.throughput_minute(minute)
             pipe.hincrby(tp_key, str(second), finished_n)
             pipe.expire(tp_key, 7200)
+        if policy is not None:
+            breakers = self.breakers
+            breakers.defer_deletions(pipe, waiting)
+            self._settle_pending(pipe, policy.judge, review, pruned)
+            breakers.record(pipe, cid, policy.judge.batch, pruned, now)
+            for trip in policy.judge.trips:
+                breakers.trip(pipe, trip)
+            for service, items in review.items():
+                breakers.hold_deletions(pipe, service, items, cid, now)
+            tripped = {trip.service for trip in policy.judge.trips}
+            for service, sids in policy.kept.items():
+                follow_up = f"{batch_id}-k{_token(service)}"
+                index = self.campaigns.hold_service(
+                    cid,
+                    service,
+                    policy.judge.reason(service),
+                    sids,
+                    force=service in tripped,
+                    follow_up=follow_up,
+                    pipe=pipe,
+                )
+                policy.follow_ups.append((index, follow_up, sids))
         self.campaigns.record_batch(
             cid,
             batch_id,
@@ -722,31 +819,100 @@ class Delivery:
             pipe=pipe,
         )
 
-    def _maybe_pause(self, cid: str, over_threshold: bool, outcomes: list[Outcome]) -> None:
-        campaign = self.campaigns.get(cid)
-        c = campaign.counters
-        decided = c["sent"] + c["rejected"] + c["gone"] + c["failed"]
-        if over_threshold or (
-            c["rejected"] >= self.settings.reject_pause_threshold
-            and decided
-            and c["rejected"] / decided >= self.settings.reject_pause_ratio
-        ):
-            sample = next((o for o in outcomes if is_config_status(o.status)), None)
-            status = sample.status if sample else 0
-            reason = (
-                f"paused: push services rejected {c['rejected']} messages (HTTP {status}); "
-                "check VAPID_PRIVATE_KEY and VAPID_SUBJECT, then resume"
-            )
-            if self.campaigns.transition(cid, PAUSED, reason=reason, allowed_from=[SENDING]):
-                self.r.hset(self.keys.alerts, "config", f"{int(time.time())}|{cid}|{status}|{reason}")
+    def _service_of(self, origin: str) -> str:
+        """The push service of an origin (cached: called per message)."""
+        service = self._services.get(origin)
+        if service is None:
+            service = self._services[origin] = service_id(origin)
+        return service
+
+    def _plan_gone(self, outcomes: list[Outcome], judge: BatchJudge) -> dict[str, str]:
+        """What becomes of each gone answer: deleted now (absent), ``wait`` for evidence, or ``review``.
+
+        See :mod:`notifier.breakers`: a 404/410 deletes at once only when its push service's recent
+        answers look normal; a breaker that is open holds it for review instead.
+        """
+        if not any(o.kind == GONE for o in outcomes):
+            return {}
+        # Another worker may have opened a breaker while this batch ran: read again before deleting.
+        judge.refresh_open(self.breakers.open())
+        plan: dict[str, str] = {}
+        for outcome in outcomes:
+            if outcome.kind == GONE:
+                action = judge.gone_action(self._service_of(outcome.origin))
+                if action != DELETE:
+                    plan[outcome.sid] = action
+        return plan
+
+    def _settle_pending(
+        self,
+        pipe: Pipeline,
+        judge: BatchJudge,
+        review: dict[str, list[tuple[str, str, int]]],
+        pruned: Counter[str],
+    ) -> None:
+        """Settle the gone answers waiting on the services this batch heard from (see notifier.breakers).
+
+        Deleted once the service's answers look normal again, held for review if its breaker
+        opened, left waiting otherwise.
+        """
+        services = [s for s, t in judge.batch.items() if t.answered] + [t.service for t in judge.trips]
+        if not services:
+            return
+        store = self.c.subscriptions
+        for service in self.breakers.pending_counts(dict.fromkeys(services)):
+            action = judge.gone_action(service)
+            if action == WAIT:
+                continue
+            waiting = self.breakers.pending(service)
+            for p in waiting:
+                if action == DELETE:
+                    store.delete_exact(p.sid, p.index_field, p.p256dh, pipe)
+                    pruned[service] += 1
+                else:
+                    review.setdefault(service, []).append((p.sid, p.p256dh, p.status))
+            self.breakers.drop_pending(pipe, service, [p.sid for p in waiting])
 
     def resume(self, cid: str, enqueue: EnqueueBatch) -> int:
-        """Resume a paused campaign: re-enqueue what paused batches held back. Returns messages queued."""
-        if not self.campaigns.transition(cid, SENDING, allowed_from=[PAUSED]):
-            return 0
-        queued = self._drain_held(cid, enqueue)
-        if not queued and self.campaigns.pending(cid) <= 0:
-            self.campaigns.transition(cid, DONE, allowed_from=[SENDING])
+        """Resume a campaign: send what it held back (from push services, or while paused).
+
+        An operator resumes after fixing the cause, so the breakers of the services this
+        campaign held are closed too (they would hold it again at once otherwise). Returns the
+        number of messages queued; :class:`NotFound` for an unknown campaign.
+        """
+        campaign = self.campaigns.get(cid)
+        queued = 0
+        for service in self.campaigns.holds(cid):
+            self.breakers.close(service)
+            queued += self.release_service(cid, service, enqueue)
+        if self.campaigns.transition(cid, SENDING, allowed_from=[PAUSED]):
+            queued += self._drain_held(cid, enqueue)
+            if not queued and self.campaigns.pending(cid) <= 0:
+                self.campaigns.transition(cid, DONE, allowed_from=[SENDING])
+        elif campaign.state == SENDING:
+            queued += self._drain_held(cid, enqueue)
+        return queued
+
+    def release_service(self, cid: str, service: str, enqueue: EnqueueBatch) -> int:
+        """Stop holding ``service`` back in campaign ``cid``: enqueue what was held; returns how many."""
+        prefix = f"r{self.campaigns.next_drain(cid)}_{_token(service)}_"
+        _, batches = self.campaigns.release_service(
+            cid, service, prefix=prefix, batch_size=self.settings.batch_size
+        )
+        for i, sids in enumerate(batches):
+            enqueue(f"{prefix}{i}", sids, [1] * len(sids), 0.0)
+        return sum(len(b) for b in batches)
+
+    def resume_service(self, service: str, enqueue_for: Callable[[str], EnqueueBatch]) -> dict[str, int]:
+        """Close the breakers of ``service`` and release it in every active campaign holding it.
+
+        ``enqueue_for(cid)`` gives the batch enqueuer of a campaign. Returns messages queued by campaign.
+        """
+        self.breakers.close(service)
+        queued: dict[str, int] = {}
+        for campaign in self.campaigns.active():
+            if service in self.campaigns.holds(campaign.cid):
+                queued[campaign.cid] = self.release_service(campaign.cid, service, enqueue_for(campaign.cid))
         return queued
 
     def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:

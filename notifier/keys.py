@@ -21,7 +21,12 @@ Data model (docs/design-notes.md tells why it is laid out so):
 - ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
 - ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts;
   ``metrics:site:{site}:outcomes`` one site's outcomes.
-- ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when.
+- ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when; every
+  sender reads it (notifier.holds). ``push:breakers``, ``push:held-deletions:{service}``,
+  ``push:held-services``, ``push:recent:{service}``, ``push:gone-pending:{service}``,
+  ``push:daily:{day}``: the per-service breakers of notifier.breakers; ``campaign:{cid}:push``
+  (answers by service), ``campaign:{cid}:holds`` and ``campaign:{cid}:held:{service}`` (messages a
+  campaign holds back from a service); ``subs:rejects`` rejections in a row per subscription.
 - ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
   unless its heartbeat renews it; only the holder may record the batch's outcome.
 - ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
@@ -48,6 +53,7 @@ SUBS_TOPIC = "subs:t:"
 SUBS_QUARANTINED = "subs:q"
 SUBS_FAILURES = "subs:fails"
 SUBS_FIRST_FAILURE = "subs:fail1"
+SUBS_REJECTIONS = "subs:rejects"
 SUBS_DAILY = "subs:daily:"
 SUBS_SITE = "subs:site:"
 SITES = "sites"
@@ -126,6 +132,11 @@ class Keys:
         """Hash id → unix time of the first failure of the current run."""
         return f"{self.prefix}{SUBS_FIRST_FAILURE}"
 
+    @property
+    def subs_rejections(self) -> str:
+        """Hash id → push-service rejections (400/401/403) in a row, for subscriptions being rejected."""
+        return f"{self.prefix}{SUBS_REJECTIONS}"
+
     def subs_daily(self, kind: str) -> str:
         """Hash day → count of subscriptions ``added`` or ``removed``."""
         return f"{self.prefix}{SUBS_DAILY}{kind}"
@@ -196,6 +207,18 @@ class Keys:
     def campaign_services(self, cid: str) -> str:
         """Hash service:outcome → count, outcomes by push service."""
         return f"{self.prefix}campaign:{cid}:services"
+
+    def campaign_push(self, cid: str) -> str:
+        """Hash ``{service}:{answered|accepted|gone|rejected}`` → count: a campaign's answers by service."""
+        return f"{self.prefix}campaign:{cid}:push"
+
+    def campaign_holds(self, cid: str) -> str:
+        """Hash push service → reason, for the services a campaign is holding its messages back from."""
+        return f"{self.prefix}campaign:{cid}:holds"
+
+    def campaign_held_for(self, cid: str, service: str) -> str:
+        """List of subscription ids a campaign holds back from one push service until it is resumed."""
+        return f"{self.prefix}campaign:{cid}:held:{service}"
 
     def campaign_receipts(self, cid: str, kind: str) -> str:
         """Set of subscription ids that reported ``shown`` or ``clicked`` (counted once)."""
@@ -300,7 +323,7 @@ class Keys:
 
     @property
     def push_holds(self) -> str:
-        """Hash service → ``until|status|seconds|since``: push services that asked us to wait (429/503)."""
+        """Hash service → ``until|status|seconds|since``: services asking every worker to wait (429/503)."""
         return f"{self.prefix}push:holds"
 
     def throughput_minute(self, minute: int) -> str:
@@ -324,6 +347,32 @@ class Keys:
     def ready_probe(self) -> str:
         """String the site's ``/readyz`` writes (60 s TTL): proof that Redis takes writes, not only PINGs."""
         return f"{self.prefix}ops:ready-probe"
+
+    @property
+    def push_breakers(self) -> str:
+        """Hash ``{gone|key}:{service}`` → the trip (JSON): open per-service breakers (notifier.breakers)."""
+        return f"{self.prefix}push:breakers"
+
+    def push_held_deletions(self, service: str) -> str:
+        """Hash sid → ``p256dh|status|time|cid``: a service's gone answers held for review, not deleted."""
+        return f"{self.prefix}push:held-deletions:{service}"
+
+    @property
+    def push_held_services(self) -> str:
+        """Set of the push services with held deletions waiting for review."""
+        return f"{self.prefix}push:held-services"
+
+    def push_recent(self, service: str) -> str:
+        """List of a push service's newest batches' answers, ``answered|gone|time|abnormal`` (all workers)."""
+        return f"{self.prefix}push:recent:{service}"
+
+    def push_gone_pending(self, service: str) -> str:
+        """Hash sid → ``status|p256dh|index field|cid``: gone answers waiting for normal answers to delete."""
+        return f"{self.prefix}push:gone-pending:{service}"
+
+    def push_daily(self, day: str) -> str:
+        """Hash ``{service}:answered`` / ``{service}:pruned`` → count for one UTC day (normal gone rates)."""
+        return f"{self.prefix}push:daily:{day}"
 
     @property
     def workers_seen(self) -> str:
@@ -361,6 +410,7 @@ local function subs_topic_key(p, slug) return p .. {_lua(SUBS_TOPIC)} .. slug en
 local function subs_quarantined_key(p) return p .. {_lua(SUBS_QUARANTINED)} end
 local function subs_failures_key(p) return p .. {_lua(SUBS_FAILURES)} end
 local function subs_first_failure_key(p) return p .. {_lua(SUBS_FIRST_FAILURE)} end
+local function subs_rejections_key(p) return p .. {_lua(SUBS_REJECTIONS)} end
 local function subs_daily_key(p, kind) return p .. {_lua(SUBS_DAILY)} .. kind end
 local function subs_daily_site_key(p, kind, site) return p .. {_lua(SUBS_DAILY)} .. kind .. ':' .. site end
 local function subs_site_key(p, site) return p .. {_lua(SUBS_SITE)} .. site end

@@ -132,7 +132,13 @@ class Settings:
     retry_base: float = 1.0
     ca_file: Path | None = None
     reject_pause_threshold: int = 50
-    reject_pause_ratio: float = 0.2
+    reject_pause_ratio: float = 0.9
+    reject_pause_sample: int = 200
+    quarantine_rejections: int = 3
+    gone_breaker_min: int = 20
+    gone_breaker_sample: int = 200
+    gone_breaker_share: float = 0.3
+    gone_breaker_factor: float = 5.0
     quarantine_days: int = 7
     freq_cap_per_hour: int = 4
     quiet_hours: tuple[int, int] | None = None
@@ -215,6 +221,12 @@ class Settings:
         read("NOTIFIER_CA_FILE", "ca_file", Path)
         read("NOTIFIER_REJECT_PAUSE_THRESHOLD", "reject_pause_threshold", int)
         read("NOTIFIER_REJECT_PAUSE_RATIO", "reject_pause_ratio", float)
+        read("NOTIFIER_REJECT_PAUSE_SAMPLE", "reject_pause_sample", int)
+        read("NOTIFIER_QUARANTINE_REJECTIONS", "quarantine_rejections", int)
+        read("NOTIFIER_GONE_BREAKER_MIN", "gone_breaker_min", int)
+        read("NOTIFIER_GONE_BREAKER_SAMPLE", "gone_breaker_sample", int)
+        read("NOTIFIER_GONE_BREAKER_SHARE", "gone_breaker_share", float)
+        read("NOTIFIER_GONE_BREAKER_FACTOR", "gone_breaker_factor", float)
         read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
         read("NOTIFIER_FREQ_CAP_PER_HOUR", "freq_cap_per_hour", int)
         read("NOTIFIER_QUIET_HOURS", "quiet_hours", parse_quiet_hours)
@@ -272,6 +284,22 @@ class Settings:
         if self.redis_failover_wait < 0:
             raise ConfigError(
                 f"NOTIFIER_REDIS_FAILOVER_WAIT must be 0 or more seconds, got {self.redis_failover_wait}"
+            )
+        for name, share in (
+            ("NOTIFIER_REJECT_PAUSE_RATIO", self.reject_pause_ratio),
+            ("NOTIFIER_GONE_BREAKER_SHARE", self.gone_breaker_share),
+        ):
+            if not 0 < share <= 1:
+                raise ConfigError(f"{name} must be a share between 0 and 1, got {share}")
+        if min(self.reject_pause_threshold, self.reject_pause_sample, self.quarantine_rejections) < 1:
+            raise ConfigError(
+                "NOTIFIER_REJECT_PAUSE_THRESHOLD, NOTIFIER_REJECT_PAUSE_SAMPLE and "
+                "NOTIFIER_QUARANTINE_REJECTIONS must be at least 1"
+            )
+        if min(self.gone_breaker_min, self.gone_breaker_sample, self.gone_breaker_factor) < 1:
+            raise ConfigError(
+                "NOTIFIER_GONE_BREAKER_MIN, NOTIFIER_GONE_BREAKER_SAMPLE and NOTIFIER_GONE_BREAKER_FACTOR "
+                "must be at least 1"
             )
         if self.send_timeout <= 0:
             raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

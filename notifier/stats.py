@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from notifier.breakers import Trip
 from notifier.campaigns import CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.keys import Keys
@@ -177,8 +178,9 @@ def alerts(
     min_count: int = SPIKE_MIN_COUNT,
     min_share: float = SPIKE_MIN_SHARE,
 ) -> list[dict[str, Any]]:
-    """Banners for ops: a push service asked us to wait (until when), a campaign paused itself, or
-    400/401/403 or 429 responses spiked recently (a 429 spike of a service on hold is that hold's banner)."""
+    """Banners for ops: a push service asked us to wait (until when), a push service's breaker opened, a
+    campaign paused itself, or 400/401/403 or 429 responses spiked recently (a 429 spike of a service on
+    hold is that hold's banner)."""
     now = time.time() if now is None else now
     found: list[dict[str, Any]] = []
     held: set[str] = set()
@@ -209,6 +211,29 @@ def alerts(
                     "cause": _cause(status if is_config_status(status) else "400"),
                 }
             )
+    for name, value in sorted(r.hgetall(keys.push_breakers).items()):
+        kind, _, service = name.partition(":")
+        trip = Trip.from_json(value)
+        if trip is None:
+            continue
+        found.append(
+            {
+                "kind": f"breaker-{kind}",
+                "at": int(trip.at),
+                "service": service,
+                "campaign": trip.cid,
+                "status": str(trip.status),
+                "count": trip.count,
+                "share": trip.share,
+                "message": trip.reason(),
+                "cause": (
+                    "the push service (or a proxy or route in between) answers 404/410 to far more "
+                    "readers than usual: deletions are held, `notifier services held` lists them"
+                    if kind == "gone"
+                    else _cause("401")
+                ),
+            }
+        )
     current = _minute(now)
     pipe = r.pipeline(transaction=False)
     for i in range(window_minutes):
@@ -243,6 +268,28 @@ def alerts(
                 }
             )
     return found
+
+
+def push_services(r: redis.Redis, keys: Keys, *, now: float | None = None) -> dict[str, Any]:
+    """Open breakers, deletions held for review, and 429/503 holds, by push service (ops, /metrics)."""
+    now = time.time() if now is None else now
+    breakers: list[dict[str, Any]] = []
+    for _, value in sorted(r.hgetall(keys.push_breakers).items()):
+        trip = Trip.from_json(value)
+        if trip is not None:
+            breakers.append(
+                {"service": trip.service, "kind": trip.kind, "since": trip.at, "reason": trip.reason()}
+            )
+    services = sorted(r.smembers(keys.push_held_services))
+    pipe = r.pipeline(transaction=False)
+    for service in services:
+        pipe.hlen(keys.push_held_deletions(service))
+    held = dict(zip(services, (int(n) for n in pipe.execute()), strict=True)) if services else {}
+    holds = [
+        {"service": h["service"], "status": h["status"], "seconds_left": round(h["until"] - now, 1)}
+        for h in push_holds(r, keys, now=now)
+    ]
+    return {"breakers": breakers, "held_deletions": held, "holds": holds}
 
 
 def subscribers(

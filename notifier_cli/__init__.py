@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import click
 
-from notifier_cli import bench, campaigns, credentials, data, feeds, processes, sites, status, users
+from notifier_cli import (
+    bench,
+    campaigns,
+    credentials,
+    data,
+    feeds,
+    processes,
+    services,
+    sites,
+    status,
+    users,
+)
 
 
 @click.group()
@@ -30,6 +41,7 @@ for command in (
     processes.simulator,
     processes.up,  # the whole stack for a newcomer
     status.status,  # status [--watch] (queues, workers, campaigns, subscribers)
+    services.services,  # services list|resume|held|restore|release (breakers, held deletions)
     feeds.feeds,  # feeds add|list|remove|poll
     sites.sites,  # sites list|show|add|remove|check
     bench.bench,  # the end-to-end fan-out benchmark (from a checkout)

@@ -201,5 +201,17 @@ def campaigns_resume(cid: str) -> None:
     """Resume a campaign that paused itself (after fixing the VAPID key or subject)."""
 
     c = load_context()
+    store = CampaignStore(c.redis, c.keys)
+    try:
+        campaign = store.get(cid)
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    holds = store.holds(cid)
+    if campaign.state != "paused" and not holds:
+        raise click.ClickException(
+            f"campaign {cid} is {campaign.state}: only a paused campaign, or one holding messages back "
+            "from a push service, can be resumed"
+        )
     job = queue(PLAN_QUEUE, c.raw_redis).enqueue("workers.jobs.resume_campaign", cid)
-    click.echo(f"resume of {cid} queued as job {job.id}")
+    held = f" (held back from {', '.join(sorted(holds))})" if holds else ""
+    click.echo(f"resume of {cid}{held} queued as job {job.id}")

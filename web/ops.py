@@ -58,7 +58,11 @@ def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
         "throughput": stats.throughput(r, keys, now=now),
         "latency": stats.latency_histogram(r, keys),
         "campaigns": {"in_flight": in_flight, "recent": stats.recent_campaigns(r, keys)},
-        "push": {**stats.outcomes(r, keys), "alerts": stats.alerts(r, keys, now=now)},
+        "push": {
+            **stats.outcomes(r, keys),
+            "alerts": stats.alerts(r, keys, now=now),
+            "services": stats.push_services(r, keys, now=now),
+        },
         "subscribers": stats.subscribers(r, keys, c.topic_slugs, now=now),
     }
 
@@ -437,6 +441,26 @@ class NotifierCollector(Collector):
         )
         quarantined.add_metric([], subs["quarantined"])
         yield from (total, by_topic, quarantined)
+
+        push = stats.push_services(r, keys, now=now)
+        breakers = GaugeMetricFamily(
+            "notifier_push_breaker_open",
+            "1 while a push service's breaker is open (gone: deletions held; key: our key refused)",
+            labels=["service", "kind"],
+        )
+        for trip in push["breakers"]:
+            breakers.add_metric([trip["service"], trip["kind"]], 1)
+        held = GaugeMetricFamily(
+            "notifier_push_held_deletions", "Deletions held for review, by push service", labels=["service"]
+        )
+        for service, n in push["held_deletions"].items():
+            held.add_metric([service], n)
+        holds = GaugeMetricFamily(
+            "notifier_push_hold_seconds", "Seconds left of a 429/503 hold of a service", labels=["service"]
+        )
+        for hold in push["holds"]:
+            holds.add_metric([hold["service"]], hold["seconds_left"])
+        yield from (breakers, held, holds)
 
         failed = GaugeMetricFamily("notifier_failed_jobs", "Jobs in RQ's failed registries")
         failed.add_metric([], inspect.failed_count(raw))

@@ -7,7 +7,7 @@ the table forbids than Python can.
 
 from __future__ import annotations
 
-from notifier.campaigns.model import DONE, FINAL, STAMPS, TRANSITIONS, CampaignState
+from notifier.campaigns.model import DONE, FINAL, PAUSED, SENDING, STAMPS, TRANSITIONS, CampaignState
 
 
 def _lua_set(names: tuple[CampaignState, ...] | list[CampaignState]) -> str:
@@ -66,9 +66,11 @@ return 0
 """
 
 # Give back one unit of ``pending`` exactly once per batch id, add the batch's counters and its first/last
-# accepted times, and finish the campaign when nothing is pending any more. KEYS: the campaign, its done
-# batch ids. ARGV: batch id, now, first sent ('' for none), last sent, number of counters, counter/count
-# pairs. Returns what is still pending (-1: this batch had already finished).
+# accepted times, and finish the campaign when nothing is pending any more: ``done``, or ``paused`` while
+# messages are held back from push services (their reasons become the campaign's). KEYS: the campaign, its
+# done batch ids, its held-back services (notifier.breakers). ARGV: batch id, now, first sent ('' for none),
+# last sent, number of counters, counter/count pairs. Returns what is still pending (-1: this batch had
+# already finished).
 FINISH = (
     STATE_FUNCTIONS
     + f"""
@@ -89,8 +91,16 @@ for i = 0, n - 1 do
 end
 local pending = redis.call('HINCRBY', KEYS[1], 'pending', -1)
 if pending <= 0 then
-  local moved = move(KEYS[1], '{DONE}', ARGV[2], nil)
-  if moved and FINAL[moved] then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+  local held = redis.call('HVALS', KEYS[3])
+  if #held > 0 then
+    if move(KEYS[1], '{PAUSED}', ARGV[2], nil) == 'OK' then
+      redis.call('HSET', KEYS[1], 'reason',
+        'paused: messages held back from push services: ' .. table.concat(held, '; '))
+    end
+  else
+    local moved = move(KEYS[1], '{DONE}', ARGV[2], nil)
+    if moved and FINAL[moved] then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+  end
 end
 return pending
 """
@@ -114,3 +124,64 @@ local n = redis.call('INCR', KEYS[4])
 if n == 1 then redis.call('EXPIRE', KEYS[4], ARGV[5]) end
 return {n, redis.call('TTL', KEYS[4])}
 """
+
+# Hold a push service's messages back for a campaign (notifier.breakers decides when). The hold is created
+# when ``force`` (a breaker opened in this batch, or a caller's own reason) or when a breaker of the service
+# is open; otherwise the service was resumed while the batch ran: nothing is held, a follow-up batch id is
+# reserved (a unit of ``pending``) and 0 returned so the caller sends the ids now.
+# KEYS: campaign, its holds, its held list for the service, the open breakers, its reserved batch ids.
+# ARGV: service, reason, force ('1'/'0'), follow-up batch id, sids...
+HOLD_SERVICE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  local open = ARGV[3] == '1'
+    or redis.call('HEXISTS', KEYS[4], 'gone:' .. ARGV[1]) == 1
+    or redis.call('HEXISTS', KEYS[4], 'key:' .. ARGV[1]) == 1
+  if not open then
+    if redis.call('SADD', KEYS[5], ARGV[4]) == 1 then redis.call('HINCRBY', KEYS[1], 'pending', 1) end
+    return 0
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], 2592000)
+end
+for i = 5, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[3], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+if #ARGV >= 5 then redis.call('EXPIRE', KEYS[3], 2592000) end
+return 1
+"""
+
+# Release a held service: drop the hold, hand its ids back in batches (each reserving a unit of ``pending``)
+# and move a campaign that waited only for it on: ``paused`` -> ``sending``, and on to ``done`` when nothing
+# is left at all. KEYS: campaign, its holds, its held list for the service, its reserved batch ids, its
+# paused-campaign held list. ARGV: service, batch id prefix, batch size, now.
+# Returns {hold existed, batches, ids} (no ids for a campaign that is no longer active).
+RELEASE_SERVICE = (
+    STATE_FUNCTIONS
+    + f"""
+local had = redis.call('HDEL', KEYS[2], ARGV[1])
+local sids = redis.call('LRANGE', KEYS[3], 0, -1)
+redis.call('DEL', KEYS[3])
+local state = redis.call('HGET', KEYS[1], 'state')
+local active = state == 'paused' or state == 'sending' or state == 'planning'
+local batches = 0
+if not active then return {{had, 0, {{}}}} end
+if #sids > 0 then
+  if state == '{PAUSED}' then
+    move(KEYS[1], '{SENDING}', ARGV[4], nil)
+    redis.call('HSET', KEYS[1], 'reason', '')
+  end
+  batches = math.ceil(#sids / tonumber(ARGV[3]))
+  for b = 0, batches - 1 do
+    if redis.call('SADD', KEYS[4], ARGV[2] .. b) == 1 then redis.call('HINCRBY', KEYS[1], 'pending', 1) end
+  end
+elseif state == '{PAUSED}' and redis.call('HLEN', KEYS[2]) == 0
+    and tonumber(redis.call('HGET', KEYS[1], 'pending') or '0') <= 0
+    and redis.call('EXISTS', KEYS[5]) == 0 then
+  move(KEYS[1], '{SENDING}', ARGV[4], nil)
+  redis.call('HSET', KEYS[1], 'reason', '')
+  local moved = move(KEYS[1], '{DONE}', ARGV[4], nil)
+  if moved and FINAL[moved] then redis.call('HSETNX', KEYS[1], 'finished', ARGV[4]) end
+end
+return {{had, batches, sids}}
+"""
+)

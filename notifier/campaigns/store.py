@@ -32,7 +32,14 @@ from notifier.campaigns.model import (
     new_campaign_id,
 )
 from notifier.campaigns.payload import receipt_token
-from notifier.campaigns.scripts import COUNT_RECEIPT, FINISH, RESERVE, SET_STATE
+from notifier.campaigns.scripts import (
+    COUNT_RECEIPT,
+    FINISH,
+    HOLD_SERVICE,
+    RELEASE_SERVICE,
+    RESERVE,
+    SET_STATE,
+)
 from notifier.campaigns.validation import CampaignInput
 from notifier.errors import Conflict, NotFound, ValidationError
 from notifier.keys import Keys
@@ -69,6 +76,8 @@ class CampaignStore:
         self._set_state = r.register_script(SET_STATE)
         self._reserve = r.register_script(RESERVE)
         self._finish = r.register_script(FINISH)
+        self._hold_service = r.register_script(HOLD_SERVICE)
+        self._release_service = r.register_script(RELEASE_SERVICE)
 
     # -- creating ---------------------------------------------------------------------------------
 
@@ -329,7 +338,11 @@ class CampaignStore:
         )
         self.transition(cid, SENDING, allowed_from=[PLANNING])
         self._finish(
-            keys=[self.keys.campaign(cid), self.keys.campaign_batches_done(cid)],
+            keys=[
+                self.keys.campaign(cid),
+                self.keys.campaign_batches_done(cid),
+                self.keys.campaign_holds(cid),
+            ],
             args=[PLAN_UNIT, repr(time.time()), "", "", 0],
         )
 
@@ -377,7 +390,7 @@ class CampaignStore:
         for name, n in counts.items():
             flat += [name, n]
         self._finish(
-            keys=[keys.campaign(cid), keys.campaign_batches_done(cid)],
+            keys=[keys.campaign(cid), keys.campaign_batches_done(cid), keys.campaign_holds(cid)],
             args=[
                 batch_id,
                 repr(now),
@@ -388,6 +401,66 @@ class CampaignStore:
             ],
             client=pipe,
         )
+
+    # -- push services held back (notifier.breakers decides; i15's long Retry-After holds too) ----------
+
+    def holds(self, cid: str) -> dict[str, str]:
+        """Push services this campaign holds its messages back from: service → reason."""
+        return dict(self.r.hgetall(self.keys.campaign_holds(cid)))
+
+    def held_count(self, cid: str, service: str) -> int:
+        """Messages held back from ``service``."""
+        return int(self.r.llen(self.keys.campaign_held_for(cid, service)))
+
+    def hold_service(
+        self,
+        cid: str,
+        service: str,
+        reason: str,
+        sids: Sequence[str],
+        *,
+        force: bool,
+        follow_up: str,
+        pipe: Pipe,
+    ) -> int:
+        """Queue in ``pipe``: hold ``sids`` back from ``service`` (see ``HOLD_SERVICE``).
+
+        Returns the index of the script's answer among the pipeline's results: 1 held, 0 not held
+        (the service was resumed meanwhile: send ``sids`` now as batch ``follow_up``, already reserved).
+        """
+        index = len(pipe)
+        self._hold_service(
+            keys=[
+                self.keys.campaign(cid),
+                self.keys.campaign_holds(cid),
+                self.keys.campaign_held_for(cid, service),
+                self.keys.push_breakers,
+                self.keys.campaign_batches_reserved(cid),
+            ],
+            args=[service, reason, "1" if force else "0", follow_up, *sids],
+            client=pipe,
+        )
+        return index
+
+    def release_service(
+        self, cid: str, service: str, *, prefix: str, batch_size: int, now: float | None = None
+    ) -> tuple[bool, list[list[str]]]:
+        """End the hold on ``service``: (whether it was held, the held ids in batches ``{prefix}{i}``).
+
+        The batches are already reserved (units of ``pending``): the caller enqueues each one.
+        """
+        had, batches, sids = self._release_service(
+            keys=[
+                self.keys.campaign(cid),
+                self.keys.campaign_holds(cid),
+                self.keys.campaign_held_for(cid, service),
+                self.keys.campaign_batches_reserved(cid),
+                self.keys.campaign_held(cid),
+            ],
+            args=[service, prefix, batch_size, repr(time.time() if now is None else now)],
+        )
+        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in sids]
+        return bool(had), [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)][: int(batches)]
 
     def next_drain(self, cid: str) -> int:
         """A new number for one draining of the held list (its batches get ids of their own)."""

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver
 
+from notifier.browsers import service_id
 from notifier.crypto import b64url_decode, encrypt
 from notifier.endpoints import EndpointPolicy
 from notifier.errors import UnsafeEndpoint
+from notifier.holds import ServiceHolds
 from notifier.sending.http1 import Http1Pool
 from notifier.sending.outcomes import RETRY_AFTER_MAX, Outcome, OutcomeKind, classify
 from notifier.sending.resolver import SafeResolver
@@ -73,14 +75,17 @@ class Sender:
         policy: EndpointPolicy,
         *,
         resolver: AbstractResolver | None = None,
+        holds: ServiceHolds | None = None,
     ) -> None:
         self.settings = settings
         self.vapid = vapid
         self.policy = policy
         #: DNS answers before the private-address check (None: the system's); tests inject a rebinding one.
         self.resolver = resolver
+        #: Push services on hold after a 429/503 Retry-After: shared by every worker when backed by Redis.
+        self.holds = holds if holds is not None else ServiceHolds(None)
         self._pool: Http1Pool | None = None
-        self._blocked_until: dict[str, float] = {}
+        self._service: dict[str, str] = {}
         self._checked_origins: dict[str, str] = {}
         self._origin_limits: dict[str, asyncio.Semaphore] = {}
         self._auth: dict[str, tuple[str, float]] = {}
@@ -173,20 +178,12 @@ class Sender:
             self._check_origin(message.endpoint, origin)
         except UnsafeEndpoint as exc:
             return Outcome(message.sid, REJECTED, 0, detail=f"unsafe endpoint: {exc.message}")
-        if self._blocked_until:
-            blocked = self._blocked_until.get(origin)
-            if blocked is not None:
-                wait = blocked - time.monotonic()
-                if wait > 0:
-                    return Outcome(
-                        message.sid,
-                        DEFERRED,
-                        0,
-                        retry_after=wait,
-                        detail="origin rate limited",
-                        origin=origin,
-                    )
-                del self._blocked_until[origin]
+        service = self._service.get(origin) or self._service.setdefault(origin, service_id(origin))
+        wait = self.holds.wait(service)
+        if wait > 0:
+            return Outcome(
+                message.sid, DEFERRED, 0, retry_after=wait, detail="push service on hold", origin=origin
+            )
         pool = self._pool or self.pool()
         async with self._origin_limits.get(origin) or self._limit(origin):
             try:
@@ -232,11 +229,9 @@ class Sender:
         if status == 201:
             return Outcome(message.sid, SENT, 201, None, "", latency, origin, time.time())
         kind, wait_s = classify(status, retry_after)
-        if status == 429:
-            hold = wait_s if wait_s is not None else 1.0
-            self._blocked_until[origin] = max(
-                self._blocked_until.get(origin, 0.0), time.monotonic() + min(hold, RETRY_AFTER_MAX)
-            )
+        if status == 429 or (status == 503 and wait_s is not None):
+            # The service asks us (every worker) to wait: 429 always, 503 when it says how long.
+            self.holds.hold(service, min(wait_s if wait_s is not None else 1.0, RETRY_AFTER_MAX), status)
         return Outcome(
             message.sid,
             kind,
@@ -254,11 +249,13 @@ class Sender:
         *,
         should_stop: Callable[[], bool] | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
+        keep_back: Callable[[str], bool] | None = None,
     ) -> tuple[list[Outcome], list[Message]]:
         """Send every message with up to ``concurrency`` in flight.
 
-        Returns the outcomes and the messages never started because
-        ``should_stop`` turned true (a cancel or pause).
+        Returns the outcomes and the messages never started: because ``should_stop``
+        turned true (a cancel), or because ``keep_back(origin)`` said their push service
+        is held now (a breaker opened while the batch ran, :mod:`notifier.breakers`).
         """
         outcomes: list[Outcome] = []
         unsent: list[Message] = []
@@ -272,6 +269,9 @@ class Sender:
             for message, origin in queue:
                 if stop or (should_stop is not None and should_stop()):
                     stop = True
+                    unsent.append(message)
+                    continue
+                if keep_back is not None and keep_back(origin):
                     unsent.append(message)
                     continue
                 outcome = await send(message, origin)

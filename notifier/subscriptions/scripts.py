@@ -104,6 +104,7 @@ redis.call('SETBIT', subs_live_key(p), n, 1)
 redis.call('SETBIT', subs_quarantined_key(p), n, 0)
 redis.call('HDEL', subs_failures_key(p), n)
 redis.call('HDEL', subs_first_failure_key(p), n)
+redis.call('HDEL', subs_rejections_key(p), n)
 local site = ARGV[7]
 local own = subs_site_key(p, site)
 if is_new == 0 and redis.call('GETBIT', own, n) == 0 then
@@ -156,6 +157,7 @@ redis.call('SETBIT', subs_live_key(p), n, 0)
 redis.call('SETBIT', subs_quarantined_key(p), n, 0)
 redis.call('HDEL', subs_failures_key(p), n)
 redis.call('HDEL', subs_first_failure_key(p), n)
+redis.call('HDEL', subs_rejections_key(p), n)
 redis.call('HINCRBY', subs_daily_key(p, 'removed'), ARGV[5], 1)
 for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
   local key = subs_site_key(p, site)

@@ -162,6 +162,14 @@ class SubscriptionStore:
             client=pipe or self.r,
         )
 
+    def delete_exact(
+        self, sid: str, index_field: str, p256dh: str, pipe: redis.client.Pipeline | None = None
+    ) -> None:
+        """Remove subscription ``sid`` if its stored key is still ``p256dh`` (by its endpoint index field)."""
+        self._delete(
+            args=[self.keys.prefix, sid, index_field, p256dh, _day(time.time())], client=pipe or self.r
+        )
+
     def delete_by_endpoint(self, endpoint: str, *, site: str | None = None) -> bool:
         """Remove the subscription for ``endpoint`` (only one of ``site`` when given); False when none was."""
         try:
@@ -172,7 +180,10 @@ class SubscriptionStore:
         return True
 
     def quarantine(self, sids: Iterable[str], pipe: redis.client.Pipeline) -> None:
-        """Mark subscriptions as kept out of fan-out (they failed for days; a new subscribe lifts it)."""
+        """Mark subscriptions as kept out of fan-out (failing for days, or rejected again and again).
+
+        A new subscribe from the browser lifts it (the upsert clears the bit and both runs).
+        """
         for sid in sids:
             pipe.setbit(self.keys.subs_quarantined, int(sid), 1)
 
@@ -182,9 +193,10 @@ class SubscriptionStore:
         pipe.hsetnx(self.keys.subs_first_failure, sid, now)
 
     def clear_failures(self, sid: str, pipe: redis.client.Pipeline) -> None:
-        """End the subscription's run of failures (a push was accepted)."""
+        """End the subscription's run of failures and rejections (a push was accepted)."""
         pipe.hdel(self.keys.subs_failures, sid)
         pipe.hdel(self.keys.subs_first_failure, sid)
+        pipe.hdel(self.keys.subs_rejections, sid)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -257,11 +269,13 @@ class SubscriptionStore:
                     plan.append((pos, [(pos, sid)]))
         pipe.hmget(self.keys.subs_failures, list(sids))
         pipe.hmget(self.keys.subs_first_failure, list(sids))
+        pipe.hmget(self.keys.subs_rejections, list(sids))
         replies = pipe.execute()
-        failures = dict(zip(sids, replies[-2], strict=True))
-        firsts = dict(zip(sids, replies[-1], strict=True))
+        failures = dict(zip(sids, replies[-3], strict=True))
+        firsts = dict(zip(sids, replies[-2], strict=True))
+        rejections = dict(zip(sids, replies[-1], strict=True))
         records: dict[str, str] = {}
-        for (pos, members), reply in zip(plan, replies[:-2], strict=True):
+        for (pos, members), reply in zip(plan, replies[:-3], strict=True):
             if pos >= 0:
                 if reply:
                     records[members[0][1]] = reply
@@ -273,7 +287,11 @@ class SubscriptionStore:
         for sid in dict.fromkeys(sids):
             record = records.get(sid)
             if record:
-                found.append(decode_record(sid, record, int(failures[sid] or 0), int(firsts[sid] or 0)))
+                found.append(
+                    decode_record(
+                        sid, record, int(failures[sid] or 0), int(firsts[sid] or 0), int(rejections[sid] or 0)
+                    )
+                )
         return found
 
     def _in_site(self, sids: Sequence[str], site: str) -> list[bool]:

@@ -95,3 +95,31 @@ def test_metrics_say_redis_is_down_instead_of_failing(settings) -> None:  # type
     )
     m = scrape(create_app({"TESTING": True}, context=down).test_client())
     assert m == {"notifier_redis_up": {(): 0.0}}
+
+
+def test_open_breakers_held_deletions_and_holds_are_on_metrics_and_ops_banners(
+    client, context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from notifier import stats
+    from notifier.breakers import Breakers, Policy, Trip
+    from notifier.holds import ServiceHolds
+
+    breakers = Breakers(context.redis, context.keys, Policy())
+    pipe = context.redis.pipeline()
+    breakers.trip(pipe, Trip("gone", "fcm", 404, 300, 320, 0.94, 0.01, "c1", time.time()))
+    breakers.hold_deletions(pipe, "fcm", [("7", "key7", 404), ("8", "key8", 410)], "c1", time.time())
+    pipe.execute()
+    ServiceHolds(context.redis, context.keys).hold("mozilla", 30, 429)
+
+    samples = scrape(client)
+    assert samples["notifier_push_breaker_open"] == {(("kind", "gone"), ("service", "fcm")): 1}
+    assert samples["notifier_push_held_deletions"] == {(("service", "fcm"),): 2}
+    assert 25 < samples["notifier_push_hold_seconds"][(("service", "mozilla"),)] <= 30
+    banners = {a["kind"]: a for a in stats.alerts(context.redis, context.keys)}
+    assert (
+        "fcm" in banners["breaker-gone"]["message"]
+        and "held for review" in banners["breaker-gone"]["message"]
+    )
+    assert banners["hold"]["service"] == "mozilla"

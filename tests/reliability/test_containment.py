@@ -1,0 +1,286 @@
+"""Faults contained to their cause (issue 11), with real workers and the push service simulator.
+
+- A push service answering 404 to everything deletes no one: its deletions are held for review,
+  the campaign holds back only that service, ops are alerted; the operator resumes, restores or
+  releases through ``notifier services``. Normal pruning (a few per cent gone) stays immediate.
+- A few readers' subscriptions that a push service rejects (403: made under another key) never
+  pause other readers' news; they count against themselves and end quarantined.
+- A key problem on one push service holds back that service only.
+- A 429 ``Retry-After`` holds the push service for every worker, not only the one that got it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from notifier.breakers import Breakers, Policy
+from notifier.campaigns import CampaignStore
+from notifier.context import Context
+from notifier.settings import Settings
+from notifier.vapid import generate_private_key
+from notifier_cli import main as cli
+from notifier_simulator import SimulatorServer
+from tests.conftest import wait_for
+from tests.reliability.conftest import (
+    FAST_WORKER_ENV,
+    create_campaign,
+    final_total,
+    report,
+    store_bulk,
+    wait_state,
+)
+
+
+@pytest.fixture
+def second_simulator() -> Iterator[SimulatorServer]:
+    """A second push service on its own origin (the healthy one)."""
+    server = SimulatorServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def host_of(server: SimulatorServer) -> str:
+    """``host:port``: the simulator's push service id and its NOTIFIER_PUSH_HOSTS entry."""
+    return server.origin.split("://", 1)[1]
+
+
+def two_services(
+    settings_env: dict[str, str], r: Any, *servers: SimulatorServer
+) -> tuple[Context, dict[str, str]]:
+    """A context and an environment that allow both simulators as push services."""
+    env = {**settings_env, "NOTIFIER_PUSH_HOSTS": ",".join(host_of(s) for s in servers)}
+    return Context.build(Settings.from_env(env), client=r), env
+
+
+def interleave(context: Context, a: SimulatorServer, b: SimulatorServer, per_service: int) -> None:
+    """Store ``per_service`` subscriptions of each service, alternating in runs of 25 ids."""
+    minted_a = a.mint(per_service, shared_keys=True)
+    minted_b = b.mint(per_service, shared_keys=True)
+    for start in range(0, per_service, 25):
+        store_bulk(context, minted_a[start : start + 25])
+        store_bulk(context, minted_b[start : start + 25])
+
+
+def run_cli(env: dict[str, str], *args: str, input: str | None = None) -> Any:
+    """``notifier ARGS`` in-process with the test environment; returns click's result."""
+    return CliRunner(env=env).invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_a_push_service_answering_404_to_everything_deletes_no_one(
+    settings_env, r, simulator, second_simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    broken, healthy = simulator, second_simulator
+    context, env = two_services(settings_env, r, broken, healthy)
+    per_service = 600
+    interleave(context, broken, healthy, per_service)
+    outage = broken.add_rule(404)
+    workers.start(2, **FAST_WORKER_ENV, NOTIFIER_PUSH_HOSTS=env["NOTIFIER_PUSH_HOSTS"])
+    cid = create_campaign(context)
+    paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
+    service = host_of(broken)
+    k = paused.counters
+
+    # Only the broken service is held; the other one's readers got the news.
+    assert paused.state == "paused", paused
+    assert service in paused.reason and "404/410" in paused.reason
+    assert len({m.endpoint for m in healthy.received()}) == per_service
+    assert broken.received() == []
+    # Nobody was deleted: the 404 answers are held for review, the rest of the service's messages held back.
+    assert context.subscriptions.count() == 2 * per_service
+    breakers = Breakers(context.redis, context.keys, Policy.from_settings(context.settings))
+    assert "gone" in breakers.open()[service]
+    held = breakers.held_count(service)
+    assert held == k["gone"] and 200 <= held < per_service, (held, k)
+    store = CampaignStore(context.redis, context.keys)
+    assert store.holds(cid).keys() == {service}
+    assert store.held_count(cid, service) == per_service - k["gone"]
+    assert k["sent"] == per_service
+    alert = context.redis.hget(context.keys.alerts, f"breaker:gone:{service}")
+    assert alert and cid in alert
+    listed = run_cli(env, "services", "list")
+    assert service in listed.output and str(held) in listed.output
+    # A campaign sent meanwhile holds the broken service back at once (its breaker is open).
+    second = create_campaign(
+        context, title="Banjir susulan", url="https://kabarkini.example/nasional/banjir-2"
+    )
+    second_paused = wait_state(context, second, ["paused", "done"], timeout=40, workers=workers)
+    assert second_paused.state == "paused" and second_paused.counters["sent"] == per_service
+    assert broken.stats()["requests"] == k["gone"], "a second campaign must not knock on the broken service"
+
+    # The operator fixes the route and resumes the service: both campaigns deliver what they held.
+    broken.remove_rule(outage)
+    resumed = run_cli(env, "services", "resume", service)
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{per_service - k['gone'] + per_service} held messages queued in 2 campaign(s)" in resumed.output
+    for c in (cid, second):
+        done = wait_state(context, c, ["done"], timeout=40, workers=workers)
+        assert final_total(done) == 2 * per_service, done.counters
+    assert len(broken.received()) == 2 * per_service - k["gone"]
+    assert breakers.open() == {}
+
+    # The held deletions wait for a decision; the service was wrong: restore them (nothing to undo).
+    shown = run_cli(env, "services", "held", service, "--limit", "3")
+    assert f"{held} deletions of {service} held for review" in shown.output
+    restored = run_cli(env, "services", "restore", service)
+    assert restored.exit_code == 0 and f"{held} subscriptions kept" in restored.output
+    assert breakers.held_count(service) == 0
+    assert context.subscriptions.count() == 2 * per_service
+    report("404 everywhere on one service", per_service=per_service, held_deletions=held,
+           held_back=per_service - k["gone"], deleted=0)  # fmt: skip
+
+
+def test_normal_pruning_is_immediate_and_held_deletions_can_be_released(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    audience = 1000
+    minted = simulator.mint(audience, shared_keys=True)
+    store_bulk(context, minted)
+    # 3 % gone, spread over the audience (every 33rd reader uninstalled the browser): normal pruning.
+    gone = [s["endpoint"] for s in minted[::33]]
+    for endpoint in gone:
+        simulator.add_rule(410, endpoint=endpoint)
+    workers.start(2, **FAST_WORKER_ENV)
+    cid = create_campaign(context)
+    campaign = wait_state(context, cid, ["done", "paused"], timeout=40, workers=workers)
+    assert campaign.state == "done" and campaign.counters["gone"] == len(gone), campaign.counters
+    assert all(context.subscriptions.sid_of(e) is None for e in gone), "pruning must stay immediate"
+    assert context.subscriptions.count() == audience - len(gone)
+    breakers = Breakers(context.redis, context.keys, Policy.from_settings(context.settings))
+    assert breakers.open() == {} and breakers.held_services() == []
+
+    # Then every remaining subscription answers 410 at once: the deletions are held, not done.
+    simulator.add_rule(410)
+    second = create_campaign(context, title="Kabar kedua", url="https://kabarkini.example/nasional/kedua")
+    paused = wait_state(context, second, ["paused", "done"], timeout=40, workers=workers)
+    service = host_of(simulator)
+    held = breakers.held_count(service)
+    # Two batches (50 each) of nothing but 410 open the breaker: both are held for review, none deleted.
+    assert paused.state == "paused" and held >= 100, (paused.state, held)
+    assert context.subscriptions.count() == audience - len(gone)
+    env = {**workers.env}
+    # Guarded: without --yes it asks, and "no" deletes nothing.
+    refused = run_cli(env, "services", "release", service, input="n\n")
+    assert refused.exit_code == 1 and "Aborted" in refused.output
+    assert context.subscriptions.count() == audience - len(gone)
+    released = run_cli(env, "services", "release", service, "--yes")
+    assert released.exit_code == 0 and f"{held} subscriptions deleted" in released.output
+    assert context.subscriptions.count() == audience - len(gone) - held
+    assert breakers.held_count(service) == 0
+    report("pruning and release", gone_at_normal_rate=len(gone), held_then_released=held)
+
+
+def test_a_few_rejecting_readers_never_pause_the_news_and_end_quarantined(
+    context, simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    other_key = generate_private_key().public_key()
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    foreign = other_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    # 60 subscriptions made under another applicationServerKey (FCM answers them 403), with consecutive
+    # ids right after the first 100 readers: exactly what an attacker can post.
+    readers = simulator.mint(100, shared_keys=True)
+    hostile = simulator.mint(60, application_server_key=foreign)
+    later = simulator.mint(440, shared_keys=True)
+    store_bulk(context, readers)
+    store_bulk(context, hostile)
+    store_bulk(context, later)
+    good = {s["endpoint"] for s in readers + later}
+    bad = [context.subscriptions.sid_of(s["endpoint"]) for s in hostile]
+    workers.start(2, **FAST_WORKER_ENV)
+    store = CampaignStore(context.redis, context.keys)
+    seen_states: set[str] = set()
+    figures = []
+    for round_no in range(1, 5):
+        cid = create_campaign(
+            context,
+            title=f"Gempa susulan {round_no}",
+            url=f"https://kabarkini.example/nasional/gempa-{round_no}",
+        )
+
+        def finished() -> bool:
+            seen_states.add(store.get(cid).state)  # noqa: B023 - polled within this round
+            return store.get(cid).state in ("done", "paused", "failed")  # noqa: B023
+
+        wait_for(finished, timeout=40, interval=0.05, message=f"campaign {round_no}")
+        campaign = store.get(cid)
+        k = campaign.counters
+        figures.append((k["sent"], k["rejected"], k["skipped"]))
+        assert campaign.state == "done", (campaign.state, campaign.reason)
+        assert store.holds(cid) == {}
+        assert k["sent"] == 540, k
+        received = {
+            m.endpoint for m in simulator.received() if f'"cid":"{cid}"'.encode() in (m.payload or b"")
+        }
+        assert received == good
+        if round_no <= 3:
+            assert k["rejected"] == 60 and k["skipped"] == 0, k
+            runs = context.redis.hmget(context.keys.subs_rejections, bad)
+            assert runs == [str(round_no)] * 60
+        else:
+            # Three rejections in a row: kept out of fan-out, counted as skipped, still stored.
+            assert k["rejected"] == 0 and k["skipped"] == 60, k
+    assert "paused" not in seen_states
+    assert context.redis.hget(context.keys.alerts, "config") is None
+    assert context.subscriptions.quarantined_count() == 60
+    assert context.subscriptions.count() == 600
+    report("60 hostile 403 subscriptions", rounds=figures)
+
+
+def test_a_key_problem_on_one_service_holds_back_only_that_service(
+    settings_env, r, simulator, second_simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    refusing, healthy = simulator, second_simulator
+    context, env = two_services(settings_env, r, refusing, healthy)
+    per_service = 500
+    interleave(context, refusing, healthy, per_service)
+    rule = refusing.add_rule(401)
+    workers.start(2, **FAST_WORKER_ENV, NOTIFIER_PUSH_HOSTS=env["NOTIFIER_PUSH_HOSTS"])
+    cid = create_campaign(context)
+    paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
+    service = host_of(refusing)
+    assert paused.state == "paused"
+    assert service in paused.reason and "VAPID_PRIVATE_KEY" in paused.reason and "401" in paused.reason
+    assert len({m.endpoint for m in healthy.received()}) == per_service
+    k = paused.counters
+    assert k["sent"] == per_service and k["rejected"] < per_service
+    # Not the readers' fault: nothing counted against them.
+    assert context.redis.hlen(context.keys.subs_rejections) == 0
+    refusing.remove_rule(rule)
+    resumed = run_cli(env, "campaigns", "resume", cid)
+    assert resumed.exit_code == 0 and service in resumed.output, resumed.output
+    done = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    assert done.counters["sent"] == 2 * per_service - k["rejected"]
+    assert final_total(done) == 2 * per_service
+    report("401 on one of two services", per_service=per_service, rejected_before_hold=k["rejected"])
+
+
+def test_a_429_holds_the_push_service_for_every_worker(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
+    audience, hold = 200, 8
+    store_bulk(context, simulator.mint(audience, shared_keys=True))
+    limit = simulator.add_rule(429, retry_after=hold)
+    first = workers.start(1, **FAST_WORKER_ENV)
+    earlier = create_campaign(context)
+    wait_for(lambda: simulator.rules()[0].hits >= 1, timeout=20, message="a 429")
+    time.sleep(0.5)  # the answers already in flight come back
+    first[0].terminate()
+    first[0].wait(timeout=15)
+    last_429 = simulator.rules()[0].last_hit
+    simulator.remove_rule(limit)
+    # A fresh worker, which never got a 429 itself, sends a new campaign to the same push service.
+    workers.start(1, **FAST_WORKER_ENV)
+    cid = create_campaign(context, title="Kabar baru", url="https://kabarkini.example/nasional/kabar-baru")
+    campaign = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    wait_state(context, earlier, ["done"], timeout=40, workers=workers)
+    accepted = [m.time for m in simulator.received() if f'"cid":"{cid}"'.encode() in (m.payload or b"")]
+    assert len(accepted) == audience and campaign.counters["sent"] == audience
+    assert campaign.counters["deferred"] > 0, "the new worker did not wait for the service's hold"
+    early = [t for t in accepted if t < last_429 + hold - 0.3]
+    assert early == [], (
+        f"{len(early)} messages sent up to {last_429 + hold - min(early):.1f} s before the hold ended"
+    )
+    report("429 shared by workers", hold_s=hold, deferred=campaign.counters["deferred"],
+           first_after_429_s=round(min(accepted) - last_429, 2))  # fmt: skip
