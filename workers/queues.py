@@ -26,6 +26,10 @@ BATCH_TIMEOUT = 300
 PLAN_TIMEOUT = 1800
 #: A batch or planning job lost with its worker is run again this many times.
 ABANDONED_RETRIES = 3
+#: Seconds before each of those runs. The first is immediate: a job lost with its worker has already waited
+#: out the heartbeat deadline, and a delayed retry needs RQ's scheduler, whose lock (61 s) may be held by the
+#: very worker host that was cut off. Measured in tests/reliability/test_worker_hosts.py.
+RETRY_INTERVALS = [0, 5, 15]
 
 
 def queue(name: str, connection: redis.Redis) -> Queue:
@@ -39,7 +43,7 @@ def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, 
     options = {
         "job_id": job_id or f"plan-{cid}",
         "job_timeout": PLAN_TIMEOUT,
-        "retry": Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+        "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
         "description": f"plan campaign {cid}",
         "result_ttl": 3600,
         "failure_ttl": 7 * 86400,
@@ -62,7 +66,7 @@ def enqueue_test_send(connection: redis.Redis, cid: str, sids: list[str]) -> str
         sids,
         job_id=f"test-{cid}",
         job_timeout=PLAN_TIMEOUT,
-        retry=Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+        retry=Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
         description=f"test send of campaign {cid} ({len(sids)})",
         result_ttl=3600,
         failure_ttl=7 * 86400,
@@ -81,7 +85,7 @@ def batch_enqueuer(connection: redis.Redis, cid: str):  # type: ignore[no-untype
         options = {
             "job_id": f"send-{cid}-{batch_id}",
             "job_timeout": BATCH_TIMEOUT,
-            "retry": Retry(max=ABANDONED_RETRIES, interval=[1, 5, 15]),
+            "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
             "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
             "result_ttl": 600,
             "failure_ttl": 7 * 86400,
