@@ -260,8 +260,16 @@ class Keys:
         """Set of subscription ids of an editor's own browsers (for "send a test to me")."""
         return f"{self.prefix}user-subs:{email.lower()}"
 
+    def login_throttle(self, email: str) -> str:
+        """Hash ``fails``/``next``/``busy`` of one account's password checks (spacing out guesses)."""
+        return f"{self.prefix}login-throttle:{email.lower()}"
+
+    def login_known(self, email: str) -> str:
+        """Sorted set client network → last successful login of one account (exempt from its backoff)."""
+        return f"{self.prefix}login-known:{email.lower()}"
+
     def web_session(self, token: str) -> str:
-        """String email of one logged-in newsroom session (deleted at logout; expires)."""
+        """String ``email|epoch`` of one logged-in newsroom session (deleted at logout; expires)."""
         return f"{self.prefix}web-session:{token}"
 
     # -- articles and feeds ----------------------------------------------------------------------

@@ -158,6 +158,7 @@ class Settings:
     rate_events: str = "10/minute"
     rate_events_refused: str = "120/minute"
     rate_login: str = "10/minute"
+    trusted_proxies: int = 0
     worker_maintenance: int = 60
     worker_ttl: int = 60
     redis_failover_wait: float = 30.0
@@ -243,6 +244,7 @@ class Settings:
         read("NOTIFIER_RATE_EVENTS", "rate_events", _rate)
         read("NOTIFIER_RATE_EVENTS_REFUSED", "rate_events_refused", _rate)
         read("NOTIFIER_RATE_LOGIN", "rate_login", _rate)
+        read("NOTIFIER_TRUSTED_PROXIES", "trusted_proxies", int)
         read("NOTIFIER_WORKER_MAINTENANCE", "worker_maintenance", int)
         read("NOTIFIER_WORKER_TTL", "worker_ttl", int)
         read("NOTIFIER_REDIS_FAILOVER_WAIT", "redis_failover_wait", float)
@@ -280,6 +282,11 @@ class Settings:
             raise ConfigError(
                 "NOTIFIER_FEED_BURST must be >= 0, NOTIFIER_FEED_MAX_BYTES >= 1024 "
                 "and NOTIFIER_FEED_TIMEOUT > 0"
+            )
+        if not 0 <= self.trusted_proxies <= 5:
+            raise ConfigError(
+                "NOTIFIER_TRUSTED_PROXIES is the number of proxies in front of the site (0-5), "
+                f"not {self.trusted_proxies}"
             )
         if self.redis_failover_wait < 0:
             raise ConfigError(

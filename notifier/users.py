@@ -1,13 +1,29 @@
-"""Newsroom accounts: editors, ops and admins in Redis, argon2 password hashes, login lockout.
+"""Newsroom accounts: editors, ops and admins in Redis, argon2 password hashes, login throttling.
+
+Guessing is slowed where it comes from and per account, and nobody can lock an editor out:
+
+- **per client network** (an IPv4 address or an IPv6 /64, as the site sees it behind its trusted
+  proxies): :data:`MAX_FAILURES` failed logins within :data:`LOCKOUT_WINDOW` refuse further tries
+  from there until the window ends. It only stops the network that failed.
+- **per account**: one password check at a time (a second login for the same account while one
+  is being verified is refused *before* the argon2 verify, so parallel guesses cost one verify,
+  not ten), and after :data:`FREE_FAILURES` failures in a row each further try waits
+  :func:`backoff` seconds (2, 4, 8, ... at most :data:`BACKOFF_MAX`). A network the account has
+  logged in from before (:data:`KNOWN_DAYS` days) is not held by the account's backoff: the owner at
+  their desk gets in while someone elsewhere guesses.
+- A password change ends every session of the account (each session carries the account's
+  session epoch; the change moves it on), except the one that made the change when it says so.
 
 Data (names from :mod:`notifier.keys`):
 
 - ``user:{email}`` hash: ``email``, ``role``, ``hash`` (argon2id), ``disabled`` ("1"/"0"),
-  ``created``, ``last_login``; ``users`` set of every email.
-- ``login-failures:{who}`` counter per email (``email:...``) and per client address (``addr:...``),
-  expiring :data:`LOCKOUT_WINDOW` seconds after the first failure of the window.
+  ``created``, ``last_login``, ``epoch`` (sessions of another epoch are over); ``users`` set.
+- ``login-failures:addr:{network}`` counter per client network, expiring :data:`LOCKOUT_WINDOW`
+  seconds after the first failure of the window.
+- ``login-throttle:{email}`` hash ``fails`` (in a row), ``next`` (no check before), ``busy`` (a check
+  in progress until); ``login-known:{email}`` sorted set network → last successful login.
 - ``user-subs:{email}`` set of the subscription ids of the editor's own browsers.
-- ``web-session:{token}`` the email behind one login (server side, so logout and disabling end it).
+- ``web-session:{token}`` ``email|epoch`` of one login (server side, so logout and disabling end it).
 """
 
 from __future__ import annotations
@@ -27,8 +43,16 @@ from notifier.keys import Keys
 from notifier.subscriptions import SubscriptionStore
 
 ROLES = ("editor", "ops", "admin")
-#: Failed logins allowed per email and per client address within :data:`LOCKOUT_WINDOW`.
+#: Failed logins allowed per client network within :data:`LOCKOUT_WINDOW`.
 MAX_FAILURES = 5
+#: Failures in a row an account takes before its tries are spaced out by :func:`backoff`.
+FREE_FAILURES = 3
+#: Longest wait between two tries on one account (seconds).
+BACKOFF_MAX = 60
+#: Seconds one password check holds its account (longer than any argon2 verify; released when done).
+CHECK_HOLD = 5
+#: Days a network an account logged in from stays known (exempt from the account's backoff).
+KNOWN_DAYS = 30
 #: Seconds a burst of failures is remembered (the lockout lasts until it expires).
 LOCKOUT_WINDOW = 15 * 60
 #: Passwords shorter than this are refused (NIST SP 800-63B asks for at least 8; we ask a little more).
@@ -44,13 +68,52 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class LoginLocked(AuthError):
-    """Too many failed logins; ``retry_after`` seconds until the next try is accepted."""
+    """Too many failed logins from this network; ``retry_after`` seconds until the next try is accepted."""
 
     code = "locked"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LoginThrottled(LoginLocked):
+    """This account's tries are spaced out after failures (or one is being checked); wait a few seconds."""
+
+    code = "throttled"
+
+
+def backoff(failures: int) -> int:
+    """Seconds an account waits before its next try after ``failures`` failures in a row."""
+    if failures < FREE_FAILURES:
+        return 0
+    return int(min(BACKOFF_MAX, 2 ** (failures - FREE_FAILURES + 1)))
+
+
+# Claim the right to check one password of an account now (KEYS: its throttle hash; ARGV: now, hold seconds):
+# 0 when claimed, else whole seconds to wait (a check in progress, or the backoff after failures).
+_CLAIM_CHECK = """
+local now = tonumber(ARGV[1])
+local got = redis.call('HMGET', KEYS[1], 'busy', 'next')
+local busy, nxt = tonumber(got[1] or '0'), tonumber(got[2] or '0')
+if busy > now then return math.max(1, math.ceil(busy - now)) end
+if nxt > now then return math.max(1, math.ceil(nxt - now)) end
+redis.call('HSET', KEYS[1], 'busy', now + tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], 86400)
+return 0
+"""
+
+# A failed check (KEYS: throttle hash; ARGV: now, then the backoff of 1..BACKOFF_STEPS failures): one more
+# failure in a row, the next try spaced out, the claim released.
+_FAILED_CHECK = """
+local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
+local steps = #ARGV - 1
+local wait = tonumber(ARGV[1 + math.min(fails, steps)])
+redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[1]) + wait, 'busy', 0)
+redis.call('EXPIRE', KEYS[1], 86400)
+return fails
+"""
+_BACKOFF_STEPS = tuple(backoff(n) for n in range(1, FREE_FAILURES + 8))
 
 
 @dataclass(frozen=True)
@@ -66,6 +129,11 @@ class User:
     def has_role(self, *roles: str) -> bool:
         """True when the account may act as any of ``roles`` (admin may act as every role)."""
         return not self.disabled and (self.role == "admin" or self.role in roles)
+
+
+def _account(email: str) -> str:
+    """The name an account's throttle and known networks go by (whether or not the account exists)."""
+    return (email or "").strip().lower()[:254]
 
 
 def normalize_email(email: str) -> str:
@@ -157,49 +225,71 @@ class UserStore:
         self.r.hset(self.keys.user(user.email), "disabled", "1" if disabled else "0")
         return self.get(user.email)
 
-    def set_password(self, email: str, password: str) -> None:
-        """Replace an account's password."""
+    def set_password(self, email: str, password: str, *, keep_session: str | None = None) -> int:
+        """Replace an account's password and end its sessions (but ``keep_session``); returns its epoch."""
         user = self.get(email)
-        self.r.hset(self.keys.user(user.email), "hash", _hasher.hash(check_password(password)))
+        hashed = _hasher.hash(check_password(password))
+        key = self.keys.user(user.email)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, "hash", hashed)
+        pipe.hincrby(key, "epoch", 1)
+        pipe.delete(self.keys.login_throttle(user.email))
+        epoch = int(pipe.execute()[1])
+        if keep_session and self.r.get(self.keys.web_session(keep_session)):
+            self.r.set(self.keys.web_session(keep_session), f"{user.email}|{epoch}", keepttl=True)
+        return epoch
 
     # -- login ----------------------------------------------------------------------------
 
-    def _failure_keys(self, email: str, address: str) -> builtins.list[str]:
-        return [
-            self.keys.login_failures(f"email:{email.strip().lower()[:254]}"),
-            self.keys.login_failures(f"addr:{address or 'unknown'}"),
-        ]
+    def _address_key(self, address: str) -> str:
+        return self.keys.login_failures(f"addr:{address or 'unknown'}")
 
     def locked_for(self, email: str, address: str) -> int:
-        """Seconds until a login for ``email`` from ``address`` is accepted again (0: not locked)."""
-        wait = 0
-        keys = self._failure_keys(email, address)
+        """Seconds until a login from ``address`` (a client network) is accepted again (0: not locked)."""
+        key = self._address_key(address)
         pipe = self.r.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(key)
-            pipe.ttl(key)
-        values = pipe.execute()
-        for count, ttl in zip(values[0::2], values[1::2], strict=True):
-            if count is not None and int(count) >= MAX_FAILURES:
-                wait = max(wait, int(ttl) if int(ttl) > 0 else LOCKOUT_WINDOW)
-        return wait
+        pipe.get(key)
+        pipe.ttl(key)
+        count, ttl = pipe.execute()
+        if count is not None and int(count) >= MAX_FAILURES:
+            return int(ttl) if int(ttl) > 0 else LOCKOUT_WINDOW
+        return 0
 
-    def _record_failure(self, email: str, address: str) -> None:
-        pipe = self.r.pipeline(transaction=True)
-        for key in self._failure_keys(email, address):
-            pipe.incr(key)
-            # NX: the window starts at the first failure and is not extended by later ones.
-            pipe.expire(key, LOCKOUT_WINDOW, nx=True)
-        pipe.execute()
+    def known_network(self, email: str, address: str, now: float | None = None) -> bool:
+        """True when the account logged in from ``address`` (a client network) in the last KNOWN_DAYS days."""
+        now = time.time() if now is None else now
+        seen = self.r.zscore(self.keys.login_known(_account(email)), address or "unknown")
+        return seen is not None and now - float(seen) < KNOWN_DAYS * 86400
 
     def authenticate(self, email: str, password: str, address: str, *, now: float | None = None) -> User:
-        """The account when the password matches; AuthError when not, LoginLocked after repeated failures."""
+        """The account when the password matches; AuthError when not.
+
+        :class:`LoginLocked` when ``address`` (the client network) failed too often, and
+        :class:`LoginThrottled` when the account's next try must wait (both before any argon2 work).
+        """
+        now = time.time() if now is None else now
         wait = self.locked_for(email, address)
         if wait:
             raise LoginLocked(
                 f"too many failed logins; try again in {max(1, (wait + 59) // 60)} minute(s)",
                 retry_after=wait,
             )
+        account = _account(email)
+        throttle = self.keys.login_throttle(account)
+        known = self.known_network(account, address, now)
+        if not known:
+            wait = int(self.r.eval(_CLAIM_CHECK, 1, throttle, repr(now), CHECK_HOLD))
+            if wait:
+                raise LoginThrottled(
+                    f"this account had failed logins: try again in {wait} s", retry_after=wait
+                )
+        # The check releases the account (a failure spaces the next try out, a success clears it); a
+        # process dying mid-check leaves it held for CHECK_HOLD seconds at most.
+        return self._check(email, password, address, account, throttle, now)
+
+    def _check(
+        self, email: str, password: str, address: str, account: str, throttle: str, now: float
+    ) -> User:
         key = self.keys.user(email.strip())
         stored = self.r.hmget(key, "hash", "disabled") if email.strip() else [None, None]
         hashed, disabled = stored[0], stored[1]
@@ -209,11 +299,20 @@ class UserStore:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         if not ok or hashed is None or disabled == "1":
-            self._record_failure(email, address)
+            pipe = self.r.pipeline(transaction=True)
+            address_key = self._address_key(address)
+            pipe.incr(address_key)
+            # NX: the window starts at the first failure and is not extended by later ones.
+            pipe.expire(address_key, LOCKOUT_WINDOW, nx=True)
+            pipe.eval(_FAILED_CHECK, 1, throttle, repr(now), *_BACKOFF_STEPS)
+            pipe.execute()
             raise AuthError("wrong email or password, or the account is disabled")
-        now = time.time() if now is None else now
+        known_key = self.keys.login_known(account)
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(self._failure_keys(email, address)[0])
+        pipe.delete(throttle)
+        pipe.zadd(known_key, {address or "unknown": now})
+        pipe.zremrangebyscore(known_key, "-inf", now - KNOWN_DAYS * 86400)
+        pipe.expire(known_key, KNOWN_DAYS * 86400)
         pipe.hset(key, "last_login", repr(now))
         if _hasher.check_needs_rehash(hashed):
             pipe.hset(key, "hash", _hasher.hash(password))
@@ -223,15 +322,23 @@ class UserStore:
     def open_session(self, email: str, ttl: int = SESSION_TTL) -> str:
         """A new random session token for ``email`` (a fresh one at every login: no fixation)."""
         token = secrets.token_urlsafe(32)
-        self.r.set(self.keys.web_session(token), email, ex=ttl)
+        epoch = int(self.r.hget(self.keys.user(email), "epoch") or 0)
+        self.r.set(self.keys.web_session(token), f"{email}|{epoch}", ex=ttl)
         return token
 
     def session_user(self, token: str) -> User | None:
-        """The enabled account behind a session token, or None."""
+        """The enabled account behind a session token, or None (also once its password changed)."""
         if not token or len(token) > 100:
             return None
-        email = self.r.get(self.keys.web_session(token))
-        user = self.find(email) if email else None
+        value = self.r.get(self.keys.web_session(token))
+        if not value:
+            return None
+        email, _, epoch = value.rpartition("|") if "|" in value else (value, "", "0")
+        current = self.r.hget(self.keys.user(email), "epoch") or "0"
+        if epoch != current:
+            self.r.delete(self.keys.web_session(token))  # ended by a password change
+            return None
+        user = self.find(email)
         return user if user is not None and not user.disabled else None
 
     def close_session(self, token: str) -> None:

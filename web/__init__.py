@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from notifier.context import Context
 from notifier.settings import Settings
@@ -56,6 +57,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     app.wsgi_app = SubscribeFastPath(  # type: ignore[method-assign]
         app, context, app.wsgi_app, body_limit=api.SUBSCRIPTION_BODY_LIMIT
     )
+    if settings.trusted_proxies:
+        # Outermost of all: every layer (the fast path's rate limit too) sees the reader's address. Trusts
+        # X-Forwarded-For/-Proto/-Host/-Port exactly as many hops deep as there are proxies of ours.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
+        )
     return app
 
 

@@ -39,9 +39,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from notifier.errors import AuthError
-from notifier.users import LoginLocked, User, UserStore
+from notifier.users import LoginLocked, LoginThrottled, User, UserStore
 from web.context import ctx
 from web.errors import json_error
+from web.security import client_address, client_network
 
 bp = Blueprint("auth", __name__)
 
@@ -219,9 +220,9 @@ def _template_globals() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "current_user": current_user, "site_name": ctx().settings.site_name}
 
 
-def _client_address() -> str:
-    # Behind a proxy, ProxyFix (configured by the deployment) makes remote_addr the client's.
-    return request.remote_addr or "unknown"
+def _client_network() -> str:
+    """The client's network (its address; an IPv6 /64): behind NOTIFIER_TRUSTED_PROXIES, the reader's own."""
+    return client_network(client_address())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -235,7 +236,20 @@ def login() -> ResponseReturnValue:
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
     try:
-        user = users().authenticate(email, password, _client_address())
+        user = users().authenticate(email, password, _client_network())
+    except LoginThrottled as exc:
+        response = error_page(
+            429,
+            _("Too many attempts"),
+            ngettext(
+                "This account had several failed logins. Try again in %(num)s second.",
+                "This account had several failed logins. Try again in %(num)s seconds.",
+                exc.retry_after,
+            ),
+            retry_after=exc.retry_after,
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except LoginLocked as exc:
         minutes = max(1, (exc.retry_after + 59) // 60)
         response = error_page(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.users import LOCKOUT_WINDOW, MAX_FAILURES, UserStore
-from tests.web.conftest import PASSWORD, csrf_from
+from notifier.users import BACKOFF_MAX, FREE_FAILURES, LOCKOUT_WINDOW, MAX_FAILURES, UserStore
+from tests.web.conftest import PASSWORD, AuthActions, csrf_from
 
 
 def test_login_page_renders_with_csrf_field(client) -> None:  # type: ignore[no-untyped-def]
@@ -31,7 +31,7 @@ def test_login_ok_opens_a_new_session_and_redirects(client, auth, context) -> No
         assert sess["sid"] != "planted-by-an-attacker"
         assert sess["csrf"] != "x" * 40
         assert sess["user"] == "redaksi@kabarkini.example"
-        assert context.redis.get(context.keys.web_session(sess["sid"])) == "redaksi@kabarkini.example"
+        assert context.redis.get(context.keys.web_session(sess["sid"])) == "redaksi@kabarkini.example|0"
     page = client.get("/newsroom/campaigns")
     assert page.status_code == 200
     assert "redaksi@kabarkini.example" in page.get_data(as_text=True)
@@ -68,19 +68,87 @@ def test_disabled_account_cannot_log_in_and_its_session_ends(client, auth, conte
     assert auth.login(email).status_code == 401
 
 
-def test_lockout_after_repeated_failures_per_email(client, auth, context) -> None:  # type: ignore[no-untyped-def]
+def login_from(client, auth, email: str, password: str, address: str):  # type: ignore[no-untyped-def]
+    """POST the login form as a client at ``address``."""
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": auth.csrf()},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_guesses_from_elsewhere_never_lock_the_owner_out(client, auth, context) -> None:  # type: ignore[no-untyped-def]
     email = auth.create("editor@newsroom.test")
+    # The owner logged in from the newsroom before: that network is known to the account.
+    assert login_from(client, auth, email, PASSWORD, "198.51.100.7").status_code == 302
+    auth.logout()
+    # Someone guesses from another network, waiting out the account's backoff each time, until that network
+    # is locked out.
     for _ in range(MAX_FAILURES):
-        assert auth.login(email, "wrong-password-x").status_code == 401
-    # Even the right password is refused while locked, with the wait in the page and header.
-    locked = auth.login(email)
+        context.redis.hset(context.keys.login_throttle(email), "next", 0)
+        assert login_from(client, auth, email, "wrong-password-x", "203.0.113.9").status_code == 401
+    locked = login_from(client, auth, email, PASSWORD, "203.0.113.9")
     assert locked.status_code == 429
     assert 0 < int(locked.headers["Retry-After"]) <= LOCKOUT_WINDOW
     assert "Coba lagi dalam 15 menit" in locked.get_data(as_text=True)
-    # The lockout expires with its window.
-    context.redis.delete(context.keys.login_failures(f"email:{email}"))
-    context.redis.delete(context.keys.login_failures("addr:127.0.0.1"))
+    # The owner, at the newsroom, is not held at all.
+    assert login_from(client, auth, email, PASSWORD, "198.51.100.7").status_code == 302
+    auth.logout()
+    context.redis.delete(context.keys.login_failures("addr:203.0.113.9"))
+    # From a network the account has never logged in from, the owner is slowed (a few seconds), not denied.
+    for _ in range(FREE_FAILURES + 1):
+        context.redis.hset(context.keys.login_throttle(email), "next", 0)
+        login_from(client, auth, email, "wrong-password-x", f"192.0.2.{_ + 1}")
+    slowed = login_from(client, auth, email, PASSWORD, "192.0.2.200")
+    assert slowed.status_code == 429
+    wait = int(slowed.headers["Retry-After"])
+    assert 0 < wait <= BACKOFF_MAX
+    assert f"Coba lagi dalam {wait} detik" in slowed.get_data(as_text=True)
+    context.redis.hset(context.keys.login_throttle(email), "next", 0)  # the wait has passed
+    assert login_from(client, auth, email, PASSWORD, "192.0.2.200").status_code == 302
+
+
+def test_parallel_guesses_for_one_account_are_not_all_verified(app, auth, context) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    email = auth.create("editor@newsroom.test")
+    statuses: list[int] = []
+    ready = threading.Barrier(10)
+
+    def guess(i: int) -> None:
+        client = app.test_client()
+        token = AuthActions(client, context).csrf()
+        ready.wait()
+        response = client.post(
+            "/login",
+            data={"email": email, "password": f"wrong-password-{i}", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"203.0.113.{i + 1}"},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each verified guess is a 401; the others were refused before the argon2 verify.
+    verified = statuses.count(401)
+    assert sorted(set(statuses)) <= [401, 429] and 1 <= verified <= FREE_FAILURES + 1, statuses
+    assert int(context.redis.hget(context.keys.login_throttle(email), "fails")) == verified
+
+
+def test_a_password_change_ends_every_session(client, auth, context) -> None:  # type: ignore[no-untyped-def]
+    email = auth.create("editor@newsroom.test")
+    other = client.application.test_client()  # the same editor on a second device
     assert auth.login(email).status_code == 302
+    assert AuthActions(other, context).login(email).status_code == 302
+    assert client.get("/newsroom/campaigns").status_code == 200
+    assert other.get("/newsroom/campaigns").status_code == 200
+    UserStore(context.redis, context.keys).set_password(email, "a-brand-new-password")
+    assert client.get("/newsroom/campaigns").status_code == 302
+    assert other.get("/newsroom/campaigns").status_code == 302
+    assert auth.login(email).status_code == 401  # the old password no longer works
+    assert auth.login(email, "a-brand-new-password").status_code == 302
 
 
 def test_lockout_per_client_address_across_emails(client, auth) -> None:  # type: ignore[no-untyped-def]
