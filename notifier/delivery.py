@@ -705,9 +705,11 @@ class Delivery:
         pruned: Counter[str] = Counter()
         review: dict[str, list[tuple[str, str, int]]] = {}
         waiting: list[PendingDeletion] = []
+        browsers: Counter[str] = Counter()  # by the reader's browser family (from the subscription)
         for outcome in outcomes:
             sub = by_sid.get(outcome.sid)
             kind = outcome.kind
+            browsers[f"{sub.browser if sub is not None else 'other'}:{kind}"] += 1
             if sub is None:
                 service = "other"
             elif outcome.origin:
@@ -813,6 +815,7 @@ class Delivery:
             now=now,
             counts=counts,
             services=services,
+            browsers=browsers,
             first_sent=first_at if sent_n else None,
             last_sent=last_at if sent_n else None,
             held=held,

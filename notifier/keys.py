@@ -18,7 +18,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
   batch ids that hold a unit of ``pending`` (each reserved and given back once).
 - ``campaign:{cid}:audience`` bitmap snapshot of the audience while planning;
   ``campaign:{cid}:held`` list of ids a paused campaign has not sent yet.
-- ``campaign:{cid}:timeline`` / ``:services`` / ``:receipts:{kind}``: the campaign page's figures.
+- ``campaign:{cid}:timeline`` / ``:services`` / ``:browsers`` / ``:receipts:{kind}``: the campaign
+  page's figures.
 - ``metrics:*``: outcomes, statuses, per-minute status and throughput, latency, alerts;
   ``metrics:site:{site}:outcomes`` one site's outcomes.
 - ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when; every
@@ -207,6 +208,10 @@ class Keys:
     def campaign_services(self, cid: str) -> str:
         """Hash service:outcome → count, outcomes by push service."""
         return f"{self.prefix}campaign:{cid}:services"
+
+    def campaign_browsers(self, cid: str) -> str:
+        """Hash browser-family:outcome → count: outcomes by the browser each reader subscribed with."""
+        return f"{self.prefix}campaign:{cid}:browsers"
 
     def campaign_push(self, cid: str) -> str:
         """Hash ``{service}:{answered|accepted|gone|rejected}`` → count: a campaign's answers by service."""

@@ -63,7 +63,9 @@ def render(c: Any, *, now: float | None = None) -> Group:
 
     tp = stats.throughput(r, keys, now=now, minutes=2)
     campaigns = Table(
-        title=f"Campaigns in flight ({tp['now_per_second']} messages/s now, {tp['last_minute']} last minute)"
+        title=(
+            f"Campaigns in flight ({tp['rate']} messages/s, {tp['last_minute']} messages in the last 60 s)"
+        )
     )
     for col in ("id", "title", "state", "progress", "sent", "gone", "rejected", "failed", "rate/s"):
         campaigns.add_column(col)

@@ -47,6 +47,7 @@ from web.auth import current_user, error_page, require_role
 from web.context import ctx
 from web.errors import json_error
 from web.i18n import current_lang, number
+from web.names import browser_names, service_name
 from workers.queues import enqueue_test_send, launch
 
 bp = Blueprint("editor", __name__, url_prefix="/newsroom")
@@ -611,16 +612,6 @@ def prefill() -> Response:
 # -- campaigns ----------------------------------------------------------------------------------
 
 
-#: What each push service delivers to (a campaign's per-platform rows).
-SERVICE_PLATFORMS = {
-    "fcm": lazy_gettext("Chrome, Edge, Samsung Internet, Opera (Android and computers)"),
-    "mozilla": lazy_gettext("Firefox (Android and computers)"),
-    "apple": lazy_gettext("Safari (iPhone, iPad, Mac)"),
-    "windows": lazy_gettext("Windows apps (WNS)"),
-    "other": lazy_gettext("Other push services"),
-}
-
-
 def timeline_step(span: float) -> int:
     """Seconds per chart bar for a campaign that has been sending for ``span`` seconds."""
     if span <= 5 * 60:
@@ -647,7 +638,11 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
     data["timeline"] = [{"t": t, **timeline[t]} for t in sorted(timeline)]
     data["step"] = step
     data["services"] = services
-    data["platforms"] = {name: str(SERVICE_PLATFORMS.get(name, name)) for name in services}
+    data["service_names"] = {name: service_name(name) for name in services}
+    browsers = store.browsers(campaign.cid)
+    names = browser_names()
+    data["browsers"] = browsers
+    data["browser_names"] = {family: names.get(family, family) for family in browsers}
     data["final"] = campaign.state in FINAL
     data["state_name"] = state_name(campaign.state)
     data["now"] = now

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_time
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -28,6 +29,7 @@ from notifier.context import Context
 from web.auth import require_role
 from web.context import EXTENSION, ctx
 from web.i18n import current_lang, number
+from web.names import browser_names, service_name
 from workers import inspect
 
 bp = Blueprint("ops", __name__)
@@ -69,15 +71,6 @@ def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
 
 # -- words for the figures (the page's language) ------------------------------------------------------
 
-#: Push services by the names ops people know them.
-SERVICE_NAMES = {
-    "fcm": lazy_gettext("FCM (Google: Chrome, Edge, Samsung Internet)"),
-    "mozilla": lazy_gettext("Mozilla (Firefox)"),
-    "apple": lazy_gettext("Apple (Safari)"),
-    "windows": lazy_gettext("WNS (Windows)"),
-    "other": lazy_gettext("other push services"),
-}
-
 #: HTTP statuses push services answer, named. Status 0 (no HTTP answer) is split in :func:`named_statuses`.
 STATUS_NAMES = {
     "201": lazy_gettext("accepted"),
@@ -112,12 +105,6 @@ STATE_NAMES = {
     "started": lazy_pgettext("worker state", "starting"),
     "dead": lazy_pgettext("worker state", "dead"),
 }
-
-
-def service_name(service: str) -> str:
-    """A push service's name for people (its id when it is not one of the big four)."""
-    name = SERVICE_NAMES.get(service)
-    return str(name) if name is not None else service
 
 
 def named_statuses(by_status: dict[str, int], by_kind: dict[str, int]) -> list[dict[str, Any]]:
@@ -229,7 +216,20 @@ def described(data: dict[str, Any]) -> dict[str, Any]:
     for alert in push["alerts"]:
         alert.update(alert_text(alert))
     data["state_names"] = {state: str(name) for state, name in STATE_NAMES.items()}
+    sample = data["subscribers"]["sample"]
+    browsers = browser_names()
+    sample["browser_names"] = {family: browsers.get(family, family) for family in sample["by_browser"]}
+    sample["lang_names"] = {code: language_name(code) for code in sample["by_lang"]}
     return data
+
+
+def language_name(code: str) -> str:
+    """A reader's language named in the page's language (``Inggris`` on an Indonesian page)."""
+    try:
+        name = Locale.parse(code.replace("-", "_")).get_display_name(current_lang())
+    except (ValueError, UnknownLocaleError):
+        return code
+    return name[:1].upper() + name[1:] if name else code
 
 
 # -- dashboard ----------------------------------------------------------------------------------------

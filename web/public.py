@@ -13,26 +13,13 @@ from notifier.browsers import BROWSERS, detect_browser
 from web.articles import ARTICLES, HOME_ARTICLE, article_in
 from web.context import ctx
 from web.i18n import LANGS, current_lang, lang_name
+from web.names import browser_names
 
 bp = Blueprint("public", __name__)
 
 
 #: Browser families in the order the "other browser" picker lists them: the detector's own order.
 BROWSER_ORDER: tuple[str, ...] = BROWSERS
-
-
-def browser_names() -> dict[str, str]:
-    """Browser family → its name in the page language."""
-    return {
-        "chrome-desktop": _("Chrome (computer)"),
-        "chrome-android": _("Chrome (Android)"),
-        "firefox": _("Firefox"),
-        "safari-macos": _("Safari (Mac)"),
-        "safari-ios": _("Safari (iPhone/iPad)"),
-        "edge": _("Microsoft Edge"),
-        "samsung": _("Samsung Internet"),
-        "other": _("Another browser"),
-    }
 
 
 def denied_steps() -> dict[str, dict[str, list[str]]]:

@@ -240,6 +240,14 @@ class CampaignStore:
             out.setdefault(service, {})[kind] = int(count)
         return out
 
+    def browsers(self, cid: str) -> dict[str, dict[str, int]]:
+        """Outcomes by the readers' browser family: ``{"chrome-android": {"sent": n}, ...}``."""
+        out: dict[str, dict[str, int]] = {}
+        for name, count in self.r.hgetall(self.keys.campaign_browsers(cid)).items():
+            family, _, kind = name.rpartition(":")
+            out.setdefault(family, {})[kind] = int(count)
+        return out
+
     def batch_finished(self, cid: str, batch_id: str) -> bool:
         """True when batch ``batch_id`` already gave its unit of ``pending`` back (a re-run does nothing)."""
         return bool(self.r.sismember(self.keys.campaign_batches_done(cid), batch_id))
@@ -364,6 +372,7 @@ class CampaignStore:
         now: float,
         counts: Mapping[str, int],
         services: Mapping[str, int],
+        browsers: Mapping[str, int] | None = None,
         first_sent: float | None,
         last_sent: float | None,
         held: Sequence[str],
@@ -371,7 +380,7 @@ class CampaignStore:
     ) -> None:
         """Write what one batch did, in the batch's transaction ``pipe``.
 
-        Its counters and the minute's timeline, its outcomes by push service, the
+        Its counters and the minute's timeline, its outcomes by push service and by browser, the
         messages a pause held back, and its unit of ``pending`` given back exactly once
         (the last unit finishes the campaign).
         """
@@ -384,6 +393,8 @@ class CampaignStore:
             pipe.expire(timeline, FIGURES_DAYS * 86400)
         for name, n in services.items():
             pipe.hincrby(keys.campaign_services(cid), name, n)
+        for name, n in (browsers or {}).items():
+            pipe.hincrby(keys.campaign_browsers(cid), name, n)
         if held:
             pipe.rpush(keys.campaign_held(cid), *held)
         flat: list[object] = []

@@ -259,6 +259,10 @@ def seed(context: Context) -> dict[str, str]:
         r.hset(
             keys.campaign_services(cid), mapping={"fcm:sent": sent - 300, "mozilla:sent": 300, "fcm:gone": 14}
         )
+        r.hset(
+            keys.campaign_browsers(cid),
+            mapping={"chrome-android:sent": sent - 300, "firefox:sent": 300, "chrome-android:gone": 14},
+        )
         if state == "done":
             assert store.transition(cid, "done")
         ids[name] = cid
@@ -315,6 +319,11 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     page.click("#login-form button[type=submit]")
     page.wait_for_url(re.compile(r"/newsroom/"))
     tour.goto("/newsroom/compose", "#send-button")
+    # "Send now" asks for no date; "Schedule" shows the field.
+    assert page.locator("#f-when-now").is_checked() and not page.locator("#f-send-at").is_visible()
+    page.check("#f-when-later")
+    assert page.locator("#f-send-at").is_visible()
+    page.check("#f-when-now")
     tour.check("compose")
     page.click("#send-button")
     page.wait_for_selector(".nr-field-error")
@@ -332,6 +341,10 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     tour.goto(f"/newsroom/campaigns/{ids['running']}", "#campaign-state[data-state=sending]")
     tour.check("campaign-running")
     tour.goto(f"/newsroom/campaigns/{ids['done']}", "#campaign-state[data-state=done]")
+    page.wait_for_selector("#browsers tbody tr")
+    # Services named as ops names them; browsers counted per reader, biggest first.
+    assert page.text_content("#services tbody tr[data-key=mozilla] th") == "Mozilla (Firefox)"
+    assert page.locator("#browsers tbody tr th").all_text_contents() == ["Chrome (Android)", "Firefox"]
     tour.check("campaign-done")
     tour.goto("/newsroom/users", "main")
     tour.check("users")
@@ -343,6 +356,20 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     row_rate = page.get_attribute("#campaigns-table tbody tr[data-campaign]", "data-rate")
     assert row_rate and float(row_rate) > 0
     assert page.text_content("#tp-now") == page.evaluate("(n) => NotifierI18n.number(n)", float(row_rate))
+    # Subscribers by browser and language are named, not ids.
+    names = page.locator("#browsers-table tbody th, #browsers-table tbody td:first-child").all_text_contents()
+    assert "Firefox" in names and "chrome-android" not in names, names
+    # The scale's label sits above the tallest bar, never on it.
+    clash = page.evaluate(
+        """() => [...document.querySelectorAll(".ops-svg")].filter((svg) => {
+             const label = svg.querySelector(".ops-tick-max");
+             const bars = [...svg.querySelectorAll("rect")];
+             if (!label || !bars.length) return false;
+             const bottom = label.getBBox().y + label.getBBox().height;
+             return bars.some((b) => b.getBBox().y < bottom && b.getBBox().x < label.getBBox().x + label.getBBox().width);
+           }).map((svg) => svg.parentElement.id)"""
+    )
+    assert clash == [], f"scale label on a bar in {clash}"
     tour.check("ops")
     tour.finish()
 

@@ -247,6 +247,10 @@ def test_campaign_json_has_counters_timeline_and_services(client, login_as, cont
     context.redis.hset(
         context.keys.campaign_services(cid), mapping={"fcm:sent": 4, "fcm:gone": 1, "mozilla:sent": 2}
     )
+    context.redis.hset(
+        context.keys.campaign_browsers(cid),
+        mapping={"chrome-android:sent": 3, "chrome-android:gone": 1, "edge:sent": 1, "firefox:sent": 2},
+    )
     data = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
     assert data["counters"]["sent"] == 6 and data["progress"] == 0.7 and data["ctr"] == 0.5
     # A 75-second send: 10-second bars (a per-minute chart would be one bar).
@@ -257,7 +261,16 @@ def test_campaign_json_has_counters_timeline_and_services(client, login_as, cont
         {"t": 1700000100, "clicked": 3},
     ]
     assert data["services"] == {"fcm": {"sent": 4, "gone": 1}, "mozilla": {"sent": 2}}
-    assert set(data["platforms"]) == {"fcm", "mozilla"} and "Firefox" in data["platforms"]["mozilla"]
+    # Services named as ops names them, in the page's language (Indonesian here).
+    assert data["service_names"]["mozilla"] == "Mozilla (Firefox)"
+    assert data["service_names"]["fcm"].startswith("FCM (Google")
+    # Browsers: counted per reader's browser family, not guessed from the service.
+    assert data["browsers"] == {
+        "chrome-android": {"sent": 3, "gone": 1},
+        "edge": {"sent": 1},
+        "firefox": {"sent": 2},
+    }
+    assert data["browser_names"]["chrome-android"] == "Chrome (Android)"
     assert data["final"] is False and data["state_name"] == "terjadwal"
     # The same campaign over an hour: bars of a minute.
     context.redis.hset(context.keys.campaign(cid), "finished", 1700003600)

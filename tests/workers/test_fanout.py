@@ -11,13 +11,13 @@ from tests.conftest import wait_for
 from workers.queues import launch
 
 
-def store_minted(context, subs, topics=("breaking",)):  # type: ignore[no-untyped-def]
-    """Store simulator-minted subscriptions the way the API does."""
-    for sub in subs:
+def store_minted(context, subs, topics=("breaking",), browsers=("chrome-desktop",)):  # type: ignore[no-untyped-def]
+    """Store simulator-minted subscriptions the way the API does (browser families taken in turn)."""
+    for i, sub in enumerate(subs):
         item = validate_subscription(
             {**sub, "topics": list(topics)}, policy=context.policy, topics=context.topics
         )
-        context.subscriptions.upsert(item, browser="chrome-desktop")
+        context.subscriptions.upsert(item, browser=browsers[i % len(browsers)])
 
 
 def create(context, **fields):  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def create(context, **fields):  # type: ignore[no-untyped-def]
 
 def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
     subs = simulator.mint(300)
-    store_minted(context, subs)
+    store_minted(context, subs, browsers=("chrome-android", "firefox"))
     endpoints = [s["endpoint"] for s in subs]
     gone410, gone404 = endpoints[:20], endpoints[20:30]
     limited = endpoints[30:50]
@@ -71,6 +71,19 @@ def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, sim
     # 20 x one 429, 20 x two 500s, 5 stalls x 3 retries before the 4th attempt fails.
     assert k["retried"] == 20 + 40 + 15
     assert k["sent"] + k["gone"] + k["rejected"] + k["failed"] + k["skipped"] == k["total"]
+
+    # Outcomes by browser are counted per reader (even endpoints Chrome on Android, odd Firefox) and
+    # agree with the outcomes by push service and with the counters.
+    browsers = store.browsers(cid)
+    assert set(browsers) == {"chrome-android", "firefox"}
+    assert browsers["chrome-android"]["gone"] == browsers["firefox"]["gone"] == 15
+    assert browsers["chrome-android"]["rejected"] == browsers["firefox"]["rejected"] == 5
+    by_service = store.services(cid)
+    for kind in ("sent", "gone", "rejected", "failed", "retry", "deferred"):
+        assert sum(b.get(kind, 0) for b in browsers.values()) == sum(
+            v.get(kind, 0) for v in by_service.values()
+        ), kind
+    assert sum(b.get("sent", 0) for b in browsers.values()) == k["sent"]
 
     # Gone subscriptions are deleted, nothing else is.
     subs = context.subscriptions

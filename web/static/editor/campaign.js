@@ -99,23 +99,24 @@
     }));
   }
 
-  function drawServices(services, platforms) {
-    const body = $("services").querySelector("tbody");
+  // One row per push service or browser family: its name, then each outcome's count.
+  function drawRows(tableId, counts, names) {
+    const body = $(tableId).querySelector("tbody");
     body.textContent = "";
     const kinds = ["sent", "gone", "rejected", "failed", "retry", "deferred"];
-    Object.keys(services).sort().forEach((service) => {
+    const total = (key) => kinds.reduce((n, kind) => n + (counts[key][kind] || 0), 0);
+    Object.keys(counts).sort((a, b) => total(b) - total(a) || a.localeCompare(b)).forEach((key) => {
       const row = document.createElement("tr");
+      row.dataset.key = key;
       const name = document.createElement("th");
       name.scope = "row";
-      name.textContent = service;
-      const platform = document.createElement("td");
-      platform.textContent = platforms[service] || "";
-      row.append(name, platform);
+      name.textContent = names[key] || key;
+      row.append(name);
       kinds.forEach((kind) => {
         const cell = document.createElement("td");
         cell.className = "num";
         cell.dataset.kind = kind;
-        cell.textContent = I18N.number(services[service][kind] || 0);
+        cell.textContent = I18N.number(counts[key][kind] || 0);
         row.appendChild(cell);
       });
       body.appendChild(row);
@@ -179,7 +180,8 @@
     }
     funnel(c);
     drawChart(data.timeline, data.step || 60);
-    drawServices(data.services, data.platforms || {});
+    drawRows("services", data.services, data.service_names || {});
+    drawRows("browsers", data.browsers || {}, data.browser_names || {});
   }
 
   let finalSeen = Boolean(root.dataset.final);

@@ -76,7 +76,8 @@
 
   // Bars: series of [label, value] (one colour) or [label, value, value2] (two stacked colours).
   function barChart(container, series, label) {
-    var w = 720, h = 140, pad = 24;
+    // The top band (above the tallest bar) holds the scale's label, so no bar runs under it.
+    var w = 720, h = 140, pad = 24, band = 18, span = h - band;
     var max = 1;
     series.forEach(function (p) { max = Math.max(max, p[1] + (p[2] || 0)); });
     var svg = svgEl("svg", { viewBox: "0 0 " + w + " " + (h + pad), "class": "ops-svg", role: "img",
@@ -84,7 +85,7 @@
     svg.appendChild(svgEl("line", { x1: 0, y1: h, x2: w, y2: h, "class": "ops-axis" }));
     var bw = w / Math.max(1, series.length);
     series.forEach(function (p, i) {
-      var y1 = h * p[1] / max;
+      var y1 = span * p[1] / max;
       var bar = svgEl("rect", { x: (i * bw).toFixed(2), y: (h - y1).toFixed(2), width: Math.max(1, bw - 1).toFixed(2),
         height: y1.toFixed(2), "class": "ops-bar" });
       var title = svgEl("title");
@@ -92,12 +93,13 @@
       bar.appendChild(title);
       svg.appendChild(bar);
       if (p.length > 2 && p[2]) {
-        var y2 = h * p[2] / max;
+        var y2 = span * p[2] / max;
         svg.appendChild(svgEl("rect", { x: (i * bw).toFixed(2), y: (h - y1 - y2).toFixed(2),
           width: Math.max(1, bw - 1).toFixed(2), height: y2.toFixed(2), "class": "ops-bar ops-bar-2" }));
       }
     });
-    var top = svgEl("text", { x: 2, y: 12, "class": "ops-tick" });
+    svg.appendChild(svgEl("line", { x1: 0, y1: band, x2: w, y2: band, "class": "ops-grid" }));
+    var top = svgEl("text", { x: 2, y: band - 4, "class": "ops-tick ops-tick-max" });
     top.textContent = I18N.number(max);
     svg.appendChild(top);
     var first = svgEl("text", { x: 2, y: h + 16, "class": "ops-tick" });
@@ -225,8 +227,9 @@
     }), _("Nothing sent yet."));
   }
 
-  function pairs(table, obj) {
-    fillBody(table, Object.keys(obj).map(function (k) { return row([k, fmt(obj[k])]); }), _("None yet."));
+  function pairs(table, obj, names) {
+    names = names || {};
+    fillBody(table, Object.keys(obj).map(function (k) { return row([names[k] || k, fmt(obj[k])]); }), _("None yet."));
   }
 
   function renderSubscribers(d) {
@@ -241,8 +244,8 @@
       ? _("(all %(n)s)", { n: fmt(s.sample.size) })
       : _("(sample of %(n)s of %(of)s)", { n: fmt(s.sample.size), of: fmt(s.sample.of) }));
     pairs(document.getElementById("topics-table"), s.by_topic);
-    pairs(document.getElementById("browsers-table"), s.sample.by_browser);
-    pairs(document.getElementById("langs-table"), s.sample.by_lang);
+    pairs(document.getElementById("browsers-table"), s.sample.by_browser, s.sample.browser_names);
+    pairs(document.getElementById("langs-table"), s.sample.by_lang, s.sample.lang_names);
     barChart(document.getElementById("chart-daily"),
       s.daily.map(function (p) { return [p.day, p.added, p.removed]; }), _("Subscriptions added and removed per day"));
   }
