@@ -191,6 +191,10 @@ def _env_without_sim(redis_url: str, key_file: Path, work: Path) -> dict[str, st
         "SECRET_KEY": "bench-secret-key-0123456789",
         "NOTIFIER_DATA_DIR": str(work / "data"),
         "NOTIFIER_RATE_LIMITS": "0",
+        # The simulator shows nothing (no browser sends "shown" or "clicked"): repeated runs against
+        # the same subscriptions must not leave them out as unreachable or over their budget.
+        "NOTIFIER_UNREACHABLE_AFTER": "0",
+        "NOTIFIER_READER_BUDGET": "0",
     }
     return env
 

@@ -299,6 +299,10 @@ def stack_env(redis_url: str, vapid_key: Path, data_dir: Path, sim: SimulatorPro
         "NOTIFIER_DATA_DIR": str(data_dir),
         "NOTIFIER_ENV": "development",
         "NOTIFIER_RATE_LIMITS": "0",
+        # The simulator shows nothing (no browser sends "shown" or "clicked"): repeated runs against
+        # the same subscriptions must not leave them out as unreachable or over their budget.
+        "NOTIFIER_UNREACHABLE_AFTER": "0",
+        "NOTIFIER_READER_BUDGET": "0",
         "NOTIFIER_WORKER_MAINTENANCE": "600",
         "PYTHONUNBUFFERED": "1",
     }

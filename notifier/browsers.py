@@ -48,6 +48,10 @@ _SERVICES = (
 )
 
 
+#: Every name :func:`push_service` gives (the per-service bitmaps and figures use these).
+SERVICES = (*dict.fromkeys(name for _, name in _SERVICES), "other")
+
+
 def push_service(endpoint: str) -> str:
     """``fcm``, ``mozilla``, ``apple``, ``windows`` or ``other`` for a push endpoint URL."""
     host = (urlsplit(endpoint).hostname or "").lower()

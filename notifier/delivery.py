@@ -214,9 +214,14 @@ class Delivery:
         audience = self.keys.campaign_audience(cid)
         store = self.c.subscriptions
         if not progress.snapped or not self.r.exists(audience):
-            store.snapshot_audience(campaign.topics, audience, site=campaign.site)
+            leave_out = self._left_out(campaign)
+            _, out = store.snapshot_audience(
+                campaign.topics, audience, site=campaign.site, leave_out=[key for _, key in leave_out]
+            )
             self.r.expire(audience, 7 * 86400)
-            campaigns.audience_snapshotted(cid)
+            campaigns.audience_snapshotted(
+                cid, **{name: n for (name, _), n in zip(leave_out, out, strict=True)}
+            )
             resume_from = 0
         pending: list[str] = []
 
@@ -251,6 +256,18 @@ class Delivery:
         self.r.delete(audience)
         campaigns.finish_planning(cid, total=total, batches=batch_no)
         return batch_no
+
+    def _left_out(self, campaign: Campaign) -> list[tuple[str, str]]:
+        """(counter, bitmap) of the readers a campaign leaves out: a breaking one none, another the
+        unreachable (no push shown in a row of ``unreachable_after``) and those over their budget."""
+        if campaign.breaking:
+            return []
+        out = []
+        if self.settings.unreachable_after > 0:
+            out.append(("unreachable", self.keys.subs_unreachable))
+        if self.settings.reader_budget > 0:
+            out.append(("over_budget", self.keys.subs_over_budget))
+        return out
 
     def send_to(self, cid: str, sids: Sequence[str], enqueue: EnqueueBatch) -> int:
         """Deliver a scheduled campaign to exactly ``sids`` (a test send) instead of its topics' audience.
@@ -698,6 +715,7 @@ class Delivery:
         latency_sum = 0.0
         sent_n = 0
         first_at, last_at = float("inf"), 0.0
+        sent_sids: list[str] = []
         track_freq = not campaign.breaking and self._freq_cap(campaign) > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         judge = policy.judge if policy is not None else None
@@ -727,6 +745,7 @@ class Delivery:
                 continue
             if kind == SENT:
                 sent_n += 1
+                sent_sids.append(sub.sid)
                 at = outcome.at or now
                 if at < first_at:
                     first_at = at
@@ -767,6 +786,16 @@ class Delivery:
             statuses[f"{service}:{status}"] += n
         latency = {_BUCKET_NAMES[i]: n for i, n in enumerate(in_bucket) if n}
         store.quarantine(quarantined, pipe)
+        if sent_sids:
+            settings = self.settings
+            store.mark_sent(
+                sent_sids,
+                pipe,
+                unreachable_after=settings.unreachable_after,
+                budget=settings.reader_budget,
+                now=now,
+            )
+            pipe.hincrby(keys.sent_daily(campaign.site), time.strftime("%Y-%m-%d", time.gmtime(now)), sent_n)
         counts = {k: v for k, v in result.counts.items() if v}
         site_outcomes = keys.site_outcomes(campaign.site)
         for name, n in services.items():

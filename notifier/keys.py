@@ -11,6 +11,11 @@ Data model (docs/design-notes.md tells why it is laid out so):
 - ``subs:site:{site}`` bitmap by id: the subscriptions of one site (each id is in exactly one);
   a site's audience is its topics' union ANDed with it. ``sites`` set of the site ids that hold
   subscriptions; ``sites:migrated`` the site that adopted the data of before sites.
+- A reader's standing: ``subs:svc:{service}`` bitmaps by push service; ``subs:unshown`` and
+  ``subs:unclicked`` BITFIELDs of u8 counters by id (pushes in a row never shown, pushes since the last
+  click), with ``subs:unreach`` (unreachable) and ``subs:budget`` (over the reader budget) bitmaps set at
+  their thresholds; ``readers:sent:{day}`` / ``readers:clicked:{day}`` bitmaps of who got / clicked a
+  push that day; ``metrics:site:{site}:sent-daily`` hash day → pushes accepted.
 - ``campaign:{cid}`` hash: payload fields, audience, state, counters, timestamps
   (written only by :mod:`notifier.campaigns`).
 - ``campaigns`` sorted set of cids by creation time; ``campaigns:site:{site}`` one site's.
@@ -57,6 +62,14 @@ SUBS_FIRST_FAILURE = "subs:fail1"
 SUBS_REJECTIONS = "subs:rejects"
 SUBS_DAILY = "subs:daily:"
 SUBS_SITE = "subs:site:"
+SUBS_SERVICE = "subs:svc:"
+SUBS_SERVICES_BUILT = "subs:svc-built"
+SUBS_UNSHOWN = "subs:unshown"
+SUBS_UNREACHABLE = "subs:unreach"
+SUBS_UNCLICKED = "subs:unclicked"
+SUBS_OVER_BUDGET = "subs:budget"
+READERS_SENT_DAY = "readers:sent:"
+READERS_CLICKED_DAY = "readers:clicked:"
 SITES = "sites"
 SITES_MIGRATED = "sites:migrated"
 
@@ -113,6 +126,47 @@ class Keys:
     def sites_migrated(self) -> str:
         """String: the site that adopted the subscriptions and campaigns stored before sites existed."""
         return f"{self.prefix}{SITES_MIGRATED}"
+
+    def subs_service(self, service: str) -> str:
+        """Bitmap of the subscription ids whose endpoint is at one push service (``fcm``, ``apple`` ...)."""
+        return f"{self.prefix}{SUBS_SERVICE}{service}"
+
+    @property
+    def subs_services_built(self) -> str:
+        """String set once the push-service bitmaps hold the subscriptions stored before they existed."""
+        return f"{self.prefix}{SUBS_SERVICES_BUILT}"
+
+    @property
+    def subs_unshown(self) -> str:
+        """BITFIELD of u8 counters by id: campaigns sent in a row that the reader's browser never showed."""
+        return f"{self.prefix}{SUBS_UNSHOWN}"
+
+    @property
+    def subs_unreachable(self) -> str:
+        """Bitmap of subscriptions that showed none of their last ``NOTIFIER_UNREACHABLE_AFTER`` pushes."""
+        return f"{self.prefix}{SUBS_UNREACHABLE}"
+
+    @property
+    def subs_unclicked(self) -> str:
+        """BITFIELD of u8 counters by id: pushes sent since the reader last clicked one."""
+        return f"{self.prefix}{SUBS_UNCLICKED}"
+
+    @property
+    def subs_over_budget(self) -> str:
+        """Bitmap of readers who clicked none of their last ``NOTIFIER_READER_BUDGET`` pushes."""
+        return f"{self.prefix}{SUBS_OVER_BUDGET}"
+
+    def readers_sent(self, day: str) -> str:
+        """Bitmap of the subscription ids sent at least one push on ``day`` (UTC ``YYYY-MM-DD``)."""
+        return f"{self.prefix}{READERS_SENT_DAY}{day}"
+
+    def readers_clicked(self, day: str) -> str:
+        """Bitmap of the subscription ids that clicked a push on ``day`` (UTC ``YYYY-MM-DD``)."""
+        return f"{self.prefix}{READERS_CLICKED_DAY}{day}"
+
+    def sent_daily(self, site: str) -> str:
+        """Hash day → pushes one site's campaigns had accepted by push services that day."""
+        return f"{self.prefix}metrics:site:{site}:sent-daily"
 
     def subs_daily_site(self, kind: str, site: str) -> str:
         """Hash day → count of one site's subscriptions ``added`` or ``removed``."""
@@ -427,6 +481,13 @@ local function subs_rejections_key(p) return p .. {_lua(SUBS_REJECTIONS)} end
 local function subs_daily_key(p, kind) return p .. {_lua(SUBS_DAILY)} .. kind end
 local function subs_daily_site_key(p, kind, site) return p .. {_lua(SUBS_DAILY)} .. kind .. ':' .. site end
 local function subs_site_key(p, site) return p .. {_lua(SUBS_SITE)} .. site end
+local function subs_service_key(p, service) return p .. {_lua(SUBS_SERVICE)} .. service end
+local function subs_unshown_key(p) return p .. {_lua(SUBS_UNSHOWN)} end
+local function subs_unreachable_key(p) return p .. {_lua(SUBS_UNREACHABLE)} end
+local function subs_unclicked_key(p) return p .. {_lua(SUBS_UNCLICKED)} end
+local function subs_over_budget_key(p) return p .. {_lua(SUBS_OVER_BUDGET)} end
+local function readers_sent_key(p, day) return p .. {_lua(READERS_SENT_DAY)} .. day end
+local function readers_clicked_key(p, day) return p .. {_lua(READERS_CLICKED_DAY)} .. day end
 local function sites_key(p) return p .. {_lua(SITES)} end
 local function sites_migrated_key(p) return p .. {_lua(SITES_MIGRATED)} end
 """

@@ -140,6 +140,8 @@ class Settings:
     gone_breaker_share: float = 0.3
     gone_breaker_factor: float = 5.0
     quarantine_days: int = 7
+    unreachable_after: int = 10
+    reader_budget: int = 30
     freq_cap_per_hour: int = 4
     quiet_hours: tuple[int, int] | None = None
     feed_poll_seconds: int = 60
@@ -229,6 +231,8 @@ class Settings:
         read("NOTIFIER_GONE_BREAKER_SHARE", "gone_breaker_share", float)
         read("NOTIFIER_GONE_BREAKER_FACTOR", "gone_breaker_factor", float)
         read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
+        read("NOTIFIER_UNREACHABLE_AFTER", "unreachable_after", int)
+        read("NOTIFIER_READER_BUDGET", "reader_budget", int)
         read("NOTIFIER_FREQ_CAP_PER_HOUR", "freq_cap_per_hour", int)
         read("NOTIFIER_QUIET_HOURS", "quiet_hours", parse_quiet_hours)
         read("NOTIFIER_FEED_POLL_SECONDS", "feed_poll_seconds", int)
@@ -308,5 +312,11 @@ class Settings:
                 "NOTIFIER_GONE_BREAKER_MIN, NOTIFIER_GONE_BREAKER_SAMPLE and NOTIFIER_GONE_BREAKER_FACTOR "
                 "must be at least 1"
             )
+        for name, value in (
+            ("NOTIFIER_UNREACHABLE_AFTER", self.unreachable_after),
+            ("NOTIFIER_READER_BUDGET", self.reader_budget),
+        ):
+            if not 0 <= value <= 255:
+                raise ConfigError(f"{name} must be a number of pushes from 0 (off) to 255, got {value}")
         if self.send_timeout <= 0:
             raise ConfigError(f"NOTIFIER_SEND_TIMEOUT must be positive, got {self.send_timeout}")

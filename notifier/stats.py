@@ -302,7 +302,8 @@ def subscribers(
     days: int = 30,
     site: str | None = None,
 ) -> dict[str, Any]:
-    """Totals by topic (exact), by browser / language / staleness (on a sample), added and removed per day.
+    """Totals by topic and by push service, unreachable and over-budget readers (exact), by browser /
+    language / staleness (on a sample), added and removed per day.
 
     Of every site, or of ``site`` only (its bitmap ANDed into each figure).
     """
@@ -339,10 +340,16 @@ def subscribers(
         langs[sub.lang] += 1
         if sub.seen and now - sub.seen > STALE_SECONDS:
             stale += 1
+    standing = store.standing(site=site)
     return {
         "site": site,
         "total": total,
         "quarantined": quarantined,
+        # Unreachable: their browser showed none of their last NOTIFIER_UNREACHABLE_AFTER pushes; over
+        # budget: they clicked none of their last NOTIFIER_READER_BUDGET. Both get breaking news only.
+        "unreachable": standing["unreachable"],
+        "over_budget": standing["over_budget"],
+        "by_service": standing["by_service"],
         "by_topic": by_topic,
         "daily": daily,
         "sample": {

@@ -6,7 +6,8 @@ separate migration step:
 - subscriptions of the first layout (a hash each) become records (:func:`migrate_legacy`);
 - everything stored before sites existed (subscriptions, campaigns) becomes the default site's.
   The subscriptions' move is one script that also sets ``sites:migrated``, so it runs once; the
-  campaigns' runs first and is repeated until then (it only writes campaigns without a site).
+  campaigns' runs first and is repeated until then (it only writes campaigns without a site);
+- subscriptions stored before the push-service bitmaps existed join their service's bitmap, once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Upgraded:
     legacy_subscriptions: int = 0
     campaigns_to_site: int = 0
     subscriptions_to_site: int = -1
+    service_bitmaps: int = -1
 
     def lines(self, default_site: str) -> list[str]:
         """Log lines for what was moved (none when nothing was)."""
@@ -38,15 +40,18 @@ class Upgraded:
                 f"site {default_site!r} adopted the subscriptions of before sites; "
                 f"it has {self.subscriptions_to_site} now"
             )
+        if self.service_bitmaps >= 0:
+            out.append(f"placed {self.service_bitmaps} subscriptions in their push service's bitmap")
         return out
 
 
 def upgrade(context: Context) -> Upgraded:
     """Run every move of earlier data that is still due; returns what was moved."""
     legacy = migrate_legacy(context.subscriptions)
+    services = context.subscriptions.build_service_bitmaps()
     if context.redis.exists(context.keys.sites_migrated):
-        return Upgraded(legacy_subscriptions=legacy)
+        return Upgraded(legacy_subscriptions=legacy, service_bitmaps=services)
     default = context.sites.default_id
     campaigns = migrate_campaign_sites(context.redis, context.keys, default)
     subscriptions = migrate_sites(context.subscriptions, default)
-    return Upgraded(legacy, campaigns, subscriptions)
+    return Upgraded(legacy, campaigns, subscriptions, services)

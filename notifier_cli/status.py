@@ -84,7 +84,12 @@ def render(c: Any, *, now: float | None = None) -> Group:
         )
 
     subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=500)
-    people = Table(title=f"Subscribers: {subs['total']} ({subs['quarantined']} quarantined)")
+    people = Table(
+        title=(
+            f"Subscribers: {subs['total']} ({subs['quarantined']} quarantined, "
+            f"{subs['unreachable']} unreachable, {subs['over_budget']} over their budget: breaking news only)"
+        )
+    )
     people.add_column("topic")
     people.add_column("subscribers", justify="right")
     for slug, n in subs["by_topic"].items():

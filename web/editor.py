@@ -11,6 +11,7 @@ import math
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -326,7 +327,9 @@ def _render_compose(
     c = ctx()
     user = _user()
     now_local = datetime.fromtimestamp(time.time(), _zone())
-    audience = c.subscriptions.audience_size(tuple(t for t in values["topics"] if t in set(c.topic_slugs)))
+    detail = _audience(tuple(t for t in values["topics"] if t in set(c.topic_slugs)))
+    # A non-breaking campaign leaves out unreachable and over-budget readers; an urgent one reaches all.
+    audience = detail["total"] if values["breaking"] else detail["reached"]
     everyone = not values["topics"]
     page = {
         "maxPlaintext": MAX_PLAINTEXT,
@@ -341,6 +344,9 @@ def _render_compose(
         "prefillEnabled": bool(c.settings.site_domains),
         "icon": url_for("static", filename="icons/icon-192.png"),
         "topicNames": {t.slug: t.name(current_lang()) for t in c.topics},
+        "audience": detail,
+        "unreachableAfter": c.settings.unreachable_after,
+        "readerBudget": c.settings.reader_budget,
     }
     html = render_template(
         "editor/compose.html",
@@ -357,6 +363,9 @@ def _render_compose(
         zone_abbr=now_local.strftime("%Z"),
         page=page,
         audience=audience,
+        audience_detail=detail,
+        unreachable_after=c.settings.unreachable_after,
+        reader_budget=c.settings.reader_budget,
         everyone=everyone,
         send_text=send_label(audience, everyone=everyone, later=values["when"] == "later"),
         own_subs=len(UserStore(c.redis, c.keys).own_subscriptions(user.email)),
@@ -463,7 +472,17 @@ def audience() -> Response:
     unknown = [t for t in chosen if t not in known]
     if unknown:
         return json_error(400, "unknown_topic", f"unknown topic(s): {', '.join(unknown)[:200]}")
-    return jsonify({"topics": chosen, "everyone": not chosen, "size": c.subscriptions.audience_size(chosen)})
+    detail = _audience(chosen)
+    # ``size``: everyone the topics reach (an urgent alert); ``reached``: what any other campaign reaches.
+    return jsonify({"topics": chosen, "everyone": not chosen, "size": detail["total"], **detail})
+
+
+def _audience(topics: Sequence[str]) -> dict[str, int]:
+    """The readers of ``topics`` (none: everyone), with those only urgent alerts reach counted apart."""
+    c = ctx()
+    return c.subscriptions.audience_breakdown(
+        topics, unreachable=c.settings.unreachable_after > 0, budget=c.settings.reader_budget > 0
+    )
 
 
 @bp.get("/budget.json")

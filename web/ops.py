@@ -215,6 +215,12 @@ def described(data: dict[str, Any]) -> dict[str, Any]:
     ]
     for alert in push["alerts"]:
         alert.update(alert_text(alert))
+    subscribers = data["subscribers"]
+    subscribers["services"] = [
+        {"id": service, "name": service_name(service), **figures}
+        for service, figures in subscribers["by_service"].items()
+        if figures["total"] or service == "apple"
+    ]
     data["state_names"] = {state: str(name) for state, name in STATE_NAMES.items()}
     sample = data["subscribers"]["sample"]
     browsers = browser_names()
@@ -245,6 +251,8 @@ def dashboard() -> str:
         zone=ctx().settings.timezone,
         zone_label=datetime.now(zone).strftime("%Z"),
         rate_window=stats.RATE_WINDOW,
+        unreachable_after=ctx().settings.unreachable_after,
+        reader_budget=ctx().settings.reader_budget,
     )
 
 
@@ -440,7 +448,26 @@ class NotifierCollector(Collector):
             "notifier_subscribers_quarantined", "Subscriptions kept out of fan-out"
         )
         quarantined.add_metric([], subs["quarantined"])
-        yield from (total, by_topic, quarantined)
+        unreachable = GaugeMetricFamily(
+            "notifier_subscribers_unreachable",
+            "Subscriptions whose browser showed none of their last NOTIFIER_UNREACHABLE_AFTER pushes "
+            "(breaking news only)",
+        )
+        unreachable.add_metric([], subs["unreachable"])
+        over_budget = GaugeMetricFamily(
+            "notifier_subscribers_over_budget",
+            "Readers who clicked none of their last NOTIFIER_READER_BUDGET pushes (breaking news only)",
+        )
+        over_budget.add_metric([], subs["over_budget"])
+        by_service = GaugeMetricFamily(
+            "notifier_push_service_subscribers",
+            "Subscriptions by push service: all of them, and the unreachable ones",
+            labels=["service", "standing"],
+        )
+        for service, figures in subs["by_service"].items():
+            by_service.add_metric([service, "all"], figures["total"])
+            by_service.add_metric([service, "unreachable"], figures["unreachable"])
+        yield from (total, by_topic, quarantined, unreachable, over_budget, by_service)
 
         push = stats.push_services(r, keys, now=now)
         breakers = GaugeMetricFamily(

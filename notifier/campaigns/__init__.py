@@ -11,7 +11,8 @@ and in the Lua scripts alike)::
 Counters (``HINCRBY`` from the batch pipelines): ``total``, ``sent``, ``gone``,
 ``rejected``, ``failed``, ``retried`` (a push service asked us to try again),
 ``deferred`` (held back locally while its push service rate-limits us),
-``skipped`` (quarantined, capped or vanished), ``shown``, ``clicked``;
+``skipped`` (quarantined, capped or vanished), ``shown``, ``clicked``; ``unreachable`` and
+``over_budget``: readers a non-breaking campaign left out at planning (not in ``total``);
 ``pending`` is the number of batch jobs not finished yet.
 
 The rooms: :mod:`~notifier.campaigns.model` (states, the transition table, the record),

@@ -66,6 +66,8 @@ COUNTERS = (
     "skipped",
     "shown",
     "clicked",
+    "unreachable",
+    "over_budget",
 )
 
 

@@ -108,16 +108,39 @@ return pending
 
 
 # Count a receipt once per campaign and subscription, in one round trip: a new one adds to the campaign's
-# counter and timeline; a repeat counts nothing but its token's repeats (for the per-token limit).
-# KEYS: campaign hash, receipt set, timeline, repeats counter. ARGV: sid, kind, timeline field, receipt
-# set TTL, repeat window (seconds). Returns {0, 0} when counted, {-1, 0} for an unknown campaign, else
-# {repeats in the current window, seconds left in it}.
+# counter and timeline, and ends the reader's run of pushes never shown (and, for a click, of pushes never
+# clicked: the reader is back within its budget, and joins the day's clickers); a repeat counts nothing
+# but its token's repeats (for the per-token limit). The reader's standing is the subscription store's
+# (its keys come from notifier.keys like every other; this script is the one writer of them on a receipt).
+# KEYS: campaign hash, receipt set, timeline, repeats counter, unshown counters, unreachable bitmap,
+# unclicked counters, over-budget bitmap, the day's clickers. ARGV: sid, kind, timeline field, receipt set
+# TTL, repeat window (seconds), day bitmap TTL. Returns {0, 0} when counted, {-1, 0} for an unknown
+# campaign, else {repeats in the current window, seconds left in it}.
 COUNT_RECEIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+local function clear_bit(key, n)
+  if redis.call('GETBIT', key, n) == 1 then redis.call('SETBIT', key, n, 0) end
+end
+local function clear_counter(key, n)
+  if redis.call('BITFIELD_RO', key, 'GET', 'u8', '#' .. n)[1] ~= 0 then
+    redis.call('BITFIELD', key, 'SET', 'u8', '#' .. n, 0)
+  end
+end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
   redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
   redis.call('EXPIRE', KEYS[2], ARGV[4])
+  local n = tonumber(ARGV[1])
+  if n and n >= 0 and n < 4294967296 and n == math.floor(n) then
+    clear_counter(KEYS[5], n)
+    clear_bit(KEYS[6], n)
+    if ARGV[2] == 'clicked' then
+      clear_counter(KEYS[7], n)
+      clear_bit(KEYS[8], n)
+      redis.call('SETBIT', KEYS[9], n, 1)
+      redis.call('EXPIRE', KEYS[9], ARGV[6])
+    end
+  end
   return {0, 0}
 end
 local n = redis.call('INCR', KEYS[4])

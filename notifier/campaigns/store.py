@@ -325,9 +325,13 @@ class CampaignStore:
         # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
         return PlanProgress(batch_no, total, resume_from or old_byte * 8, bool(snapped))
 
-    def audience_snapshotted(self, cid: str) -> None:
-        """Record that the audience snapshot exists (a retried planning reads the same audience)."""
-        self.r.hset(self.keys.campaign(cid), "plan_snap", 1)
+    def audience_snapshotted(self, cid: str, *, unreachable: int = 0, over_budget: int = 0) -> None:
+        """Record that the audience snapshot exists (a retried planning reads the same audience), and
+        the readers it left out: unreachable ones and those over their budget (non-breaking only)."""
+        self.r.hset(
+            self.keys.campaign(cid),
+            mapping={"plan_snap": 1, "unreachable": unreachable, "over_budget": over_budget},
+        )
 
     def save_plan_progress(self, cid: str, *, next_from: int, batch_no: int, total: int) -> None:
         """Checkpoint planning: the first id not handed out, the next batch number, the ids handed out."""
@@ -525,7 +529,11 @@ def parse_receipt(receipt_key: bytes, data: Any) -> Receipt:
 def count_receipt(
     r: redis.Redis, keys: Keys, receipt: Receipt, *, now: float | None = None, repeat_window: int = 60
 ) -> ReceiptCount:
-    """Count a checked receipt once per campaign and subscription; :class:`NotFound` for no campaign."""
+    """Count a checked receipt once per campaign and subscription; :class:`NotFound` for no campaign.
+
+    A counted receipt also restores the reader's standing: a ``shown`` proves the subscription
+    reachable, a ``clicked`` puts the reader back within its budget (see ``COUNT_RECEIPT``).
+    """
     now = time.time() if now is None else now
     repeats, left = r.register_script(COUNT_RECEIPT)(
         keys=[
@@ -533,6 +541,11 @@ def count_receipt(
             keys.campaign_receipts(receipt.cid, receipt.kind),
             keys.campaign_timeline(receipt.cid),
             keys.receipt_repeats(receipt.token),
+            keys.subs_unshown,
+            keys.subs_unreachable,
+            keys.subs_unclicked,
+            keys.subs_over_budget,
+            keys.readers_clicked(time.strftime("%Y-%m-%d", time.gmtime(now))),
         ],
         args=[
             receipt.sid,
@@ -540,6 +553,7 @@ def count_receipt(
             f"{int(now) // TIMELINE_STEP * TIMELINE_STEP}:{receipt.kind}",
             FIGURES_DAYS * 86400,
             max(1, repeat_window),
+            40 * 86400,
         ],
     )
     if int(repeats) < 0:

@@ -3,6 +3,7 @@ half-written can be observed (the record, the endpoint index and the bitmaps alw
 
 from __future__ import annotations
 
+from notifier.browsers import SERVICES
 from notifier.keys import lua_key_functions
 from notifier.subscriptions.records import INDEX_FIRST_ROUND
 
@@ -53,16 +54,41 @@ local function ix_count(p, delta)
 end
 """
 
+# The push services (for a removed id's bits) and the end of a reader's standing when it goes.
+STANDING = (
+    "local SERVICES = {"
+    + ", ".join(f"'{name}'" for name in SERVICES)
+    + """}
+local function clear_bit(key, n)
+  if redis.call('GETBIT', key, n) == 1 then redis.call('SETBIT', key, n, 0) end
+end
+local function clear_counter(key, n)
+  if redis.call('BITFIELD_RO', key, 'GET', 'u8', '#' .. n)[1] ~= 0 then
+    redis.call('BITFIELD', key, 'SET', 'u8', '#' .. n, 0)
+  end
+end
+local function clear_standing(p, n)
+  for _, service in ipairs(SERVICES) do clear_bit(subs_service_key(p, service), n) end
+  clear_bit(subs_unreachable_key(p), n)
+  clear_bit(subs_over_budget_key(p), n)
+  clear_counter(subs_unshown_key(p), n)
+  clear_counter(subs_unclicked_key(p), n)
+end
+"""
+)
+
 # Upsert in one round trip, atomically: two browsers racing on one endpoint cannot both count as new, and
 # the topic bitmaps always match the stored topics.
 # ARGV: prefix, index field, record tail, topics, created-if-new, day to count it as added on ('' for none:
-# a migrated subscription was counted when it first came), site id, index load (last: ix_count reads it).
-# The id's bit is set in its site's bitmap; a known endpoint stored under another site moves (an id is
-# in exactly one site's bitmap).
+# a migrated subscription was counted when it first came), site id, push service, index load (last:
+# ix_count reads it). The id's bit is set in its site's bitmap; a known endpoint stored under another site
+# moves (an id is in exactly one site's bitmap). A page re-posting its subscription proves it reachable:
+# its run of pushes never shown ends.
 UPSERT = (
     KEY_FUNCTIONS
     + IX_BUCKET
     + IX_COUNT
+    + STANDING
     + """
 local p = ARGV[1]
 local ix = ix_bucket(p, ARGV[2])
@@ -115,6 +141,9 @@ if is_new == 0 and redis.call('GETBIT', own, n) == 0 then
 end
 redis.call('SETBIT', own, n, 1)
 redis.call('SADD', sites_key(p), site)
+redis.call('SETBIT', subs_service_key(p, ARGV[8]), n, 1)
+clear_bit(subs_unreachable_key(p), n)
+clear_counter(subs_unshown_key(p), n)
 if is_new == 1 and ARGV[6] ~= '' then
   redis.call('HINCRBY', subs_daily_key(p, 'added'), ARGV[6], 1)
   redis.call('HINCRBY', subs_daily_site_key(p, 'added', site), ARGV[6], 1)
@@ -129,6 +158,7 @@ DELETE = (
     KEY_FUNCTIONS
     + IX_BUCKET
     + IX_COUNT
+    + STANDING
     + """
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
@@ -159,6 +189,7 @@ redis.call('HDEL', subs_failures_key(p), n)
 redis.call('HDEL', subs_first_failure_key(p), n)
 redis.call('HDEL', subs_rejections_key(p), n)
 redis.call('HINCRBY', subs_daily_key(p, 'removed'), ARGV[5], 1)
+clear_standing(p, n)
 for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
   local key = subs_site_key(p, site)
   if redis.call('GETBIT', key, n) == 1 then
@@ -209,6 +240,14 @@ redis.call('DEL', ARGV[1])
 return n
 """
 
+# Count the ids set in every one of KEYS (ARGV: scratch key, removed before returning).
+INTERSECT_COUNT = """
+redis.call('BITOP', 'AND', ARGV[1], unpack(KEYS))
+local n = redis.call('BITCOUNT', ARGV[1])
+redis.call('DEL', ARGV[1])
+return n
+"""
+
 # Give the subscriptions stored before sites existed to the default site, once (ARGV: prefix, default site,
 # scratch key). Every live id that no other site's bitmap holds joins the default site's: ids a site-aware
 # process stored meanwhile keep their site. Returns the default site's size, or -1 when already done.
@@ -241,3 +280,63 @@ redis.call('SET', sites_migrated_key(p), ARGV[2])
 return redis.call('BITCOUNT', dest)
 """
 )
+
+
+# Count pushes a batch had accepted (ARGV: prefix, unreachable after, reader budget, day, then the ids):
+# each reader's run of pushes never shown and of pushes since its last click grows by one (saturating
+# at 255); at ``unreachable after`` (0: never) it becomes unreachable, at ``reader budget`` (0: never)
+# it is over its budget; it joins the day's readers. Returns how many became unreachable.
+MARK_SENT = (
+    KEY_FUNCTIONS
+    + """
+local p = ARGV[1]
+local after, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
+local day = readers_sent_key(p, ARGV[4])
+local unshown, unclicked = subs_unshown_key(p), subs_unclicked_key(p)
+local unreach, over = subs_unreachable_key(p), subs_over_budget_key(p)
+local newly = 0
+for first = 5, #ARGV, 400 do
+  local last = math.min(#ARGV, first + 399)
+  local ops = {'OVERFLOW', 'SAT'}
+  for i = first, last do
+    ops[#ops + 1] = 'INCRBY'
+    ops[#ops + 1] = 'u8'
+    ops[#ops + 1] = '#' .. ARGV[i]
+    ops[#ops + 1] = 1
+  end
+  local shown_runs = redis.call('BITFIELD', unshown, unpack(ops))
+  local click_runs = redis.call('BITFIELD', unclicked, unpack(ops))
+  for i = first, last do
+    local k = i - first + 1
+    local n = tonumber(ARGV[i])
+    if after > 0 and shown_runs[k] >= after and redis.call('SETBIT', unreach, n, 1) == 0 then
+      newly = newly + 1
+    end
+    if budget > 0 and click_runs[k] >= budget then redis.call('SETBIT', over, n, 1) end
+    redis.call('SETBIT', day, n, 1)
+  end
+end
+redis.call('EXPIRE', day, 40 * 86400)
+return newly
+"""
+)
+
+# The audience of a campaign (KEYS: the bitmaps OR-ed; ARGV: destination, scratch key, site bitmap or '',
+# then the bitmaps of readers left out, in order). Each left-out bitmap is removed from the audience as
+# ``audience XOR (audience AND left_out)``, which, unlike NOT, needs no padding to the audience's length.
+# Returns {audience size, readers left out by each, in order}.
+SNAPSHOT = """
+local dest, tmp = ARGV[1], ARGV[2]
+redis.call('BITOP', 'OR', dest, unpack(KEYS))
+if ARGV[3] ~= '' then redis.call('BITOP', 'AND', dest, dest, ARGV[3]) end
+local out = {0}
+for i = 4, #ARGV do
+  redis.call('BITOP', 'AND', tmp, dest, ARGV[i])
+  local n = redis.call('BITCOUNT', tmp)
+  if n > 0 then redis.call('BITOP', 'XOR', dest, dest, tmp) end
+  out[#out + 1] = n
+end
+redis.call('DEL', tmp)
+out[1] = redis.call('BITCOUNT', dest)
+return out
+"""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import redis
 from redis.client import NEVER_DECODE
 
+from notifier.browsers import SERVICES, push_service
 from notifier.errors import NotFound
 from notifier.keys import RECORDS_PER_LIST, Keys
 from notifier.sites import DEFAULT_SITE_ID
@@ -20,7 +22,16 @@ from notifier.subscriptions.records import (
     ids_in_bitmap,
     record_tail,
 )
-from notifier.subscriptions.scripts import DELETE, LOOKUP, SET_TOPICS, UNION_COUNT, UPSERT
+from notifier.subscriptions.scripts import (
+    DELETE,
+    INTERSECT_COUNT,
+    LOOKUP,
+    MARK_SENT,
+    SET_TOPICS,
+    SNAPSHOT,
+    UNION_COUNT,
+    UPSERT,
+)
 from notifier.subscriptions.validation import SubscriptionInput
 
 
@@ -44,6 +55,9 @@ class SubscriptionStore:
         self._set_topics = r.register_script(SET_TOPICS)
         self._lookup = r.register_script(LOOKUP)
         self._union_count = r.register_script(UNION_COUNT)
+        self._mark_sent = r.register_script(MARK_SENT)
+        self._snapshot = r.register_script(SNAPSHOT)
+        self._intersect_count = r.register_script(INTERSECT_COUNT)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -78,6 +92,7 @@ class SubscriptionStore:
             now if created is None else created,
             _day(now) if count_day else "",
             site or self.default_site,
+            push_service(sub.endpoint),
             INDEX_LOAD,
         ]
 
@@ -197,6 +212,46 @@ class SubscriptionStore:
         pipe.hdel(self.keys.subs_failures, sid)
         pipe.hdel(self.keys.subs_first_failure, sid)
         pipe.hdel(self.keys.subs_rejections, sid)
+
+    def mark_sent(
+        self,
+        sids: Sequence[str],
+        pipe: redis.client.Pipeline,
+        *,
+        unreachable_after: int,
+        budget: int,
+        now: float,
+    ) -> None:
+        """Count pushes a push service accepted (in the batch's transaction): see ``MARK_SENT``.
+
+        A reader whose last ``unreachable_after`` pushes were all accepted and none shown becomes
+        unreachable (Apple answers 201 for subscriptions that no longer exist); one who clicked none of
+        the last ``budget`` is over the reader budget. A ``shown``/``clicked`` receipt or a re-post of
+        the subscription ends those runs (:func:`notifier.campaigns.count_receipt`, the upsert).
+        """
+        if sids:
+            self._mark_sent(
+                args=[self.keys.prefix, max(0, unreachable_after), max(0, budget), _day(now), *sids],
+                client=pipe,
+            )
+
+    def build_service_bitmaps(self, page: int = 2000) -> int:
+        """Put the subscriptions stored before ``subs:svc:{service}`` existed in their service's bitmap.
+
+        Once (``subs:svc-built``); idempotent and safe beside live upserts (they set their own bit).
+        Returns how many were placed, or -1 when it was done already.
+        """
+        if self.r.exists(self.keys.subs_services_built):
+            return -1
+        placed = 0
+        for ids in self.scan_ids(page):
+            pipe = self.r.pipeline(transaction=False)
+            for sub in self.load_many(ids):
+                pipe.setbit(self.keys.subs_service(push_service(sub.endpoint)), int(sub.sid), 1)
+                placed += 1
+            pipe.execute()
+        self.r.set(self.keys.subs_services_built, placed)
+        return placed
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -352,22 +407,69 @@ class SubscriptionStore:
             )
         )
 
-    def snapshot_audience(self, topics: Sequence[str], dest: str, *, site: str | None = None) -> int:
-        """Write the audience of ``topics`` (empty: everyone) as a bitmap at ``dest``; returns its size.
+    def snapshot_audience(
+        self, topics: Sequence[str], dest: str, *, site: str | None = None, leave_out: Sequence[str] = ()
+    ) -> tuple[int, list[int]]:
+        """Write the audience of ``topics`` (empty: everyone) as a bitmap at ``dest``.
 
         With ``site``, the union of the topics' bitmaps is ANDed with the site's: a campaign for one site
-        never reaches another site's readers, whatever topic slugs the two sites share.
+        never reaches another site's readers, whatever topic slugs the two sites share. The readers in
+        each bitmap of ``leave_out`` are taken out, in order. Returns the audience's size and how many
+        each ``leave_out`` bitmap took out (a reader is counted by the first that holds it).
         """
         site_key = self.keys.subs_site(site) if site else ""
         sources = [self.keys.subs_topic(t) for t in dict.fromkeys(topics)] or [
             site_key or self.keys.subs_live
         ]
-        pipe = self.r.pipeline(transaction=True)
-        pipe.bitop("OR", dest, *sources)
-        if site_key and topics:
-            pipe.bitop("AND", dest, dest, site_key)
-        pipe.bitcount(dest)
-        return int(pipe.execute()[-1])
+        reply = self._snapshot(keys=sources, args=[dest, self.keys.scratch("snapshot"), site_key, *leave_out])
+        return int(reply[0]), [int(n) for n in reply[1:]]
+
+    def audience_breakdown(
+        self, topics: Sequence[str], *, site: str | None = None, unreachable: bool = True, budget: bool = True
+    ) -> dict[str, int]:
+        """Who a campaign to ``topics`` would go to: ``reached`` by a non-breaking one, and those only a
+        breaking one reaches: ``unreachable`` and ``over_budget`` (each reader counted once, in that
+        order); ``total`` all of them (a breaking campaign's audience). ``unreachable``/``budget``:
+        whether those rules are on.
+        """
+        leave_out = [self.keys.subs_unreachable] if unreachable else []
+        if budget:
+            leave_out.append(self.keys.subs_over_budget)
+        scratch = self.keys.scratch("audience")
+        try:
+            reached, out = self.snapshot_audience(topics, scratch, site=site, leave_out=leave_out)
+        finally:
+            self.r.delete(scratch)
+        unreach = out[0] if unreachable else 0
+        over = out[-1] if budget else 0
+        return {
+            "total": reached + unreach + over,
+            "reached": reached,
+            "unreachable": unreach,
+            "over_budget": over,
+        }
+
+    def standing(self, *, site: str | None = None) -> dict[str, Any]:
+        """Readers by push service, exact: ``by_service`` {service: {total, unreachable}}, and the
+        ``unreachable`` and ``over_budget`` totals; of one site when given (else of every site)."""
+        scratch = self._scratch()
+        site_keys = [self.keys.subs_site(site)] if site else []
+        groups = [[self.keys.subs_service(name)] for name in SERVICES]
+        groups += [[self.keys.subs_service(name), self.keys.subs_unreachable] for name in SERVICES]
+        groups += [[self.keys.subs_unreachable], [self.keys.subs_over_budget]]
+        pipe = self.r.pipeline(transaction=False)
+        for group in groups:
+            bitmaps = group + site_keys
+            if len(bitmaps) == 1:
+                pipe.bitcount(bitmaps[0])
+            else:
+                self._intersect_count(keys=bitmaps, args=[scratch], client=pipe)
+        counts = [int(n) for n in pipe.execute()]
+        n = len(SERVICES)
+        by_service = {
+            name: {"total": counts[i], "unreachable": counts[n + i]} for i, name in enumerate(SERVICES)
+        }
+        return {"by_service": by_service, "unreachable": counts[2 * n], "over_budget": counts[2 * n + 1]}
 
     def iter_bitmap(
         self, key: str, *, start_byte: int = 0, chunk_bytes: int = 256

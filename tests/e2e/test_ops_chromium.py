@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from notifier.campaigns import CampaignStore
+from notifier.crypto import b64url_encode, generate_subscriber
+from notifier.subscriptions import validate_subscription
 from notifier.users import UserStore
 from tests.conftest import wait_for
 from tests.workers.test_fanout import create, store_minted
@@ -88,3 +92,54 @@ def test_dashboard_updates_live_while_a_campaign_sends(  # type: ignore[no-untyp
         "fcm" in page.text_content("#services-table") or page.locator("#services-table tbody tr").count() >= 1
     )
     assert errors == []
+
+
+def test_the_per_service_view_counts_unreachable_subscriptions_apart(  # type: ignore[no-untyped-def]
+    context, live_server, chromium_context, tmp_path
+) -> None:
+    UserStore(context.redis, context.keys).create(
+        "ops@kabarkini.example", "correct horse battery staple", "ops"
+    )
+    # 6 Safari and 4 Chrome readers; 4 of the Safari ones and 1 Chrome one showed none of their last pushes.
+    sids = {"apple": [], "fcm": []}
+    for service, host, n in (
+        ("apple", "https://web.push.apple.com/", 6),
+        ("fcm", "https://fcm.googleapis.com/fcm/send/", 4),
+    ):
+        for _ in range(n):
+            _, public, auth = generate_subscriber()
+            item = validate_subscription(
+                {
+                    "endpoint": host + b64url_encode(secrets.token_bytes(60)),
+                    "keys": {"p256dh": b64url_encode(public), "auth": b64url_encode(auth)},
+                    "topics": ["breaking"],
+                },
+                policy=context.policy,
+                topics=context.topics,
+            )
+            sids[service].append(context.subscriptions.upsert(item)[0])
+    pipe = context.redis.pipeline()
+    context.subscriptions.mark_sent(
+        sids["apple"][:4] + sids["fcm"][:1], pipe, unreachable_after=1, budget=0, now=1.8e9
+    )
+    pipe.execute()
+
+    page = chromium_context.new_page()
+    page.goto(live_server.url + "/ops/")
+    page.fill("input[name=email]", "ops@kabarkini.example")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ops/")
+    page.wait_for_selector("#by-service-table tbody tr[data-service=apple]")
+    assert page.text_content("#subs-total") == "10"
+    assert page.text_content("#subs-unreachable") == "5"
+    apple = page.locator("#by-service-table tbody tr[data-service=apple] td").all_inner_texts()
+    decimal = "," if page.get_attribute("html", "lang") == "id" else "."
+    assert apple[1:] == ["6", "4", f"66{decimal}7%"]
+    assert page.get_attribute("#by-service-table tbody tr[data-service=apple]", "class") == "ops-bad"
+    fcm = page.locator("#by-service-table tbody tr[data-service=fcm] td").all_inner_texts()
+    assert fcm[1:] == ["4", "1", "25%"]
+    for width in (390, 1366):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.locator("#subscribers").screenshot(path=str(tmp_path / f"ops-subscribers-{width}.png"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll

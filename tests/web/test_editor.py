@@ -161,13 +161,25 @@ def test_sending_to_everyone_needs_confirmation(client, auth, login_as, context)
 
 def test_audience_size_endpoint(client, login_as, context) -> None:  # type: ignore[no-untyped-def]
     login_as("editor")
-    add_subs(context, 4, ("breaking",), "a")
+    first = add_subs(context, 4, ("breaking",), "a")
     add_subs(context, 2, ("ekonomi", "breaking"), "b")
     add_subs(context, 3, ("olahraga",), "c")
-    assert client.get("/newsroom/audience.json").get_json() == {"topics": [], "everyone": True, "size": 9}
+    assert client.get("/newsroom/audience.json").get_json() == {
+        "topics": [], "everyone": True, "size": 9, "total": 9, "reached": 9, "unreachable": 0, "over_budget": 0
+    }  # fmt: skip
     assert client.get("/newsroom/audience.json?topic=breaking").get_json()["size"] == 6
     assert client.get("/newsroom/audience.json?topic=breaking&topic=ekonomi").get_json()["size"] == 6
     assert client.get("/newsroom/audience.json?topic=olahraga&topic=ekonomi").get_json()["size"] == 5
+    # Readers whose browser never showed the last pushes (unreachable) count apart: only urgent alerts
+    # reach them, so the audience of an ordinary campaign leaves them out.
+    pipe = context.redis.pipeline()
+    context.subscriptions.mark_sent(first[:2], pipe, unreachable_after=1, budget=0, now=1_800_000_000)
+    pipe.execute()
+    data = client.get("/newsroom/audience.json").get_json()
+    assert (data["size"], data["reached"], data["unreachable"], data["over_budget"]) == (9, 7, 2, 0)
+    page = client.get("/newsroom/compose").get_data(as_text=True)
+    assert "2 pelanggan lagi hanya menerima peringatan mendesak" in page
+    assert "2 tak terjangkau" in page
     bad = client.get("/newsroom/audience.json?topic=nope")
     assert bad.status_code == 400 and bad.get_json()["error"] == "unknown_topic"
 

@@ -110,10 +110,17 @@
       I18N.ngettext("Send to %(count)s subscriber", "Send to %(count)s subscribers", size, values);
   }
 
-  function showAudience(size) {
+  // The audience figures from audience.json (or the page): ``size`` everyone the topics reach (what an
+  // urgent alert reaches), ``reached`` the rest (any other campaign leaves out the unreachable readers and
+  // those over their budget). null: they could not be counted.
+  let audience = config.audience ? Object.assign({ size: config.audience.total }, config.audience) : null;
+
+  function showAudience() {
     const topics = chosenTopics();
     const everyone = topics.length === 0;
+    const urgent = $("f-breaking").checked;
     const line = $("audience-line");
+    const size = audience === null ? null : (urgent ? audience.size : audience.reached);
     line.dataset.size = size === null ? "" : String(size);
     if (size === null) {
       line.textContent = _("The audience could not be counted (connection?). The server counts again when you send.");
@@ -124,8 +131,29 @@
       line.textContent = I18N.ngettext("Goes to %(count)s subscriber.", "Goes to %(count)s subscribers.", size,
         { count: I18N.number(size) }) + " " + topics.map((t) => config.topicNames[t] || t).join(", ");
     }
+    const onlyUrgent = audience === null ? 0 : audience.unreachable + audience.over_budget;
+    const leftOut = $("audience-left-out");
+    leftOut.hidden = !onlyUrgent;
+    if (onlyUrgent) {
+      const n = { count: I18N.number(onlyUrgent) };
+      $("left-out-normal").textContent = I18N.ngettext("%(count)s more subscriber gets urgent alerts only",
+        "%(count)s more subscribers get urgent alerts only", onlyUrgent, n);
+      $("left-out-urgent").textContent = I18N.ngettext(
+        "This urgent alert also reaches %(count)s subscriber who gets urgent alerts only",
+        "This urgent alert also reaches %(count)s subscribers who get urgent alerts only", onlyUrgent, n);
+      $("left-out-normal").hidden = urgent;
+      $("left-out-urgent").hidden = !urgent;
+      $("left-out-unreachable").textContent = I18N.ngettext(
+        "%(count)s unreachable (their browser showed none of the last %(pushes)s pushes)",
+        "%(count)s unreachable (their browsers showed none of the last %(pushes)s pushes)", audience.unreachable,
+        { count: I18N.number(audience.unreachable), pushes: config.unreachableAfter });
+      $("left-out-budget").textContent = I18N.ngettext(
+        "%(count)s over their budget (no click in %(pushes)s pushes)",
+        "%(count)s over their budget (no click in %(pushes)s pushes)", audience.over_budget,
+        { count: I18N.number(audience.over_budget), pushes: config.readerBudget });
+    }
     line.classList.toggle("nr-everyone", everyone);
-    $("urgent-everyone").hidden = !(everyone && $("f-breaking").checked);
+    $("urgent-everyone").hidden = !(everyone && urgent);
     if (size !== null) { $("send-button").textContent = sendLabel(size, everyone); }
   }
 
@@ -138,10 +166,12 @@
       const response = await fetch(config.audienceUrl + "?" + params.toString(), { headers: { Accept: "application/json" } });
       const data = await response.json();
       if (mine !== audienceRequest) { return; }
-      showAudience(response.ok ? data.size : null);
+      audience = response.ok ? data : null;
     } catch (e) {
-      if (mine === audienceRequest) { showAudience(null); }
+      if (mine !== audienceRequest) { return; }
+      audience = null;
     }
+    showAudience();
   }
 
   const prefillButton = $("prefill-button");
@@ -185,7 +215,7 @@
 
   Object.values(fields).forEach((el) => el.addEventListener("input", update));
   form.querySelectorAll('input[name="topics"]').forEach((el) => el.addEventListener("change", updateAudience));
-  $("f-breaking").addEventListener("change", () => showAudience(Number($("audience-line").dataset.size || 0)));
+  $("f-breaking").addEventListener("change", showAudience);
   form.querySelectorAll('input[name="when"]').forEach((el) => el.addEventListener("change", updateAudience));
   $("f-send-at").addEventListener("input", () => { $("f-when-later").checked = true; updateAudience(); });
   const summary = $("compose-error");

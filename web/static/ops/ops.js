@@ -236,6 +236,15 @@
     var s = d.subscribers;
     text("subs-total", fmt(s.total));
     text("subs-quarantined", fmt(s.quarantined));
+    text("subs-unreachable", fmt(s.unreachable));
+    text("subs-over-budget", fmt(s.over_budget));
+    fillBody(document.getElementById("by-service-table"), s.services.map(function (svc) {
+      var share = svc.total ? Math.round(1000 * svc.unreachable / svc.total) / 10 : 0;
+      var tr = row([svc.name, fmt(svc.total), fmt(svc.unreachable), I18N.number(share) + "%"],
+        svc.total && svc.unreachable / svc.total >= 0.2 ? "ops-bad" : "");
+      tr.dataset.service = svc.id;
+      return tr;
+    }), _("None yet."));
     text("subs-stale", fmt(s.sample.stale));
     text("subs-stale-label", s.sample.exact
       ? _("not seen for %(n)s days", { n: s.sample.stale_days })
