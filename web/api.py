@@ -5,16 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, session
 from limits import parse_many
 
-from notifier.browsers import detect_browser
 from notifier.campaigns import CampaignStore, count_receipt, parse_receipt, validate_campaign
 from notifier.errors import AuthError, NotifierError, ValidationError
 from notifier.subscriptions import validate_subscription, validate_topics
 from notifier.tokens import TokenStore
 from web.auth import link_own_subscription
 from web.context import ctx
-from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
+from web.errors import BodyRefused, json_error, read_json_body, status_for
 from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
 from web.sites import request_site
+from web.subscribe import store_subscription
 from workers.queues import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -76,17 +76,10 @@ def subscribe() -> Response:
         refused = limit.refusal(network)
         if refused is not None and c.subscriptions.sid_of(sub.endpoint) is None:
             raise refused  # a new subscription over the limit; a known endpoint is always re-posted
-    sid, created = c.subscriptions.upsert(
-        sub,
-        site=site.id,
-        browser=detect_browser(request.headers.get("User-Agent", "")),
-        key_id=c.vapid_for(site.id).key_id,
-    )
-    if created and limit is not None:
-        limit.created(network)
+    stored = store_subscription(c, sub, site.id, request.headers.get("User-Agent", ""), limit, network)
     if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
-        link_own_subscription(sid)
-    return json_response({"id": sid, "topics": list(sub.topics), "lang": sub.lang}, 201 if created else 200)
+        link_own_subscription(stored.sid)
+    return Response(stored.body, status=stored.status, mimetype="application/json")
 
 
 @bp.get("/subscriptions")
