@@ -64,7 +64,7 @@ from notifier.campaigns import (
 )
 from notifier.context import Context
 from notifier.holds import ServiceHolds
-from notifier.sending import Message, Outcome, OutcomeKind, Sender, is_config_status, origin_of
+from notifier.sending import Message, Outcome, OutcomeKind, PushSender, Sender, is_config_status, origin_of
 from notifier.subscriptions import Subscription, endpoint_index
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
@@ -145,14 +145,14 @@ class PolicyWrites:
 class Delivery:
     """Planning and batch delivery for one process (holds its Sender and Lua scripts)."""
 
-    def __init__(self, context: Context, sender: Sender | None = None) -> None:
+    def __init__(self, context: Context, sender: PushSender | None = None) -> None:
         self.c = context
         self.r: redis.Redis = context.redis
         self.keys = context.keys
         self.settings = context.settings
         self.campaigns = CampaignStore(self.r, self.keys)
         #: 429/503 holds are per push service for every worker (notifier.holds).
-        self.sender = sender or Sender(
+        self.sender: PushSender = sender or Sender(
             context.settings, context.vapid, context.policy, holds=ServiceHolds(context.redis, context.keys)
         )
         #: What answers set off per push service: held deletions and services, quarantine (notifier.breakers).

@@ -36,6 +36,7 @@ from notifier.sending.outcomes import (
     is_config_status,
     parse_retry_after,
 )
+from notifier.sending.port import PushSender
 from notifier.sending.resolver import SafeResolver
 from notifier.sending.sender import Message, Sender, origin_of
 
@@ -48,6 +49,7 @@ __all__ = [
     "Message",
     "Outcome",
     "OutcomeKind",
+    "PushSender",
     "ResponseError",
     "SafeResolver",
     "Sender",
