@@ -51,7 +51,7 @@ def run_campaign(
     timeout: float = 900.0,
 ) -> dict[str, Any]:
     """Start ``n_workers`` idle workers, send one campaign to the stored audience, and measure it."""
-    from workers.queues import launch
+    from workers.jobs import launch
 
     store = CampaignStore(context.redis, context.keys)
     workers = Workers(env, log_dir)
@@ -122,7 +122,8 @@ def measure_planning(context: Context, size: int) -> dict[str, Any]:
     """Time ``Delivery.plan`` over the stored audience, enqueuing real RQ batch jobs (no worker runs them)."""
     from rq import Queue
 
-    from workers.queues import SEND_QUEUE, batch_enqueuer, queue
+    from workers.jobs import batch_enqueuer
+    from workers.queues import SEND_QUEUE, queue
 
     delivery = Delivery(context)
     cid, _ = create_campaign(context, " (planning)")

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from notifier.campaigns import FINAL, CampaignStore, validate_campaign
+from notifier.campaigns import FINAL, PAUSED, CampaignStore, validate_campaign
 from notifier.errors import NotifierError
 from notifier_cli.common import load_context, patiently, redis_problem
-from workers.queues import PLAN_QUEUE, launch, queue
+from workers.jobs import enqueue_resume, launch
 
 #: Seconds a follower waits for a Redis that does not answer before it gives up (the campaign goes on).
 FOLLOW_PATIENCE = 600.0
@@ -207,11 +207,11 @@ def campaigns_resume(cid: str) -> None:
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
     holds = store.holds(cid)
-    if campaign.state != "paused" and not holds:
+    if campaign.state != PAUSED and not holds:
         raise click.ClickException(
             f"campaign {cid} is {campaign.state}: only a paused campaign, or one holding messages back "
             "from a push service, can be resumed"
         )
-    job = queue(PLAN_QUEUE, c.raw_redis).enqueue("workers.jobs.resume_campaign", cid)
+    job_id = enqueue_resume(c.raw_redis, cid)
     held = f" (held back from {', '.join(sorted(holds))})" if holds else ""
-    click.echo(f"resume of {cid}{held} queued as job {job.id}")
+    click.echo(f"resume of {cid}{held} queued as job {job_id}")

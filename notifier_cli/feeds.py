@@ -10,7 +10,7 @@ from notifier.articles import ArticleIngest
 from notifier.errors import NotifierError
 from notifier.feeds import FeedPoller, FeedStore, PollResult
 from notifier_cli.common import load_context
-from workers.queues import launch
+from workers.jobs import launch
 
 
 def _parse_map(pairs: tuple[str, ...]) -> dict[str, str]:

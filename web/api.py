@@ -15,7 +15,7 @@ from web.errors import BodyRefused, json_error, read_json_body, status_for
 from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
 from web.sites import request_site
 from web.subscribe import store_subscription
-from workers.queues import launch
+from workers.jobs import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -27,7 +27,7 @@ from notifier.articles import ArticleIngest, map_topics, parse_article
 from notifier.errors import NotifierError
 from web.context import ctx
 from web.errors import BodyRefused, json_error, parse_json_bytes, status_for
-from workers.queues import launch
+from workers.jobs import launch
 
 bp = Blueprint("cms", __name__, url_prefix="/api/v1")
 

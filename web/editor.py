@@ -49,7 +49,7 @@ from web.context import ctx
 from web.errors import json_error
 from web.i18n import current_lang, number
 from web.names import browser_names, service_name
-from workers.queues import enqueue_test_send, launch
+from workers.jobs import enqueue_test_send, launch
 
 bp = Blueprint("editor", __name__, url_prefix="/newsroom")
 

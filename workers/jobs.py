@@ -1,18 +1,36 @@
-"""Thin RQ job functions: take ids, load what they need, call :mod:`notifier`, let errors raise."""
+"""Thin RQ job functions, and beside them the helpers that enqueue them.
+
+A job takes ids, loads what it needs, calls :mod:`notifier` and lets errors raise. Jobs are
+enqueued by function object (RQ stores ``workers.jobs.<name>``), so renaming one breaks at
+import time, not silently in a queue.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import redis
+from rq import Retry
+
 from notifier.campaigns import Campaign
 from notifier.context import Context
-from notifier.delivery import Delivery
+from notifier.delivery import Delivery, EnqueueBatch
 from notifier.settings import Settings
-from workers.queues import batch_enqueuer
+from workers.queues import (
+    ABANDONED_RETRIES,
+    BATCH_TIMEOUT,
+    PLAN_QUEUE,
+    PLAN_TIMEOUT,
+    RETRY_INTERVALS,
+    SEND_QUEUE,
+    queue,
+)
 
 log = logging.getLogger("workers.campaigns")
 #: Seconds between two progress lines of one campaign from one worker.
@@ -37,8 +55,6 @@ def plan_campaign(cid: str) -> dict[str, Any]:
     delivery = runtime()
     until = delivery.quiet_until(delivery.campaigns.get(cid))
     if until is not None:
-        from workers.queues import enqueue_plan
-
         # Quiet hours: a non-breaking alert waits for the morning instead of waking readers.
         delivery.campaigns.set_reason(cid, "waiting for the end of quiet hours")
         # A job id of its own: re-using this running job's id, the worker would mark the scheduled job
@@ -131,3 +147,80 @@ def report(campaign: Campaign, now: float | None = None) -> str | None:
     if len(_reported) > 1000:  # a long-lived worker forgets old campaigns
         _reported.pop(next(iter(_reported)))
     return line
+
+
+# -- enqueueing ----------------------------------------------------------------------------------
+
+
+def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, job_id: str = "") -> str:
+    """Enqueue the planning job of a campaign (now, or at unix time ``at`` via RQ's scheduler)."""
+    q = queue(PLAN_QUEUE, connection)
+    options = {
+        "job_id": job_id or f"plan-{cid}",
+        "job_timeout": PLAN_TIMEOUT,
+        "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+        "description": f"plan campaign {cid}",
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+    }
+    if at is not None:
+        # RQ's scheduler keeps whole seconds (it truncates): round up so nothing leaves before its time.
+        job = q.enqueue_at(datetime.fromtimestamp(math.ceil(at), UTC), plan_campaign, cid, **options)
+    else:
+        job = q.enqueue(plan_campaign, cid, **options)
+    return str(job.id)
+
+
+def enqueue_test_send(connection: redis.Redis, cid: str, sids: list[str]) -> str:
+    """Enqueue the batching of a test send: campaign ``cid`` to exactly ``sids`` (an editor's browsers)."""
+    job = queue(PLAN_QUEUE, connection).enqueue(
+        send_test,
+        cid,
+        sids,
+        job_id=f"test-{cid}",
+        job_timeout=PLAN_TIMEOUT,
+        retry=Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+        description=f"test send of campaign {cid} ({len(sids)})",
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    return str(job.id)
+
+
+def batch_enqueuer(connection: redis.Redis, cid: str) -> EnqueueBatch:
+    """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one batch job (optionally delayed)."""
+    q = queue(SEND_QUEUE, connection)
+
+    def enqueue(
+        batch_id: str, sids: list[str], attempts: list[int], delay: float, *, pipeline: Any = None
+    ) -> None:
+        """Enqueue (or schedule) the job; with ``pipeline``, written in that transaction (see Delivery)."""
+        options = {
+            "job_id": f"send-{cid}-{batch_id}",
+            "job_timeout": BATCH_TIMEOUT,
+            "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+            "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
+            "result_ttl": 600,
+            "failure_ttl": 7 * 86400,
+            "pipeline": pipeline,
+        }
+        if delay > 0:
+            # Whole seconds, rounded up (see enqueue_plan): a Retry-After is never cut short.
+            when = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
+            q.enqueue_at(when, send_batch, cid, batch_id, sids, attempts, **options)
+        else:
+            q.enqueue(send_batch, cid, batch_id, sids, attempts, **options)
+
+    return enqueue
+
+
+def launch(connection: redis.Redis, cid: str, send_at: float | None) -> str:
+    """Start a stored, scheduled campaign: plan now, or at ``send_at`` through RQ's scheduler."""
+    if send_at is not None and send_at > time.time() + 1:
+        return enqueue_plan(connection, cid, at=send_at)
+    return enqueue_plan(connection, cid)
+
+
+def enqueue_resume(connection: redis.Redis, cid: str) -> str:
+    """Enqueue the resumption of a paused campaign (re-enqueues what its batches held back)."""
+    return str(queue(PLAN_QUEUE, connection).enqueue(resume_campaign, cid).id)

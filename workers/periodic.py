@@ -24,7 +24,8 @@ from notifier.articles import ArticleIngest
 from notifier.feeds import FeedPoller
 from notifier.keys import Keys
 from notifier.settings import Settings
-from workers.queues import DEFAULT_QUEUE, launch, queue
+from workers.jobs import launch
+from workers.queues import DEFAULT_QUEUE, queue
 
 #: Seconds a tick may run: every feed's fetch has its own timeout, this bounds them all.
 TICK_TIMEOUT = 600
@@ -58,9 +59,9 @@ def _enqueue_tick(connection: redis.Redis, tick: str, delay: float) -> str:
     }
     q = queue(DEFAULT_QUEUE, connection)
     if delay > 0:
-        job = q.enqueue_in(timedelta(seconds=delay), "workers.periodic.poll_feeds_tick", tick, **options)
+        job = q.enqueue_in(timedelta(seconds=delay), poll_feeds_tick, tick, **options)
     else:
-        job = q.enqueue("workers.periodic.poll_feeds_tick", tick, **options)
+        job = q.enqueue(poll_feeds_tick, tick, **options)
     return str(job.id)
 
 

@@ -20,8 +20,9 @@ from notifier.campaigns import CampaignStore
 from notifier.feeds import FeedPoller, FeedStore
 from tests.conftest import wait_for
 from web.cms import sign
+from workers.jobs import launch
 from workers.periodic import schedule_next, start_feed_polling
-from workers.queues import DEFAULT_QUEUE, launch, queue
+from workers.queues import DEFAULT_QUEUE, queue
 
 SITE = "https://kabarkini.example"
 

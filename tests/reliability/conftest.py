@@ -12,7 +12,7 @@ from notifier.context import Context
 from notifier.subscriptions import validate_subscription
 from notifier_simulator import SimulatorServer
 from tests.conftest import wait_for
-from workers.queues import launch
+from workers.jobs import launch
 
 #: Worker settings for fault tests: a dead worker's job expires after 3 s, maintenance every 2 s.
 FAST_WORKER_ENV = {"NOTIFIER_WORKER_TTL": "3", "NOTIFIER_WORKER_MAINTENANCE": "2"}

@@ -8,7 +8,8 @@ from notifier.campaigns import CampaignStore
 from notifier.delivery import Delivery
 from tests.conftest import wait_for
 from tests.workers.test_fanout import create, store_minted
-from workers.queues import PLAN_QUEUE, SEND_QUEUE, batch_enqueuer, queue
+from workers.jobs import batch_enqueuer
+from workers.queues import PLAN_QUEUE, SEND_QUEUE, queue
 
 FAST = {"NOTIFIER_WORKER_MAINTENANCE": "1", "NOTIFIER_WORKER_TTL": "2"}
 

@@ -22,7 +22,8 @@ from tests.reliability.conftest import (
     store_bulk,
     wait_state,
 )
-from workers.queues import PLAN_QUEUE, SEND_QUEUE, queue
+from workers.jobs import enqueue_resume
+from workers.queues import PLAN_QUEUE, SEND_QUEUE
 
 
 def failed_jobs(context: Context) -> int:
@@ -176,7 +177,7 @@ def test_401_everywhere_pauses_keeps_subscriptions_and_resumes(context, simulato
 
     # Resume at once, while paused batches may still be finishing: what they hold back must still be sent.
     simulator.remove_rule(rule)
-    queue(PLAN_QUEUE, context.raw_redis).enqueue("workers.jobs.resume_campaign", cid)
+    enqueue_resume(context.raw_redis, cid)
     campaign = wait_state(context, cid, ["done"], timeout=30, workers=workers)
     k = campaign.counters
     assert k["rejected"] < audience and k["sent"] == audience - k["rejected"], k

@@ -20,7 +20,7 @@ from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
-from workers.queues import launch
+from workers.jobs import launch
 
 SECONDS = int(os.environ.get("NOTIFIER_LOAD_SECONDS", "8"))
 CONNECTIONS = 64

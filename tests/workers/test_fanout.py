@@ -8,7 +8,7 @@ import time
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
-from workers.queues import launch
+from workers.jobs import launch
 
 
 def store_minted(context, subs, topics=("breaking",), browsers=("chrome-desktop",)):  # type: ignore[no-untyped-def]

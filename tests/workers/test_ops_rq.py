@@ -14,6 +14,7 @@ from notifier.context import Context
 from tests.conftest import wait_for
 from tests.web.test_ops import login
 from workers import inspect
+from workers.jobs import send_batch
 from workers.logging import setup_worker_logging
 from workers.queues import ALL_QUEUES, SEND_QUEUE, queue
 
@@ -39,9 +40,7 @@ def burst(context: Context) -> list[dict]:  # type: ignore[type-arg]
 
 def fail_one(context: Context) -> str:
     """Enqueue a batch for a campaign that does not exist and let a burst worker fail it."""
-    job = queue(SEND_QUEUE, context.raw_redis).enqueue(
-        "workers.jobs.send_batch", "no-such-campaign", "b0", ["s1"], 1
-    )
+    job = queue(SEND_QUEUE, context.raw_redis).enqueue(send_batch, "no-such-campaign", "b0", ["s1"], 1)
     lines = burst(context)
     tagged = [line for line in lines if line.get("job_id") == job.id]
     assert tagged and all(line["campaign_id"] == "no-such-campaign" for line in tagged)

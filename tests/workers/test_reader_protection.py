@@ -11,7 +11,8 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.subscriptions import validate_subscription
 from tests.conftest import wait_for
-from workers.queues import PLAN_QUEUE, launch, queue
+from workers.jobs import launch
+from workers.queues import PLAN_QUEUE, queue
 
 
 def subscribe(context, simulator, n: int) -> list[str]:  # type: ignore[no-untyped-def]
