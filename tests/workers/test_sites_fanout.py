@@ -14,7 +14,7 @@ from notifier.context import Context
 from notifier.subscriptions import validate_subscription
 from notifier_simulator import SimulatorServer
 from tests.conftest import Workers, wait_for
-from workers.queues import launch
+from workers.jobs import launch
 
 
 @pytest.fixture
