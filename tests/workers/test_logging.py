@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 from rich.console import Console
@@ -91,22 +90,11 @@ def test_a_request_is_one_line_and_json_stays_for_production() -> None:
         logger.handlers = saved
 
 
-@pytest.fixture
-def job_env(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Jobs run in this process: the environment the job runtime reads, and a fresh runtime."""
-    for name, value in settings_env.items():
-        monkeypatch.setenv(name, value)
-    jobs.runtime.cache_clear()
-    yield
-    jobs.runtime().close()
-    jobs.runtime.cache_clear()
-
-
 def _burst(context: Context, json_lines: bool, level: int = logging.INFO) -> str:
     """A good job and a failing one through a real burst worker; returns what it logged."""
     q = queue(SEND_QUEUE, context.raw_redis)
     q.enqueue("os.getpid")
-    q.enqueue("workers.jobs.send_batch", "no-such-campaign", "b0", ["s1"], 1)
+    q.enqueue(jobs.send_batch, "no-such-campaign", "b0", ["s1"], 1)
     worker = SimpleWorker(
         [queue(n, context.raw_redis) for n in ALL_QUEUES],
         connection=context.raw_redis,
