@@ -26,7 +26,7 @@ from notifier.context import Context
 from notifier.delivery import Delivery
 from notifier.holds import ServiceHolds
 from notifier_cli.common import load_context
-from workers.queues import batch_enqueuer
+from workers.jobs import batch_enqueuer
 
 
 def _breakers(c: Context) -> Breakers:

@@ -24,10 +24,12 @@ class PushSender(Protocol):
         *,
         should_stop: Callable[[], bool] | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
+        keep_back: Callable[[str], bool] | None = None,
     ) -> tuple[list[Outcome], list[Message]]:
         """Send every message; return one outcome per message started and the messages not started.
 
         ``should_stop`` is asked before each message starts (a cancel or pause ends the batch);
+        ``keep_back(origin)`` too, per message (its push service is held: the message stays unsent);
         ``on_outcome`` hears each outcome as it arrives. It never raises for a push service's answer:
         every answer, timeout and refused endpoint is an :class:`Outcome`, classified by
         :func:`notifier.sending.classify`. After a 429, later messages to the same origin are

@@ -56,12 +56,18 @@ class RecordingSender:
         *,
         should_stop: Callable[[], bool] | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
+        keep_back: Callable[[str], bool] | None = None,
     ) -> tuple[list[Outcome], list[Message]]:
         """See :meth:`notifier.sending.port.PushSender.send_all` (one message at a time, in order)."""
         outcomes: list[Outcome] = []
         unsent: list[Message] = []
+        stopped = False
         for message in messages:
-            if unsent or (should_stop is not None and should_stop()):
+            if stopped or (should_stop is not None and should_stop()):
+                stopped = True
+                unsent.append(message)
+                continue
+            if keep_back is not None and keep_back(origin_of(message.endpoint)):
                 unsent.append(message)
                 continue
             outcome = self._send(message)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from notifier.context import Context
-from notifier.sending import Message, Outcome, OutcomeKind, PushSender, Sender
+from notifier.sending import Message, Outcome, OutcomeKind, PushSender, Sender, origin_of
 from notifier.sending.recording import RecordingSender
 from notifier_simulator import SimulatorServer
 
@@ -111,3 +111,17 @@ def test_should_stop_is_asked_before_each_start_and_leaves_the_rest_unsent(arran
     outcomes, unsent = run(arranged.sender, batch, should_stop=lambda: next(asked) >= 3)
     assert len(outcomes) == 3 and len(unsent) == len(batch) - 3
     assert {o.sid for o in outcomes} | {m.sid for m in unsent} == {m.sid for m in batch}
+
+
+def test_keep_back_leaves_a_held_origins_messages_unsent_and_sends_the_rest(arranged: Arrangement) -> None:
+    batch = messages(arranged.subscriptions[:4])
+    held_origin = origin_of(batch[0].endpoint)
+    asked: list[str] = []
+
+    def keep_back(origin: str) -> bool:
+        asked.append(origin)
+        return len(asked) % 2 == 0  # every other message's push service is held by then
+
+    outcomes, unsent = run(arranged.sender, batch, keep_back=keep_back)
+    assert sorted(o.sid for o in outcomes) == ["0", "2"] and sorted(m.sid for m in unsent) == ["1", "3"]
+    assert set(asked) == {held_origin}
