@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from notifier.context import Context
 from notifier.settings import Settings
-from web import api, cms, editor, errors, i18n, openapi, ops, public, security, serviceworker, sites
+from web import api, cms, editor, embed, errors, i18n, openapi, ops, public, security, serviceworker, sites
 from web import context as web_context
 from web import logging as request_logging
 from web.auth import CookieSessions
@@ -46,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     sites.init_app(app)  # which site a request is for; CORS for the sites' origins
     app.register_blueprint(public.bp)  # reader pages
     app.register_blueprint(serviceworker.bp)  # /sw.js, and /sw/<site>.js for publishers' origins
+    app.register_blueprint(embed.bp)  # /embed.js and its configuration, for publishers' pages
     app.register_blueprint(api.bp)  # /api/v1
     app.register_blueprint(cms.bp)  # CMS webhook: POST /api/v1/articles
     editor.register(app)  # newsroom: /login, /logout, /newsroom/...

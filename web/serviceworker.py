@@ -34,12 +34,21 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, url_for
 
+from notifier.errors import NotifierError
 from notifier.sites import Site
 from web.context import ctx
+from web.errors import status_for
 from web.i18n import LANGS, js_catalog
 from web.sites import request_site
 
 bp = Blueprint("sw", __name__)
+
+
+@bp.errorhandler(NotifierError)
+def _refused(exc: NotifierError) -> Response:
+    # A script URL: a plain-text answer the browser's console shows as the reason the worker failed.
+    return Response(f"// {exc.message}\n", status=status_for(exc), mimetype="text/javascript")
+
 
 STATIC = Path(__file__).parent / "static"
 #: The worker code, in order: gettext for scripts, then the worker itself.

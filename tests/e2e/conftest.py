@@ -142,3 +142,13 @@ def launch_chromium(playwright_instance: Any) -> Iterator[Callable[..., Any]]:
 def chromium_context(launch_chromium: Callable[..., Any]) -> Any:
     """A persistent Chromium context with a fresh profile (push needs a non-incognito profile)."""
     return launch_chromium()
+
+
+@pytest.fixture
+def publisher(tmp_path: Path) -> Iterator[Any]:
+    """A publisher's static site on its own port (tests/e2e/publisher.py), stopped after the test."""
+    from tests.e2e.publisher import start_publisher
+
+    site = start_publisher(tmp_path / "publisher")
+    yield site
+    site.stop()

@@ -61,3 +61,11 @@ def test_changed_code_changes_every_loader(sites_client, monkeypatch, tmp_path) 
     assert after != before
     _, code_url = loader_parts(after)
     assert sites_client.get(code_url).get_data(as_text=True).endswith("/* a new release */\n")
+
+
+def test_a_worker_for_an_unknown_site_says_why_it_cannot_load(sites_client) -> None:  # type: ignore[no-untyped-def]
+    resp = sites_client.get("/sw.js?site=nope")
+    assert resp.status_code == 404 and resp.mimetype == "text/javascript"
+    assert resp.get_data(as_text=True).startswith("// no site 'nope'")
+    refused = sites_client.get("/sw.js", headers={"Origin": "https://copycat.example"})
+    assert refused.status_code == 403

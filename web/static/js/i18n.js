@@ -83,4 +83,5 @@
   }
 
   global.NotifierI18n = create(load(global.document));
-}(typeof self !== "undefined" ? self : this));
+  // The embed bundle (web/embed.py) defines NOTIFIER_SCOPE: nothing lands on a publisher's window.
+}(typeof NOTIFIER_SCOPE !== "undefined" ? NOTIFIER_SCOPE : typeof self !== "undefined" ? self : this));

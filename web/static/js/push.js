@@ -1,10 +1,14 @@
 /*
- * Push helpers shared by the public pages: feature checks, the service worker, subscribing, and keeping
- * the server's copy of this browser's subscription current. Page data (API paths, strings, topics) comes
- * from the JSON block #notifier-page; no reader-facing text lives in this file (the pages' scripts use
- * NotifierI18n from i18n.js).
+ * Push helpers shared by the public pages and the embed: feature checks, the service worker, subscribing,
+ * and keeping the server's copy of this browser's subscription current. No reader-facing text lives in
+ * this file (the scripts use NotifierI18n from i18n.js).
+ *
+ * NotifierPush is the helpers for notifier's own pages, made from the JSON block #notifier-page;
+ * NotifierPush.create(data) makes them for other data: the embed's (API URLs on notifier's origin, the
+ * publisher's worker file). data: { api: { vapidKey, subscriptions }, sw, scope?, defaultTopics? }.
+ * The embed bundle (web/embed.py) defines NOTIFIER_SCOPE, so nothing lands on the publisher's window.
  */
-(function () {
+(function (global) {
   "use strict";
 
   var STORE = {
@@ -17,8 +21,6 @@
     var el = document.getElementById("notifier-page");
     return el ? JSON.parse(el.textContent) : {};
   }
-
-  var data = readPageData();
 
   // localStorage throws in some private modes; the flow works without it, only less smoothly.
   function storeGet(name) {
@@ -122,129 +124,6 @@
   }
   HttpError.prototype = Object.create(Error.prototype);
 
-  async function vapidKey() {
-    var response = await fetch(data.api.vapidKey, { cache: "no-store", credentials: "same-origin" });
-    if (!response.ok) { throw new HttpError(response); }
-    return (await response.json()).publicKey.replace(/=+$/, "");
-  }
-
-  /* Register /sw.js at the root scope and wait until it is active (subscribing needs an active worker). */
-  async function registration() {
-    await navigator.serviceWorker.register(data.sw, { scope: "/" });
-    return navigator.serviceWorker.ready;
-  }
-
-  async function current() {
-    if (!supported()) { return null; }
-    var reg = await navigator.serviceWorker.getRegistration("/");
-    if (!reg) { return null; }
-    return { registration: reg, subscription: await reg.pushManager.getSubscription() };
-  }
-
-  function keyMatches(subscription, key) {
-    var used = subscription.options && subscription.options.applicationServerKey;
-    if (used) { return bytesToB64url(used) === key; }
-    return storeGet(STORE.key) === key;
-  }
-
-  function localTopics() {
-    var raw = storeGet(STORE.topics);
-    if (!raw) { return null; }
-    try {
-      var topics = JSON.parse(raw);
-      return Array.isArray(topics) ? topics : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  async function postSubscription(subscription, topics, lang) {
-    var body = Object.assign({}, subscription.toJSON(), { topics: topics, lang: lang });
-    var response = await sendJSON(data.api.subscriptions, "POST", body);
-    if (!response.ok) { throw new HttpError(response); }
-    var stored = await response.json();
-    storeSet(STORE.topics, JSON.stringify(stored.topics || topics));
-    return stored;
-  }
-
-  /* The topics the server has for this endpoint; the locally remembered ones when it has none. */
-  async function serverTopics(endpoint) {
-    var response = await fetch(data.api.subscriptions + "?endpoint=" + encodeURIComponent(endpoint), {
-      cache: "no-store", credentials: "same-origin"
-    });
-    if (response.ok) { return (await response.json()).topics; }
-    if (response.status === 404) { return localTopics() || data.defaultTopics || []; }
-    throw new HttpError(response);
-  }
-
-  async function forgetOnServer(endpoint) {
-    var response = await sendJSON(data.api.subscriptions, "DELETE", { endpoint: endpoint });
-    if (!response.ok && response.status !== 404) { throw new HttpError(response); }
-  }
-
-  async function freshSubscription(reg, key) {
-    return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlToBytes(key) });
-  }
-
-  /* Subscribe this browser (permission must already be granted) and store it with its topics. */
-  async function subscribe(topics, lang) {
-    var reg = await registration();
-    var key = await vapidKey();
-    var subscription = await reg.pushManager.getSubscription();
-    if (subscription && !keyMatches(subscription, key)) {
-      await subscription.unsubscribe();
-      subscription = null;
-    }
-    if (!subscription) { subscription = await freshSubscription(reg, key); }
-    var stored = await postSubscription(subscription, topics, lang);
-    storeSet(STORE.key, key);
-    storeRemove(STORE.optedOut);
-    return { subscription: subscription, server: stored };
-  }
-
-  /*
-   * Re-post this browser's subscription on every visit (the server records when it was last seen), moving
-   * it to the site's current VAPID key when the key changed. Resolves to null when not subscribed.
-   */
-  async function resync(lang) {
-    if (!supported() || permission() !== "granted") { return null; }
-    var cur = await current();
-    if (!cur || !cur.subscription) { return null; }
-    var subscription = cur.subscription;
-    var topics = await serverTopics(subscription.endpoint);
-    var key = await vapidKey();
-    if (!keyMatches(subscription, key)) {
-      var oldEndpoint = subscription.endpoint;
-      await subscription.unsubscribe();
-      subscription = await freshSubscription(cur.registration, key);
-      storeSet(STORE.key, key);
-      if (subscription.endpoint !== oldEndpoint) { await forgetOnServer(oldEndpoint); }
-    }
-    return { subscription: subscription, server: await postSubscription(subscription, topics, lang) };
-  }
-
-  /* Change the topics of a stored subscription (re-posting it when the server no longer has it). */
-  async function setTopics(subscription, topics, lang) {
-    var response = await sendJSON(data.api.subscriptions, "PATCH", {
-      endpoint: subscription.endpoint, topics: topics
-    });
-    if (response.status === 404) { return postSubscription(subscription, topics, lang); }
-    if (!response.ok) { throw new HttpError(response); }
-    var stored = await response.json();
-    storeSet(STORE.topics, JSON.stringify(stored.topics));
-    return stored;
-  }
-
-  /* Forget the subscription on the server and in the browser, and remember the reader opted out. */
-  async function unsubscribe() {
-    var cur = await current();
-    if (cur && cur.subscription) {
-      await forgetOnServer(cur.subscription.endpoint);
-      await cur.subscription.unsubscribe();
-    }
-    storeSet(STORE.optedOut, "1");
-  }
-
   /* Ask for permission; copes with Safari's old callback form of requestPermission. */
   function requestPermission() {
     return new Promise(function (resolve) {
@@ -265,25 +144,188 @@
     }, function () { /* Safari before 16 cannot query notifications; the "check again" button remains */ });
   }
 
-  window.NotifierPush = {
-    data: data,
-    isIOS: isIOS,
-    isStandalone: isStandalone,
-    supported: supported,
-    permission: permission,
-    detectBrowser: detectBrowser,
-    inAppBrowser: inAppBrowser,
-    iosBrowser: iosBrowser,
-    current: current,
-    subscribe: subscribe,
-    resync: resync,
-    setTopics: setTopics,
-    unsubscribe: unsubscribe,
-    postSubscription: postSubscription,
-    requestPermission: requestPermission,
-    watchPermission: watchPermission,
-    localTopics: localTopics,
-    optedOut: function () { return storeGet(STORE.optedOut) === "1"; },
-    rememberTopics: function (topics) { storeSet(STORE.topics, JSON.stringify(topics)); }
-  };
-}());
+  /* A URL with query parameters added (an API URL may carry ?site= already). */
+  function withQuery(url, params) {
+    var parsed = new URL(url, window.location.href);
+    Object.keys(params).forEach(function (name) { parsed.searchParams.set(name, params[name]); });
+    return parsed.href;
+  }
+
+  /* The helpers for one set of data (API URLs, worker file, default topics). */
+  function create(data) {
+    async function vapidKey() {
+      var response = await fetch(data.api.vapidKey, { cache: "no-store", credentials: "same-origin" });
+      if (!response.ok) { throw new HttpError(response); }
+      return (await response.json()).publicKey.replace(/=+$/, "");
+    }
+
+    /*
+     * Register the worker file at the root scope and wait until it is active (subscribing needs an active
+     * worker). updateViaCache "none": update checks never take the file or its imports from the HTTP cache.
+     */
+    async function registration() {
+      await navigator.serviceWorker.register(data.sw, { scope: data.scope || "/", updateViaCache: "none" });
+      return navigator.serviceWorker.ready;
+    }
+
+    async function current() {
+      if (!supported()) { return null; }
+      var reg = await navigator.serviceWorker.getRegistration(data.scope || "/");
+      if (!reg) { return null; }
+      return { registration: reg, subscription: await reg.pushManager.getSubscription() };
+    }
+
+    function keyMatches(subscription, key) {
+      var used = subscription.options && subscription.options.applicationServerKey;
+      if (used) { return bytesToB64url(used) === key; }
+      return storeGet(STORE.key) === key;
+    }
+
+    function localTopics() {
+      var raw = storeGet(STORE.topics);
+      if (!raw) { return null; }
+      try {
+        var topics = JSON.parse(raw);
+        return Array.isArray(topics) ? topics : null;
+      } catch (e) {
+        return null;
+      }
+    }
+
+    async function postSubscription(subscription, topics, lang) {
+      var body = Object.assign({}, subscription.toJSON(), { topics: topics, lang: lang });
+      var response = await sendJSON(data.api.subscriptions, "POST", body);
+      if (!response.ok) { throw new HttpError(response); }
+      var stored = await response.json();
+      storeSet(STORE.topics, JSON.stringify(stored.topics || topics));
+      return stored;
+    }
+
+    /* The topics the server has for this endpoint; the locally remembered ones when it has none. */
+    async function serverTopics(endpoint) {
+      var response = await fetch(withQuery(data.api.subscriptions, { endpoint: endpoint }), {
+        cache: "no-store", credentials: "same-origin"
+      });
+      if (response.ok) { return (await response.json()).topics; }
+      if (response.status === 404) { return localTopics() || data.defaultTopics || []; }
+      throw new HttpError(response);
+    }
+
+    async function forgetOnServer(endpoint) {
+      var response = await sendJSON(data.api.subscriptions, "DELETE", { endpoint: endpoint });
+      if (!response.ok && response.status !== 404) { throw new HttpError(response); }
+    }
+
+    async function freshSubscription(reg, key) {
+      return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlToBytes(key) });
+    }
+
+    /* Subscribe this browser (permission must already be granted) and store it with its topics. */
+    async function subscribe(topics, lang) {
+      var reg = await registration();
+      var key = await vapidKey();
+      var subscription = await reg.pushManager.getSubscription();
+      if (subscription && !keyMatches(subscription, key)) {
+        await subscription.unsubscribe();
+        subscription = null;
+      }
+      if (!subscription) { subscription = await freshSubscription(reg, key); }
+      var stored = await postSubscription(subscription, topics, lang);
+      storeSet(STORE.key, key);
+      storeRemove(STORE.optedOut);
+      return { subscription: subscription, server: stored };
+    }
+
+    /*
+     * Re-post this browser's subscription on every visit (the server records when it was last seen), moving
+     * it to the site's current VAPID key when the key changed. Resolves to null when not subscribed.
+     */
+    async function resync(lang) {
+      if (!supported() || permission() !== "granted") { return null; }
+      var cur = await current();
+      if (!cur || !cur.subscription) { return null; }
+      var subscription = cur.subscription;
+      var topics = await serverTopics(subscription.endpoint);
+      var key = await vapidKey();
+      if (!keyMatches(subscription, key)) {
+        var oldEndpoint = subscription.endpoint;
+        await subscription.unsubscribe();
+        subscription = await freshSubscription(cur.registration, key);
+        storeSet(STORE.key, key);
+        if (subscription.endpoint !== oldEndpoint) { await forgetOnServer(oldEndpoint); }
+      }
+      return { subscription: subscription, server: await postSubscription(subscription, topics, lang) };
+    }
+
+    /* Change the topics of a stored subscription (re-posting it when the server no longer has it). */
+    async function setTopics(subscription, topics, lang) {
+      var response = await sendJSON(data.api.subscriptions, "PATCH", {
+        endpoint: subscription.endpoint, topics: topics
+      });
+      if (response.status === 404) { return postSubscription(subscription, topics, lang); }
+      if (!response.ok) { throw new HttpError(response); }
+      var stored = await response.json();
+      storeSet(STORE.topics, JSON.stringify(stored.topics));
+      return stored;
+    }
+
+    /* Forget the subscription on the server and in the browser, and remember the reader opted out. */
+    async function unsubscribe() {
+      var cur = await current();
+      if (cur && cur.subscription) {
+        await forgetOnServer(cur.subscription.endpoint);
+        await cur.subscription.unsubscribe();
+      }
+      storeSet(STORE.optedOut, "1");
+    }
+
+    /*
+     * Ask the active worker which code it runs ({version}; null when it does not answer) and have the
+     * browser look for an update when that is not ``version``: a deploy of notifier reaches this
+     * reader's worker now rather than at the browser's next own check.
+     */
+    async function updateWorker(version) {
+      var reg = await navigator.serviceWorker.getRegistration(data.scope || "/");
+      if (!reg || !reg.active || !version) { return false; }
+      var running = await new Promise(function (resolve) {
+        var channel = new MessageChannel();
+        var timer = window.setTimeout(function () { resolve(null); }, 3000);
+        channel.port1.onmessage = function (event) {
+          window.clearTimeout(timer);
+          resolve(event.data && event.data.version);
+        };
+        reg.active.postMessage({ type: "notifier:version" }, [channel.port2]);
+      });
+      if (running === version) { return false; }
+      await reg.update();
+      return true;
+    }
+
+    return {
+      data: data,
+      updateWorker: updateWorker,
+      isIOS: isIOS,
+      isStandalone: isStandalone,
+      supported: supported,
+      permission: permission,
+      detectBrowser: detectBrowser,
+      inAppBrowser: inAppBrowser,
+      iosBrowser: iosBrowser,
+      current: current,
+      subscribe: subscribe,
+      resync: resync,
+      setTopics: setTopics,
+      unsubscribe: unsubscribe,
+      postSubscription: postSubscription,
+      requestPermission: requestPermission,
+      watchPermission: watchPermission,
+      localTopics: localTopics,
+      optedOut: function () { return storeGet(STORE.optedOut) === "1"; },
+      rememberTopics: function (topics) { storeSet(STORE.topics, JSON.stringify(topics)); }
+    };
+  }
+
+  var pushForPage = create(readPageData());
+  pushForPage.create = create;
+  global.NotifierPush = pushForPage;
+}(typeof NOTIFIER_SCOPE !== "undefined" ? NOTIFIER_SCOPE : window));
