@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import calendar
 import json
+import logging
 import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,13 @@ from notifier.articles import MODES, Article, ArticleIngest, digest, map_topics,
 from notifier.campaigns import check_url
 from notifier.context import Context
 from notifier.errors import Conflict, NotFound, ValidationError
+from notifier.fetcher import FetchRefused, GuardedFetcher
 from notifier.keys import Keys
+from notifier.settings import Settings
+
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+
+log = logging.getLogger(__name__)
 
 #: Item digests remembered per feed (a feed lists tens of items; this is many polls' worth).
 SEEN_MAX = 2000
@@ -81,17 +86,6 @@ class Feed:
 
 
 @dataclass
-class Fetched:
-    """The answer to one conditional GET."""
-
-    status: int
-    body: bytes = b""
-    etag: str = ""
-    last_modified: str = ""
-    content_type: str = ""
-
-
-@dataclass
 class PollResult:
     """What one poll of one feed did."""
 
@@ -107,49 +101,19 @@ class PollResult:
     cids: list[str] = field(default_factory=list)
 
 
-class FeedTooLarge(ValidationError):
-    """The feed document is larger than ``feed_max_bytes``."""
-
-    code = "feed_too_large"
-
-
 def feed_id(url: str) -> str:
     """A feed's id: derived from its URL, so the same feed cannot be added twice."""
     return digest(url)[:12]
 
 
-def fetch(
-    url: str, *, etag: str = "", last_modified: str = "", timeout: float = 10.0, max_bytes: int = 2_000_000
-) -> Fetched:
-    """GET the feed conditionally, with a timeout and a size cap; 304 comes back as ``status=304``."""
-    headers = {
-        "User-Agent": USER_AGENT,
-        "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",
-    }
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http(s) checked when the feed is added)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise FeedTooLarge(f"the feed is {length} bytes; at most {max_bytes}")
-            body = response.read(max_bytes + 1)
-            if len(body) > max_bytes:
-                raise FeedTooLarge(f"the feed is larger than {max_bytes} bytes")
-            return Fetched(
-                response.status,
-                body,
-                response.headers.get("ETag", ""),
-                response.headers.get("Last-Modified", ""),
-                response.headers.get("Content-Type", ""),
-            )
-    except urllib.error.HTTPError as exc:
-        if exc.code == 304:
-            return Fetched(304)
-        raise
+def feed_fetcher(settings: Settings) -> GuardedFetcher:
+    """The guarded fetcher feeds are read with: the site's declared domains, the feed timeout and size cap."""
+    return GuardedFetcher(
+        tuple(settings.site_domains),
+        timeout=settings.feed_timeout,
+        max_bytes=settings.feed_max_bytes,
+        user_agent=USER_AGENT,
+    )
 
 
 def entry_time(entry: Any) -> float | None:
@@ -213,10 +177,12 @@ class FeedStore:
         mode: str,
         category_map: Mapping[str, str] | None,
         known_topics: Sequence[str],
+        fetcher: GuardedFetcher,
         now: float | None = None,
     ) -> Feed:
-        """Add a feed; only items published from now on will be pushed."""
+        """Add a feed on one of the site's domains (``fetcher`` decides); only newer items will be pushed."""
         url = check_url(url, "url", required=True)
+        fetcher.check(url)
         if mode not in MODES:
             raise ValidationError(f"mode must be auto or review, not {mode!r}")
         for topic in [*topics, *(category_map or {}).values()]:
@@ -277,12 +243,26 @@ class FeedPoller:
         self.settings = context.settings
         self.store = FeedStore(self.r, self.keys)
         self.ingest = ingest
+        self.fetcher = feed_fetcher(self.settings)
 
     def poll_all(self, on_progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
-        """Poll every feed in turn; one feed failing does not stop the others."""
+        """Poll every feed in turn; one feed failing, however it fails, does not stop the others.
+
+        A feed whose poll raised something unforeseen has it recorded on the feed (``feeds list``
+        shows it) and logged with its traceback; the next feed is polled all the same.
+        """
         results = []
         for feed in self.store.list():
-            result = self.poll(feed)
+            try:
+                result = self.poll(feed)
+            except redis.RedisError:
+                raise  # not this feed's fault: every other feed would fail the same way
+            except Exception as exc:
+                log.exception("feed %s (%s) failed to poll", feed.fid, feed.url)
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                result = PollResult(feed.fid, feed.url, status="error", error=error)
+                fields = {"last_polled": repr(time.time()), "last_status": "error", "last_error": error}
+                self.r.hset(self.keys.feed(feed.fid), mapping=fields)
             results.append(result)
             if on_progress is not None:
                 on_progress(result)
@@ -303,16 +283,16 @@ class FeedPoller:
 
     def _poll(self, feed: Feed, result: PollResult, now: float) -> None:
         key = self.keys.feed(feed.fid)
+        conditional = {}
+        if feed.etag:
+            conditional["If-None-Match"] = feed.etag
+        if feed.last_modified:
+            conditional["If-Modified-Since"] = feed.last_modified
         try:
-            fetched = fetch(
-                feed.url,
-                etag=feed.etag,
-                last_modified=feed.last_modified,
-                timeout=self.settings.feed_timeout,
-                max_bytes=self.settings.feed_max_bytes,
-            )
-        except (OSError, ValidationError) as exc:
-            # Unreachable, timing out, HTTP 4xx/5xx or too large: recorded on the feed for `feeds list`.
+            fetched = self.fetcher.fetch(feed.url, accept=FEED_ACCEPT, headers=conditional)
+        except FetchRefused as exc:
+            # Off the site's domains (also by a redirect), unreachable, timing out, HTTP 4xx/5xx, too large
+            # or a garbage answer: recorded on the feed for `feeds list`.
             result.status, result.error = "error", str(exc)[:300]
             self.r.hset(
                 key, mapping={"last_polled": repr(now), "last_status": "error", "last_error": result.error}
@@ -387,7 +367,8 @@ class FeedPoller:
                 outcome = self.ingest.ingest(
                     article, topics=topics, mode=feed.mode, source="feed", created_by=f"feed:{feed.fid}"
                 )
-            except ValidationError:
+            except (ValidationError, ValueError):
+                # One bad item (no title, a link with port 99999, ...) is counted, never the poll's end.
                 result.invalid += 1
                 continue
             if outcome.status == "created":

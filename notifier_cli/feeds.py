@@ -8,7 +8,7 @@ import click
 
 from notifier.articles import ArticleIngest
 from notifier.errors import NotifierError
-from notifier.feeds import FeedPoller, FeedStore, PollResult
+from notifier.feeds import FeedPoller, FeedStore, PollResult, feed_fetcher
 from notifier_cli.common import load_context
 from workers.jobs import launch
 
@@ -62,6 +62,7 @@ def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...]) -
             mode=mode,
             category_map=_parse_map(category_map),
             known_topics=c.topic_slugs,
+            fetcher=feed_fetcher(c.settings),
         )
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc

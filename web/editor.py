@@ -8,16 +8,12 @@ Scripts live in ``static/editor/`` (no inline scripts: the CSP allows ``script-s
 from __future__ import annotations
 
 import math
-import socket
-import ssl
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.error import HTTPError, URLError
 from urllib.parse import urljoin, urlsplit
-from urllib.request import HTTPRedirectHandler, OpenerDirector, Request, build_opener
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -37,11 +33,13 @@ from notifier.campaigns import (
     Campaign,
     CampaignInput,
     CampaignStore,
+    check_url,
     payload_size,
     validate_campaign,
 )
 from notifier.crypto import MAX_PLAINTEXT
 from notifier.errors import Conflict, NotFound, NotifierError, ValidationError
+from notifier.fetcher import FetchRefused, GuardedFetcher
 from notifier.users import ROLES, User, UserStore
 from web.auth import bp as login_bp
 from web.auth import current_user, error_page, require_role
@@ -61,10 +59,10 @@ TITLE_SHOWN = 50
 BODY_SHOWN = 120
 #: Campaigns per page of the list.
 PAGE_SIZE = 20
-#: Article pages fetched for prefill: at most this many bytes, within this many seconds, this many redirects.
+#: Article pages fetched for prefill: at most this many bytes, within this many seconds (and at most
+#: notifier.fetcher.MAX_REDIRECTS redirects, each on the site's domains).
 PREFILL_MAX_BYTES = 512 * 1024
 PREFILL_TIMEOUT = 5.0
-PREFILL_MAX_REDIRECTS = 3
 #: TTL choices of the compose form (seconds); empty means the default (6 h urgent, 24 h otherwise).
 TTL_CHOICES = (
     (3600, lazy_gettext("1 hour")),
@@ -524,96 +522,73 @@ class _OgParser(HTMLParser):
             self.title += data
 
 
-def _host_allowed(url: str, domains: tuple[str, ...]) -> bool:
-    """True for an http(s) URL whose ``host[:port]`` is exactly one of the site's domains."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        return False
-    host = parts.hostname.lower()
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    allowed = {d.lower().rstrip("/") for d in domains}
-    return netloc in allowed or (parts.port is None and host in allowed)
-
-
-class _SameSiteRedirects(HTTPRedirectHandler):
-    """Follows a redirect only to another page of the publisher's own domains, a few times at most."""
-
-    max_redirections = PREFILL_MAX_REDIRECTS
-
-    def __init__(self, domains: tuple[str, ...]) -> None:
-        self.domains = domains
-
-    def redirect_request(
-        self, req: Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> Request | None:
-        if not _host_allowed(newurl, self.domains):
-            raise ValidationError(
-                _(
-                    "The article redirects to %(host)s, which is not one of this site's domains.",
-                    host=urlsplit(newurl).netloc[:80],
-                )
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def fetch_problem(exc: BaseException) -> str:
-    """Why an article could not be fetched, said for an editor (never the raw errno text)."""
-    reason = getattr(exc, "reason", exc)
-    if isinstance(reason, socket.gaierror):
+def fetch_problem(exc: FetchRefused, domains: tuple[str, ...]) -> str:
+    """Why an article could not be read, said for an editor (the fetcher's reason, never errno text)."""
+    reason = exc.reason
+    if reason == "off":
+        return _("Filling from an article is off: set NOTIFIER_SITE_DOMAINS to the site's domains.")
+    if reason in ("not_allowed", "bad_url"):
+        return _("Only articles on %(domains)s can be read.", domains=", ".join(domains))
+    if reason == "redirect":
+        return _(
+            "The article redirects to %(host)s, which is not one of this site's domains.",
+            host=exc.detail.get("host", "?"),
+        )
+    if reason == "http":
+        if exc.detail.get("status") == 404:
+            return _("The site has no article at this address (HTTP 404).")
+        return _("The site answered with an error (HTTP %(code)s).", code=exc.detail.get("status"))
+    if reason == "dns":
         return _("The site's name could not be found (DNS). Check the address.")
-    if isinstance(reason, TimeoutError | socket.timeout):
+    if reason == "timeout":
         return _("The site did not answer within %(seconds)s seconds.", seconds=number(int(PREFILL_TIMEOUT)))
-    if isinstance(reason, ConnectionRefusedError):
+    if reason == "refused":
         return _("The site refused the connection.")
-    if isinstance(reason, ssl.SSLError | ssl.CertificateError):
+    if reason == "tls":
         return _("The site's HTTPS certificate is not valid.")
-    if isinstance(reason, ConnectionError):
+    if reason == "broken":
         return _("The connection to the site broke off. Try again.")
     return _("The article could not be fetched. Check the address and try again.")
 
 
 def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
-    """``og:title``/``og:description``/``og:image`` of an article on the publisher's own site."""
-    if not domains:
-        raise ValidationError(
-            _("Filling from an article is off: set NOTIFIER_SITE_DOMAINS to the site's domains.")
-        )
-    if not _host_allowed(url, domains):
-        raise ValidationError(_("Only articles on %(domains)s can be read.", domains=", ".join(domains)))
-    opener: OpenerDirector = build_opener(_SameSiteRedirects(domains))
-    req = Request(url, headers={"User-Agent": "notifier-newsroom/1 (prefill)", "Accept": "text/html"})  # noqa: S310
+    """``og:title``/``og:description``/``og:image`` of an article on the publisher's own site.
+
+    Read with the domain's one guarded fetcher (:mod:`notifier.fetcher`, the one feeds use too):
+    the site's declared domains only, every redirect re-checked, a timeout and a size cap.
+    """
+    fetcher = GuardedFetcher(
+        domains,
+        timeout=PREFILL_TIMEOUT,
+        max_bytes=PREFILL_MAX_BYTES,
+        user_agent="notifier-newsroom/1 (prefill)",
+    )
     try:
-        with opener.open(req, timeout=PREFILL_TIMEOUT) as response:
-            ctype = response.headers.get("Content-Type", "")
-            if "html" not in ctype:
-                raise ValidationError(
-                    _("That address is not a web page (it answered %(type)s).", type=ctype or "?")
-                )
-            raw = response.read(PREFILL_MAX_BYTES + 1)
-            final_url = response.geturl()
-            charset = response.headers.get_content_charset() or "utf-8"
-    except HTTPError as exc:
-        if exc.code == 404:
-            raise ValidationError(_("The site has no article at this address (HTTP 404).")) from exc
-        raise ValidationError(_("The site answered with an error (HTTP %(code)s).", code=exc.code)) from exc
-    except (URLError, TimeoutError, OSError) as exc:
-        raise ValidationError(fetch_problem(exc)) from exc
+        fetched = fetcher.fetch(url, accept="text/html", truncate=True)
+    except FetchRefused as exc:
+        raise ValidationError(fetch_problem(exc, domains)) from exc
+    if "html" not in fetched.content_type:
+        raise ValidationError(
+            _("That address is not a web page (it answered %(type)s).", type=fetched.content_type or "?")
+        )
     parser = _OgParser()
     try:
-        parser.feed(raw[:PREFILL_MAX_BYTES].decode(charset, errors="replace"))
+        parser.feed(fetched.body.decode(fetched.charset or "utf-8", errors="replace"))
     except LookupError:
-        parser.feed(raw[:PREFILL_MAX_BYTES].decode("utf-8", errors="replace"))
+        parser.feed(fetched.body.decode("utf-8", errors="replace"))
     image = parser.og.get("og:image", "")
     if image:
-        image = urljoin(final_url, image)
-        if urlsplit(image).scheme not in ("http", "https"):
+        try:
+            image = urljoin(fetched.url, image)
+            image = check_url(image, "image", required=False)
+        except (ValueError, ValidationError):
             image = ""
     return {
         "url": url,
         "title": " ".join((parser.og.get("og:title") or parser.title).split())[:TITLE_MAX],
         "body": " ".join(parser.og.get("og:description", "").split())[:500],
         "image": image[:2048],
-        "truncated": "1" if len(raw) > PREFILL_MAX_BYTES else "",
+        "truncated": "1" if fetched.truncated else "",
     }
 
 

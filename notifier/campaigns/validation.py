@@ -65,10 +65,14 @@ def check_url(value: Any, name: str, *, required: bool) -> str:
     value = value.strip()
     try:
         parts = urlsplit(value)
+        port = parts.port  # "Port out of range" / "could not convert" for :99999 and :abc
+        host = parts.hostname
     except ValueError as exc:
         raise ValidationError(f"{name!r} is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValidationError(f"{name!r} must be an http(s) URL, not {parts.scheme or 'a relative URL'}:")
+    if not host or port == 0:
+        raise ValidationError(f"{name!r} has no host" if not host else f"{name!r} has port 0")
     if any(ch in value for ch in "\x00\r\n\t<>\"' "):
         raise ValidationError(f"{name!r} contains characters not allowed in a URL")
     return value

@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 
 from notifier.articles import ArticleIngest
 from notifier.campaigns import CampaignStore
-from notifier.feeds import FeedPoller, FeedStore
+from notifier.feeds import FeedPoller, FeedStore, feed_fetcher
 from tests.conftest import wait_for
 from web.cms import sign
 from workers.jobs import launch
@@ -75,6 +75,13 @@ def feed_server() -> Iterator[FeedServer]:
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+@pytest.fixture
+def settings_env(settings_env: dict[str, str], feed_server: FeedServer) -> dict[str, str]:
+    """The publisher's domain and the local feed server are the site's declared domains."""
+    host = f"127.0.0.1:{feed_server.httpd.server_address[1]}"
+    return {**settings_env, "NOTIFIER_SITE_DOMAINS": f"kabarkini.example,{host}"}
 
 
 def rss(items: list[dict[str, Any]]) -> bytes:
@@ -145,6 +152,7 @@ def test_rss_pushes_only_items_newer_than_the_feed_at_most_burst_newest_first(co
         mode="auto",
         category_map={},
         known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
         now=added,
     )
     old = [item(i, added - 600 * i) for i in (1, 2)]
@@ -181,6 +189,7 @@ def test_conditional_get_second_poll_is_304(context, feed_server) -> None:  # ty
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
         now=added,
     )
     feed_server.docs["/rss"] = ("application/rss+xml", rss([item(1, added + 1)]))
@@ -208,6 +217,7 @@ def test_atom_categories_map_to_topics_and_review_mode_drafts(context, feed_serv
         mode="review",
         category_map={"Sepak Bola": "olahraga"},
         known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
         now=added,
     )
     feed_server.docs["/atom"] = (
@@ -239,6 +249,7 @@ def test_same_article_via_webhook_then_feed_is_one_campaign(client, context, fee
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
         now=added,
     )
     same_guid = item(1, added + 10)
@@ -275,10 +286,20 @@ def test_same_article_via_webhook_then_feed_is_one_campaign(client, context, fee
 def test_unreachable_or_oversized_feed_is_recorded_not_raised(context, feed_server, settings_env, r) -> None:  # type: ignore[no-untyped-def]
     store = FeedStore(context.redis, context.keys)
     missing = store.add(
-        feed_server.url("/gone"), topics=[], mode="auto", category_map=None, known_topics=context.topic_slugs
+        feed_server.url("/gone"),
+        topics=[],
+        mode="auto",
+        category_map=None,
+        known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
     )
     big = store.add(
-        feed_server.url("/big"), topics=[], mode="auto", category_map=None, known_topics=context.topic_slugs
+        feed_server.url("/big"),
+        topics=[],
+        mode="auto",
+        category_map=None,
+        known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
     )
     feed_server.docs["/big"] = ("application/rss+xml", b"<rss>" + b" " * 2_100_000 + b"</rss>")
     results = poller(context).poll_all()
@@ -293,15 +314,39 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
     store = FeedStore(context.redis, context.keys)
     with pytest.raises(ValidationError, match="unknown topic"):
         store.add(
-            f"{SITE}/rss", topics=["gosip"], mode="auto", category_map=None, known_topics=context.topic_slugs
+            f"{SITE}/rss",
+            topics=["gosip"],
+            mode="auto",
+            category_map=None,
+            known_topics=context.topic_slugs,
+            fetcher=feed_fetcher(context.settings),
         )
     with pytest.raises(ValidationError, match="http"):
         store.add(
-            "file:///etc/passwd", topics=[], mode="auto", category_map=None, known_topics=context.topic_slugs
+            "file:///etc/passwd",
+            topics=[],
+            mode="auto",
+            category_map=None,
+            known_topics=context.topic_slugs,
+            fetcher=feed_fetcher(context.settings),
         )
-    store.add(f"{SITE}/rss", topics=[], mode="auto", category_map=None, known_topics=context.topic_slugs)
+    store.add(
+        f"{SITE}/rss",
+        topics=[],
+        mode="auto",
+        category_map=None,
+        known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
+    )
     with pytest.raises(Conflict):
-        store.add(f"{SITE}/rss", topics=[], mode="auto", category_map=None, known_topics=context.topic_slugs)
+        store.add(
+            f"{SITE}/rss",
+            topics=[],
+            mode="auto",
+            category_map=None,
+            known_topics=context.topic_slugs,
+            fetcher=feed_fetcher(context.settings),
+        )
 
 
 def test_cli_add_list_poll_remove(context, feed_server, settings_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -360,6 +405,7 @@ def test_workers_poll_feeds_by_themselves(context, feed_server, workers) -> None
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
+        fetcher=feed_fetcher(context.settings),
     )
     feed_server.docs["/rss"] = ("application/rss+xml", rss([]))
     workers.start(2, NOTIFIER_FEED_POLL_SECONDS="1")
