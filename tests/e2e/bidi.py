@@ -254,6 +254,56 @@ class BiDi:
 
 # -- Firefox ---------------------------------------------------------------------------------------
 
+FIREFOX = "/usr/bin/firefox-esr"
+
+
+def firefox_prefs(push_server_url: str) -> dict[str, bool | int | str]:
+    """Prefs for a headless, offline, automated profile whose push service is the simulator."""
+    return {
+        # Push through the simulator's WebSocket (ws:// needs the testing pref; PushService.sys.mjs).
+        "dom.push.enabled": True,
+        "dom.push.serverURL": push_server_url,
+        "dom.push.testing.allowInsecureServerURL": True,
+        # Needed although true is the default: the Remote Agent's recommended prefs (RecommendedPreferences
+        # .sys.mjs) set it to false at start-up unless the profile has a user value, which user.js gives.
+        "dom.push.connection.enabled": True,
+        "dom.push.requestTimeout": 20_000,
+        "dom.push.loglevel": "Debug",
+        # Notifications: granted for every site; shown by Firefox's own alert window, not a desktop daemon.
+        "permissions.default.desktop-notification": 1,
+        "alerts.useSystemBackend": False,
+        "dom.webnotifications.requireuserinteraction": False,
+        # Service workers on http://127.0.0.1 (potentially trustworthy anyway), with no idle kill mid-test.
+        "dom.serviceWorkers.enabled": True,
+        "dom.serviceWorkers.testing.enabled": True,
+        # BiDi only (no CDP); the Remote Agent's recommended automation prefs stay on, under ours.
+        "remote.active-protocols": 1,
+        # A quiet, offline profile.
+        "browser.shell.checkDefaultBrowser": False,
+        "browser.startup.homepage_override.mstone": "ignore",
+        "browser.startup.page": 0,
+        "browser.aboutwelcome.enabled": False,
+        "datareporting.policy.dataSubmissionEnabled": False,
+        "datareporting.healthreport.uploadEnabled": False,
+        "toolkit.telemetry.reportingpolicy.firstRun": False,
+        "toolkit.telemetry.enabled": False,
+        "app.update.enabled": False,
+        "app.update.disabledForTesting": True,
+        "app.normandy.enabled": False,
+        "browser.safebrowsing.malware.enabled": False,
+        "browser.safebrowsing.phishing.enabled": False,
+        "browser.search.update": False,
+        "extensions.update.enabled": False,
+        "network.proxy.type": 0,
+        "network.manage-offline-status": False,
+        "network.connectivity-service.enabled": False,
+        "network.captive-portal-service.enabled": False,
+        "services.settings.server": "http://127.0.0.1:1/",
+        # Chrome console messages (PushService logs) to stdout, captured in the log file.
+        "devtools.console.stdout.chrome": True,
+        "devtools.console.stdout.content": True,
+    }
+
 
 def user_js(prefs: Mapping[str, bool | int | str]) -> str:
     """Prefs in ``user.js`` syntax (JSON literals are valid pref values)."""

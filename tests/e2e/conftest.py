@@ -21,7 +21,9 @@ import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from notifier.context import Context
-from tests.conftest import browser_or_skip
+from notifier_simulator import SimulatorServer
+from tests.conftest import Workers, browser_or_skip
+from tests.e2e.bidi import FIREFOX, BiDi, Firefox, firefox_prefs, launch_firefox
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -152,3 +154,58 @@ def publisher(tmp_path: Path) -> Iterator[Any]:
     site = start_publisher(tmp_path / "publisher")
     yield site
     site.stop()
+
+
+@pytest.fixture
+def firefox(simulator: SimulatorServer, tmp_path: Path) -> Iterator[Firefox]:
+    """Headless Firefox ESR whose push service is the simulator; killed and its profile deleted after."""
+    binary = browser_or_skip(FIREFOX)
+    # System access: the tests reach Firefox's own notification window (chrome scope) to click it.
+    browser = launch_firefox(
+        binary,
+        firefox_prefs(simulator.ws_url),
+        log=tmp_path / "firefox.log",
+        env={"MOZ_REMOTE_ALLOW_SYSTEM_ACCESS": "1"},
+    )
+    try:
+        yield browser
+    finally:
+        browser.stop(keep_log=True)
+
+
+@pytest.fixture
+def bidi(firefox: Firefox) -> Iterator[BiDi]:
+    """A BiDi session on that Firefox, with the page console collected."""
+    try:
+        client = BiDi.connect(firefox.ws_url)
+    except BaseException:
+        print(firefox.output_tail(120))
+        raise
+    try:
+        client.new_session({"alwaysMatch": {"acceptInsecureCerts": True}})
+        client.subscribe("log.entryAdded")
+    except BaseException:
+        print(firefox.output_tail(120))
+        client.close()
+        raise
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def diagnosed(firefox: Firefox, bidi: BiDi, simulator: SimulatorServer, workers: Workers) -> Iterator[None]:
+    """On failure, print what Firefox, the page, the simulator and the worker said (CI shows stdout then)."""
+    try:
+        yield
+    except BaseException:
+        print("---- Firefox output (tail) ----")
+        print(firefox.output_tail(120))
+        print("---- page console ----")
+        print("\n".join(bidi.console()[-40:]))
+        print("---- simulator stats ----")
+        print(simulator.stats())
+        print("---- worker log (tail) ----")
+        print(workers.logs()[-3000:])
+        raise

@@ -13,9 +13,6 @@ import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,112 +20,12 @@ import pytest
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, browser_or_skip, wait_for
-from tests.e2e.bidi import BiDi, Firefox, launch_firefox
-from tests.e2e.conftest import LiveServer
+from tests.conftest import Workers, wait_for
+from tests.e2e.bidi import BiDi, Firefox
+from tests.e2e.conftest import LiveServer, diagnosed
 from tests.workers.test_fanout import create
 
 pytestmark = pytest.mark.browser
-
-FIREFOX = "/usr/bin/firefox-esr"
-
-
-def firefox_prefs(push_server_url: str) -> dict[str, bool | int | str]:
-    """Prefs for a headless, offline, automated profile whose push service is the simulator."""
-    return {
-        # Push through the simulator's WebSocket (ws:// needs the testing pref; PushService.sys.mjs).
-        "dom.push.enabled": True,
-        "dom.push.serverURL": push_server_url,
-        "dom.push.testing.allowInsecureServerURL": True,
-        # Needed although true is the default: the Remote Agent's recommended prefs (RecommendedPreferences
-        # .sys.mjs) set it to false at start-up unless the profile has a user value, which user.js gives.
-        "dom.push.connection.enabled": True,
-        "dom.push.requestTimeout": 20_000,
-        "dom.push.loglevel": "Debug",
-        # Notifications: granted for every site; shown by Firefox's own alert window, not a desktop daemon.
-        "permissions.default.desktop-notification": 1,
-        "alerts.useSystemBackend": False,
-        "dom.webnotifications.requireuserinteraction": False,
-        # Service workers on http://127.0.0.1 (potentially trustworthy anyway), with no idle kill mid-test.
-        "dom.serviceWorkers.enabled": True,
-        "dom.serviceWorkers.testing.enabled": True,
-        # BiDi only (no CDP); the Remote Agent's recommended automation prefs stay on, under ours.
-        "remote.active-protocols": 1,
-        # A quiet, offline profile.
-        "browser.shell.checkDefaultBrowser": False,
-        "browser.startup.homepage_override.mstone": "ignore",
-        "browser.startup.page": 0,
-        "browser.aboutwelcome.enabled": False,
-        "datareporting.policy.dataSubmissionEnabled": False,
-        "datareporting.healthreport.uploadEnabled": False,
-        "toolkit.telemetry.reportingpolicy.firstRun": False,
-        "toolkit.telemetry.enabled": False,
-        "app.update.enabled": False,
-        "app.update.disabledForTesting": True,
-        "app.normandy.enabled": False,
-        "browser.safebrowsing.malware.enabled": False,
-        "browser.safebrowsing.phishing.enabled": False,
-        "browser.search.update": False,
-        "extensions.update.enabled": False,
-        "network.proxy.type": 0,
-        "network.manage-offline-status": False,
-        "network.connectivity-service.enabled": False,
-        "network.captive-portal-service.enabled": False,
-        "services.settings.server": "http://127.0.0.1:1/",
-        # Chrome console messages (PushService logs) to stdout, captured in the log file.
-        "devtools.console.stdout.chrome": True,
-        "devtools.console.stdout.content": True,
-    }
-
-
-@pytest.fixture
-def firefox(simulator: SimulatorServer, tmp_path: Path) -> Iterator[Firefox]:
-    """Headless Firefox ESR whose push service is the simulator; killed and its profile deleted after."""
-    binary = browser_or_skip(FIREFOX)
-    browser = launch_firefox(binary, firefox_prefs(simulator.ws_url), log=tmp_path / "firefox.log")
-    try:
-        yield browser
-    finally:
-        browser.stop(keep_log=True)
-
-
-@pytest.fixture
-def bidi(firefox: Firefox) -> Iterator[BiDi]:
-    """A BiDi session on that Firefox, with the page console collected."""
-    try:
-        client = BiDi.connect(firefox.ws_url)
-    except BaseException:
-        print(firefox.output_tail(120))
-        raise
-    try:
-        client.new_session({"alwaysMatch": {"acceptInsecureCerts": True}})
-        client.subscribe("log.entryAdded")
-    except BaseException:
-        print(firefox.output_tail(120))
-        client.close()
-        raise
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@contextmanager
-def diagnosed(firefox: Firefox, bidi: BiDi, simulator: SimulatorServer, workers: Workers) -> Iterator[None]:
-    """On failure, print what Firefox, the page, the simulator and the worker said (CI shows stdout then)."""
-    try:
-        yield
-    except BaseException:
-        print("---- Firefox output (tail) ----")
-        print(firefox.output_tail(120))
-        print("---- page console ----")
-        print("\n".join(bidi.console()[-40:]))
-        print("---- simulator stats ----")
-        print(simulator.stats())
-        print("---- worker log (tail) ----")
-        print(workers.logs()[-3000:])
-        raise
-
 
 NOTIFICATIONS = """async () => {
   const registration = await navigator.serviceWorker.ready;
