@@ -136,6 +136,22 @@ class MozillaProtocol:
         with contextlib.suppress(ConnectionError):
             await ws.send_json(notification)
 
+    async def forget(self, uaid: str | None = None) -> dict[str, Any]:
+        """Forget a client (every client when ``uaid`` is None) and close its socket so it reconnects.
+
+        Firefox reconnects after its backoff (``dom.push.retryBaseInterval``), says ``hello`` with the old
+        uaid, is answered with a new one, drops its subscriptions and fires ``pushsubscriptionchange``
+        with each old subscription (and no new one: the service worker subscribes again).
+        """
+        uaids = [uaid] if uaid is not None else self.sim.clients()
+        dropped: dict[str, list[str]] = {}
+        for one in uaids:
+            dropped[one] = self.sim.forget_client(one)
+            ws = self.connections.pop(one, None)
+            if ws is not None and not ws.closed:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"user agent id reset")
+        return {"forgotten": dropped}
+
     async def close_sockets(self, app: web.Application) -> None:
         """On shutdown, close WebSocket clients (they would otherwise hold shutdown up)."""
         for ws in list(self.sockets):

@@ -10,6 +10,8 @@ Routes (all on one port, beside the WebSocket of :mod:`notifier_simulator.mozill
     DELETE /_sim/rules             remove all;  DELETE /_sim/rules/{id}  remove one
     GET    /_sim/stats             counters;    GET /_sim/received?endpoint=&limit=
     POST   /_sim/reset             forget everything
+    POST   /_sim/ws/forget         {"uaid"?: ...}: forget WebSocket clients (Firefox then fires
+                                   pushsubscriptionchange), all of them without a uaid
 """
 
 from __future__ import annotations
@@ -168,6 +170,16 @@ class Routes:
         items = items[-limit:] if limit > 0 else []
         return web.json_response({"received": [item.to_json() for item in items]})
 
+    async def forget_clients(self, request: web.Request) -> web.StreamResponse:
+        """``POST /_sim/ws/forget``: forget one WebSocket client (``{"uaid": ...}``) or all of them."""
+        data = await _json_body(request) if request.can_read_body else {}
+        uaid = data.get("uaid") if isinstance(data, dict) else None
+        if uaid is not None and not isinstance(uaid, str):
+            return _json_error(400, "uaid must be a string")
+        if uaid is not None and uaid not in self.sim.clients():
+            return _json_error(404, "no such WebSocket client")
+        return web.json_response(await self.mozilla.forget(uaid))
+
     async def reset(self, request: web.Request) -> web.StreamResponse:
         """``POST /_sim/reset``."""
         self.sim.reset()
@@ -204,4 +216,5 @@ def application(routes: Routes) -> web.Application:
     app.router.add_get("/_sim/stats", routes.stats)
     app.router.add_get("/_sim/received", routes.received)
     app.router.add_post("/_sim/reset", routes.reset)
+    app.router.add_post("/_sim/ws/forget", routes.forget_clients)
     return app

@@ -46,6 +46,7 @@ class _Running:
     runner: web.AppRunner
     server: asyncio.AbstractServer
     fast: set[PushProtocol]
+    routes: Routes
 
 
 async def _start(
@@ -75,7 +76,7 @@ async def _start(
     bound = int(server.sockets[0].getsockname()[1])
     scheme = "https" if certificates is not None else "http"
     sim.set_origin(f"{scheme}://{_public_host(host)}:{bound}")
-    return _Running(runner, server, fast), bound
+    return _Running(runner, server, fast, routes), bound
 
 
 async def _stop(running: _Running) -> None:
@@ -123,6 +124,7 @@ class SimulatorServer:
         self._error: BaseException | None = None
         self._tls_dir: Path | None = None
         self._certificates: CertificateFiles | None = None
+        self._running: _Running | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class SimulatorServer:
         thread.join()
         self._thread = None
         self._loop = None
+        self._running = None
         self._ready.clear()
         self._remove_tls_dir()
 
@@ -176,6 +179,7 @@ class SimulatorServer:
         except BaseException as exc:  # handed to start(), which re-raises it in the caller's thread
             self._error = exc
         self._loop = loop if running is not None else None
+        self._running = running
         self._ready.set()
         try:
             if running is not None:
@@ -266,6 +270,21 @@ class SimulatorServer:
     def reset(self) -> None:
         """Forget subscriptions, rules, messages and counters."""
         self.simulator.reset()
+
+    def ws_clients(self) -> list[str]:
+        """The uaids of the WebSocket clients the service knows."""
+        return self.simulator.clients()
+
+    def forget_ws_clients(self, uaid: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        """Forget a WebSocket client (all when ``uaid`` is None) and close its socket, from any thread.
+
+        A real Firefox then fires ``pushsubscriptionchange`` (see :meth:`MozillaProtocol.forget`).
+        """
+        loop, running = self._loop, self._running
+        if loop is None or running is None:
+            raise RuntimeError("the simulator is not running")
+        future = asyncio.run_coroutine_threadsafe(running.routes.mozilla.forget(uaid), loop)
+        return future.result(timeout)
 
 
 async def run(

@@ -536,6 +536,31 @@ class Simulator:
             self._counts["ws_unregistered"] += 1
             return True
 
+    def forget_client(self, uaid: str) -> list[str]:
+        """Forget a WebSocket client as autopush forgets a user agent: uaid, channels, pending messages.
+
+        Its endpoints answer 410 from now on. At its next ``hello`` (with the old uaid) it is issued a new
+        uaid, and Firefox then drops every subscription it held and fires ``pushsubscriptionchange`` for
+        each (``PushServiceWebSocket._handleHelloReply``). Returns the endpoints dropped.
+        """
+        with self._lock:
+            self._uaids.discard(uaid)
+            dropped: list[str] = []
+            for channel in [key for key in self._channels if key[0] == uaid]:
+                token = self._channels.pop(channel)
+                sub = self._subscribers.pop(token, None)
+                if sub is not None:
+                    dropped.append(sub.endpoint)
+                self._gone.add(token)
+            self._pending.pop(uaid, None)
+            self._counts["ws_forgotten"] += 1
+            return dropped
+
+    def clients(self) -> list[str]:
+        """The uaids issued and not forgotten (WebSocket clients, connected or not)."""
+        with self._lock:
+            return sorted(self._uaids)
+
     def pending_for(self, uaid: str, now: float | None = None) -> list[dict[str, Any]]:
         """Unexpired, unacknowledged notifications for a client, oldest first (expired ones are dropped)."""
         if now is None:
@@ -581,6 +606,7 @@ class Simulator:
                 "ws_pending": sum(len(p) for p in self._pending.values()),
                 "ws_acked": counts["ws_acked"],
                 "ws_nacked": counts["ws_nacked"],
+                "ws_forgotten": counts["ws_forgotten"],
                 "verify_fraction": self.verify_fraction,
             }
 

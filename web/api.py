@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, session
 from limits import parse_many
 
+from notifier.browsers import detect_browser
 from notifier.campaigns import CampaignStore, count_receipt, parse_receipt, validate_campaign
 from notifier.errors import AuthError, NotifierError, ValidationError
 from notifier.subscriptions import validate_subscription, validate_topics
 from notifier.tokens import TokenStore
 from web.auth import link_own_subscription
 from web.context import ctx
-from web.errors import BodyRefused, json_error, read_json_body, status_for
+from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
 from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
 from web.sites import request_site
 from web.subscribe import store_subscription
@@ -23,6 +24,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SUBSCRIPTION_BODY_LIMIT = 4096
 CAMPAIGN_BODY_LIMIT = 16 * 1024
 EVENT_BODY_LIMIT = 1024
+#: The longest endpoint URL accepted in ``replaces`` (real ones are a few hundred characters).
+ENDPOINT_MAX = 2048
 
 
 @bp.errorhandler(BodyRefused)
@@ -65,11 +68,34 @@ def topics() -> Response:
 
 @bp.post("/subscriptions")
 def subscribe() -> Response:
-    """Store (or update) the browser's subscription under the request's site: 201 when new, 200 when known."""
+    """Store (or update) the browser's subscription under the request's site: 201 when new, 200 when known.
+
+    With ``"replaces": <old endpoint>`` (the service worker after ``pushsubscriptionchange``, a page that
+    moved the browser to a new VAPID key), the new subscription takes the old one's place: same id,
+    topics, language and site, never both stored (200, ``"replaced": true``). When the old one is not
+    stored, the new one is stored as usual.
+    """
     c = ctx()
     site = request_site()
     data = read_json_body(SUBSCRIPTION_BODY_LIMIT)
     sub = validate_subscription(data, policy=c.policy, topics=site.topics, default_lang=site.lang)
+    replaces = data.get("replaces")
+    if replaces is not None:
+        if not isinstance(replaces, str) or not replaces or len(replaces) > ENDPOINT_MAX:
+            raise ValidationError("'replaces' must be the endpoint URL of the subscription this one replaces")
+        done = c.subscriptions.replace(
+            replaces,
+            sub,
+            site=site.id,
+            browser=detect_browser(request.headers.get("User-Agent", "")),
+            key_id=c.vapid_for(site.id).key_id,
+        )
+        if done is not None:
+            kept = c.subscriptions.get(done[0])
+            if session.get("user"):
+                link_own_subscription(kept.sid)
+            body = {"id": kept.sid, "topics": list(kept.topics), "lang": kept.lang, "replaced": True}
+            return json_response(body, 200)
     limit = subscribe_limit()
     network = client_network(client_address())
     if limit is not None:

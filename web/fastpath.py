@@ -14,6 +14,7 @@ every refusal and every error keeps coming from one place:
 
 - a request carrying any cookie (an editor's browser is linked to their account via the session);
 - a request whose site is refused (an origin no site declares, a site another origin's);
+- a subscription that ``replaces`` another one (the view replaces it in one step);
 - a body that is not ``application/json``, has no ``Content-Length``, is too large, malformed
   or invalid;
 - a client network over its limit of new subscriptions (Flask checks again and stores the request
@@ -144,9 +145,10 @@ class SubscribeFastPath:
         c = self.context
         try:
             site = self._site(environ)
-            sub = validate_subscription(
-                parse_json_bytes(raw), policy=c.policy, topics=site.topics, default_lang=site.lang
-            )
+            data = parse_json_bytes(raw)
+            if isinstance(data, dict) and "replaces" in data:
+                return None  # a subscription taking another's place: the view's one step
+            sub = validate_subscription(data, policy=c.policy, topics=site.topics, default_lang=site.lang)
         except (BodyRefused, NotifierError):
             return None
         network = client_network(environ.get("REMOTE_ADDR") or "unknown")

@@ -129,6 +129,13 @@ SPEC: dict[str, Any] = {
                     },
                     "topics": TOPICS_SCHEMA,
                     "lang": {"type": "string", "enum": list(LANGS)},
+                    "replaces": {
+                        **ENDPOINT_SCHEMA,
+                        "description": (
+                            "the endpoint of the subscription this one replaces (pushsubscriptionchange, "
+                            "a new VAPID key): it takes that one's place, id, topics and language"
+                        ),
+                    },
                 },
             },
             "SubscriptionState": {
@@ -138,6 +145,7 @@ SPEC: dict[str, Any] = {
                     "id": {"type": "string"},
                     "topics": {"type": "array", "items": {"type": "string"}},
                     "lang": {"type": "string", "enum": list(LANGS)},
+                    "replaced": {"type": "boolean", "description": "true when it took another one's place"},
                 },
             },
             "TopicsChange": {

@@ -152,6 +152,35 @@ return {n, is_new}
 """
 )
 
+# Remove record n (its stored text ``old``) with its index entry ``field`` and every bit and count of it.
+REMOVE = """
+local function remove_record(p, n, field, old, day)
+  local rk, pos = subs_record_key(p, n)
+  local ix = ix_bucket(p, field)
+  local t = string.match(old, '^%d+ ([^ ]*) ')
+  redis.call('LSET', rk, pos, '')
+  if redis.call('HGET', ix, field) == tostring(n) then
+    redis.call('HDEL', ix, field)
+    ix_count(p, -1)
+  end
+  for slug in string.gmatch(t or '', '[^,]+') do redis.call('SETBIT', subs_topic_key(p, slug), n, 0) end
+  redis.call('SETBIT', subs_live_key(p), n, 0)
+  redis.call('SETBIT', subs_quarantined_key(p), n, 0)
+  redis.call('HDEL', subs_failures_key(p), n)
+  redis.call('HDEL', subs_first_failure_key(p), n)
+  redis.call('HDEL', subs_rejections_key(p), n)
+  redis.call('HINCRBY', subs_daily_key(p, 'removed'), day, 1)
+  clear_standing(p, n)
+  for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
+    local key = subs_site_key(p, site)
+    if redis.call('GETBIT', key, n) == 1 then
+      redis.call('SETBIT', key, n, 0)
+      redis.call('HINCRBY', subs_daily_site_key(p, 'removed', site), day, 1)
+    end
+  end
+end
+"""
+
 # Remove subscription n (ARGV: prefix, n, index field, expected p256dh or '', day). With an expected key, a
 # record that changed since it was read (the browser subscribed again) is left alone.
 DELETE = (
@@ -159,45 +188,98 @@ DELETE = (
     + IX_BUCKET
     + IX_COUNT
     + STANDING
+    + REMOVE
     + """
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
 local rk, pos = subs_record_key(p, n)
 local ix = ix_bucket(p, ARGV[3])
-local function unindex()
+local old = redis.call('LINDEX', rk, pos)
+if not old or old == '' then
   if redis.call('HGET', ix, ARGV[3]) == ARGV[2] then
     redis.call('HDEL', ix, ARGV[3])
     ix_count(p, -1)
   end
-end
-local old = redis.call('LINDEX', rk, pos)
-if not old or old == '' then
-  unindex()
   return 0
 end
-local t = string.match(old, '^%d+ ([^ ]*) ')
 if ARGV[4] ~= '' then
   local key = string.match(old, '^%d+ [^ ]* [^ ]* [^ ]* [^ ]* [^ ]* [^ ]* ([^ ]*) ')
   if key ~= ARGV[4] then return 0 end
 end
-redis.call('LSET', rk, pos, '')
-unindex()
-for slug in string.gmatch(t or '', '[^,]+') do redis.call('SETBIT', subs_topic_key(p, slug), n, 0) end
-redis.call('SETBIT', subs_live_key(p), n, 0)
-redis.call('SETBIT', subs_quarantined_key(p), n, 0)
-redis.call('HDEL', subs_failures_key(p), n)
-redis.call('HDEL', subs_first_failure_key(p), n)
-redis.call('HDEL', subs_rejections_key(p), n)
-redis.call('HINCRBY', subs_daily_key(p, 'removed'), ARGV[5], 1)
-clear_standing(p, n)
-for _, site in ipairs(redis.call('SMEMBERS', sites_key(p))) do
-  local key = subs_site_key(p, site)
-  if redis.call('GETBIT', key, n) == 1 then
-    redis.call('SETBIT', key, n, 0)
-    redis.call('HINCRBY', subs_daily_site_key(p, 'removed', site), ARGV[5], 1)
-  end
-end
+remove_record(p, n, ARGV[3], old, ARGV[5])
 return 1
+"""
+)
+
+# The browser replaced its subscription (``pushsubscriptionchange``, a new VAPID key): the new endpoint takes
+# the old one's place, in one step, so the reader is never stored twice nor lost in between.
+# ARGV: prefix, old index field, new index field, the new record after its language (browser, key id,
+# expiration, p256dh, auth, endpoint), seen, day, site, push service, index load (last: ix_count reads it).
+# The old subscription must be stored under ``site``. In place: the id, its topics, language, site and
+# created stay; the index entry moves to the new endpoint; its failure runs and standing start afresh.
+# When the new endpoint is stored already (its page posted it first), that one keeps its id and takes the
+# old one's topics and language, and the old one goes. Returns {id, 1} (in place), {id, 2} (merged into
+# the stored new one) or {-1, 0} (no old subscription of that site: the caller stores the new one).
+REPLACE = (
+    KEY_FUNCTIONS
+    + IX_BUCKET
+    + IX_COUNT
+    + STANDING
+    + REMOVE
+    + """
+local p, site = ARGV[1], ARGV[7]
+local oix = ix_bucket(p, ARGV[2])
+local n = redis.call('HGET', oix, ARGV[2])
+if not n then return {-1, 0} end
+n = tonumber(n)
+if redis.call('GETBIT', subs_site_key(p, site), n) == 0 then return {-1, 0} end
+local rk, pos = subs_record_key(p, n)
+local old = redis.call('LINDEX', rk, pos)
+if not old or old == '' then return {-1, 0} end
+local created, topics, lang = string.match(old, '^(%d+) ([^ ]*) [^ ]* ([^ ]*) ')
+local function fresh(id)
+  for _, service in ipairs(SERVICES) do clear_bit(subs_service_key(p, service), id) end
+  redis.call('SETBIT', subs_service_key(p, ARGV[8]), id, 1)
+  clear_bit(subs_unreachable_key(p), id)
+  clear_counter(subs_unshown_key(p), id)
+  redis.call('SETBIT', subs_quarantined_key(p), id, 0)
+  redis.call('HDEL', subs_failures_key(p), id)
+  redis.call('HDEL', subs_first_failure_key(p), id)
+  redis.call('HDEL', subs_rejections_key(p), id)
+end
+local nix = ix_bucket(p, ARGV[3])
+local m = redis.call('HGET', nix, ARGV[3])
+if m and tonumber(m) ~= n then
+  m = tonumber(m)
+  local mrk, mpos = subs_record_key(p, m)
+  local mold = redis.call('LINDEX', mrk, mpos) or ''
+  local mcreated, mtopics = string.match(mold, '^(%d+) ([^ ]*) ')
+  local keep = {}
+  for slug in string.gmatch(topics, '[^,]+') do keep[slug] = true end
+  for slug in string.gmatch(mtopics or '', '[^,]+') do
+    if not keep[slug] then redis.call('SETBIT', subs_topic_key(p, slug), m, 0) end
+  end
+  for slug, _ in pairs(keep) do redis.call('SETBIT', subs_topic_key(p, slug), m, 1) end
+  local record = (mcreated or created) .. ' ' .. topics .. ' ' .. ARGV[5] .. ' ' .. lang .. ' ' .. ARGV[4]
+  if mpos < redis.call('LLEN', mrk) then redis.call('LSET', mrk, mpos, record) end
+  redis.call('SETBIT', subs_live_key(p), m, 1)
+  for _, other in ipairs(redis.call('SMEMBERS', sites_key(p))) do
+    if other ~= site then clear_bit(subs_site_key(p, other), m) end
+  end
+  redis.call('SETBIT', subs_site_key(p, site), m, 1)
+  fresh(m)
+  remove_record(p, n, ARGV[2], old, ARGV[6])
+  return {m, 2}
+end
+if ARGV[2] ~= ARGV[3] then
+  redis.call('HDEL', oix, ARGV[2])
+  ix_count(p, -1)
+  redis.call('HSET', nix, ARGV[3], n)
+  ix_count(p, 1)
+end
+redis.call('LSET', rk, pos, created .. ' ' .. topics .. ' ' .. ARGV[5] .. ' ' .. lang .. ' ' .. ARGV[4])
+fresh(n)
+return {n, 1}
 """
 )
 

@@ -27,6 +27,7 @@ from notifier.subscriptions.scripts import (
     INTERSECT_COUNT,
     LOOKUP,
     MARK_SENT,
+    REPLACE,
     SET_TOPICS,
     SNAPSHOT,
     UNION_COUNT,
@@ -56,6 +57,7 @@ class SubscriptionStore:
         self._lookup = r.register_script(LOOKUP)
         self._union_count = r.register_script(UNION_COUNT)
         self._mark_sent = r.register_script(MARK_SENT)
+        self._replace = r.register_script(REPLACE)
         self._snapshot = r.register_script(SNAPSHOT)
         self._intersect_count = r.register_script(INTERSECT_COUNT)
 
@@ -148,6 +150,54 @@ class SubscriptionStore:
                 client=pipe,
             )
         return [(str(n), bool(new)) for n, new in pipe.execute()] if items else []
+
+    def replace(
+        self,
+        old_endpoint: str,
+        sub: SubscriptionInput,
+        *,
+        site: str | None = None,
+        browser: str = "other",
+        key_id: str = "",
+        now: float | None = None,
+    ) -> tuple[str, str] | None:
+        """Put ``sub`` in the place of the subscription stored for ``old_endpoint`` (of ``site``), atomically.
+
+        The browser replaced its subscription (``pushsubscriptionchange``, or a page moving it to a new
+        VAPID key): the reader keeps its id, topics, language and site and is never stored twice. Returns
+        ``(sid, "replaced")``, ``(sid, "merged")`` when the new endpoint was stored already (it takes the
+        old one's topics and language; the old one is removed), or None when no subscription of ``site``
+        has ``old_endpoint`` (the caller stores ``sub`` as usual).
+        """
+        now_i = int(time.time() if now is None else now)
+        tail = record_tail(
+            topics=(),
+            seen=now_i,
+            lang=sub.lang,
+            browser=browser,
+            key_id=key_id,
+            expiration_time=sub.expiration_time,
+            p256dh=sub.p256dh,
+            auth=sub.auth,
+            endpoint=sub.endpoint,
+        )
+        after_lang = tail.split(" ", 3)[3]
+        n, how = self._replace(
+            args=[
+                self.keys.prefix,
+                endpoint_index(old_endpoint),
+                endpoint_index(sub.endpoint),
+                after_lang,
+                now_i,
+                _day(now_i),
+                site or self.default_site,
+                push_service(sub.endpoint),
+                INDEX_LOAD,
+            ]
+        )
+        if int(n) < 0:
+            return None
+        return str(n), "replaced" if int(how) == 1 else "merged"
 
     def set_topics(self, endpoint: str, topics: Iterable[str], *, site: str | None = None) -> Subscription:
         """Replace the topics of a subscription (already validated slugs; of ``site`` when given)."""

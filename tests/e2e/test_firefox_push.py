@@ -122,3 +122,70 @@ def test_firefox_subscribes_through_the_simulator_and_shows_the_campaign(
         f"firefox push chain: page to stored subscription {subscribed - started:.1f} s, "
         f"campaign to notification {notified - subscribed:.1f} s"
     )
+
+
+def test_pushsubscriptionchange_in_firefox_replaces_the_subscription_in_place(
+    context: Context,
+    live_server: LiveServer,
+    simulator: SimulatorServer,
+    workers: Workers,
+    firefox: Firefox,
+    bidi: BiDi,
+) -> None:
+    """The push server forgets Firefox's user agent id: Firefox fires pushsubscriptionchange, for real.
+
+    What the Mozilla protocol allows (PushServiceWebSocket.sys.mjs, _handleHelloReply): when the server's
+    ``hello`` answer carries a uaid other than the one Firefox sent, Firefox drops every subscription it
+    holds and notifies each service worker with the old subscription (PushService.sys.mjs,
+    dropUnexpiredRegistrations). The simulator forgets the uaid and closes the socket; Firefox reconnects,
+    is given a new uaid, and our worker subscribes again and posts the new subscription as replacing the
+    old one: the same reader (same id, topics, site), one subscription, and the next campaign reaches it once.
+    """
+    with diagnosed(firefox, bidi, simulator, workers):
+        workers.start(1)
+        tab = bidi.top_context()
+        bidi.navigate(tab, live_server.url + "/langganan")
+        wait_for(lambda: context.subscriptions.count() == 1, timeout=20, message="the page's subscription")
+        first: dict[str, Any] = bidi.call_function(tab, SUBSCRIPTION)
+        stored = context.subscriptions.get_by_endpoint(first["endpoint"])
+        # The reader's own choice of topics, which must survive the change.
+        context.subscriptions.set_topics(first["endpoint"], ["nasional", "teknologi"])
+        [uaid] = simulator.ws_clients()
+        # Navigate away: only the service worker is left to react (no page re-posts anything).
+        bidi.navigate(tab, "about:blank")
+
+        forgotten = simulator.forget_ws_clients(uaid)
+        assert forgotten["forgotten"] == {uaid: [first["endpoint"]]}
+        # Firefox reconnects, gets a new uaid, drops the subscription; the worker subscribes again.
+        moved = wait_for(
+            lambda: (sub := context.subscriptions.get(stored.sid)).endpoint != first["endpoint"] and sub,
+            timeout=30,
+            interval=0.2,
+            message="the worker's replacement subscription in Redis",
+        )
+        assert simulator.ws_clients() != [uaid] and len(simulator.ws_clients()) == 1
+        assert moved.sid == stored.sid  # replaced in place: the worker named the old endpoint
+        assert moved.topics == ("nasional", "teknologi")
+        assert (
+            context.subscriptions.site_of(moved.sid) == context.subscriptions.site_of(stored.sid) == "default"
+        )
+        assert moved.endpoint.startswith(simulator.origin + "/wpush/")
+        assert context.subscriptions.count() == 1  # never both
+        assert context.subscriptions.sid_of(first["endpoint"]) is None
+        bidi.navigate(tab, live_server.url + "/preferensi")
+        now: dict[str, Any] = bidi.call_function(tab, SUBSCRIPTION)
+        assert now["endpoint"] == moved.endpoint  # what the browser holds is what the server has
+        assert moved.p256dh == now["keys"]["p256dh"] and moved.auth == now["keys"]["auth"]
+
+        title = f"Sesudah pushsubscriptionchange {secrets.token_hex(4)}"
+        cid = create(context, title=title, topics=["nasional"], breaking=False)
+        store = CampaignStore(context.redis, context.keys)
+        campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="done")
+        assert campaign.counters["total"] == 1 and campaign.counters["sent"] == 1
+        assert [r.endpoint for r in simulator.received()] == [moved.endpoint]
+        shown = wait_for(
+            lambda: [n for n in bidi.call_function(tab, NOTIFICATIONS) if n["title"] == title],
+            timeout=20, interval=0.25, message="the notification",
+        )  # fmt: skip
+        assert len(shown) == 1
+        wait_for(lambda: store.get(cid).counters["shown"] == 1, timeout=10, message="the shown receipt")

@@ -212,3 +212,60 @@ def test_the_first_layout_is_migrated_with_every_field(context) -> None:  # type
     assert (third.failures, third.first_failure, third.expiration_time) == (6, 1700, 1_900_000_000_000)
     assert r.getbit(context.keys.subs_quarantined, int(third.sid)) == 1
     assert not r.hgetall(context.keys.subs_daily("added"))  # counted when they first came, not again
+
+
+def _item(context, body):  # type: ignore[no-untyped-def]
+    return validate_subscription(body, policy=context.policy, topics=context.topics)
+
+
+def test_a_replacing_subscription_takes_the_old_ones_place_in_one_step(context) -> None:  # type: ignore[no-untyped-def]
+    store = context.subscriptions
+    old = make_sub(topics=["nasional", "teknologi"], lang="en")
+    sid, _ = store.upsert(_item(context, old), browser="firefox", key_id="k1", now=1000)
+    pipe = context.redis.pipeline()
+    store.mark_sent([sid], pipe, unreachable_after=1, budget=0, now=1000)
+    pipe.execute()
+    assert store.standing()["unreachable"] == 1
+    # The browser's new subscription, posted with no topics (the worker does not know them).
+    new = make_sub()
+    assert store.replace(old["endpoint"], _item(context, new), browser="firefox", key_id="k2", now=2000) == (
+        sid,
+        "replaced",
+    )
+    moved = store.get(sid)
+    assert moved.endpoint == new["endpoint"] and moved.p256dh == new["keys"]["p256dh"]
+    assert moved.topics == ("nasional", "teknologi") and moved.lang == "en"
+    assert moved.created == 1000 and moved.seen == 2000 and moved.key_id == "k2"
+    assert store.sid_of(old["endpoint"]) is None and store.sid_of(new["endpoint"]) == sid
+    assert store.count() == 1 and store.count("nasional") == 1 and store.site_of(sid) == "default"
+    assert store.standing()["unreachable"] == 0  # a fresh subscription starts reachable
+    # The old endpoint is gone: replacing it again finds nothing (the caller stores the new one then).
+    assert store.replace(old["endpoint"], _item(context, make_sub()), now=3000) is None
+    assert context.redis.hget(context.keys.subs_index_meta, "n") == "1"  # one index entry, not two
+
+
+def test_when_the_new_endpoint_is_stored_already_the_old_one_goes_and_its_topics_move(context) -> None:  # type: ignore[no-untyped-def]
+    store = context.subscriptions
+    old = make_sub(topics=["olahraga"], lang="en")
+    old_sid, _ = store.upsert(_item(context, old), now=1000)
+    new = make_sub(topics=["breaking"])
+    new_sid, _ = store.upsert(_item(context, new), now=1500)  # the page posted it before the worker
+    assert store.replace(old["endpoint"], _item(context, new), now=2000) == (new_sid, "merged")
+    assert store.count() == 1 and store.sid_of(old["endpoint"]) is None
+    kept = store.get(new_sid)
+    assert kept.topics == ("olahraga",) and kept.lang == "en" and kept.created == 1500
+    assert store.count("olahraga") == 1 and store.count("breaking") == 0
+    assert not store.exists_many([old_sid])[0]
+
+
+def test_a_subscription_of_another_site_is_not_replaced(sites_context) -> None:  # type: ignore[no-untyped-def]
+    store = sites_context.subscriptions
+    site_ids = [site.id for site in sites_context.sites]
+    old = make_sub()
+    item = validate_subscription(
+        old, policy=sites_context.policy, topics=sites_context.site(site_ids[0]).topics
+    )
+    store.upsert(item, site=site_ids[0])
+    new = validate_subscription(make_sub(), policy=sites_context.policy, topics=())
+    assert store.replace(old["endpoint"], new, site=site_ids[1]) is None
+    assert store.count() == 1

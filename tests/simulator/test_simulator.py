@@ -671,3 +671,48 @@ def test_chunked_push_is_served_by_the_general_server(sim: SimulatorServer, vapi
         [answer] = _read_answers(client, 1)
     assert answer.startswith(b"HTTP/1.1 201 Created")
     assert sim.received()[0].payload == b"chunked"
+
+
+def test_forgetting_a_websocket_client_drops_its_endpoints_and_gives_it_a_new_uaid(
+    sim: SimulatorServer, vapid: Vapid
+) -> None:
+    """What makes Firefox fire pushsubscriptionchange: a hello answered with another uaid."""
+
+    async def scenario() -> None:
+        async with websockets.connect(
+            sim.ws_url, subprotocols=[websockets.Subprotocol("push-notification")]
+        ) as ws:
+            await ws.send(json.dumps({"messageType": "hello", "use_webpush": True}))
+            uaid = (await _recv(ws))["uaid"]
+            channel = "0b6f3c1e-7a42-4d0f-9b8e-2f1c0d3e4a5b"
+            await ws.send(
+                json.dumps({"messageType": "register", "channelID": channel, "key": _public_b64(vapid)})
+            )
+            endpoint = (await _recv(ws))["pushEndpoint"]
+            assert sim.ws_clients() == [uaid]
+            # Over HTTP, like a test or an operator would: the socket is closed for the client to reconnect.
+            response = await asyncio.to_thread(
+                _http, "post", sim.url + "/_sim/ws/forget", json={"uaid": uaid}
+            )
+            assert response.status_code == 200 and response.json() == {"forgotten": {uaid: [endpoint]}}
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        async with websockets.connect(
+            sim.ws_url, subprotocols=[websockets.Subprotocol("push-notification")]
+        ) as ws:
+            await ws.send(json.dumps({"messageType": "hello", "uaid": uaid, "use_webpush": True}))
+            again = await _recv(ws)
+            assert again["status"] == 200 and again["uaid"] != uaid  # Firefox drops its subscriptions now
+            assert sim.ws_clients() == [again["uaid"]]
+        _, public, auth = generate_subscriber()
+        subscription = {
+            "endpoint": endpoint,
+            "keys": {"p256dh": b64url_encode(public), "auth": b64url_encode(auth)},
+        }
+        gone = await asyncio.to_thread(_send, sim, subscription, "after the reset", vapid)
+        assert gone.status_code == 410
+        missing = await asyncio.to_thread(_http, "post", sim.url + "/_sim/ws/forget", json={"uaid": "nobody"})
+        assert missing.status_code == 404
+
+    asyncio.run(scenario())
+    assert sim.stats()["ws_forgotten"] == 1

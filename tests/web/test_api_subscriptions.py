@@ -277,3 +277,33 @@ def test_refusals_on_the_fast_path_come_from_flask_with_the_body_intact(app, cli
     )
     assert response.status_code == 400 and response.json["error"] == "malformed_json"
     assert context.subscriptions.count() == 0
+
+
+def test_a_subscription_that_replaces_another_takes_its_place(client, context) -> None:  # type: ignore[no-untyped-def]
+    old = make_sub(topics=["nasional"], lang="en")
+    first = client.post("/api/v1/subscriptions", json=old)
+    assert first.status_code == 201
+    new = make_sub()  # the service worker after pushsubscriptionchange: no topics of its own
+    answer = client.post("/api/v1/subscriptions", json={**new, "replaces": old["endpoint"]})
+    assert answer.status_code == 200
+    assert answer.get_json() == {
+        "id": first.get_json()["id"],
+        "topics": ["nasional"],
+        "lang": "en",
+        "replaced": True,
+    }
+    assert client.get("/api/v1/subscriptions", query_string={"endpoint": old["endpoint"]}).status_code == 404
+    assert client.get("/api/v1/subscriptions", query_string={"endpoint": new["endpoint"]}).get_json()[
+        "topics"
+    ] == ["nasional"]
+    assert context.subscriptions.count() == 1
+    # An old endpoint the server does not know: the new subscription is stored as usual.
+    other = make_sub(topics=["olahraga"])
+    stored = client.post(
+        "/api/v1/subscriptions", json={**other, "replaces": "https://fcm.googleapis.com/fcm/send/x"}
+    )
+    assert stored.status_code == 201 and "replaced" not in stored.get_json()
+    assert context.subscriptions.count() == 2
+    for bad in ("", 5, "x" * 3000):
+        refused = client.post("/api/v1/subscriptions", json={**make_sub(), "replaces": bad})
+        assert refused.status_code == 400 and "replaces" in refused.get_json()["message"]

@@ -192,8 +192,10 @@
       }
     }
 
-    async function postSubscription(subscription, topics, lang) {
+    /* Store the subscription with its topics; ``replaces``: the endpoint of the one it takes the place of. */
+    async function postSubscription(subscription, topics, lang, replaces) {
       var body = Object.assign({}, subscription.toJSON(), { topics: topics, lang: lang });
+      if (replaces && replaces !== subscription.endpoint) { body.replaces = replaces; }
       var response = await sendJSON(data.api.subscriptions, "POST", body);
       if (!response.ok) { throw new HttpError(response); }
       var stored = await response.json();
@@ -225,12 +227,14 @@
       var reg = await registration();
       var key = await vapidKey();
       var subscription = await reg.pushManager.getSubscription();
+      var replaces = null;
       if (subscription && !keyMatches(subscription, key)) {
+        replaces = subscription.endpoint;
         await subscription.unsubscribe();
         subscription = null;
       }
       if (!subscription) { subscription = await freshSubscription(reg, key); }
-      var stored = await postSubscription(subscription, topics, lang);
+      var stored = await postSubscription(subscription, topics, lang, replaces);
       storeSet(STORE.key, key);
       storeRemove(STORE.optedOut);
       return { subscription: subscription, server: stored };
@@ -247,14 +251,17 @@
       var subscription = cur.subscription;
       var topics = await serverTopics(subscription.endpoint);
       var key = await vapidKey();
+      var replaces = null;
       if (!keyMatches(subscription, key)) {
-        var oldEndpoint = subscription.endpoint;
+        // Bound to a key the site no longer uses (rotated): move to the current key. The new subscription
+        // takes the old one's place on the server in one step (same reader, same topics, never two).
+        replaces = subscription.endpoint;
         await subscription.unsubscribe();
         subscription = await freshSubscription(cur.registration, key);
         storeSet(STORE.key, key);
-        if (subscription.endpoint !== oldEndpoint) { await forgetOnServer(oldEndpoint); }
       }
-      return { subscription: subscription, server: await postSubscription(subscription, topics, lang) };
+      var stored = await postSubscription(subscription, topics, lang, replaces);
+      return { subscription: subscription, server: stored };
     }
 
     /* Change the topics of a stored subscription (re-posting it when the server no longer has it). */

@@ -19,8 +19,8 @@
  *                         malformed), from a Declarative Web Push message or the earlier flat payload,
  *                         then reports "shown" for a campaign (retried with backoff, see report())
  * notificationclick       focuses a tab already on the article or opens it, then reports "clicked"
- * pushsubscriptionchange  subscribes again with the same key and stores the new subscription with the
- *                         old one's topics
+ * pushsubscriptionchange  posts the new subscription (subscribing again when the browser gave none) as
+ *                         "replaces" the old endpoint: the server swaps it in place, topics and site kept
  * message                 {type: "notifier:version"} on a MessagePort: answers {version, site}
  */
 "use strict";
@@ -359,39 +359,49 @@ function sendJSON(method, body) {
   });
 }
 
-/* Subscribe again after the push service dropped or rotated the subscription, keeping its topics. */
-async function resubscribe(oldSubscription, newSubscription) {
-  var kept = null;
-  if (oldSubscription) {
+/* The site's current VAPID key (bytes), or null when it cannot be fetched. */
+async function currentKey() {
+  try {
+    var response = await fetch(CONFIG.api.vapidKey, { cache: "no-store", credentials: "same-origin" });
+    if (response.ok) { return b64urlToBytes((await response.json()).publicKey); }
+  } catch (e) { /* offline: the caller falls back to the old subscription's key */ }
+  return null;
+}
+
+/* POST a subscription, again after a network error or a 5xx (the event may keep the worker up to ~30 s). */
+async function postSubscription(body) {
+  var delay = 1000;
+  for (var attempt = 1; ; attempt++) {
     try {
-      var response = await fetch(
-        apiUrl(CONFIG.api.subscriptions, { endpoint: oldSubscription.endpoint }),
-        { cache: "no-store", credentials: "same-origin" }
-      );
-      if (response.ok) { kept = await response.json(); }
-    } catch (e) { /* topics unknown: the new subscription starts with none */ }
+      var response = await sendJSON("POST", body);
+      if (response.ok || (response.status < 500 && response.status !== 429) || attempt >= 4) { return response; }
+    } catch (e) {
+      if (attempt >= 4) { throw e; }
+    }
+    await sleep(delay * (0.5 + Math.random()));
+    delay *= 2;
   }
+}
+
+/*
+ * The push service replaced or dropped the subscription (pushsubscriptionchange). Chrome (138+) hands over
+ * the new one; Firefox hands over only the old one (it dropped every subscription when its push server
+ * gave it a new user agent id), so the worker subscribes again, with the site's current key (else the old
+ * one's). The new subscription is posted with "replaces": the server puts it in the old one's place, with
+ * its id, topics, language and site, in one step: the reader is never stored twice, nor lost in between.
+ */
+async function resubscribe(oldSubscription, newSubscription) {
   var subscription = newSubscription;
   if (!subscription) {
-    var key = oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey;
-    if (!key) {
-      var keyResponse = await fetch(CONFIG.api.vapidKey, { cache: "no-store", credentials: "same-origin" });
-      key = b64urlToBytes((await keyResponse.json()).publicKey);
-    }
-    subscription = await self.registration.pushManager.subscribe({
-      userVisibleOnly: true,
-      applicationServerKey: key
-    });
+    var key = await currentKey();
+    if (!key) { key = oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey; }
+    subscription = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
   }
   var body = Object.assign({}, subscription.toJSON());
-  if (kept) {
-    body.topics = kept.topics;
-    body.lang = kept.lang;
+  if (oldSubscription && oldSubscription.endpoint && oldSubscription.endpoint !== subscription.endpoint) {
+    body.replaces = oldSubscription.endpoint;
   }
-  await sendJSON("POST", body);
-  if (oldSubscription && oldSubscription.endpoint !== subscription.endpoint) {
-    await sendJSON("DELETE", { endpoint: oldSubscription.endpoint });
-  }
+  await postSubscription(body);
 }
 
 self.addEventListener("pushsubscriptionchange", function (event) {
