@@ -16,6 +16,7 @@ from notifier_cli import (
     campaigns,
     credentials,
     data,
+    doctor,
     feeds,
     processes,
     services,
@@ -42,6 +43,7 @@ for command in (
     processes.up,  # the whole stack for a newcomer
     status.status,  # status [--watch] (queues, workers, campaigns, subscribers)
     services.services,  # services list|resume|held|restore|release (breakers, held deletions)
+    doctor.doctor,  # doctor SUBSCRIPTION (our sender and pywebpush, one message each, compared)
     feeds.feeds,  # feeds add|list|remove|poll
     sites.sites,  # sites list|show|add|remove|check
     bench.bench,  # the end-to-end fan-out benchmark (from a checkout)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from notifier.redis_conn import EmbeddedRedis, connect, free_port, redis_server_
 from notifier.settings import Settings
 from notifier.vapid import generate_private_key, write_private_key
 from notifier_simulator import SimulatorServer
+from tests.factories import wait_for  # noqa: F401 - still imported from here by some tests
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -251,18 +251,6 @@ def workers(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
     group = Workers(settings_env, tmp_path)
     yield group
     group.stop()
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 #: Two publications of one media group, for tests of several sites in one deployment: ``kabar`` (the

@@ -6,30 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import b64url_encode
-
-FCM = "https://fcm.googleapis.com/fcm/send/"
-
-
-def make_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A browser-shaped PushSubscription.toJSON() with real P-256 keys."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    point = key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    body: dict[str, Any] = {
-        "endpoint": endpoint
-        or FCM
-        + "dXNlcjEyMzQ1Njc4OTA:APA91bH"
-        + b64url_encode(key.private_numbers().private_value.to_bytes(32, "big")),
-        "expirationTime": None,
-        "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(b"0123456789abcdef")},
-    }
-    body.update(extra)
-    return body
+from tests.factories import FCM, make_sub
 
 
 def post(client, body: Any, **kw: Any):  # type: ignore[no-untyped-def]
