@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext, pgettext
 from markupsafe import Markup, escape
 
+from notifier import stats
 from notifier.campaigns import (
     BODY_MAX,
     DRAFT,
@@ -46,7 +47,7 @@ from web.auth import current_user, error_page, require_role
 from web.context import ctx
 from web.errors import json_error
 from web.i18n import current_lang, number
-from web.names import browser_names, service_name
+from web.names import SERVICE_NAMES, browser_names, service_name
 from workers.jobs import enqueue_test_send, launch
 
 bp = Blueprint("editor", __name__, url_prefix="/newsroom")
@@ -640,7 +641,25 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
     data["final"] = campaign.state in FINAL
     data["state_name"] = state_name(campaign.state)
     data["now"] = now
+    # Readers not reached yet (now, not a running total: "deferred" counts every wait of every message).
+    data["left"] = max(0, campaign.counters["total"] - campaign.done_count)
+    data["holds"] = _holds_for(services, now) if data["left"] and not data["final"] else []
     return data
+
+
+def _holds_for(services: dict[str, dict[str, int]], now: float) -> list[dict[str, Any]]:
+    """Push services this campaign sends to that asked us to wait, and until when.
+
+    Holds name a service by ``notifier.browsers.service_id`` (``host:port`` for one that is not one of
+    the big four), the campaign's figures by ``push_service`` (``other`` for those): both are matched.
+    """
+    c = ctx()
+    rows = []
+    for hold in stats.push_holds(c.redis, c.keys, now=now):
+        service = hold["service"]
+        if service in services or (service not in SERVICE_NAMES and "other" in services):
+            rows.append({**hold, "name": service_name(service)})
+    return rows
 
 
 @bp.get("/campaigns")

@@ -138,8 +138,10 @@ def report(campaign: Campaign, now: float | None = None) -> str | None:
         done = campaign.done_count
         rate = done / (now - begun) if now > begun else 0.0
         line = f"campaign {cid}: {done:,} of {c['total']:,} ({100 * done / c['total']:.0f} %), {rate:,.0f}/s"
-        if c["deferred"]:
-            line += f", {c['deferred']:,} waiting for the push service"
+        left = max(0, c["total"] - done)
+        if c["deferred"] and left:
+            # "deferred" counts every wait of every message (it outgrows the audience): say how many are left.
+            line += f", {left:,} still to send (a push service asked us to wait)"
         log.info("%s", line)
         last_at = now
     _reported.pop(cid, None)  # re-inserted last: the oldest entry is the first

@@ -339,6 +339,18 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     tour.goto("/newsroom/campaigns", "main")
     tour.check("campaigns")
     tour.goto(f"/newsroom/campaigns/{ids['running']}", "#campaign-state[data-state=sending]")
+    # Readers not reached yet, counted now (2,007 - 812 sent - 14 gone - 2 refused), not the waits.
+    page.wait_for_function("document.getElementById('left-count').textContent !== ''")
+    assert page.text_content("#left-count") == page.evaluate("(n) => NotifierI18n.number(n)", 2007 - 812 - 16)
+    # The push service's hold (seeded: FCM, 429) is named with its end, and the estimate includes it.
+    note = page.locator("#deferred-note")
+    assert note.is_visible() and "429" in (note.text_content() or "")
+    # Row names wrap between words, never inside one.
+    widths = page.evaluate(
+        """() => [...document.querySelectorAll("#counters th, #browsers th[scope=row]")].map(
+             (th) => th.scrollWidth <= th.clientWidth + 1)"""
+    )
+    assert all(widths), widths
     tour.check("campaign-running")
     tour.goto(f"/newsroom/campaigns/{ids['done']}", "#campaign-state[data-state=done]")
     page.wait_for_selector("#browsers tbody tr")
@@ -356,6 +368,14 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     row_rate = page.get_attribute("#campaigns-table tbody tr[data-campaign]", "data-rate")
     assert row_rate and float(row_rate) > 0
     assert page.text_content("#tp-now") == page.evaluate("(n) => NotifierI18n.number(n)", float(row_rate))
+    # Campaign titles link to their page and read as lines of words, not a column one word wide.
+    link = page.locator("#campaigns-table tbody tr[data-campaign] .ops-campaign a")
+    assert link.get_attribute("href") == f"/newsroom/campaigns/{ids['running']}"
+    page.set_viewport_size({"width": 390, "height": 844})
+    title_width = page.evaluate(
+        "() => document.querySelector('#campaigns-table tbody tr[data-campaign] td').getBoundingClientRect().width"
+    )
+    assert title_width >= 200, f"the campaign title column is {title_width} px wide on a phone"
     # Subscribers by browser and language are named, not ids.
     names = page.locator("#browsers-table tbody th, #browsers-table tbody td:first-child").all_text_contents()
     assert "Firefox" in names and "chrome-android" not in names, names

@@ -148,10 +148,11 @@ def _campaign(state: str, **fields: object) -> Campaign:
 
 def test_a_campaign_tells_its_start_progress_and_end_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs, "_reported", {})
-    sending = _campaign("sending", sent=1000, gone=3, deferred=40)
+    # 5,000 waits of the 1,004 readers left: the line says how many are left, not the waits.
+    sending = _campaign("sending", sent=1000, gone=3, deferred=5000)
     assert (
         jobs.report(sending, now=1010)
-        == "campaign 7: 1,003 of 2,007 (50 %), 100/s, 40 waiting for the push service"
+        == "campaign 7: 1,003 of 2,007 (50 %), 100/s, 1,004 still to send (a push service asked us to wait)"
     )
     assert jobs.report(sending, now=1011) is None  # at most one progress line every 2 s per worker
     assert jobs.report(sending, now=1012.5) is not None

@@ -59,7 +59,8 @@
       box.setAttribute("aria-label", _("Chart of messages sent and clicked over time: nothing sent yet."));
       return;
     }
-    const width = 600, height = 170, pad = 22;
+    // Drawn in CSS pixels of the box (not scaled down), so the labels stay readable on a phone.
+    const width = Math.max(280, Math.round(box.clientWidth || 600)), height = 170, pad = 22;
     const first = timeline[0].t, last = timeline[timeline.length - 1].t;
     const slots = Math.max(1, (last - first) / step + 1);
     const max = Math.max(1, ...timeline.map((p) => Math.max(p.sent || 0, p.clicked || 0)));
@@ -134,6 +135,10 @@
     });
   }
 
+  // A phone turned sideways redraws the chart at its new width.
+  let lastData = null;
+  window.addEventListener("resize", () => { if (lastData) { drawChart(lastData.timeline, lastData.step || 60); } });
+
   function render(data) {
     const now = (Date.now() / 1000) + clockSkew;
     const final = FINAL.indexOf(data.state) !== -1;
@@ -162,12 +167,24 @@
     $("elapsed").textContent = begin ? duration(elapsed) : "—";
     const rate = begin && elapsed >= 1 ? done / elapsed : null;
     $("rate").textContent = rate === null ? "—" : _("%(n)s/s", { n: I18N.number(Math.round(rate * 10) / 10) });
-    const left = c.total - done;
-    $("eta").textContent = final ? "—" : (rate && left > 0 ? "≈ " + duration(left / rate) : (left > 0 ? _("estimating…") : "—"));
-    // Held back for a rate-limited push service: normal, not an error; say so while it happens.
+    const left = Math.max(0, c.total - done);
+    $("left-count").textContent = I18N.number(left);
+    // A push service that asked us to wait adds its wait to the estimate (the rate so far may predate it).
+    const holds = data.holds || [];
+    const holdLeft = holds.reduce((n, h) => Math.max(n, h.until - now), 0);
+    $("eta").textContent = final ? "—" :
+      (rate && left > 0 ? "≈ " + duration(Math.max(holdLeft, 0) + left / rate) : (left > 0 ? _("estimating…") : "—"));
+    // Held back for a rate-limited push service: normal, not an error; say so, and until when, while it happens.
     const waiting = $("deferred-note");
-    waiting.hidden = final || !(data.waiting > 0 || c.deferred > 0);
-    waiting.textContent = _("Some messages wait because a push service asked us to slow down (HTTP 429); they go out by themselves, nothing to do.");
+    waiting.hidden = final || left === 0 || !(holds.length || c.deferred > 0);
+    if (holds.length) {
+      const last = holds[holds.length - 1];
+      waiting.textContent = _("%(service)s asked us to wait until %(time)s (HTTP %(status)s): the %(n)s messages not sent yet go out by themselves then, nothing to do.", {
+        service: last.name, time: clock(last.until, true) + (zoneAbbr() ? " " + zoneAbbr() : ""), status: last.status, n: I18N.number(left)
+      });
+    } else {
+      waiting.textContent = _("Some messages wait because a push service asked us to slow down (HTTP 429); they go out by themselves, nothing to do.");
+    }
     const note = $("live-note");
     if (final) {
       note.hidden = true;
@@ -180,6 +197,7 @@
     }
     funnel(c);
     drawChart(data.timeline, data.step || 60);
+    lastData = data;
     drawRows("services", data.services, data.service_names || {});
     drawRows("browsers", data.browsers || {}, data.browser_names || {});
   }

@@ -14,6 +14,7 @@
   var SVG = "http://www.w3.org/2000/svg";
   var csrf = root.dataset.csrf;
   var failedBase = root.dataset.failedBase;
+  var campaignBase = root.dataset.campaignBase;
   var zone = root.dataset.zone || "Asia/Jakarta";
   var POLL_MS = 2000;
   var stateNames = {};
@@ -77,7 +78,8 @@
   // Bars: series of [label, value] (one colour) or [label, value, value2] (two stacked colours).
   function barChart(container, series, label) {
     // The top band (above the tallest bar) holds the scale's label, so no bar runs under it.
-    var w = 720, h = 140, pad = 24, band = 18, span = h - band;
+    // Drawn in CSS pixels of the box (not scaled down), so the labels stay readable on a phone.
+    var w = Math.max(280, Math.round(container.clientWidth || 720)), h = 140, pad = 24, band = 18, span = h - band;
     var max = 1;
     series.forEach(function (p) { max = Math.max(max, p[1] + (p[2] || 0)); });
     var svg = svgEl("svg", { viewBox: "0 0 " + w + " " + (h + pad), "class": "ops-svg", role: "img",
@@ -125,6 +127,14 @@
     }));
   }
 
+  // A campaign's title links to its page; its id on a line of its own (it is long and unbroken).
+  function campaignCell(c) {
+    return el("span", { "class": "ops-campaign" }, [
+      el("a", { href: campaignBase + encodeURIComponent(c.id) }, [c.title]),
+      el("small", { "class": "ops-id" }, [c.id])
+    ]);
+  }
+
   function renderThroughput(d) {
     var tp = d.throughput;
     text("tp-now", I18N.number(tp.rate));
@@ -147,7 +157,7 @@
         ? I18N.ngettext("%(n)s batch, next at %(time)s", "%(n)s batches, next at %(time)s", c.retries_scheduled,
           { n: c.retries_scheduled, time: at(c.next_retry) })
         : "–";
-      var tr = row([c.title + " (" + c.id + ")", stateName(c.state) + (c.reason ? ": " + c.reason : ""), cell,
+      var tr = row([campaignCell(c), stateName(c.state) + (c.reason ? ": " + c.reason : ""), cell,
         fmt(c.counters.sent), fmt(c.counters.gone), fmt(c.counters.rejected), fmt(c.counters.failed),
         waiting, perSecond(c.rate), perSecond(c.average_rate), at(c.started)]);
       tr.dataset.campaign = c.id;
@@ -155,7 +165,7 @@
       return tr;
     }), _("No campaign is sending."));
     fillBody(document.getElementById("recent-table"), d.campaigns.recent.map(function (c) {
-      return row([c.title + " (" + c.id + ")", stateName(c.state), fmt(c.total), fmt(c.sent), secs(c.latency)]);
+      return row([campaignCell(c), stateName(c.state), fmt(c.total), fmt(c.sent), secs(c.latency)]);
     }), _("No campaign yet."));
   }
 
@@ -261,7 +271,11 @@
 
   var SECTIONS = [renderAlerts, renderThroughput, renderQueues, renderWorkers, renderFailed, renderPush, renderSubscribers];
 
+  var lastData = null;
+  window.addEventListener("resize", function () { if (lastData) { renderThroughput(lastData); renderSubscribers(lastData); } });
+
   function render(d) {
+    lastData = d;
     stateNames = d.state_names || {};
     SECTIONS.forEach(function (section) { section(d); });
     var updated = document.getElementById("ops-updated");
