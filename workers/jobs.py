@@ -16,21 +16,12 @@ from functools import cache
 from typing import Any
 
 import redis
-from rq import Retry
 
 from notifier.campaigns import Campaign
 from notifier.context import Context
 from notifier.delivery import Delivery, EnqueueBatch
 from notifier.settings import Settings
-from workers.queues import (
-    ABANDONED_RETRIES,
-    BATCH_TIMEOUT,
-    PLAN_QUEUE,
-    PLAN_TIMEOUT,
-    RETRY_INTERVALS,
-    SEND_QUEUE,
-    queue,
-)
+from workers.queues import BATCH_TIMEOUT, PLAN_QUEUE, PLAN_TIMEOUT, SEND_QUEUE, job_retry, queue
 
 log = logging.getLogger("workers.campaigns")
 #: Seconds between two progress lines of one campaign from one worker.
@@ -160,7 +151,7 @@ def enqueue_plan(connection: redis.Redis, cid: str, *, at: float | None = None, 
     options = {
         "job_id": job_id or f"plan-{cid}",
         "job_timeout": PLAN_TIMEOUT,
-        "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+        "retry": job_retry(),
         "description": f"plan campaign {cid}",
         "result_ttl": 3600,
         "failure_ttl": 7 * 86400,
@@ -181,7 +172,7 @@ def enqueue_test_send(connection: redis.Redis, cid: str, sids: list[str]) -> str
         sids,
         job_id=f"test-{cid}",
         job_timeout=PLAN_TIMEOUT,
-        retry=Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+        retry=job_retry(),
         description=f"test send of campaign {cid} ({len(sids)})",
         result_ttl=3600,
         failure_ttl=7 * 86400,
@@ -200,7 +191,7 @@ def batch_enqueuer(connection: redis.Redis, cid: str) -> EnqueueBatch:
         options = {
             "job_id": f"send-{cid}-{batch_id}",
             "job_timeout": BATCH_TIMEOUT,
-            "retry": Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS),
+            "retry": job_retry(),
             "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
             "result_ttl": 600,
             "failure_ttl": 7 * 86400,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 #: Planning and test sends: short, latency-critical jobs, served first.
@@ -21,10 +21,16 @@ BATCH_TIMEOUT = 300
 PLAN_TIMEOUT = 1800
 #: A batch or planning job lost with its worker is run again this many times.
 ABANDONED_RETRIES = 3
-#: Seconds before each of those runs. The first is immediate: a job lost with its worker has already waited
-#: out the heartbeat deadline, and a delayed retry needs RQ's scheduler, whose lock (61 s) may be held by the
-#: very worker host that was cut off. Measured in tests/reliability/test_worker_hosts.py.
+#: Seconds before each of those runs. The first is immediate and at the front of the queue: a job lost with
+#: its worker has already waited out the heartbeat deadline (at the back, a lost batch of a 20,000-reader
+#: campaign waited another minute behind the rest), and a delayed retry needs RQ's scheduler, whose lock
+#: (61 s) may be held by the very worker host that was cut off (tests/reliability/test_worker_hosts.py).
 RETRY_INTERVALS = [0, 5, 15]
+
+
+def job_retry() -> Retry:
+    """The retry policy of planning and batch jobs: ``RETRY_INTERVALS``, back at the front of the queue."""
+    return Retry(max=ABANDONED_RETRIES, interval=RETRY_INTERVALS, enqueue_at_front=True)
 
 
 def queue(name: str, connection: redis.Redis) -> Queue:
