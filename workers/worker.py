@@ -278,7 +278,9 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
             if time.monotonic() - began > 60:
                 delay = 1.0
             log.error("worker loop ended without a stop request; restart once Redis answers (%.0f s)", delay)
-            _wait_for_redis(worker.connection, delay)
+            if not _wait_for_redis(worker.connection, delay):
+                log.info("worker down: %s stopped while waiting for Redis", worker.name)
+                return worked
             release_dead_scheduler(worker)
             delay = min(delay * 2, RESTART_MAX_DELAY)
         raise AssertionError("unreachable")
@@ -286,15 +288,25 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
         runtime().close()
 
 
-def _wait_for_redis(connection: redis.Redis, delay: float) -> None:
-    """Sleep ``delay`` seconds, then until Redis answers PING (backing off up to RESTART_MAX_DELAY)."""
-    while True:
-        time.sleep(delay)
-        try:
-            if connection.ping():
-                return
-        except redis.RedisError:
-            delay = min(delay * 2, RESTART_MAX_DELAY)
+def _wait_for_redis(connection: redis.Redis, delay: float) -> bool:
+    """Wait ``delay`` seconds, then until Redis answers PING (backing off up to RESTART_MAX_DELAY).
+
+    False when SIGTERM or SIGINT came meanwhile: RQ's own handlers, still installed, would write the stop
+    request to the Redis that is not there and raise out of the wait.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(delay):
+            try:
+                if connection.ping():
+                    return True
+            except redis.RedisError:
+                delay = min(delay * 2, RESTART_MAX_DELAY)
+        return False
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
