@@ -154,6 +154,27 @@ def _leases(context: Context, cid: str) -> dict[str, str]:
     return found
 
 
+def _diagnose(context: Context, cid: str, batch: str) -> dict[str, Any]:
+    """What RQ and the lease say about a batch that was not taken over."""
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from workers.queues import SEND_QUEUE
+
+    raw, job_id = context.raw_redis, f"send-{cid}-{batch}"
+    registry = StartedJobRegistry(SEND_QUEUE, connection=raw, serializer=JSONSerializer)
+    lease = context.keys.batch_lease(cid, batch)
+    return {
+        "now": time.time(),
+        "started_registry": raw.zrange(registry.key, 0, -1, withscores=True),
+        "job_status": Job.fetch(job_id, connection=raw, serializer=JSONSerializer).get_status(),
+        "lease": (context.redis.get(lease), context.redis.pttl(lease)),
+        "locks": {k: raw.ttl(k) for k in raw.scan_iter(match="rq:*lock*")}
+        | {k: raw.ttl(k) for k in raw.scan_iter(match="rq:clean_registries:*")},
+    }
+
+
 def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> None:
     redis_node = RedisNode("data", tmp_path / "redis", host=lab.service, port=REDIS_PORT,
                            prefix=tuple(lab.data_prefix()))  # fmt: skip
@@ -202,7 +223,11 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
                 context.redis.sismember(done_key, batch)
             )
 
-        wait_for(taken_over, timeout=60, interval=0.05, message=f"worker-b taking {batch} over")
+        try:
+            wait_for(taken_over, timeout=60, interval=0.05, message=f"worker-b taking {batch} over")
+        except pytest.fail.Exception:
+            pytest.fail(f"worker-b never took {batch} over: {_diagnose(context, cid, batch)}\n"
+                        f"{hosts['worker-b'].text()[-3000:]}")  # fmt: skip
         takeover = time.monotonic() - cut
         lab.restore("worker-a")
         restored = time.monotonic()
