@@ -143,6 +143,13 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
     way_in = first_admin(settings, env["REDIS_URL"])
     exe = [sys.executable, "-m", "notifier_cli"]
     procs: list[subprocess.Popen[bytes]] = []
+
+    def stop_on_term(signum: int, frame: object) -> None:
+        # systemd, Docker and `kill` stop with SIGTERM: end like Ctrl-C, children included (Python's
+        # default would end this process alone and leave the site, workers and simulator running).
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     try:
         if simulator_port:
             sim_env = {**env, TAG_ENV: "sim"}
