@@ -22,7 +22,8 @@ from notifier.context import Context
 from notifier.crypto import b64url_encode, generate_subscriber
 from notifier_simulator import SimulatorServer
 from tests.factories import run_queued
-from workers.queues import PLAN_QUEUE, SEND_QUEUE, launch
+from workers.jobs import launch
+from workers.queues import PLAN_QUEUE, SEND_QUEUE
 
 AFTER = 3
 
