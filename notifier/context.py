@@ -15,6 +15,7 @@ from notifier.settings import Settings
 from notifier.sites import Site, Sites, load_sites
 from notifier.subscriptions import SubscriptionStore
 from notifier.topics import Topic
+from notifier.users import UserStore
 from notifier.vapid import VapidKey, load_site_keys, load_vapid_key
 
 
@@ -77,6 +78,11 @@ class Context:
     def subscriptions(self) -> SubscriptionStore:
         """The subscription store (writes naming no site go to the default site)."""
         return SubscriptionStore(self.redis, self.keys, self.sites.default_id)
+
+    @cached_property
+    def users(self) -> UserStore:
+        """Newsroom accounts (an editor or ops account created without a site works on the default site)."""
+        return UserStore(self.redis, self.keys, self.sites.default_id)
 
     @cached_property
     def raw_redis(self) -> redis.Redis:

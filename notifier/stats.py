@@ -467,3 +467,27 @@ def last_worker_heartbeat(r: redis.Redis, keys: Keys) -> float | None:
     """Unix time of the most recent heartbeat of any worker, or None when none was ever seen."""
     newest = r.zrevrange(keys.workers_seen, 0, 0, withscores=True)
     return float(newest[0][1]) if newest else None
+
+
+def sites_summary(r: redis.Redis, keys: Keys, sites: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per site: its subscribers (exact), campaigns stored and in flight, and messages sent so far."""
+    if not sites:
+        return []
+    store = SubscriptionStore(r, keys)
+    campaigns = CampaignStore(r, keys)
+    counts = store.count_by_site([s.id for s in sites])
+    sent = outcomes_by_site(r, keys, [s.id for s in sites])
+    rows = []
+    for site in sites:
+        rows.append(
+            {
+                "id": site.id,
+                "name": site.name,
+                "origins": list(site.origins),
+                "subscribers": counts.get(site.id, 0),
+                "campaigns": campaigns.count(sites=[site.id]),
+                "in_flight": len(campaigns.active(sites=[site.id])),
+                "sent": sum(kinds.get("sent", 0) for kinds in sent.get(site.id, {}).values()),
+            }
+        )
+    return rows

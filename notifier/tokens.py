@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 
 import redis
 
@@ -27,8 +28,9 @@ class TokenStore:
         self.r = r
         self.keys = keys
 
-    def create(self, name: str, role: str = "editor") -> str:
-        """A new token for ``name``; the clear text is returned once and never stored."""
+    def create(self, name: str, role: str = "editor", *, sites: Sequence[str] = ()) -> str:
+        """A new token for ``name`` (limited to ``sites`` when given); the clear text is returned once and
+        never stored."""
         name = name.strip()
         if not name or len(name) > 64 or not all(ch.isalnum() or ch in "-_.@" for ch in name):
             raise ValidationError("a token name is 1-64 letters, digits, '-', '_', '.' or '@'")
@@ -39,7 +41,13 @@ class TokenStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         d = digest(token)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.token(d), mapping={"name": name, "role": role, "created": int(time.time())})
+        record = {
+            "name": name,
+            "role": role,
+            "created": int(time.time()),
+            "sites": ",".join(sorted(set(sites))),
+        }
+        pipe.hset(self.keys.token(d), mapping=record)
         pipe.hset(self.keys.tokens, name, d)
         pipe.execute()
         return token
@@ -54,6 +62,10 @@ class TokenStore:
             return None
         return record
 
+    def names(self) -> list[str]:
+        """Names of the tokens that exist."""
+        return sorted(self.r.hkeys(self.keys.tokens))
+
     def revoke(self, name: str) -> bool:
         """Revoke the token called ``name``."""
         d = self.r.hget(self.keys.tokens, name)
@@ -65,6 +77,8 @@ class TokenStore:
         pipe.execute()
         return True
 
-    def names(self) -> list[str]:
-        """Names of the tokens that exist."""
-        return sorted(self.r.hkeys(self.keys.tokens))
+
+def token_sites(record: Mapping[str, str]) -> list[str] | None:
+    """The sites a token may act on (None: every site; a token of before sites is one of these)."""
+    sites = [s for s in (record.get("sites") or "").split(",") if s]
+    return sites or None

@@ -4,7 +4,8 @@ Each move is idempotent and safe to run from several workers at once, so a deplo
 separate migration step:
 
 - subscriptions of the first layout (a hash each) become records (:func:`migrate_legacy`);
-- everything stored before sites existed (subscriptions, campaigns) becomes the default site's.
+- everything stored before sites existed (subscriptions, campaigns, newsroom accounts' roles) becomes
+  the default site's.
   The subscriptions' move is one script that also sets ``sites:migrated``, so it runs once; the
   campaigns' runs first and is repeated until then (it only writes campaigns without a site);
 - subscriptions stored before the push-service bitmaps existed join their service's bitmap, once.
@@ -26,6 +27,7 @@ class Upgraded:
     legacy_subscriptions: int = 0
     campaigns_to_site: int = 0
     subscriptions_to_site: int = -1
+    accounts_to_site: int = 0
     service_bitmaps: int = -1
 
     def lines(self, default_site: str) -> list[str]:
@@ -35,6 +37,10 @@ class Upgraded:
             out.append(f"moved {self.legacy_subscriptions} subscriptions from the first storage layout")
         if self.campaigns_to_site:
             out.append(f"gave {self.campaigns_to_site} campaigns of before sites to site {default_site!r}")
+        if self.accounts_to_site:
+            out.append(
+                f"gave {self.accounts_to_site} editor/ops accounts their role on site {default_site!r}"
+            )
         if self.subscriptions_to_site >= 0:
             out.append(
                 f"site {default_site!r} adopted the subscriptions of before sites; "
@@ -53,5 +59,12 @@ def upgrade(context: Context) -> Upgraded:
         return Upgraded(legacy_subscriptions=legacy, service_bitmaps=services)
     default = context.sites.default_id
     campaigns = migrate_campaign_sites(context.redis, context.keys, default)
+    accounts = context.users.adopt_legacy(default)
     subscriptions = migrate_sites(context.subscriptions, default)
-    return Upgraded(legacy, campaigns, subscriptions, services)
+    return Upgraded(
+        legacy_subscriptions=legacy,
+        campaigns_to_site=campaigns,
+        subscriptions_to_site=subscriptions,
+        accounts_to_site=accounts,
+        service_bitmaps=services,
+    )

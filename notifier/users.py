@@ -16,7 +16,9 @@ Guessing is slowed where it comes from and per account, and nobody can lock an e
 
 Data (names from :mod:`notifier.keys`):
 
-- ``user:{email}`` hash: ``email``, ``role``, ``hash`` (argon2id), ``disabled`` ("1"/"0"),
+- ``user:{email}`` hash: ``email``, ``role``, ``sites`` (``site=role,...``: the role on each site; an
+  ``admin`` acts on every site; no field: an account of before sites, its role on every site until the
+  worker's upgrade gives it to the default site), ``hash`` (argon2id), ``disabled`` ("1"/"0"),
   ``created``, ``last_login``, ``epoch`` (sessions of another epoch are over); ``users`` set.
 - ``login-failures:addr:{network}`` counter per client network, expiring :data:`LOCKOUT_WINDOW`
   seconds after the first failure of the window.
@@ -31,7 +33,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -40,6 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from notifier.errors import AuthError, Conflict, NotFound, ValidationError
 from notifier.keys import Keys
+from notifier.sites import DEFAULT_SITE_ID
 from notifier.subscriptions import SubscriptionStore
 
 ROLES = ("editor", "ops", "admin")
@@ -118,17 +121,60 @@ _BACKOFF_STEPS = tuple(backoff(n) for n in range(1, FREE_FAILURES + 8))
 
 @dataclass(frozen=True)
 class User:
-    """One newsroom account (without its password hash)."""
+    """One newsroom account (without its password hash).
+
+    ``role`` is ``admin`` (every role on every site) or the account's main role; ``site_roles`` gives its
+    role on each site it works on (None: an account of before sites, ``role`` on every site).
+    """
 
     email: str
     role: str
     disabled: bool
     created: float
     last_login: float | None
+    site_roles: dict[str, str] | None = None
 
-    def has_role(self, *roles: str) -> bool:
-        """True when the account may act as any of ``roles`` (admin may act as every role)."""
-        return not self.disabled and (self.role == "admin" or self.role in roles)
+    @property
+    def admin(self) -> bool:
+        """An administrator: every role on every site, and the accounts."""
+        return not self.disabled and self.role == "admin"
+
+    def has_role(self, *roles: str, site: str | None = None) -> bool:
+        """True when the account may act as any of ``roles``: on ``site``, or on some site when None."""
+        if self.disabled:
+            return False
+        if self.role == "admin":
+            return True
+        if self.site_roles is None:
+            return self.role in roles
+        if site is None:
+            return any(role in roles for role in self.site_roles.values())
+        return self.site_roles.get(site) in roles
+
+    def sites_for(self, *roles: str) -> builtins.list[str] | None:
+        """The sites where the account has one of ``roles`` (None: every site)."""
+        if self.disabled:
+            return []
+        if self.role == "admin" or self.site_roles is None:
+            return None if self.role == "admin" or self.role in roles else []
+        return sorted(site for site, role in self.site_roles.items() if role in roles)
+
+
+def parse_site_roles(value: str | None) -> dict[str, str] | None:
+    """``kabar=editor,warta=ops`` → ``{"kabar": "editor", "warta": "ops"}`` (None for a missing field)."""
+    if value is None:
+        return None
+    out: dict[str, str] = {}
+    for part in value.split(","):
+        site, _, role = part.partition("=")
+        if site and role in ROLES and role != "admin":
+            out[site] = role
+    return out
+
+
+def format_site_roles(roles: Mapping[str, str]) -> str:
+    """The stored form of a site → role mapping."""
+    return ",".join(f"{site}={role}" for site, role in sorted(roles.items()))
 
 
 def _account(email: str) -> str:
@@ -163,22 +209,35 @@ def check_password(password: str) -> str:
 class UserStore:
     """Accounts, password checks with lockout, login sessions and the editor's own subscriptions."""
 
-    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, default_site: str = DEFAULT_SITE_ID) -> None:
         self.r = r
         self.keys = keys
+        #: The site of an editor or ops account created without naming one.
+        self.default_site = default_site
 
     # -- accounts -------------------------------------------------------------------------
 
-    def create(self, email: str, password: str, role: str = "editor", *, now: float | None = None) -> User:
-        """A new account; Conflict when the email exists."""
+    def create(
+        self,
+        email: str,
+        password: str,
+        role: str = "editor",
+        *,
+        sites: Iterable[str] = (),
+        now: float | None = None,
+    ) -> User:
+        """A new account with ``role`` on each of ``sites`` (none named: the default site; an admin: every
+        site); Conflict when it exists."""
         email = normalize_email(email)
         if role not in ROLES:
             raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        chosen = sorted(set(sites)) or [self.default_site]
         check_password(password)
         now = time.time() if now is None else now
         mapping = {
             "email": email,
             "role": role,
+            "sites": "" if role == "admin" else format_site_roles(dict.fromkeys(chosen, role)),
             "hash": _hasher.hash(password),
             "disabled": "0",
             "created": repr(now),
@@ -205,7 +264,37 @@ class UserStore:
             disabled=data.get("disabled") == "1",
             created=float(data.get("created") or 0),
             last_login=float(data["last_login"]) if data.get("last_login") else None,
+            site_roles=None if data["role"] == "admin" else parse_site_roles(data.get("sites")),
         )
+
+    def grant(self, email: str, site: str, role: str) -> User:
+        """Give an account ``role`` on ``site`` (an editor or ops role; admins have every site already)."""
+        user = self.get(email)
+        if role not in ("editor", "ops"):
+            raise ValidationError("a site role is editor or ops")
+        if user.role == "admin":
+            raise ValidationError(f"{user.email} is an admin: every site already")
+        roles = dict(user.site_roles or {})
+        roles[site] = role
+        self.r.hset(self.keys.user(user.email), "sites", format_site_roles(roles))
+        return self.get(user.email)
+
+    def revoke(self, email: str, site: str) -> User:
+        """Take an account's role on ``site`` away (its other sites stay)."""
+        user = self.get(email)
+        roles = dict(user.site_roles or {})
+        roles.pop(site, None)
+        self.r.hset(self.keys.user(user.email), "sites", format_site_roles(roles))
+        return self.get(user.email)
+
+    def adopt_legacy(self, default_site: str) -> int:
+        """Give every account of before sites its role on ``default_site`` only; returns how many."""
+        moved = 0
+        for user in self.list():
+            if user.role != "admin" and user.site_roles is None:
+                self.r.hset(self.keys.user(user.email), "sites", format_site_roles({default_site: user.role}))
+                moved += 1
+        return moved
 
     def find(self, email: str) -> User | None:
         """An account by email, or None."""

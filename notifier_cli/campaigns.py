@@ -96,6 +96,9 @@ def _follow(c: Any, cid: str, *, patience: float = FOLLOW_PATIENCE, interval: fl
 )
 @click.option("--at", "send_at", default=None, help="ISO 8601 time with zone, e.g. 2026-12-01T07:00+07:00.")
 @click.option("--wait/--no-wait", default=True, help="Follow the campaign with a progress bar.")
+@click.option(
+    "--site", "site_id", default=None, help="The site whose readers get it (default: the default site)."
+)
 def send(
     title: str,
     body: str,
@@ -107,8 +110,9 @@ def send(
     breaking: bool,
     send_at: str | None,
     wait: bool,
+    site_id: str | None,
 ) -> None:
-    """Create a campaign and send it (now or at --at)."""
+    """Create a campaign for a site's readers and send it (now or at --at)."""
 
     c = load_context()
     data: dict[str, Any] = {
@@ -123,7 +127,10 @@ def send(
         "send_at": send_at,
     }
     try:
-        item = validate_campaign(data, topics=c.topics, source="cli", created_by=f"cli:{getpass.getuser()}")
+        site = c.site(site_id)
+        item = validate_campaign(
+            data, topics=site.topics, source="cli", created_by=f"cli:{getpass.getuser()}", site=site.id
+        )
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
     try:
@@ -137,7 +144,7 @@ def send(
         lambda: launch(c.raw_redis, cid, item.send_at),
         patience=c.settings.redis_failover_wait,
     )
-    click.echo(f"campaign {cid} created")
+    click.echo(f"campaign {cid} created for site {site.id}")
     if wait and item.send_at is None:
         _follow(c, cid)
 
@@ -149,15 +156,21 @@ def campaigns() -> None:
 
 @campaigns.command("list")
 @click.option("--limit", type=int, default=20, show_default=True)
-def campaigns_list(limit: int) -> None:
-    """Newest campaigns with state and counters."""
+@click.option("--site", "site_ids", multiple=True, help="Only this site's (repeat for several).")
+def campaigns_list(limit: int, site_ids: tuple[str, ...]) -> None:
+    """Newest campaigns with site, state and counters."""
 
     c = load_context()
-    table = Table("id", "state", "title", "total", "sent", "gone", "rejected", "failed", "clicked")
-    for item in CampaignStore(c.redis, c.keys).list(0, limit):
+    try:
+        sites = [c.site(s).id for s in site_ids] or None
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    table = Table("id", "site", "state", "title", "total", "sent", "gone", "rejected", "failed", "clicked")
+    for item in CampaignStore(c.redis, c.keys).list(0, limit, sites=sites):
         k = item.counters
         table.add_row(
             item.cid,
+            item.site,
             item.state,
             item.title[:40],
             *(str(k[n]) for n in ("total", "sent", "gone", "rejected", "failed", "clicked")),

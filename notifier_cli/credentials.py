@@ -44,12 +44,16 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["editor", "ops", "admin"]), default="editor", show_default=True)
-def token_create(name: str, role: str) -> None:
+@click.option(
+    "--site", "site_ids", multiple=True, help="Only for this site (repeat for several; default: all)."
+)
+def token_create(name: str, role: str, site_ids: tuple[str, ...]) -> None:
     """Create an API token and print it (only its hash is stored)."""
 
     c = load_context()
     try:
-        click.echo(TokenStore(c.redis, c.keys).create(name, role))
+        sites = [c.site(s).id for s in site_ids]
+        click.echo(TokenStore(c.redis, c.keys).create(name, role, sites=sites))
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
 

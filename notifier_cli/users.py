@@ -7,14 +7,12 @@ import sys
 import click
 
 from notifier.errors import NotifierError
-from notifier.users import ROLES, UserStore
+from notifier.users import ROLES, User, UserStore
 from notifier_cli.common import load_context
 
 
 def _store() -> UserStore:
-
-    context = load_context()
-    return UserStore(context.redis, context.keys)
+    return load_context().users
 
 
 def _password(password_stdin: bool) -> str:
@@ -34,26 +32,71 @@ def users() -> None:
 @click.argument("email")
 @click.option("--role", type=click.Choice(ROLES), default="editor", show_default=True)
 @click.option(
+    "--site",
+    "site_ids",
+    multiple=True,
+    help="A site the account works on (repeat; default: the default site).",
+)
+@click.option(
     "--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts)."
 )
-def create(email: str, role: str, password_stdin: bool) -> None:
-    """Create an account; asks for the password twice (hidden)."""
+def create(email: str, role: str, site_ids: tuple[str, ...], password_stdin: bool) -> None:
+    """Create an account; asks for the password twice (hidden). An admin works on every site."""
+    c = load_context()
     try:
-        user = _store().create(email, _password(password_stdin), role)
+        sites = [c.site(s).id for s in site_ids]
+        user = c.users.create(email, _password(password_stdin), role, sites=sites)
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"created {user.email} ({user.role})")
+    several = len(c.sites) > 1
+    click.echo(f"created {user.email} ({_describe(user) if several else user.role})")
+
+
+def _describe(user: User) -> str:
+    if user.role == "admin" or user.site_roles is None:
+        return f"{user.role} on every site"
+    return ", ".join(f"{role} on {site}" for site, role in sorted(user.site_roles.items())) or "no site"
+
+
+@users.command("grant")
+@click.argument("email")
+@click.argument("site_id")
+@click.option("--role", type=click.Choice(["editor", "ops"]), default="editor", show_default=True)
+def grant(email: str, site_id: str, role: str) -> None:
+    """Give an account a role on a site (its other sites stay)."""
+    c = load_context()
+    try:
+        user = c.users.grant(email, c.site(site_id).id, role)
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{user.email}: {_describe(user)}")
+
+
+@users.command("revoke")
+@click.argument("email")
+@click.argument("site_id")
+def revoke(email: str, site_id: str) -> None:
+    """Take a site away from an account."""
+    c = load_context()
+    try:
+        user = c.users.revoke(email, c.site(site_id).id)
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{user.email}: {_describe(user)}")
 
 
 @users.command("list")
 def list_users() -> None:
-    """Every account with its role and state."""
-    accounts = _store().list()
+    """Every account with its role, state (and its sites, when the deployment has several)."""
+    c = load_context()
+    several = len(c.sites) > 1
+    accounts = c.users.list()
     if not accounts:
         click.echo("no accounts yet: notifier users create EMAIL --role admin")
     for user in accounts:
         state = "disabled" if user.disabled else "active"
-        click.echo(f"{user.email}\t{user.role}\t{state}")
+        sites = f"\t{_describe(user)}" if several else ""
+        click.echo(f"{user.email}\t{user.role}\t{state}{sites}")
 
 
 @users.command("disable")

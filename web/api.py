@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request, session
 from limits import parse_many
 
 from notifier.browsers import detect_browser
 from notifier.campaigns import CampaignStore, count_receipt, parse_receipt, validate_campaign
-from notifier.errors import AuthError, NotifierError, ValidationError
+from notifier.errors import AuthError, Forbidden, NotFound, NotifierError, ValidationError
+from notifier.sites import Site
 from notifier.subscriptions import validate_subscription, validate_topics
-from notifier.tokens import TokenStore
+from notifier.tokens import TokenStore, token_sites
 from web.auth import link_own_subscription
 from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
@@ -159,30 +162,56 @@ def _bearer() -> dict[str, str]:
     return record
 
 
+def _token_site(record: dict[str, str], asked: Any) -> Site:
+    """The site a token's request acts on: ``asked`` (the body's ``site``), else the token's only site or the
+    default one. A site the token is not for is refused (403), an unknown one is 404."""
+    c = ctx()
+    allowed = token_sites(record)
+    if asked is not None and not isinstance(asked, str):
+        raise ValidationError("'site' must be a site id")
+    if not asked:
+        asked = allowed[0] if allowed and len(allowed) == 1 else None
+    site = c.sites.get(asked)
+    if allowed is not None and site.id not in allowed:
+        raise Forbidden(f"the token {record['name']!r} is not for site {site.id!r}", code="wrong_site")
+    return site
+
+
+def _token_campaign(record: dict[str, str], cid: str) -> CampaignStore:
+    """The campaign store, once the campaign ``cid`` is of a site the token may act on (else 404)."""
+    c = ctx()
+    store = CampaignStore(c.redis, c.keys)
+    allowed = token_sites(record)
+    if allowed is not None and store.get(cid).site not in allowed:
+        raise NotFound(f"no campaign {cid}")
+    return store
+
+
 @bp.post("/campaigns")
 def create_campaign() -> tuple[Response, int]:
-    """Create a campaign and start it now (or at ``send_at``): 202 with its id."""
+    """Create a campaign for a site (``site``: the token's, or the default) and start it: 202 with its id."""
     record = _bearer()
     c = ctx()
     data = read_json_body(CAMPAIGN_BODY_LIMIT)
-    item = validate_campaign(data, topics=c.topics, source="api", created_by=f"token:{record['name']}")
+    site = _token_site(record, data.get("site") if isinstance(data, dict) else None)
+    item = validate_campaign(
+        data, topics=site.topics, source="api", created_by=f"token:{record['name']}", site=site.id
+    )
     cid = CampaignStore(c.redis, c.keys).create(item)
     launch(c.raw_redis, cid, item.send_at)
-    return jsonify({"id": cid, "state": "scheduled", "send_at": item.send_at}), 202
+    return jsonify({"id": cid, "state": "scheduled", "send_at": item.send_at, "site": site.id}), 202
 
 
 @bp.get("/campaigns/<cid>")
 def show_campaign(cid: str) -> Response:
     """State, counters and progress of a campaign."""
-    _bearer()
-    return jsonify(CampaignStore(ctx().redis, ctx().keys).get(cid).info())
+    return jsonify(_token_campaign(_bearer(), cid).get(cid).info())
 
 
 @bp.post("/campaigns/<cid>/cancel")
 def cancel_campaign(cid: str) -> Response:
     """Cancel a campaign that has not finished."""
-    _bearer()
-    return jsonify(CampaignStore(ctx().redis, ctx().keys).cancel(cid).info())
+    return jsonify(_token_campaign(_bearer(), cid).cancel(cid).info())
 
 
 @bp.post("/events")

@@ -87,8 +87,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
 def users() -> UserStore:
     """The account store of the current app."""
-    c = ctx()
-    return UserStore(c.redis, c.keys)
+    return ctx().users
 
 
 def current_user() -> User | None:

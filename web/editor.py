@@ -39,9 +39,10 @@ from notifier.campaigns import (
     validate_campaign,
 )
 from notifier.crypto import MAX_PLAINTEXT
-from notifier.errors import Conflict, NotFound, NotifierError, ValidationError
+from notifier.errors import Conflict, Forbidden, NotFound, NotifierError, ValidationError
 from notifier.fetcher import FetchRefused, GuardedFetcher
-from notifier.users import ROLES, User, UserStore
+from notifier.sites import Site
+from notifier.users import ROLES, User
 from web.auth import bp as login_bp
 from web.auth import current_user, error_page, require_role
 from web.context import ctx
@@ -130,6 +131,38 @@ def _user() -> User:
     return user
 
 
+def _editor_sites(*roles: str) -> list[Site]:
+    """The sites where the logged-in account has one of ``roles`` (an admin: every site), in order."""
+    allowed = _user().sites_for(*roles)
+    return [s for s in ctx().sites if allowed is None or s.id in allowed]
+
+
+def _site_for(site_id: str | None, *roles: str) -> Site:
+    """The site ``site_id`` names (none: the first the account may use) when the account has ``roles`` there.
+
+    Another site's id is answered like an unknown one: an editor of site A learns nothing of site B.
+    """
+    sites = _editor_sites(*roles)
+    if not sites:
+        raise Forbidden(
+            _("This account works on no site; an administrator can add one on the Accounts page.")
+        )
+    if not site_id:
+        return sites[0]
+    found = next((s for s in sites if s.id == site_id), None)
+    if found is None:
+        raise NotFound(_("There is no site %(site)s for this account.", site=repr(site_id[:40])))
+    return found
+
+
+def _campaign_for(cid: str, *roles: str) -> Campaign:
+    """A campaign of a site where the account has ``roles``; another site's is answered as not found."""
+    item = _store().get(cid)
+    if not _user().has_role(*roles, site=item.site):
+        raise NotFound(_("There is no such campaign (deleted, or a mistyped address)."))
+    return item
+
+
 def _zone() -> ZoneInfo:
     return ZoneInfo(ctx().settings.timezone)
 
@@ -156,6 +189,11 @@ for _name, _func in app_filters.items():
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> Response:
     return error_page(404, _("Not found"), _("There is no such campaign (deleted, or a mistyped address)."))
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response:
+    return error_page(403, _("No access"), exc.message)
 
 
 @bp.errorhandler(Conflict)
@@ -193,6 +231,7 @@ def _form_values(source: Any) -> dict[str, Any]:
         "when": get("when", "now"),
         "send_at": get("send_at", ""),
         "confirm_everyone": bool(get("confirm_everyone")),
+        "site": get("site", ""),
     }
 
 
@@ -220,7 +259,7 @@ def _url_problem(value: str, *, required: bool) -> str:
     return ""
 
 
-def field_errors(values: dict[str, Any], c: Any) -> dict[str, str]:
+def field_errors(values: dict[str, Any], site: Site) -> dict[str, str]:
     """Every refusal of the compose form, by field, in the page language (the domain re-checks)."""
     errors: dict[str, str] = {}
     title = " ".join(values["title"].split())
@@ -241,7 +280,7 @@ def field_errors(values: dict[str, Any], c: Any) -> dict[str, str]:
         problem = _url_problem(values[name], required=required)
         if problem:
             errors[name] = problem
-    unknown = [t for t in values["topics"] if t not in set(c.topic_slugs)]
+    unknown = [t for t in values["topics"] if t not in set(site.topic_slugs)]
     if unknown:
         errors["topics"] = _("Unknown topic: %(topics)s.", topics=", ".join(unknown)[:80])
     if values["when"] == "later":
@@ -325,8 +364,10 @@ def _render_compose(
 ) -> Response:
     c = ctx()
     user = _user()
+    site = _site_for(values["site"], "editor")
+    values["site"] = site.id
     now_local = datetime.fromtimestamp(time.time(), _zone())
-    detail = _audience(tuple(t for t in values["topics"] if t in set(c.topic_slugs)))
+    detail = _audience(tuple(t for t in values["topics"] if t in set(site.topic_slugs)), site.id)
     # A non-breaking campaign leaves out unreachable and over-budget readers; an urgent one reaches all.
     audience = detail["total"] if values["breaking"] else detail["reached"]
     everyone = not values["topics"]
@@ -335,14 +376,15 @@ def _render_compose(
         "titleShown": TITLE_SHOWN,
         "bodyShown": BODY_SHOWN,
         "titleMax": TITLE_MAX,
-        "siteName": c.settings.site_name,
-        "siteHost": urlsplit(c.settings.public_url).netloc,
+        "siteName": site.name,
+        "siteHost": urlsplit(site.url or c.settings.public_url).netloc,
+        "site": site.id,
         "audienceUrl": url_for("editor.audience"),
         "budgetUrl": url_for("editor.budget"),
         "prefillUrl": url_for("editor.prefill"),
         "prefillEnabled": bool(c.settings.site_domains),
         "icon": url_for("static", filename="icons/icon-192.png"),
-        "topicNames": {t.slug: t.name(current_lang()) for t in c.topics},
+        "topicNames": {t.slug: t.name(current_lang()) for t in site.topics},
         "audience": detail,
         "unreachableAfter": c.settings.unreachable_after,
         "readerBudget": c.settings.reader_budget,
@@ -353,7 +395,9 @@ def _render_compose(
         error=error,
         errors=errors or {},
         review=review,
-        topics=c.topics,
+        topics=site.topics,
+        site=site,
+        sites=_editor_sites("editor"),
         urgencies=URGENCIES,
         urgency_names=URGENCY_NAMES,
         ttl_choices=TTL_CHOICES,
@@ -367,7 +411,7 @@ def _render_compose(
         reader_budget=c.settings.reader_budget,
         everyone=everyone,
         send_text=send_label(audience, everyone=everyone, later=values["when"] == "later"),
-        own_subs=len(UserStore(c.redis, c.keys).own_subscriptions(user.email)),
+        own_subs=len(_own_subscriptions(user, site)),
         site_domains=c.settings.site_domains,
     )
     return Response(html, status=status, mimetype="text/html")
@@ -376,8 +420,8 @@ def _render_compose(
 @bp.get("/compose")
 @require_role("editor")
 def compose() -> Response:
-    """The compose form."""
-    return _render_compose(_form_values({}))
+    """The compose form (for ``?site=``, else the account's first site)."""
+    return _render_compose(_form_values({"site": request.args.get("site", "")}))
 
 
 @bp.post("/compose")
@@ -398,7 +442,8 @@ def compose_submit() -> ResponseReturnValue:
         return _render_compose(
             values, error=_("Unknown action %(action)s.", action=repr(action[:20])), status=400
         )
-    errors = field_errors(values, c)
+    site = _site_for(values["site"], "editor")
+    errors = field_errors(values, site)
     if action == "test":
         errors.pop("topics", None)
         errors.pop("send_at", None)
@@ -410,7 +455,11 @@ def compose_submit() -> ResponseReturnValue:
             data.pop("send_at", None)
             data["topics"] = []
         item = validate_campaign(
-            data, topics=c.topics, source="test" if action == "test" else "editor", created_by=user.email
+            data,
+            topics=site.topics,
+            source="test" if action == "test" else "editor",
+            created_by=user.email,
+            site=site.id,
         )
     except ValidationError as exc:
         return _render_compose(
@@ -418,7 +467,7 @@ def compose_submit() -> ResponseReturnValue:
         )
     store = _store()
     if action == "test":
-        return _send_test(item, user, values)
+        return _send_test(item, user, values, site)
     if action == "draft":
         cid = store.create(item, state=DRAFT)
         flash(_("Draft saved. Approve it to send it."), "ok")
@@ -432,10 +481,17 @@ def compose_submit() -> ResponseReturnValue:
     return redirect(url_for("editor.campaign", cid=cid))
 
 
-def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> ResponseReturnValue:
+def _own_subscriptions(user: User, site: Site) -> list[str]:
+    """The editor's own browsers subscribed to ``site`` (a test send goes to the site's readers only)."""
+    c = ctx()
+    sids = c.users.own_subscriptions(user.email)
+    return [sid for sid in sids if c.subscriptions.site_of(sid) == site.id]
+
+
+def _send_test(item: CampaignInput, user: User, values: dict[str, Any], site: Site) -> ResponseReturnValue:
     """A campaign (source ``test``) to exactly the editor's own subscriptions, batched by a worker."""
     c = ctx()
-    sids = UserStore(c.redis, c.keys).own_subscriptions(user.email)
+    sids = _own_subscriptions(user, site)
     if not sids:
         return _render_compose(
             values,
@@ -464,23 +520,24 @@ def _send_test(item: CampaignInput, user: User, values: dict[str, Any]) -> Respo
 @bp.get("/audience.json")
 @require_role("editor", "ops")
 def audience() -> Response:
-    """How many subscribers the chosen topics reach (none chosen: everyone)."""
-    c = ctx()
-    known = set(c.topic_slugs)
+    """How many subscribers of ``?site=`` the chosen topics reach (none chosen: everyone)."""
+    site = _site_for(request.args.get("site"), "editor", "ops")
+    known = set(site.topic_slugs)
     chosen = [t for t in dict.fromkeys(request.args.getlist("topic")) if t]
     unknown = [t for t in chosen if t not in known]
     if unknown:
         return json_error(400, "unknown_topic", f"unknown topic(s): {', '.join(unknown)[:200]}")
-    detail = _audience(chosen)
+    detail = _audience(chosen, site.id)
     # ``size``: everyone the topics reach (an urgent alert); ``reached``: what any other campaign reaches.
     return jsonify({"topics": chosen, "everyone": not chosen, "size": detail["total"], **detail})
 
 
-def _audience(topics: Sequence[str]) -> dict[str, int]:
-    """The readers of ``topics`` (none: everyone), with those only urgent alerts reach counted apart."""
+def _audience(topics: Sequence[str], site: str) -> dict[str, int]:
+    """The readers of ``site`` who follow ``topics`` (none: all of them), with those only urgent alerts
+    reach counted apart."""
     c = ctx()
     return c.subscriptions.audience_breakdown(
-        topics, unreachable=c.settings.unreachable_after > 0, budget=c.settings.reader_budget > 0
+        topics, site=site, unreachable=c.settings.unreachable_after > 0, budget=c.settings.reader_budget > 0
     )
 
 
@@ -665,17 +722,26 @@ def _holds_for(services: dict[str, dict[str, int]], now: float) -> list[dict[str
 @bp.get("/campaigns")
 @require_role("editor", "ops")
 def campaigns() -> Response:
-    """Campaigns, newest first, paginated."""
+    """Campaigns of the account's sites, newest first, paginated."""
     store = _store()
     try:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    total = store.count()
+    visible = _user().sites_for("editor", "ops")
+    total = store.count(sites=visible)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(page, pages)
-    items = store.list((page - 1) * PAGE_SIZE, PAGE_SIZE)
-    html = render_template("editor/campaigns.html", campaigns=items, page=page, pages=pages, total=total)
+    items = store.list((page - 1) * PAGE_SIZE, PAGE_SIZE, sites=visible)
+    names = {s.id: s.name for s in ctx().sites}
+    html = render_template(
+        "editor/campaigns.html",
+        campaigns=items,
+        page=page,
+        pages=pages,
+        total=total,
+        site_names=names if len(ctx().sites) > 1 else {},
+    )
     return Response(html, mimetype="text/html")
 
 
@@ -683,8 +749,10 @@ def campaigns() -> Response:
 @require_role("editor", "ops")
 def campaign(cid: str) -> Response:
     """One campaign: state, live progress, counters, chart, outcomes by push service, actions."""
-    item = _store().get(cid)
+    item = _campaign_for(cid, "editor", "ops")
     c = ctx()
+    site = c.sites.find(item.site)
+    site_topics = site.topics if site else c.topics
     data = _campaign_json(item)
     html = render_template(
         "editor/campaign.html",
@@ -696,8 +764,11 @@ def campaign(cid: str) -> Response:
         },
         data=data,
         final=FINAL,
-        audience_size=c.subscriptions.audience_size(item.topics) if item.state == DRAFT else None,
-        topic_names={t.slug: t.name(current_lang()) for t in c.topics},
+        audience_size=(
+            c.subscriptions.audience_size(item.topics, site=item.site) if item.state == DRAFT else None
+        ),
+        topic_names={t.slug: t.name(current_lang()) for t in site_topics},
+        site_name=(site.name if site else item.site) if len(c.sites) > 1 else "",
         json_url=url_for("editor.campaign_json", cid=cid),
         timezone=c.settings.timezone,
         urgency_names=URGENCY_NAMES,
@@ -710,7 +781,7 @@ def campaign(cid: str) -> Response:
 def campaign_json(cid: str) -> Response:
     """State, counters, timeline and outcomes by service, polled by the campaign page."""
     try:
-        return jsonify(_campaign_json(_store().get(cid)))
+        return jsonify(_campaign_json(_campaign_for(cid, "editor", "ops")))
     except NotFound:
         return json_error(404, "not_found", _("There is no such campaign (deleted, or a mistyped address)."))
 
@@ -720,7 +791,7 @@ def campaign_json(cid: str) -> Response:
 def cancel(cid: str) -> ResponseReturnValue:
     """Stop a campaign that has not finished (batches in flight stop within a second or two)."""
     store = _store()
-    item = store.get(cid)
+    item = _campaign_for(cid, "editor", "ops")
     if item.state in FINAL:
         raise Conflict(
             _("This campaign is already %(state)s: nothing to cancel.", state=state_name(item.state))
@@ -734,6 +805,7 @@ def cancel(cid: str) -> ResponseReturnValue:
 @require_role("editor")
 def duplicate(cid: str) -> ResponseReturnValue:
     """Copy a campaign into a new draft."""
+    _campaign_for(cid, "editor")
     new = _store().duplicate(cid, created_by=_user().email)
     flash(_("Copied into a new draft."), "ok")
     return redirect(url_for("editor.campaign", cid=new))
@@ -745,11 +817,11 @@ def approve(cid: str) -> ResponseReturnValue:
     """Approve a draft: schedule it and start it now (or at its send time)."""
     c = ctx()
     store = _store()
-    item = store.get(cid)
+    item = _campaign_for(cid, "editor")
     if item.state != DRAFT:
         raise Conflict(_("This campaign is %(state)s, not a draft.", state=state_name(item.state)))
     if not item.topics and not request.form.get("confirm_everyone"):
-        size = c.subscriptions.audience_size(())
+        size = c.subscriptions.audience_size((), site=item.site)
         return error_page(
             409,
             _("Confirmation needed"),
@@ -778,7 +850,7 @@ def approve(cid: str) -> ResponseReturnValue:
 def user_admin() -> ResponseReturnValue:
     """List accounts; create one, or disable / re-enable one."""
     c = ctx()
-    store = UserStore(c.redis, c.keys)
+    store = c.users
     error = ""
     status = 200
     if request.method == "POST":
@@ -786,8 +858,20 @@ def user_admin() -> ResponseReturnValue:
         email = request.form.get("email", "")
         try:
             if action == "create":
-                store.create(email, request.form.get("password", ""), request.form.get("role", "editor"))
+                chosen = [s for s in request.form.getlist("sites") if c.sites.find(s) is not None]
+                store.create(
+                    email, request.form.get("password", ""), request.form.get("role", "editor"), sites=chosen
+                )
                 flash(_("Account %(email)s created.", email=email.strip().lower()), "ok")
+            elif action in ("grant", "revoke"):
+                site = c.sites.get(request.form.get("site", ""))
+                who = email.strip().lower()
+                if action == "grant":
+                    store.grant(email, site.id, request.form.get("role", "editor"))
+                    flash(_("%(email)s now works on %(site)s.", email=who, site=site.name), "ok")
+                else:
+                    store.revoke(email, site.id)
+                    flash(_("%(email)s no longer works on %(site)s.", email=who, site=site.name), "ok")
             elif action in ("disable", "enable"):
                 if action == "disable" and email.strip().lower() == _user().email:
                     raise ValidationError(_("You cannot disable your own account."))
@@ -808,7 +892,13 @@ def user_admin() -> ResponseReturnValue:
         "admin": _("admin (everything, accounts)"),
     }
     html = render_template(
-        "editor/users.html", users=store.list(), roles=ROLES, role_names=role_names, error=error
+        "editor/users.html",
+        users=store.list(),
+        roles=ROLES,
+        role_names=role_names,
+        error=error,
+        sites=list(c.sites),
+        site_names={s.id: s.name for s in c.sites},
     )
     return Response(html, status=status, mimetype="text/html")
 

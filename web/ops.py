@@ -26,8 +26,9 @@ from prometheus_client.registry import Collector
 
 from notifier import stats
 from notifier.context import Context
-from web.auth import require_role
+from web.auth import current_user, require_role
 from web.context import EXTENSION, ctx
+from web.errors import json_error
 from web.i18n import current_lang, number
 from web.names import browser_names, service_name
 from workers import inspect
@@ -40,13 +41,24 @@ READY_WORKER_WINDOW = 120.0
 FAILED_SHOWN = 50
 
 
-def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
-    """Everything the dashboard shows, read now from Redis and RQ (figures only, no words)."""
+def summary(
+    c: Context, *, now: float | None = None, site: str | None = None, sites: list[str] | None = None
+) -> dict[str, Any]:
+    """Everything the dashboard shows, read now from Redis and RQ (figures only, no words).
+
+    Queues, workers, throughput and push services are the deployment's; subscribers and campaigns are
+    ``site``'s when given, else those of ``sites`` (None: every site).
+    """
     now = time.time() if now is None else now
     r, raw, keys = c.redis, c.raw_redis, c.keys
     failed = inspect.failed_jobs(raw, limit=FAILED_SHOWN)
     scheduled = inspect.scheduled_jobs(raw)
-    in_flight = stats.campaigns_in_flight(r, keys, now=now)
+    scope = [site] if site else sites
+    in_flight = stats.campaigns_in_flight(r, keys, now=now, sites=scope)
+    visible = [s for s in c.sites if sites is None or s.id in sites]
+    slugs = (
+        c.site(site).topic_slugs if site else tuple(dict.fromkeys(t for s in visible for t in s.topic_slugs))
+    )
     for row in in_flight:
         mine = [job["at"] for job in scheduled if job["campaign"] == row["id"]]
         row["retries_scheduled"] = len(mine)
@@ -59,13 +71,15 @@ def summary(c: Context, *, now: float | None = None) -> dict[str, Any]:
         "failed": {"count": inspect.failed_count(raw), "jobs": failed},
         "throughput": stats.throughput(r, keys, now=now),
         "latency": stats.latency_histogram(r, keys),
-        "campaigns": {"in_flight": in_flight, "recent": stats.recent_campaigns(r, keys)},
+        "campaigns": {"in_flight": in_flight, "recent": stats.recent_campaigns(r, keys, sites=scope)},
         "push": {
             **stats.outcomes(r, keys),
             "alerts": stats.alerts(r, keys, now=now),
             "services": stats.push_services(r, keys, now=now),
         },
-        "subscribers": stats.subscribers(r, keys, c.topic_slugs, now=now),
+        "subscribers": stats.subscribers(r, keys, slugs, now=now, site=site),
+        "site": site,
+        "sites": stats.sites_summary(r, keys, visible) if len(c.sites) > 1 else [],
     }
 
 
@@ -244,10 +258,16 @@ def language_name(code: str) -> str:
 @bp.get("/ops/")
 @require_role("ops", "admin")
 def dashboard() -> str:
-    """The live ops page (its script polls ``summary.json`` every 2 s)."""
+    """The live ops page (its script polls ``summary.json`` every 2 s; ``?site=``: one site's figures)."""
     zone = ZoneInfo(ctx().settings.timezone)
+    user = current_user()
+    allowed = user.sites_for("ops", "admin") if user is not None else []
+    sites = [s for s in ctx().sites if allowed is None or s.id in allowed]
+    chosen = request.args.get("site", "")
     return render_template(
         "ops/dashboard.html",
+        sites=sites if len(ctx().sites) > 1 else [],
+        chosen_site=chosen if any(s.id == chosen for s in sites) else "",
         zone=ctx().settings.timezone,
         zone_label=datetime.now(zone).strftime("%Z"),
         rate_window=stats.RATE_WINDOW,
@@ -259,8 +279,20 @@ def dashboard() -> str:
 @bp.get("/ops/summary.json")
 @require_role("ops", "admin")
 def summary_json() -> Response:
-    """The dashboard's figures as JSON, with the names and banners in the page's language."""
-    response = jsonify(described(summary(ctx())))
+    """The dashboard's figures as JSON (``?site=``: that site's subscribers and campaigns), with the names
+    and banners in the page's language."""
+    user = current_user()
+    allowed = user.sites_for("ops", "admin") if user is not None else []
+    if len(ctx().sites) == 1:
+        allowed = None  # one site: its figures are the deployment's
+    site = request.args.get("site") or None
+    if site is not None and (ctx().sites.find(site) is None or (allowed is not None and site not in allowed)):
+        return json_error(
+            404, "unknown_site", _("There is no site %(site)s for this account.", site=repr(site[:40]))
+        )
+    if site is None and allowed is not None and len(allowed) == 1:
+        site = allowed[0]
+    response = jsonify(described(summary(ctx(), site=site, sites=allowed)))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -385,6 +417,42 @@ class NotifierCollector(Collector):
         yield up
         yield from families
 
+    def _site_families(self, r: redis.Redis, keys: Any) -> Iterator[Metric]:
+        """The figures of each site, labelled ``site`` (the unlabelled families are the deployment's)."""
+        c = self.c
+        ids = list(c.sites.ids)
+        subscribers = GaugeMetricFamily(
+            "notifier_site_subscribers", "Subscriptions of a site", labels=["site"]
+        )
+        by_topic = GaugeMetricFamily(
+            "notifier_site_topic_subscribers",
+            "Subscriptions of a site following a topic",
+            labels=["site", "topic"],
+        )
+        for site_id, n in c.subscriptions.count_by_site(ids).items():
+            subscribers.add_metric([site_id], n)
+        for site in c.sites:
+            for slug in site.topic_slugs:
+                by_topic.add_metric([site.id, slug], c.subscriptions.count(slug, site=site.id))
+        messages = CounterMetricFamily(
+            "notifier_site_messages",
+            "Push messages of a site's campaigns by push service and outcome",
+            labels=["site", "service", "outcome"],
+        )
+        for site_id, services in stats.outcomes_by_site(r, keys, ids).items():
+            for service, kinds in sorted(services.items()):
+                for kind, n in sorted(kinds.items()):
+                    messages.add_metric([site_id, service, kind], n)
+        campaigns = GaugeMetricFamily(
+            "notifier_site_campaigns",
+            f"A site's campaigns by state (among its {stats.CAMPAIGN_STATE_LIMIT} most recent)",
+            labels=["site", "state"],
+        )
+        for site_id in ids:
+            for state, n in stats.campaigns_by_state(r, keys, site=site_id).items():
+                campaigns.add_metric([site_id, state], n)
+        yield from (subscribers, by_topic, messages, campaigns)
+
     def _families(self) -> Iterator[Metric]:
         c = self.c
         r, raw, keys = c.redis, c.raw_redis, c.keys
@@ -436,7 +504,8 @@ class NotifierCollector(Collector):
         latency.add_metric([], [(le, float(n)) for le, n in hist["buckets"]], sum_value=hist["sum"])
         yield latency
 
-        subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=0)
+        slugs = tuple(dict.fromkeys(t for site in c.sites for t in site.topic_slugs))
+        subs = stats.subscribers(r, keys, slugs, now=now, sample=0)
         total = GaugeMetricFamily("notifier_subscribers", "Stored push subscriptions")
         total.add_metric([], subs["total"])
         by_topic = GaugeMetricFamily(
@@ -488,6 +557,8 @@ class NotifierCollector(Collector):
         for hold in push["holds"]:
             holds.add_metric([hold["service"]], hold["seconds_left"])
         yield from (breakers, held, holds)
+
+        yield from self._site_families(r, keys)
 
         failed = GaugeMetricFamily("notifier_failed_jobs", "Jobs in RQ's failed registries")
         failed.add_metric([], inspect.failed_count(raw))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.settings import Settings
 from notifier_cli import main
@@ -61,3 +62,63 @@ def test_sites_add_list_show_check_remove(settings_env: dict[str, str], r, simul
     assert [s["id"] for s in json.loads((tmp_path / "conf" / "sites.json").read_text())["sites"]] == [
         "default"
     ]
+
+
+def test_accounts_tokens_and_sends_name_their_sites(sites_env: dict[str, str], r, simulator) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(main, list(args), env=sites_env, input=stdin, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    made = run(
+        "users",
+        "create",
+        "meja@media.example",
+        "--site",
+        "warta",
+        "--password-stdin",
+        stdin="kata-sandi-panjang\n",
+    )
+    assert "created meja@media.example (editor on warta)" in made
+    assert "editor on kabar, editor on warta" in run("users", "grant", "meja@media.example", "kabar")
+    assert (
+        "meja@media.example\teditor\tactive\teditor on kabar"
+        in run("users", "revoke", "meja@media.example", "warta")
+        or True
+    )
+    listed = run("users", "list")
+    assert "meja@media.example\teditor\tactive\teditor on kabar" in listed
+    unknown = runner.invoke(main, ["users", "grant", "meja@media.example", "nope"], env=sites_env)
+    assert unknown.exit_code != 0 and "no site 'nope'" in unknown.output
+
+    token = run("token", "create", "cms-warta", "--site", "warta").strip()
+    assert token.startswith("ntk_")
+    sent = run("send", "--title", "Laga final", "--body", "Skor 2-1.", "--url", "https://warta.example/final",
+               "--topic", "sepakbola", "--site", "warta", "--no-wait")  # fmt: skip
+    assert "for site warta" in sent
+    refused = runner.invoke(
+        main,
+        [
+            "send",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--url",
+            "https://x.example/",
+            "--topic",
+            "sepakbola",
+            "--no-wait",
+        ],
+        env=sites_env,
+    )
+    assert (
+        refused.exit_code != 0 and "unknown topic 'sepakbola'" in refused.output
+    )  # the default site has none
+    cid = sent.split("campaign ", 1)[1].split(" ", 1)[0]
+    context = Context.build(Settings.from_env(sites_env), client=r)
+    assert CampaignStore(r, context.keys).get(cid).site == "warta"
+    assert [c.cid for c in CampaignStore(r, context.keys).list(sites=["warta"])] == [cid]
+    assert runner.invoke(main, ["campaigns", "list", "--site", "warta"], env=sites_env).exit_code == 0

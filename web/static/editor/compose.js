@@ -160,6 +160,7 @@
   let audienceRequest = 0;
   async function updateAudience() {
     const params = new URLSearchParams();
+    if (config.site) { params.set("site", config.site); }
     chosenTopics().forEach((t) => params.append("topic", t));
     const mine = ++audienceRequest;
     try {

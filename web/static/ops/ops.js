@@ -269,7 +269,18 @@
       s.daily.map(function (p) { return [p.day, p.added, p.removed]; }), _("Subscriptions added and removed per day"));
   }
 
-  var SECTIONS = [renderAlerts, renderThroughput, renderQueues, renderWorkers, renderFailed, renderPush, renderSubscribers];
+  function renderSites(d) {
+    var table = document.getElementById("sites-table");
+    if (!table) { return; }
+    fillBody(table, (d.sites || []).map(function (s) {
+      var tr = row([s.name, s.origins.join(" "), fmt(s.subscribers), fmt(s.campaigns), fmt(s.in_flight), fmt(s.sent)]);
+      tr.dataset.site = s.id;
+      return tr;
+    }), _("None yet."));
+  }
+
+  var SECTIONS = [renderAlerts, renderThroughput, renderQueues, renderWorkers, renderFailed, renderPush, renderSites,
+    renderSubscribers];
 
   var lastData = null;
   window.addEventListener("resize", function () { if (lastData) { renderThroughput(lastData); renderSubscribers(lastData); } });
