@@ -2,8 +2,8 @@
 
 Whichever path an article arrives by (webhook, feed, a retried request), it is
 pushed at most once: two ``SET NX`` guards, one on the article's guid and one on
-its normalised URL (scheme and host lowercase, no fragment, no ``utm_*``
-parameters), are claimed together by one Lua script, so two concurrent arrivals
+its normalised URL (http and https alike, host lowercase, no trailing slash, no
+fragment, no ``utm_*`` parameters), are claimed together by one Lua script, so two concurrent arrivals
 cannot both pass. A guard holds the id of the campaign it produced and expires
 after :data:`GUARD_TTL` (a feed keeps an item far shorter than that).
 
@@ -110,12 +110,23 @@ def slugify(value: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """The URL an article is known by: lowercase scheme and host, default port, fragment and utm_* dropped."""
+    """The URL an article is known by, so one story over two spellings makes one campaign.
+
+    http and https are one page (stored as https); host lower-cased, default port, fragment and
+    ``utm_*`` parameters dropped; a trailing slash does not make another article (``/a/`` is ``/a``).
+    """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
-    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if scheme == "http":
+        scheme = "https"
+        if port == 80:
+            port = None
+    netloc = host if port is None or port == 443 else f"{host}:{port}"
     query = urlencode(
         [
             (k, v)
@@ -123,7 +134,8 @@ def normalize_url(url: str) -> str:
             if not k.lower().startswith("utm_")
         ]
     )
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((scheme, netloc, path, query, ""))
 
 
 def digest(value: str) -> str:

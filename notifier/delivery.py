@@ -480,7 +480,8 @@ class Delivery:
         urgency = campaign.urgency
         topic = campaign.story[:32]
         quarantined: list[str] = []
-        n_capped = 0
+        n_capped = 0  # frequency-capped or expired: skipped
+        now_ms = now * 1000
         for sub in subs:
             sid = sub.sid
             if (sub.failures and sub.first_failure and now - sub.first_failure > quarantine_after) or (
@@ -489,6 +490,10 @@ class Delivery:
                 quarantined.append(sid)
                 continue
             if capped and sid in capped:
+                n_capped += 1
+                continue
+            if sub.expiration_time is not None and sub.expiration_time <= now_ms:
+                # The browser said this subscription ends then: a push after it cannot arrive.
                 n_capped += 1
                 continue
             by_sid[sid] = sub

@@ -8,12 +8,13 @@ reader subscribes and again when the sender connects (DNS can change between).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from notifier.errors import UnsafeEndpoint
 
@@ -46,6 +47,54 @@ def is_public_address(address: str) -> bool:
         or ip.is_unspecified
         or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
     )
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4: ``/a/./b/../c`` → ``/a/c``."""
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if path.endswith(("/.", "/..")):
+        out.append("")
+    return "/".join(out) or "/"
+
+
+def canonical_endpoint(endpoint: str) -> str:
+    """The one spelling of a push endpoint, for storing, looking up and signing (the VAPID ``aud``).
+
+    Browsers hand out one URL per subscription, but a copy, an import or an attacker can spell it
+    many ways; each would be stored as another subscription and the device alerted once per spelling.
+    Surrounding blanks (a trailing newline) go; the scheme and host are lower-cased, the default port
+    (443 for https, 80 for http) and the fragment dropped, ``.``/``..`` path segments resolved and
+    percent escapes upper-cased. Blanks or control characters inside, or a port that is no port, are
+    an :class:`UnsafeEndpoint` (the subscribe API's 400).
+    """
+    value = endpoint.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise UnsafeEndpoint("endpoint contains blanks or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeEndpoint(f"endpoint is not a valid URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + host
+    if port is not None and (scheme, port) not in (("https", 443), ("http", 80)):
+        netloc += f":{port}"
+    path = _PERCENT.sub(lambda m: m.group(0).upper(), _remove_dot_segments(parts.path or "/"))
+    query = _PERCENT.sub(lambda m: m.group(0).upper(), parts.query)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+_PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
 
 
 @dataclass

@@ -3,13 +3,16 @@
 A line looks like::
 
     {"endpoint": "...", "expirationTime": null, "keys": {"p256dh": "...", "auth": "..."},
-     "topics": ["breaking"], "lang": "id", "created": 1796000000, "seen": 1796000000}
+     "topics": ["breaking"], "lang": "id", "browser": "chrome-android", "site": "kabarkini",
+     "created": 1796000000, "seen": 1796000000}
 
 Export pages through the ``subs:live`` bitmap and loads each page in one
 pipeline; import validates every line with :func:`validate_subscription`,
 writes accepted lines with ``SubscriptionStore.upsert_many`` (the subscribe
 API's own atomic upsert, pipelined), and reports refused lines by number
-without stopping.
+without stopping. Import reads bytes: a file that starts with a UTF-8 byte order
+mark is read as if it had none, and a line that is not UTF-8 is refused by number
+like any other bad line (the rest of the file is still read).
 """
 
 from __future__ import annotations
@@ -17,33 +20,50 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
+from notifier.browsers import BROWSERS
 from notifier.context import Context
 from notifier.errors import NotifierError, ValidationError
 from notifier.subscriptions import SubscriptionInput, validate_subscription
 
 #: Subscriptions loaded or written per pipeline.
 PAGE = 1000
+#: Browser families a line may name (what the site detects, and what an import without one is).
+IMPORT_BROWSERS = frozenset({*BROWSERS, "imported"})
+_BOM = b"\xef\xbb\xbf"
 
 
 def export_lines(context: Context, *, page_size: int = PAGE) -> Iterator[str]:
     """Every stored subscription as one JSON line (without the newline)."""
     store = context.subscriptions
+    sites = store.sites_with_data()
     for sids in store.scan_ids(page_size):
-        for sub in store.load_many(sids):  # one removed meanwhile is skipped
-            yield json.dumps(
-                {
-                    "endpoint": sub.endpoint,
-                    "expirationTime": sub.expiration_time,
-                    "keys": {"p256dh": sub.p256dh, "auth": sub.auth},
-                    "topics": list(sub.topics),
-                    "lang": sub.lang,
-                    "created": sub.created,
-                    "seen": sub.seen,
-                },
-                separators=(",", ":"),
-            )
+        subs = store.load_many(sids)  # one removed meanwhile is skipped
+        site_of: dict[str, str] = {}
+        pipe = store.r.pipeline(transaction=False)
+        for site in sites:
+            for sub in subs:
+                pipe.getbit(context.keys.subs_site(site), int(sub.sid))
+        bits = iter(pipe.execute() if sites and subs else [])
+        for site in sites:
+            for sub in subs:
+                if next(bits):
+                    site_of[sub.sid] = site
+        for sub in subs:
+            line: dict[str, Any] = {
+                "endpoint": sub.endpoint,
+                "expirationTime": sub.expiration_time,
+                "keys": {"p256dh": sub.p256dh, "auth": sub.auth},
+                "topics": list(sub.topics),
+                "lang": sub.lang,
+                "browser": sub.browser,
+                "created": sub.created,
+                "seen": sub.seen,
+            }
+            if sub.sid in site_of:
+                line["site"] = site_of[sub.sid]
+            yield json.dumps(line, separators=(",", ":"))
 
 
 def export_to(context: Context, out: TextIO, *, progress: Callable[[int], Any] | None = None) -> int:
@@ -71,38 +91,77 @@ class ImportReport:
         return self.created + self.updated
 
 
-def _parse(line: str, context: Context) -> tuple[SubscriptionInput, int | None, int | None]:
+@dataclass(frozen=True)
+class _Line:
+    item: SubscriptionInput
+    created: int | None
+    seen: int | None
+    browser: str | None
+    site: str | None
+
+
+def _text(raw: bytes | str, number: int) -> str:
+    """A line as text: its UTF-8 byte order mark (first line) dropped; ValidationError when not UTF-8."""
+    if isinstance(raw, str):
+        return raw.removeprefix("\ufeff") if number == 1 else raw
+    if number == 1:
+        raw = raw.removeprefix(_BOM)
     try:
-        data = json.loads(line)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", code="not_utf8"
+        ) from exc
+
+
+def _parse(line: str, context: Context) -> _Line:
+    try:
+        data = json.loads(line, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"not JSON: {exc}") from exc
     item = validate_subscription(data, policy=context.policy, topics=context.topics)
     stamps: list[int | None] = []
     for name in ("created", "seen"):
         value = data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40
+        ):
             raise ValidationError(f"{name!r} must be unix seconds")
         stamps.append(value)
-    return item, stamps[0], stamps[1]
+    browser = data.get("browser")
+    if browser is not None and browser not in IMPORT_BROWSERS:
+        raise ValidationError(f"'browser' must be one of {', '.join(sorted(IMPORT_BROWSERS))}")
+    site = data.get("site")
+    if site is not None and (not isinstance(site, str) or context.sites.find(site) is None):
+        shown = site[:40] if isinstance(site, str) else type(site).__name__
+        raise ValidationError(f"unknown site {shown!r}; sites: {', '.join(context.sites.ids)}")
+    return _Line(item, stamps[0], stamps[1], browser, site)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def import_lines(
     context: Context,
-    lines: Iterable[str],
+    lines: Iterable[bytes | str] | BinaryIO,
     *,
     browser: str = "imported",
     batch: int = PAGE,
     progress: Callable[[int], Any] | None = None,
 ) -> ImportReport:
-    """Validate and store each line; a bad line is reported by number and skipped."""
+    """Validate and store each line (bytes or text); a bad line is reported by number and skipped."""
     report = ImportReport()
-    pending: list[tuple[SubscriptionInput, int | None, int | None]] = []
-    for number, line in enumerate(lines, start=1):
+    pending: list[_Line] = []
+    for number, raw in enumerate(lines, start=1):
         if progress is not None:
             progress(1)
-        if not line.strip():
-            continue
         try:
+            line = _text(raw, number)
+            if not line.strip():
+                continue
             pending.append(_parse(line, context))
         except NotifierError as exc:
             report.refused.append((number, exc.message))
@@ -115,16 +174,13 @@ def import_lines(
     return report
 
 
-def _store(
-    context: Context,
-    items: list[tuple[SubscriptionInput, int | None, int | None]],
-    browser: str,
-    report: ImportReport,
-) -> None:
+def _store(context: Context, items: list[_Line], browser: str, report: ImportReport) -> None:
     results = context.subscriptions.upsert_many(
-        [item for item, _, _ in items],
+        [line.item for line in items],
         browser=browser,
-        stamps=[(created, seen) for _, created, seen in items],
+        stamps=[(line.created, line.seen) for line in items],
+        sites=[line.site for line in items],
+        browsers=[line.browser for line in items],
     )
     added = sum(1 for _, created in results if created)
     report.created += added

@@ -29,7 +29,7 @@ def _progress():  # type: ignore[no-untyped-def]
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: standard output).")  # fmt: skip
 def export_command(out: Path | None) -> None:
-    """Write every subscription as JSON lines (PushSubscription.toJSON() + topics, lang, created, seen)."""
+    """Write every subscription as JSON lines (PushSubscription.toJSON() + topics, lang, browser, site)."""
 
     c = load_context()
     total = c.subscriptions.count()
@@ -51,9 +51,10 @@ def import_command(source: Path) -> None:
     """Store subscriptions from a JSON lines file; refused lines are listed with their numbers."""
 
     c = load_context()
-    with source.open(encoding="utf-8") as handle:
+    # Bytes, not text: one line that is not UTF-8 is refused by number; it must not end the import.
+    with source.open("rb") as handle:
         total = sum(1 for _ in handle)
-    with source.open(encoding="utf-8") as handle, _progress() as progress:
+    with source.open("rb") as handle, _progress() as progress:
         task = progress.add_task("import", total=total)
         report = import_lines(c, handle, progress=lambda k: progress.advance(task, k))
     for number, reason in report.refused[:SHOW_REFUSED]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
 
 from notifier.errors import AuthError, Conflict, Forbidden, NotFound, NotifierError, ValidationError
 
@@ -63,11 +65,16 @@ def read_json_body(limit: int) -> Any:
     return parse_json_bytes(raw)
 
 
+def _no_constant(name: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity, which are no JSON and no time, count or size."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_json_bytes(raw: bytes) -> Any:
     """Decode a JSON body already read and size-checked; BodyRefused says why when it is not JSON text."""
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BodyRefused(json_error(400, "malformed_json", f"the body is not valid JSON: {exc}")) from exc
     except RecursionError as exc:
@@ -121,7 +128,19 @@ def redis_unavailable(exc: Exception) -> Response:
     return response
 
 
+def _api_unrouted(exc: HTTPException) -> Response | HTTPException:
+    """Under ``/api/`` a path no route matches is a JSON refusal too (``/api/v1/campaigns/``, a stray id)."""
+    if not request.path.startswith("/api/"):
+        return exc
+    code = exc.code or 404
+    name = "not_found" if code == 404 else "method_not_allowed"
+    return json_error(code, name, f"no API route {request.method} {request.path[:200]}")
+
+
 def register(app: Flask) -> None:
-    """App-wide handlers: a Redis outage answers 503, whatever blueprint the request reached."""
+    """App-wide handlers: a Redis outage answers 503, whatever blueprint the request reached; an
+    unrouted ``/api/`` path answers JSON."""
     for error in (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError):
         app.register_error_handler(error, redis_unavailable)
+    app.register_error_handler(RouteNotFound, _api_unrouted)
+    app.register_error_handler(MethodNotAllowed, _api_unrouted)

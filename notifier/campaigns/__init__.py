@@ -41,6 +41,7 @@ from notifier.campaigns.model import (
     TRANSITIONS,
     Campaign,
     CampaignState,
+    is_campaign_id,
     new_campaign_id,
 )
 from notifier.campaigns.payload import campaign_payload_prefix, message_payload, payload_size, receipt_token
@@ -107,6 +108,7 @@ __all__ = [
     "campaign_payload_prefix",
     "check_url",
     "count_receipt",
+    "is_campaign_id",
     "message_payload",
     "migrate_campaign_sites",
     "new_campaign_id",

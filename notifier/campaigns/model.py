@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -183,6 +184,16 @@ class Campaign:
     def tag(self) -> str:
         """Notification tag: one per story, so updates replace each other on the device."""
         return self.story or self.cid
+
+
+#: What :func:`new_campaign_id` makes: lowercase letters and digits. Anything else (``cid:timeline`` would
+#: name another key of the campaign) is no campaign, refused before a key is built from it.
+CAMPAIGN_ID = re.compile(r"[0-9a-z]{8,40}")
+
+
+def is_campaign_id(value: object) -> bool:
+    """True for a string shaped like a campaign id (whether or not such a campaign exists)."""
+    return isinstance(value, str) and CAMPAIGN_ID.fullmatch(value) is not None
 
 
 def new_campaign_id(now: float | None = None) -> str:

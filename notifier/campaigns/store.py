@@ -29,6 +29,7 @@ from notifier.campaigns.model import (
     TRANSITIONS,
     Campaign,
     CampaignState,
+    is_campaign_id,
     new_campaign_id,
 )
 from notifier.campaigns.payload import receipt_token
@@ -147,9 +148,9 @@ class CampaignStore:
     # -- reading ----------------------------------------------------------------------------------
 
     def get(self, cid: str) -> Campaign:
-        """A campaign by id; :class:`NotFound` when absent."""
-        if not cid or len(cid) > 64:
-            raise NotFound(f"no campaign {cid[:64]!r}")
+        """A campaign by id; :class:`NotFound` when absent (or not shaped like a campaign id at all)."""
+        if not is_campaign_id(cid):
+            raise NotFound(f"no campaign {str(cid)[:64]!r}")
         data = self.r.hgetall(self.keys.campaign(cid))
         if not data:
             raise NotFound(f"no campaign {cid}")
@@ -274,6 +275,8 @@ class CampaignStore:
         ``reason`` (when not empty) and ``fields`` are written with the move, in the same script.
         False when the current state does not allow it; :class:`NotFound` when there is no campaign.
         """
+        if not is_campaign_id(cid):
+            raise NotFound(f"no campaign {str(cid)[:64]!r}")
         new = CampaignState(new)
         sources = [CampaignState(s) for s in allowed_from or ()]
         if any(new not in TRANSITIONS[s] for s in sources):
@@ -519,6 +522,9 @@ def parse_receipt(receipt_key: bytes, data: Any) -> Receipt:
         if not isinstance(value, str) or not value or len(value) > 64 or not value.isascii():
             raise ValidationError(f"missing or malformed field {name!r}", code="missing_field")
     assert isinstance(cid, str) and isinstance(sid, str) and isinstance(token, str)
+    if not is_campaign_id(cid) or not sid.isalnum() or len(sid) > 32:
+        # Both go into key names: only the shapes this server hands out (no ':' naming another key).
+        raise ValidationError("'cid' or 'sid' is not an id", code="missing_field")
     if not hmac.compare_digest(receipt_token(receipt_key, cid, sid), token):
         raise ValidationError(
             "the receipt token does not match this campaign and subscription", code="bad_receipt"

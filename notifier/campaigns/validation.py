@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -109,8 +110,12 @@ def parse_time(value: Any, name: str = "send_at") -> float | None:
     if isinstance(value, bool):
         raise ValidationError(f"{name!r} must be a time")
     if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value < 2**40:
+            raise ValidationError(f"{name!r} must be a time (unix seconds), not {value!r}")
         return float(value)
     if isinstance(value, str):
+        if len(value) > 64:
+            raise ValidationError(f"{name!r} is not an ISO 8601 time: {value[:40]!r}…")
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:

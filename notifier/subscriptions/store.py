@@ -11,7 +11,8 @@ import redis
 from redis.client import NEVER_DECODE
 
 from notifier.browsers import SERVICES, push_service
-from notifier.errors import NotFound
+from notifier.endpoints import canonical_endpoint
+from notifier.errors import NotFound, UnsafeEndpoint
 from notifier.keys import RECORDS_PER_LIST, Keys
 from notifier.sites import DEFAULT_SITE_ID
 from notifier.subscriptions.records import (
@@ -128,10 +129,12 @@ class SubscriptionStore:
         now: float | None = None,
         stamps: Sequence[tuple[int | None, int | None]] | None = None,
         sites: Sequence[str | None] | None = None,
+        browsers: Sequence[str | None] | None = None,
     ) -> list[tuple[str, bool]]:
         """:meth:`upsert` for many, pipelined (each still atomic).
 
-        ``stamps``: (created, seen) per item; ``sites``: the site of each item (else ``site``).
+        ``stamps``: (created, seen) per item; ``sites`` / ``browsers``: each item's (else ``site``,
+        ``browser``).
         """
         now_i = int(time.time() if now is None else now)
         pipe = self.r.pipeline(transaction=False)
@@ -140,7 +143,7 @@ class SubscriptionStore:
             self._upsert(
                 args=self._upsert_args(
                     sub,
-                    browser=browser,
+                    browser=(browsers[i] if browsers else None) or browser,
                     key_id=key_id,
                     now=now_i,
                     created=created,
@@ -306,7 +309,11 @@ class SubscriptionStore:
     # -- reading ------------------------------------------------------------------------------
 
     def sid_of(self, endpoint: str) -> str | None:
-        """The id stored for ``endpoint``, or None."""
+        """The id stored for ``endpoint`` (in any spelling of it), or None."""
+        try:
+            endpoint = canonical_endpoint(endpoint)
+        except UnsafeEndpoint:
+            return None
         found = self._lookup(args=[self.keys.prefix, endpoint_index(endpoint)])
         return None if found is None else str(found if isinstance(found, str) else found.decode())
 
@@ -323,7 +330,9 @@ class SubscriptionStore:
         if sid is None:
             raise NotFound("no subscription for this endpoint")
         sub = self.get(sid)
-        if sub.endpoint != endpoint:  # a digest collision: 88 bits make it all but impossible
+        if sub.endpoint != canonical_endpoint(
+            endpoint
+        ):  # a digest collision: 88 bits make it all but impossible
             raise NotFound("no subscription for this endpoint")
         if site is not None and not self.r.getbit(self.keys.subs_site(site), int(sid)):
             # Another site's reader: to this site it does not exist.

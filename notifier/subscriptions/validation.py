@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import b64url_decode
-from notifier.endpoints import EndpointPolicy
+from notifier.endpoints import EndpointPolicy, canonical_endpoint
 from notifier.errors import ValidationError
 from notifier.topics import Topic
 
@@ -66,12 +68,18 @@ def validate_topics(value: Any, topics: Sequence[Topic]) -> tuple[str, ...]:
 
 
 def validate_subscription(
-    data: Any, *, policy: EndpointPolicy, topics: Sequence[Topic], default_lang: str = "id"
+    data: Any,
+    *,
+    policy: EndpointPolicy,
+    topics: Sequence[Topic],
+    default_lang: str = "id",
+    now: float | None = None,
 ) -> SubscriptionInput:
     """Check a ``PushSubscription.toJSON()`` (+ ``topics``, ``lang``); ValidationError says why not."""
     if not isinstance(data, dict):
         raise ValidationError("the body must be a JSON object")
-    endpoint = _require_str(data, "endpoint")
+    # One spelling per device: stored, looked up and signed for in this form only.
+    endpoint = canonical_endpoint(_require_str(data, "endpoint"))
     policy.check(endpoint)
     keys = data.get("keys")
     if keys is None:
@@ -110,9 +118,17 @@ def validate_subscription(
         raise ValidationError(f"'lang' must be one of {', '.join(LANGS)}")
     expiration = data.get("expirationTime")
     if expiration is not None and (
-        isinstance(expiration, bool) or not isinstance(expiration, int | float) or not 0 <= expiration < 2**53
+        isinstance(expiration, bool)
+        or not isinstance(expiration, int | float)
+        or not math.isfinite(expiration)
+        or not 0 <= expiration < 2**53
     ):
         raise ValidationError("'expirationTime' must be null or a time in milliseconds")
+    if expiration is not None and expiration <= (time.time() if now is None else now) * 1000:
+        # The browser says the subscription ends then: one already over can never receive a push.
+        raise ValidationError(
+            "'expirationTime' is in the past: this subscription has expired", code="expired"
+        )
     return SubscriptionInput(
         endpoint=endpoint,
         p256dh=p256dh.rstrip("="),

@@ -29,7 +29,12 @@ def test_normalize_url() -> None:
     assert normalize_url("HTTPS://KabarKini.Example:443/Nasional/a?utm_source=x&id=3&UTM_Medium=y#c") == (
         "https://kabarkini.example/Nasional/a?id=3"
     )
-    assert normalize_url("http://kabarkini.example:8080") == "http://kabarkini.example:8080/"
+    assert normalize_url("http://kabarkini.example:8080") == "https://kabarkini.example:8080/"
+    # One story over http and https, with or without a trailing slash, is one article.
+    one = normalize_url("https://kabarkini.example/nasional/gempa")
+    assert normalize_url("http://kabarkini.example/nasional/gempa/") == one
+    assert normalize_url("http://kabarkini.example:80/nasional/gempa") == one
+    assert normalize_url("https://kabarkini.example:99999/nasional/gempa")  # no crash on a bad port
     assert normalize_url("http://kabarkini.example/a?b=1&a=2") != normalize_url(
         "http://kabarkini.example/a?a=2&b=1"
     )

@@ -15,12 +15,12 @@ from tests.reliability.conftest import store_bulk
 
 
 def snapshot(context):  # type: ignore[no-untyped-def]
-    """Every subscription (without the browser and key id, which an import does not know) and every topic."""
+    """Every subscription (without the key id, which an import does not know) and every topic."""
     store = context.subscriptions
     subs = {}
     for page in store.scan_ids():
         for sub in store.load_many(page):
-            subs[sub.sid] = dataclasses.replace(sub, browser="", key_id="")
+            subs[sub.sid] = dataclasses.replace(sub, key_id="")
     topics = {}
     for t in context.topics:
         topics[t.slug] = {sid for _, ids in store.iter_bitmap(context.keys.subs_topic(t.slug)) for sid in ids}
@@ -46,7 +46,10 @@ def test_round_trip_keeps_every_subscription_and_topic_set(context, simulator) -
     assert export_to(context, buffer) == 1200
     lines = buffer.getvalue().splitlines()
     first = json.loads(lines[0])
-    assert set(first) == {"endpoint", "expirationTime", "keys", "topics", "lang", "created", "seen"}
+    assert set(first) == {
+        "endpoint", "expirationTime", "keys", "topics", "lang", "browser", "site", "created", "seen"
+    }  # fmt: skip
+    assert first["browser"] == "other" and first["site"] == context.sites.default.id  # sid 0: upsert()ed
     assert set(first["keys"]) == {"p256dh", "auth"}
 
     context.redis.flushdb()
@@ -54,7 +57,8 @@ def test_round_trip_keeps_every_subscription_and_topic_set(context, simulator) -
     report = import_lines(context, lines)
     assert (report.created, report.updated, report.refused) == (1200, 0, [])
     after = snapshot(context)
-    # Same ids, same fields (endpoint, keys, topics, lang, created, seen, expirationTime), same topic sets.
+    # Same ids, same fields (endpoint, keys, topics, lang, browser, created, seen, expirationTime), same
+    # topic sets.
     assert after == before
     assert before[0]["0"].expiration_time == 1_900_000_000_000
     assert sorted(export_lines(context)) == sorted(lines)
@@ -113,3 +117,22 @@ def test_cli_export_and_import(context, simulator, settings_env, tmp_path) -> No
     assert result.exit_code == 1
     assert "line 2: refused: not JSON" in result.output
     assert "refused 1 lines" in result.output
+
+
+def test_import_reads_a_byte_order_mark_and_refuses_only_the_line_that_is_not_utf8(  # type: ignore[no-untyped-def]
+    context, simulator, settings_env, tmp_path
+) -> None:
+    lines = [
+        json.dumps({**s, "topics": ["breaking"], "browser": "firefox"}).encode() for s in simulator.mint(3)
+    ]
+    broken = lines[1][:-2] + b'\xff"}'  # one invalid byte inside a string
+    source = tmp_path / "from-a-spreadsheet.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + lines[0] + b"\r\n" + broken + b"\n" + lines[2] + b"\n")
+    result = CliRunner().invoke(main, ["import", str(source)], env=settings_env)
+    assert result.exit_code == 1, result.output
+    assert "line 2: refused: not UTF-8 text (byte 0xff" in result.output
+    assert "imported 2 subscriptions (2 new, 0 updated), refused 1 lines" in result.output
+    stored = [
+        context.subscriptions.get_by_endpoint(json.loads(line)["endpoint"]) for line in (lines[0], lines[2])
+    ]
+    assert [sub.browser for sub in stored] == ["firefox", "firefox"]
