@@ -10,8 +10,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.stack import ROOT, stop_process, wait_until
+from bench.stack import ROOT, stop_process
 from notifier.crypto import b64url_encode, generate_subscriber
+from notifier.polling import wait_for
 from notifier.redis_conn import free_port
 
 WRK = "/usr/bin/wrk"
@@ -64,7 +65,7 @@ def _gunicorn(
             return False
         return True
 
-    wait_until(up, 60, f"gunicorn {app}", interval=0.1)
+    wait_for(up, 60, message=f"gunicorn {app}", interval=0.1)
     return proc, port
 
 

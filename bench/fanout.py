@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.stack import SimulatorProcess, Workers, cpu_seconds, wait_until
+from bench.stack import SimulatorProcess, Workers, cpu_seconds
 from notifier.campaigns import FINAL, CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.delivery import Delivery
+from notifier.polling import wait_for
 
 CAMPAIGN = {
     "title": "Gempa M6,1 guncang Cianjur, warga diminta menjauhi bangunan retak",
@@ -72,7 +73,7 @@ def run_campaign(
             progress(campaign.done_count, campaign.counters["total"] or size)
             return campaign.state in FINAL
 
-        wait_until(finished, timeout, f"campaign {cid} to finish", interval=0.1)
+        wait_for(finished, timeout, message=f"campaign {cid} to finish", interval=0.1)
         campaign = store.get(cid)
         peak = dict(workers.peak_rss)
         cpu_after = {

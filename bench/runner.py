@@ -23,9 +23,10 @@ from bench import api as api_bench
 from bench.audience import fill_synthetic, store_pipelined, store_upsert, stored_bytes
 from bench.baselines import measure
 from bench.fanout import create_campaign, measure_planning, run_campaign
-from bench.stack import ROOT, BenchRedis, SimulatorProcess, stack_env, write_vapid_key
+from bench.stack import ROOT, SimulatorProcess, bench_redis, stack_env, write_vapid_key
 from notifier.campaigns import CampaignStore, message_payload, receipt_token
 from notifier.context import Context
+from notifier.redis_conn import EmbeddedRedis
 from notifier.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
@@ -145,7 +146,7 @@ def run(options: Options, console: Console | None = None) -> dict[str, Any]:
         "machine": machine(),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
     }
-    redis_server = BenchRedis(work / "redis")
+    redis_server = bench_redis(work / "redis")
     redis_server.start()
     key_file = write_vapid_key(work)
     sims: list[SimulatorProcess] = []
@@ -202,7 +203,7 @@ def _env_without_sim(redis_url: str, key_file: Path, work: Path) -> dict[str, st
 def _scheme_phase(
     options: Options,
     bars: Bars,
-    redis_server: BenchRedis,
+    redis_server: EmbeddedRedis,
     key_file: Path,
     work: Path,
     logs: Path,
@@ -308,7 +309,7 @@ def _scheme_phase(
 def _planning_phase(
     options: Options,
     bars: Bars,
-    redis_server: BenchRedis,
+    redis_server: EmbeddedRedis,
     key_file: Path,
     work: Path,
     logs: Path,

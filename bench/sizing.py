@@ -37,7 +37,7 @@ import psutil
 from bench.audience import store_pipelined, stored_bytes
 from bench.fanout import measure_planning, run_campaign
 from bench.runner import machine
-from bench.stack import ROOT, BenchRedis, SimulatorProcess, stack_env, write_vapid_key
+from bench.stack import ROOT, SimulatorProcess, bench_redis, stack_env, write_vapid_key
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.settings import Settings
@@ -54,7 +54,7 @@ def measure_size(size: int, workers: int, work: Path) -> dict[str, Any]:
     """One size: store, plan, send; every figure of it."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    server = BenchRedis(work / f"redis-{size}")
+    server = bench_redis(work / f"redis-{size}")
     server.start()
     assert server.process is not None
     redis_proc = psutil.Process(server.process.pid)

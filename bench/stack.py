@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,12 @@ from typing import Any
 import psutil
 import redis
 
-from notifier.redis_conn import connect, free_port, redis_answers, redis_server_binary
+from notifier.polling import wait_for
+from notifier.redis_conn import EmbeddedRedis, free_port
 from notifier.vapid import generate_private_key, write_private_key
 
 #: Project root: the benchmark runs ``python -m bench...`` and ``python -m notifier_cli`` from here.
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until truthy; ``RuntimeError`` naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -58,53 +46,9 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-class BenchRedis:
-    """A redis-server without persistence on a free port (the benchmark must not measure fsync)."""
-
-    def __init__(self, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """URL of the server."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> str:
-        """Start and wait until it answers; returns the URL."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.work_dir),
-                "--protected-mode",
-                "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis_answers(self.url, 0.2), 10, "redis-server")
-        return self.url
-
-    def client(self, *, decode: bool = True) -> redis.Redis:
-        """A client on this server."""
-        return connect(self.url, decode_responses=decode)
-
-    def stop(self) -> None:
-        """Stop the server."""
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
+def bench_redis(work_dir: Path) -> EmbeddedRedis:
+    """The benchmark's private Redis: the embedded launcher without persistence (fsync is not measured)."""
+    return EmbeddedRedis(work_dir, port=free_port(), persistent=False)
 
 
 class SimulatorProcess:
@@ -151,7 +95,7 @@ class SimulatorProcess:
             self.ca_file = ca.group(1) if ca else None
             return True
 
-        wait_until(announced, timeout, "the simulator to listen")
+        wait_for(announced, timeout, message="the simulator to listen")
         return self
 
     @property
@@ -250,7 +194,7 @@ class Workers:
                     raise RuntimeError(f"a worker exited with {proc.returncode}; see {self.log_dir}")
             return Worker.count(connection=raw) >= len(self.procs)
 
-        wait_until(ready, timeout, "workers to register")
+        wait_for(ready, timeout, message="workers to register")
 
     def _sample(self) -> None:
         handles = {p.pid: psutil.Process(p.pid) for p in self.procs}

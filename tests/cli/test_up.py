@@ -20,8 +20,7 @@ import pytest
 import redis
 
 from notifier.redis_conn import free_port
-from tests.conftest import wait_for
-from tests.web.test_api_subscriptions import make_sub
+from tests.factories import make_sub, wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: RQ's bookkeeping that used to flood the terminal, a dozen lines per job.

@@ -24,7 +24,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -403,4 +404,21 @@ def launch_firefox(
             time.sleep(0.05)
     except BaseException:
         firefox.stop(keep_log=log is not None)
+        raise
+
+
+@contextmanager
+def diagnosed(firefox: Firefox, bidi: BiDi, simulator: Any, workers: Any) -> Iterator[None]:
+    """On failure, print what Firefox, the page, the simulator and the worker said (CI shows stdout then)."""
+    try:
+        yield
+    except BaseException:
+        print("---- Firefox output (tail) ----")
+        print(firefox.output_tail(120))
+        print("---- page console ----")
+        print("\n".join(bidi.console()[-40:]))
+        print("---- simulator stats ----")
+        print(simulator.stats())
+        print("---- worker log (tail) ----")
+        print(workers.logs()[-3000:])
         raise

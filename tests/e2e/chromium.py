@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from notifier.crypto import b64url_encode
+from notifier.polling import wait_for
 
 #: Installed before any page script runs (see the module docstring). ``__NOTIFIER_TEST__`` holds the
 #: subscription JSON; subscriptions persist in localStorage so reloads see them, like the real thing.
@@ -100,22 +101,10 @@ def browser_subscription() -> dict[str, Any]:
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition", page: Any = None
 ) -> Any:
-    """Poll ``predicate`` until it returns something truthy (and return that).
-
-    With ``page``, it waits through Playwright, which is when the sync API delivers CDP events and runs
-    route handlers.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        if page is not None:
-            page.wait_for_timeout(50)
-        else:
-            time.sleep(0.05)
+    """:func:`notifier.polling.wait_for`; with ``page``, it waits through Playwright, which is when the sync
+    API delivers CDP events and runs route handlers."""
+    sleep = (lambda seconds: page.wait_for_timeout(seconds * 1000)) if page is not None else time.sleep
+    return wait_for(predicate, timeout, message=what, sleep=sleep)
 
 
 def prepare(browser_context: Any, subscription: dict[str, Any]) -> Any:

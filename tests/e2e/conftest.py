@@ -13,45 +13,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
 from notifier.context import Context
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, browser_or_skip
 from tests.e2e.bidi import FIREFOX, BiDi, Firefox, firefox_prefs, launch_firefox
-
-CHROMIUM = "/usr/bin/chromium"
-
-#: Flags for a quiet, offline, container-friendly Chromium.
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-@dataclass
-class LiveServer:
-    """A running app: its base URL, the app and the context it serves."""
-
-    url: str
-    app: Any
-    context: Context
-    server: BaseWSGIServer
-
-    @property
-    def origin(self) -> str:
-        """``http://127.0.0.1:<port>`` (a secure context for service workers, like localhost)."""
-        return self.url
+from tests.factories import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_or_skip
 
 
 @contextmanager
@@ -192,20 +163,3 @@ def bidi(firefox: Firefox) -> Iterator[BiDi]:
         yield client
     finally:
         client.close()
-
-
-@contextmanager
-def diagnosed(firefox: Firefox, bidi: BiDi, simulator: SimulatorServer, workers: Workers) -> Iterator[None]:
-    """On failure, print what Firefox, the page, the simulator and the worker said (CI shows stdout then)."""
-    try:
-        yield
-    except BaseException:
-        print("---- Firefox output (tail) ----")
-        print(firefox.output_tail(120))
-        print("---- page console ----")
-        print("\n".join(bidi.console()[-40:]))
-        print("---- simulator stats ----")
-        print(simulator.stats())
-        print("---- worker log (tail) ----")
-        print(workers.logs()[-3000:])
-        raise

@@ -26,7 +26,6 @@ import redis
 from notifier.context import Context
 from notifier.errors import NotFound
 from notifier.settings import Settings
-from tests.conftest import require_browsers, write_sites
 from tests.e2e.chromium import (
     CLICK_IN_WORKER,
     browser_subscription,
@@ -37,8 +36,8 @@ from tests.e2e.chromium import (
     set_permission,
     wait_until,
 )
-from tests.e2e.conftest import LiveServer
 from tests.e2e.publisher import Publisher
+from tests.factories import LiveServer, require_browsers, write_sites
 from web import serviceworker
 
 pytestmark = pytest.mark.browser

@@ -25,10 +25,9 @@ from notifier.context import Context
 from notifier.errors import NotFound
 from notifier.settings import Settings
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, wait_for, write_sites
-from tests.e2e.bidi import BiDi, Firefox
-from tests.e2e.conftest import LiveServer, diagnosed
+from tests.e2e.bidi import BiDi, Firefox, diagnosed
 from tests.e2e.publisher import Publisher
+from tests.factories import LiveServer, Workers, wait_for, write_sites
 from workers.jobs import launch
 
 pytestmark = pytest.mark.browser

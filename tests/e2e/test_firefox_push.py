@@ -20,10 +20,8 @@ import pytest
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, wait_for
-from tests.e2e.bidi import BiDi, Firefox
-from tests.e2e.conftest import LiveServer, diagnosed
-from tests.workers.test_fanout import create
+from tests.e2e.bidi import BiDi, Firefox, diagnosed
+from tests.factories import LiveServer, Workers, create, wait_for
 
 pytestmark = pytest.mark.browser
 

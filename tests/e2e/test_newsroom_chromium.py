@@ -10,8 +10,7 @@ from playwright.sync_api import expect
 from notifier.campaigns import CampaignStore, payload_size
 from notifier.crypto import MAX_PLAINTEXT
 from notifier.users import UserStore
-from tests.conftest import wait_for
-from tests.workers.test_fanout import store_minted
+from tests.factories import store_minted, wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,7 @@ from notifier.campaigns import CampaignStore
 from notifier.crypto import b64url_encode, generate_subscriber
 from notifier.subscriptions import validate_subscription
 from notifier.users import UserStore
-from tests.conftest import wait_for
-from tests.workers.test_fanout import create, store_minted
+from tests.factories import create, store_minted, wait_for
 
 pytestmark = pytest.mark.browser
 

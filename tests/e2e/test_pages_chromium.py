@@ -32,8 +32,7 @@ from notifier.context import Context
 from notifier.crypto import b64url_encode
 from notifier.subscriptions import SubscriptionInput
 from notifier.users import UserStore
-from tests.conftest import browser_or_skip, require_browsers
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from tests.factories import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_or_skip, require_browsers
 from web import i18n
 
 pytestmark = pytest.mark.browser

@@ -13,7 +13,7 @@ import pytest
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.delivery import Delivery
-from tests.reliability.conftest import store_bulk
+from tests.factories import store_bulk
 
 OTHER = "other-host:4242"
 

@@ -18,7 +18,7 @@ from rq.registry import ScheduledJobRegistry
 from notifier.articles import ArticleIngest
 from notifier.campaigns import CampaignStore
 from notifier.feeds import FeedPoller, FeedStore, feed_fetcher
-from tests.conftest import wait_for
+from tests.factories import wait_for
 from web.cms import sign
 from workers.jobs import launch
 from workers.periodic import schedule_next, start_feed_polling

@@ -7,7 +7,7 @@ import pytest
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.delivery import Delivery
 from notifier.subscriptions import validate_subscription
-from tests.web.test_api_subscriptions import make_sub
+from tests.factories import make_sub
 
 TOPIC_CYCLE = (("nasional",), ("nasional", "ekonomi"), ("olahraga",))
 

@@ -17,7 +17,7 @@ from notifier.sites import DEFAULT_SITE_ID, load_sites, normalize_origin, parse_
 from notifier.subscriptions import SubscriptionStore, iter_audience, migrate_sites, validate_subscription
 from notifier.upgrade import upgrade
 from notifier_simulator import SimulatorServer
-from tests.conftest import TWO_SITES, write_sites
+from tests.factories import TWO_SITES, write_sites
 
 
 def test_without_a_sites_file_there_is_one_default_site_made_of_the_settings(settings: Settings) -> None:

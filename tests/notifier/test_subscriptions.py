@@ -16,7 +16,7 @@ from notifier.subscriptions import (
     migrate_legacy,
     validate_subscription,
 )
-from tests.web.test_api_subscriptions import make_sub
+from tests.factories import make_sub
 
 
 def test_racing_upserts_of_one_endpoint_count_one_new_subscriber(context, redis_url) -> None:  # type: ignore[no-untyped-def]

@@ -25,13 +25,13 @@ from notifier.settings import Settings
 from notifier.vapid import generate_private_key
 from notifier_cli import main as cli
 from notifier_simulator import SimulatorServer
-from tests.conftest import wait_for
-from tests.reliability.conftest import (
+from tests.factories import (
     FAST_WORKER_ENV,
     create_campaign,
     final_total,
     report,
     store_bulk,
+    wait_for,
     wait_state,
 )
 

@@ -6,8 +6,7 @@ import time
 
 from notifier.campaigns import CampaignStore
 from notifier.delivery import Delivery
-from tests.conftest import wait_for
-from tests.workers.test_fanout import create, store_minted
+from tests.factories import create, store_minted, wait_for
 from workers.jobs import batch_enqueuer
 from workers.queues import PLAN_QUEUE, SEND_QUEUE, queue
 

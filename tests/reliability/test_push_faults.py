@@ -12,14 +12,14 @@ from rq.serializers import JSONSerializer
 from notifier.context import Context
 from notifier.settings import Settings
 from notifier_simulator import SimulatorServer
-from tests.conftest import wait_for
-from tests.reliability.conftest import (
+from tests.factories import (
     FAST_WORKER_ENV,
     create_campaign,
     final_total,
     mint_and_store,
     report,
     store_bulk,
+    wait_for,
     wait_state,
 )
 from workers.jobs import enqueue_resume

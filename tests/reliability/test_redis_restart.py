@@ -13,13 +13,14 @@ import redis
 from notifier.context import Context
 from notifier.redis_conn import EmbeddedRedis, connect
 from notifier.settings import Settings
-from tests.conftest import Workers, wait_for
-from tests.reliability.conftest import (
+from tests.factories import (
     FAST_WORKER_ENV,
+    Workers,
     create_campaign,
     final_total,
     mint_and_store,
     report,
+    wait_for,
     wait_state,
 )
 

@@ -32,8 +32,15 @@ import pytest
 from notifier.context import Context
 from notifier.redis_conn import free_port
 from notifier.settings import Settings
-from tests.conftest import Workers, wait_for
-from tests.reliability.conftest import FAST_WORKER_ENV, final_total, mint_and_store, report, wait_state
+from tests.factories import (
+    FAST_WORKER_ENV,
+    Workers,
+    final_total,
+    mint_and_store,
+    report,
+    wait_for,
+    wait_state,
+)
 from tests.reliability.topology import SentinelSet
 from workers import inspect
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from notifier.subscriptions import validate_subscription
 from notifier.transfer import export_lines, export_to, import_lines
 from notifier_cli import main
-from tests.reliability.conftest import store_bulk
+from tests.factories import store_bulk
 
 
 def snapshot(context):  # type: ignore[no-untyped-def]

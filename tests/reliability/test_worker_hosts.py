@@ -32,8 +32,7 @@ from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.redis_conn import connect
 from notifier.settings import Settings
-from tests.conftest import wait_for
-from tests.reliability.conftest import FAST_WORKER_ENV, create_campaign, final_total, report, store_bulk
+from tests.factories import FAST_WORKER_ENV, create_campaign, final_total, report, store_bulk, wait_for
 from tests.reliability.netns import Lab, unavailable
 from tests.reliability.topology import RedisNode
 from workers import inspect
@@ -225,7 +224,7 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
 
         try:
             wait_for(taken_over, timeout=60, interval=0.05, message=f"worker-b taking {batch} over")
-        except pytest.fail.Exception:
+        except TimeoutError:
             pytest.fail(f"worker-b never took {batch} over: {_diagnose(context, cid, batch)}\n"
                         f"{hosts['worker-b'].text()[-3000:]}")  # fmt: skip
         takeover = time.monotonic() - cut

@@ -11,13 +11,13 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from tests.conftest import wait_for
-from tests.reliability.conftest import (
+from tests.factories import (
     FAST_WORKER_ENV,
     create_campaign,
     final_total,
     mint_and_store,
     report,
+    wait_for,
     wait_state,
 )
 from workers.queues import ABANDONED_RETRIES, SEND_QUEUE

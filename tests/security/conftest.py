@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import redis
@@ -31,8 +30,3 @@ def make_app(settings_env: dict[str, str], r: redis.Redis) -> Callable[..., Flas
 def api_token(context: Context) -> str:
     """A valid API token (its clear text; Redis holds only the digest)."""
     return TokenStore(context.redis, context.keys).create("security-tests")
-
-
-def snapshot(r: redis.Redis) -> dict[str, Any]:
-    """Every key with its type, for "nothing was stored" assertions."""
-    return {key: r.type(key) for key in r.scan_iter(count=1000)}

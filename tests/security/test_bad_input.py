@@ -10,8 +10,7 @@ import pytest
 import redis
 from flask import Flask
 
-from tests.security.conftest import snapshot
-from tests.web.test_api_subscriptions import FCM, make_sub
+from tests.factories import FCM, make_sub, snapshot
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from tests.security.conftest import snapshot
+from tests.factories import snapshot
 
 EXAMPLES = 200
 

@@ -19,7 +19,7 @@ from bench.stack import stop_process
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.subscriptions import validate_subscription
-from tests.conftest import wait_for
+from tests.factories import wait_for
 from workers.jobs import launch
 
 SECONDS = int(os.environ.get("NOTIFIER_LOAD_SECONDS", "8"))

@@ -16,8 +16,7 @@ from flask import Flask
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, wait_for
-from tests.workers.test_fanout import create
+from tests.factories import Workers, create, wait_for
 
 NAT = "100.64.12.34"  # the shared address space carriers use for CGNAT (RFC 6598)
 READERS = 500

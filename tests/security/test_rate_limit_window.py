@@ -8,7 +8,7 @@ import pytest
 import redis
 from flask import Flask
 
-from tests.security.test_rate_limits import subscribe
+from tests.factories import subscribe
 from web.security import EXTENSION, RouteLimit
 
 #: The reader address of this module's requests (test_rate_limits uses its own).

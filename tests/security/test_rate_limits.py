@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import redis
@@ -10,16 +9,7 @@ from flask import Flask
 
 from notifier.campaigns import CampaignInput, CampaignStore, receipt_token
 from notifier.context import Context
-from tests.web.test_api_subscriptions import make_sub
-
-
-def subscribe(client, remote: str = "203.0.113.7", body: dict | None = None):  # type: ignore[no-untyped-def]
-    return client.post(
-        "/api/v1/subscriptions",
-        data=json.dumps(body or make_sub()),
-        content_type="application/json",
-        environ_base={"REMOTE_ADDR": remote},
-    )
+from tests.factories import make_sub, subscribe
 
 
 def test_new_subscriptions_are_limited_per_network_and_a_known_one_is_always_reposted(

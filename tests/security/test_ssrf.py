@@ -20,7 +20,7 @@ from notifier.crypto import b64url_encode
 from notifier.endpoints import EndpointPolicy
 from notifier.errors import UnsafeEndpoint
 from notifier.sending import Message, Sender
-from tests.web.test_api_subscriptions import make_sub
+from tests.factories import make_sub
 
 INTERNAL = [
     "https://127.0.0.1/push",

@@ -8,11 +8,7 @@ from typing import Any
 import pytest
 
 from notifier.crypto import b64url_encode
-from tests.factories import FCM, make_sub
-
-
-def post(client, body: Any, **kw: Any):  # type: ignore[no-untyped-def]
-    return client.post("/api/v1/subscriptions", data=json.dumps(body), content_type="application/json", **kw)
+from tests.factories import FCM, count_view_calls, make_sub, post
 
 
 def test_vapid_public_key_is_the_configured_key(client, context) -> None:  # type: ignore[no-untyped-def]
@@ -177,19 +173,6 @@ def test_development_session_key_is_secret_and_stable(settings_env, r) -> None: 
     assert key == again.config["SECRET_KEY"]
     public = first.extensions["notifier"].vapid.public_key_b64
     assert public[:16] not in key and len(key) == 64
-
-
-def count_view_calls(app: Any, endpoint: str) -> list[int]:
-    """Wrap a Flask view so each call through Flask appends to the returned list."""
-    calls: list[int] = []
-    view = app.view_functions[endpoint]
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return view(*args, **kwargs)
-
-    app.view_functions[endpoint] = counting
-    return calls
 
 
 def test_the_subscribe_fast_path_answers_exactly_as_the_flask_view(app, client, context) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifier.users import BACKOFF_MAX, FREE_FAILURES, LOCKOUT_WINDOW, MAX_FAILURES, UserStore
-from tests.web.conftest import PASSWORD, AuthActions, csrf_from
+from tests.factories import PASSWORD, AuthActions, csrf_from
 
 
 def test_login_page_renders_with_csrf_field(client) -> None:  # type: ignore[no-untyped-def]
@@ -237,7 +237,7 @@ def test_ops_sees_campaigns_but_cannot_compose(client, login_as) -> None:  # typ
 def test_require_role_on_a_route_of_another_blueprint(context) -> None:  # type: ignore[no-untyped-def]
     from flask import Blueprint
 
-    from tests.web.conftest import AuthActions
+    from tests.factories import AuthActions
     from web import create_app
     from web.auth import require_role
 

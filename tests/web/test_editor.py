@@ -407,7 +407,7 @@ def site_client(settings, r, site):  # type: ignore[no-untyped-def]
 
 
 def test_prefill_reads_og_tags_from_the_sites_own_domain(site_client, site) -> None:  # type: ignore[no-untyped-def]
-    from tests.web.conftest import AuthActions
+    from tests.factories import AuthActions
 
     client, context = site_client
     actions = AuthActions(client, context)
@@ -425,7 +425,7 @@ def test_prefill_reads_og_tags_from_the_sites_own_domain(site_client, site) -> N
 
 
 def test_prefill_refuses_foreign_hosts_and_redirects_away(site_client, site) -> None:  # type: ignore[no-untyped-def]
-    from tests.web.conftest import AuthActions
+    from tests.factories import AuthActions
 
     client, context = site_client
     actions = AuthActions(client, context)

@@ -7,8 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
-from tests.conftest import wait_for
-from tests.workers.test_fanout import create, store_minted
+from tests.factories import create, store_minted, wait_for
 
 
 def scrape(client) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:  # type: ignore[no-untyped-def]

@@ -14,19 +14,7 @@ from notifier.campaigns import CampaignInput, CampaignStore
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
 from notifier.subscriptions import SubscriptionInput
-from notifier.users import UserStore
-
-
-def login(app, client, role: str) -> str:  # type: ignore[no-untyped-def]
-    """Open a real newsroom session for a new account with ``role``; returns its CSRF token."""
-    c = app.extensions["notifier"]
-    email = f"{role}-{time.monotonic_ns()}@kabarkini.example"
-    UserStore(c.redis, c.keys).create(email, "correct horse battery staple", role)
-    token = UserStore(c.redis, c.keys).open_session(email)
-    with client.session_transaction() as session:
-        session["sid"] = token
-        session["csrf"] = "c" * 43
-    return "c" * 43
+from tests.factories import login
 
 
 def test_dashboard_needs_ops_or_admin(app, client) -> None:  # type: ignore[no-untyped-def]

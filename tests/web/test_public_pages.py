@@ -12,6 +12,7 @@ import pytest
 from markupsafe import escape
 
 from notifier.browsers import BROWSERS, detect_browser
+from tests.factories import loader_parts
 from web.articles import ARTICLES
 from web.i18n import LANGS, translations_for
 from web.public import BROWSER_ORDER
@@ -334,15 +335,6 @@ def test_preferences_page(client) -> None:  # type: ignore[no-untyped-def]
 
 
 # Service worker and manifest -------------------------------------------------------------------------
-
-
-def loader_parts(body: str) -> tuple[dict[str, Any], str]:
-    """The configuration and the imported code URL of a service-worker loader (web/serviceworker.py)."""
-    comment, config_line, import_line, *rest = body.split("\n")
-    assert comment.startswith("// notifier service worker") and rest == [""]
-    assert config_line.startswith("self.NOTIFIER_CONFIG = ") and config_line.endswith(";")
-    assert import_line.startswith("importScripts(") and import_line.endswith(");")
-    return json.loads(config_line[len("self.NOTIFIER_CONFIG = ") : -1]), json.loads(import_line[14:-2])
 
 
 def test_service_worker_headers_and_strings(client) -> None:  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ import pytest
 
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
+from tests.factories import make_sub
 from tests.reliability.topology import RedisNode
-from tests.web.test_api_subscriptions import make_sub
 
 
 @pytest.fixture

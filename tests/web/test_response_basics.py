@@ -8,7 +8,7 @@ import re
 import pytest
 from flask import Flask, jsonify
 
-from tests.web.test_api_subscriptions import make_sub, post
+from tests.factories import make_sub, post
 from web.errors import BodyRefused, json_response, parse_json_bytes
 from web.security import CONTENT_SECURITY_POLICY
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from notifier.context import Context
-from tests.web.test_public_pages import loader_parts
+from tests.factories import loader_parts
 from web import serviceworker
 
 

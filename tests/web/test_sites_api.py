@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from notifier.context import Context
-from tests.web.test_api_subscriptions import count_view_calls, make_sub
+from tests.factories import count_view_calls, make_sub
 
 KABAR = "https://www.kabarkini.example"
 WARTA = "https://warta.example"

@@ -6,8 +6,7 @@ import time
 from collections import Counter
 
 from notifier.campaigns import CampaignStore
-from tests.conftest import wait_for
-from tests.workers.test_fanout import create, store_minted
+from tests.factories import create, store_minted, wait_for
 
 
 def test_topic_audience_reaches_each_subscriber_once(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]

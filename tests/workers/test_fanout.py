@@ -5,33 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from notifier.campaigns import CampaignStore, validate_campaign
-from notifier.subscriptions import validate_subscription
-from tests.conftest import wait_for
-from workers.jobs import launch
-
-
-def store_minted(context, subs, topics=("breaking",), browsers=("chrome-desktop",)):  # type: ignore[no-untyped-def]
-    """Store simulator-minted subscriptions the way the API does (browser families taken in turn)."""
-    for i, sub in enumerate(subs):
-        item = validate_subscription(
-            {**sub, "topics": list(topics)}, policy=context.policy, topics=context.topics
-        )
-        context.subscriptions.upsert(item, browser=browsers[i % len(browsers)])
-
-
-def create(context, **fields):  # type: ignore[no-untyped-def]
-    data = {
-        "title": "Gempa M6,1 guncang Cianjur",
-        "body": "BMKG: tidak berpotensi tsunami.",
-        "url": "https://kabarkini.example/nasional/gempa-cianjur",
-        "breaking": True,
-        **fields,
-    }
-    item = validate_campaign(data, topics=context.topics)
-    cid = CampaignStore(context.redis, context.keys).create(item)
-    launch(context.raw_redis, cid, item.send_at)
-    return cid
+from notifier.campaigns import CampaignStore
+from tests.factories import create, store_minted, wait_for
 
 
 def test_outcomes_are_counted_exactly_and_dead_subscriptions_pruned(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]

@@ -11,8 +11,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from notifier.context import Context
-from tests.conftest import wait_for
-from tests.web.test_ops import login
+from tests.factories import login, wait_for
 from workers import inspect
 from workers.jobs import send_batch
 from workers.logging import setup_worker_logging

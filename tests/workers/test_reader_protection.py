@@ -10,7 +10,7 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.subscriptions import validate_subscription
-from tests.conftest import wait_for
+from tests.factories import wait_for
 from workers.jobs import launch
 from workers.queues import PLAN_QUEUE, queue
 

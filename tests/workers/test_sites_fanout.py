@@ -13,7 +13,7 @@ from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.subscriptions import validate_subscription
 from notifier_simulator import SimulatorServer
-from tests.conftest import Workers, wait_for
+from tests.factories import Workers, wait_for
 from workers.jobs import launch
 
 
