@@ -20,7 +20,7 @@ from notifier.context import Context
 from notifier.settings import Settings
 from notifier.tokens import TokenStore
 from notifier_cli import main as cli
-from tests.conftest import wait_for
+from tests.factories import wait_for
 from web.cms import sign
 
 CAMPAIGN = {

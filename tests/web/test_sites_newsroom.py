@@ -10,7 +10,7 @@ from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.subscriptions import validate_subscription
 from notifier.tokens import TokenStore
-from tests.web.conftest import PASSWORD, AuthActions
+from tests.factories import PASSWORD, AuthActions
 
 FORM = {
     "title": "Banjir rob di pesisir utara",
