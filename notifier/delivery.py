@@ -106,6 +106,15 @@ def _token(service: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", service)
 
 
+def long_hold_reason(service: str, until: float, status: int, seconds: float) -> str:
+    """Why a campaign waits for ``service`` (shown on the campaign and by ``notifier campaigns show``)."""
+    moment = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until))
+    return (
+        f"{service} asked every sender to wait until {moment} (HTTP {status}, Retry-After {int(seconds)} s): "
+        "its messages wait and go out then, if they have not expired"
+    )
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop when installed (far less CPU per small HTTP request), else asyncio's."""
     try:
@@ -127,6 +136,8 @@ class BatchResult:
     stopped: str = ""
     #: Another run took the batch over while this one was cut off: nothing of this run was recorded.
     lease_lost: bool = False
+    #: Messages held back because their push service asked for a long wait (a campaign hold, see plan).
+    long_held: int = 0
 
 
 @dataclass
@@ -140,6 +151,8 @@ class PolicyWrites:
     gone_plan: dict[str, str]
     #: Filled by the write: (index of the hold's answer in the commit's replies, follow-up batch id, ids).
     follow_ups: list[tuple[int, str, list[str]]]
+    #: service → (until, status, seconds): a long Retry-After this batch starts waiting out for the campaign.
+    new_long_holds: dict[str, tuple[float, int, float]] = field(default_factory=dict)
 
 
 class Delivery:
@@ -531,6 +544,17 @@ class Delivery:
         stop_reason = ""
         held_services = judge.held
         observe = judge.observe
+        long_after = self.settings.long_hold_after
+        holding_before = set(judge.holds)
+
+        def long_wait(outcome: Outcome) -> bool:
+            """A push service asking for a wait longer than ``long_hold_after`` (Chrome's caps: days)."""
+            return (
+                long_after > 0
+                and (outcome.kind == RETRY or outcome.kind == DEFERRED)
+                and outcome.retry_after is not None
+                and outcome.retry_after > long_after
+            )
 
         async def watch_state() -> None:
             """Every 0.5 s, the campaign's state, read off the event loop: slow Redis never stalls sends."""
@@ -559,6 +583,9 @@ class Delivery:
             # Every answer goes to the push service's breakers (notifier.breakers): one may open mid-batch.
             if outcome.status:
                 observe(service_of(outcome.origin), outcome.kind, outcome.status)
+            if long_wait(outcome):
+                # The rest of this batch's messages to that service are kept back at once (keep_back).
+                held_services.add(service_of(outcome.origin))
 
         watcher = asyncio.ensure_future(watch_state())
         try:
@@ -583,7 +610,26 @@ class Delivery:
         else:
             kept = {}  # cancelled: nothing is held for later
         gone_plan = self._plan_gone(outcomes, judge)
-        self._account(outcomes, attempt_of, result)
+        # A long Retry-After (Chrome caps a site for 1 to 14 days, answering 429): those messages are held
+        # back for the campaign, deferred not failed, and the campaign waits it out (one release, no retry
+        # storm), while its other push services go on.
+        new_long: dict[str, tuple[float, int, float]] = {}
+        settled: list[Outcome] = []
+        for outcome in outcomes:
+            if stop_reason not in ("", PAUSED) or not long_wait(outcome):
+                settled.append(outcome)
+                continue
+            service = service_of(outcome.origin)
+            kept.setdefault(service, []).append(outcome.sid)
+            result.counts["deferred"] += 1
+            result.long_held += 1
+            wait = float(outcome.retry_after or 0.0)
+            until = (outcome.at or now) + wait
+            if service not in holding_before and until > new_long.get(service, (0.0, 0, 0.0))[0]:
+                new_long[service] = (until, outcome.status or 429, wait)
+        for service, (until, status, wait) in new_long.items():
+            judge.holds[service] = long_hold_reason(service, until, status, wait)
+        self._account(settled, attempt_of, result)
         follow_ups: list[tuple[int, str, list[str]]] = []
 
         def queue_writes(pipe: Pipeline) -> None:
@@ -601,7 +647,7 @@ class Delivery:
                 held=held,
                 now=time.time(),
                 by_sid=by_sid,
-                policy=PolicyWrites(judge, kept, gone_plan, follow_ups),
+                policy=PolicyWrites(judge, kept, gone_plan, follow_ups, new_long),
             )
 
         if not self._settle(self._commit(cid, batch_id, queue_writes), result):
@@ -816,7 +862,7 @@ class Delivery:
         if latency_sum:
             pipe.hincrbyfloat(keys.latency, "sum", latency_sum)
             pipe.hincrby(keys.latency, "count", sum(latency.values()))
-        finished_n = len(outcomes) - len(result.retry_sids)
+        finished_n = len(outcomes) - len(result.retry_sids) - result.long_held
         if finished_n:
             tp_key = keys.throughput_minute(minute)
             pipe.hincrby(tp_key, str(second), finished_n)
@@ -838,11 +884,24 @@ class Delivery:
                     service,
                     policy.judge.reason(service),
                     sids,
-                    force=service in tripped,
+                    force=service in tripped or service in policy.new_long_holds,
                     follow_up=follow_up,
                     pipe=pipe,
                 )
                 policy.follow_ups.append((index, follow_up, sids))
+            for service, (until, status, seconds) in policy.new_long_holds.items():
+                # Released by the workers' maintenance when the wait is over, or when the campaign's
+                # messages would expire (sending then is pointless: they would be stale).
+                release_at = min(until, (campaign.started or campaign.created) + campaign.ttl)
+                self.campaigns.hold_until(
+                    cid,
+                    service,
+                    until=release_at,
+                    status=status,
+                    seconds=seconds,
+                    release_id=f"L{int(release_at)}_{_token(service)}",
+                    pipe=pipe,
+                )
         self.campaigns.record_batch(
             cid,
             batch_id,
@@ -939,6 +998,24 @@ class Delivery:
         for i, sids in enumerate(batches):
             enqueue(f"{prefix}{i}", sids, [1] * len(sids), 0.0)
         return sum(len(b) for b in batches)
+
+    def release_due_holds(
+        self, enqueue_for: Callable[[str], EnqueueBatch], *, now: float | None = None
+    ) -> int:
+        """Send what campaigns held back from push services whose long wait is over; returns how many.
+
+        The workers' maintenance calls this every ``NOTIFIER_WORKER_MAINTENANCE`` seconds; a release is
+        claimed by one process only. Messages whose campaign has outlived its TTL meanwhile are counted
+        as failed by their batch (stale news is not sent).
+        """
+        queued = 0
+        for cid, service, release_id, _until in self.campaigns.due_releases(now):
+            if not self.campaigns.claim_release(cid, service, release_id):
+                continue
+            queued += self.release_service(cid, service, enqueue_for(cid))
+            self.campaigns.finish_release(cid, service, release_id)
+            log.info("campaign %s: the long hold on %s is over; its held messages go out", cid, service)
+        return queued
 
     def resume_service(self, service: str, enqueue_for: Callable[[str], EnqueueBatch]) -> dict[str, int]:
         """Close the breakers of ``service`` and release it in every active campaign holding it.

@@ -279,6 +279,15 @@ class Keys:
         """List of subscription ids a campaign holds back from one push service until it is resumed."""
         return f"{self.prefix}campaign:{cid}:held:{service}"
 
+    def campaign_hold_until(self, cid: str) -> str:
+        """Hash push service → ``until|status|seconds``: a long Retry-After a campaign waits out."""
+        return f"{self.prefix}campaign:{cid}:hold-until"
+
+    @property
+    def hold_releases(self) -> str:
+        """Sorted set ``cid|service|release id`` → when a campaign's long hold on a push service ends."""
+        return f"{self.prefix}push:hold-releases"
+
     def campaign_receipts(self, cid: str, kind: str) -> str:
         """Set of subscription ids that reported ``shown`` or ``clicked`` (counted once)."""
         return f"{self.prefix}campaign:{cid}:receipts:{kind}"

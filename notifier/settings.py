@@ -140,6 +140,7 @@ class Settings:
     gone_breaker_share: float = 0.3
     gone_breaker_factor: float = 5.0
     quarantine_days: int = 7
+    long_hold_after: int = 600
     unreachable_after: int = 10
     reader_budget: int = 30
     freq_cap_per_hour: int = 4
@@ -231,6 +232,7 @@ class Settings:
         read("NOTIFIER_GONE_BREAKER_SHARE", "gone_breaker_share", float)
         read("NOTIFIER_GONE_BREAKER_FACTOR", "gone_breaker_factor", float)
         read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
+        read("NOTIFIER_LONG_HOLD_AFTER", "long_hold_after", int)
         read("NOTIFIER_UNREACHABLE_AFTER", "unreachable_after", int)
         read("NOTIFIER_READER_BUDGET", "reader_budget", int)
         read("NOTIFIER_FREQ_CAP_PER_HOUR", "freq_cap_per_hour", int)
@@ -311,6 +313,10 @@ class Settings:
             raise ConfigError(
                 "NOTIFIER_GONE_BREAKER_MIN, NOTIFIER_GONE_BREAKER_SAMPLE and NOTIFIER_GONE_BREAKER_FACTOR "
                 "must be at least 1"
+            )
+        if self.long_hold_after < 0:
+            raise ConfigError(
+                f"NOTIFIER_LONG_HOLD_AFTER must be 0 (off) or more seconds, got {self.long_hold_after}"
             )
         for name, value in (
             ("NOTIFIER_UNREACHABLE_AFTER", self.unreachable_after),

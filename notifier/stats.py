@@ -19,6 +19,7 @@ import redis
 from notifier.breakers import Trip
 from notifier.campaigns import CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
+from notifier.errors import NotFound
 from notifier.keys import Keys
 from notifier.sending.outcomes import is_config_status
 from notifier.subscriptions import SubscriptionStore
@@ -195,6 +196,37 @@ def alerts(
                     f"{hold['seconds']:.0f} s): its messages are held back until then"
                 ),
                 "cause": _cause("429"),
+            }
+        )
+    store = CampaignStore(r, keys)
+    for cid, service, _release, until in store.pending_releases():
+        # A long Retry-After (Chrome caps a site it judges disruptive for 1 to 14 days): the campaign waits.
+        try:
+            campaign = store.get(cid)
+        except NotFound:
+            continue
+        hold = store.long_holds(cid).get(service)
+        status, seconds = (hold[1], hold[2]) if hold else (429, until - now)
+        waiting = store.held_count(cid, service)
+        found.append(
+            {
+                "kind": "campaign-hold",
+                "service": service,
+                "campaign": cid,
+                "title": campaign.title,
+                "until": until,
+                "status": status,
+                "seconds": seconds,
+                "held": waiting,
+                "message": (
+                    f"{service} limits this site (HTTP {status}, Retry-After {seconds:.0f} s): "
+                    f"campaign {cid} holds {waiting} messages to it until then and sends them if they "
+                    "have not expired"
+                ),
+                "cause": (
+                    "Chrome caps a site it judges disruptive (pushes and prompts per minute of reader time, "
+                    "engagement) for 1 to 14 days: see the reader-health panel and the reader budget"
+                ),
             }
         )
     config = r.hget(keys.alerts, "config")

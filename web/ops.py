@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_time
+from babel.dates import format_datetime, format_time
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, lazy_pgettext, ngettext
@@ -161,6 +161,26 @@ def alert_text(alert: dict[str, Any]) -> dict[str, str]:
                 "send with fewer workers or smaller batches."
             ),
         }
+    if kind == "campaign-hold":
+        who = service_name(alert["service"]) if alert["service"] != "other" else _("A push service")
+        return {
+            "message": ngettext(
+                "%(service)s limits this site (HTTP %(status)s): campaign “%(title)s” holds %(num)s message "
+                "to it until %(until)s and sends it then, if it has not expired.",
+                "%(service)s limits this site (HTTP %(status)s): campaign “%(title)s” holds %(num)s messages "
+                "to it until %(until)s and sends them then, if they have not expired.",
+                alert["held"],
+                service=who,
+                status=alert["status"],
+                title=alert["title"],
+                until=date_text(alert["until"]),
+            ),
+            "cause": _(
+                "Chrome caps the pushes of a site it judges disruptive (pushes and prompts per minute of "
+                "reader time, how readers engage) for 1 to 14 days. Nothing is lost and nothing is retried "
+                "in between; send fewer pushes, and see the reader-health panel and the reader budget."
+            ),
+        }
     if kind == "paused":
         return {
             "message": _(
@@ -205,6 +225,12 @@ def clock_text(ts: float) -> str:
     """A moment as the newsroom's clock reads it, e.g. ``14.05.30 WIB`` (the newsroom's time zone)."""
     moment = datetime.fromtimestamp(ts, ZoneInfo(ctx().settings.timezone))
     return f"{format_time(moment, 'HH:mm:ss', locale=_babel_lang())} {moment.strftime('%Z')}"
+
+
+def date_text(ts: float) -> str:
+    """A day and time as the newsroom reads it, e.g. ``2 Des 2026 14.05 WIB`` (for waits of days)."""
+    moment = datetime.fromtimestamp(ts, ZoneInfo(ctx().settings.timezone))
+    return f"{format_datetime(moment, 'd MMM y HH:mm', locale=_babel_lang())} {moment.strftime('%Z')}"
 
 
 def _babel_lang() -> str:

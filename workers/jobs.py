@@ -91,6 +91,13 @@ def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | i
     }
 
 
+def release_due_holds() -> int:
+    """Send what campaigns held back from push services whose long Retry-After is over (maintenance)."""
+    delivery = runtime()
+    raw = delivery.c.raw_redis
+    return delivery.release_due_holds(lambda cid: batch_enqueuer(raw, cid))
+
+
 def resume_campaign(cid: str) -> dict[str, Any]:
     """Resume a paused campaign."""
     delivery = runtime()

@@ -30,7 +30,7 @@ from rq.worker import WorkerStatus
 from notifier.campaigns import DELIVERING, PLAN_UNIT, SCHEDULED
 from notifier.upgrade import upgrade
 from workers.inspect import attach_recorder
-from workers.jobs import runtime
+from workers.jobs import release_due_holds, runtime
 from workers.logging import setup_worker_logging
 from workers.periodic import start_feed_polling
 from workers.queues import ALL_QUEUES, PLAN_QUEUE, SEND_QUEUE, queue
@@ -117,6 +117,10 @@ class HeartbeatWorker(SimpleWorker):
             requeue_lost_jobs(self.connection, older_than=self.worker_ttl)
         except redis.RedisError as exc:
             self.log.warning("cannot look for lost jobs yet: %s", exc)
+        try:
+            release_due_holds()
+        except redis.RedisError as exc:
+            self.log.warning("cannot release push-service holds yet: %s", exc)
 
     def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         ttl = self.get_heartbeat_ttl(job)

@@ -480,6 +480,73 @@ class CampaignStore:
         ids = [s.decode() if isinstance(s, bytes) else str(s) for s in sids]
         return bool(had), [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)][: int(batches)]
 
+    def hold_until(
+        self,
+        cid: str,
+        service: str,
+        *,
+        until: float,
+        status: int,
+        seconds: float,
+        release_id: str,
+        pipe: Pipe,
+    ) -> None:
+        """Queue in ``pipe``: the campaign waits out a long Retry-After of ``service`` until ``until``.
+
+        A unit of ``pending`` is reserved for the release (the campaign stays active, nothing is lost)
+        and the release is due at ``until`` (``Keys.hold_releases``; the workers' maintenance sends it).
+        """
+        self.reserve(cid, release_id, pipe)
+        pipe.hset(self.keys.campaign_hold_until(cid), service, f"{until!r}|{status}|{seconds!r}")
+        pipe.expire(self.keys.campaign_hold_until(cid), FIGURES_DAYS * 86400)
+        pipe.zadd(self.keys.hold_releases, {f"{cid}|{service}|{release_id}": until})
+
+    def long_holds(self, cid: str) -> dict[str, tuple[float, int, float]]:
+        """The long Retry-After holds this campaign waits out: service → (until, status, seconds)."""
+        out: dict[str, tuple[float, int, float]] = {}
+        for service, value in self.r.hgetall(self.keys.campaign_hold_until(cid)).items():
+            until, status, seconds = value.split("|")
+            out[service] = (float(until), int(status), float(seconds))
+        return out
+
+    def due_releases(self, now: float | None = None, limit: int = 100) -> list[tuple[str, str, str, float]]:
+        """Long holds whose wait is over: (campaign, service, release id, until), oldest first."""
+        now = time.time() if now is None else now
+        found = self.r.zrangebyscore(
+            self.keys.hold_releases, "-inf", now, start=0, num=limit, withscores=True
+        )
+        out = []
+        for member, until in found:
+            cid, service, release_id = member.split("|", 2)
+            out.append((cid, service, release_id, float(until)))
+        return out
+
+    def pending_releases(self) -> list[tuple[str, str, str, float]]:
+        """Every long hold still being waited out: (campaign, service, release id, until)."""
+        return self.due_releases(float("inf"), limit=10_000)
+
+    def claim_release(self, cid: str, service: str, release_id: str) -> bool:
+        """Take a due release for this process (only one process sends it)."""
+        return bool(self.r.zrem(self.keys.hold_releases, f"{cid}|{service}|{release_id}"))
+
+    def finish_release(self, cid: str, service: str, release_id: str, *, now: float | None = None) -> None:
+        """The long hold is over: forget it and give its unit of ``pending`` back."""
+        now = time.time() if now is None else now
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hdel(self.keys.campaign_hold_until(cid), service)
+        self.record_batch(
+            cid,
+            release_id,
+            now=now,
+            counts={},
+            services={},
+            first_sent=None,
+            last_sent=None,
+            held=(),
+            pipe=pipe,
+        )
+        pipe.execute()
+
     def next_drain(self, cid: str) -> int:
         """A new number for one draining of the held list (its batches get ids of their own)."""
         return int(self.r.hincrby(self.keys.campaign(cid), "drains", 1))

@@ -158,6 +158,33 @@ def test_a_rate_limiting_push_service_raises_a_banner_naming_it_and_until_when(
     assert "membatasi laju" in indonesian and f"sampai {wib} WIB" in indonesian
 
 
+def test_a_campaign_waiting_out_a_long_hold_raises_a_banner_naming_the_service_and_the_day(
+    app, client, context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    store = CampaignStore(context.redis, context.keys)
+    cid = store.create(CampaignInput(title="Gempa M5,2", body="b", url="https://kabarkini.example/g"))
+    until = time.time() + 3 * 86400
+    pipe = context.redis.pipeline()
+    store.hold_service(cid, "fcm", "fcm asked to wait", ["1", "2", "3"], force=True, follow_up="x", pipe=pipe)
+    store.hold_until(cid, "fcm", until=until, status=429, seconds=3 * 86400, release_id="L1_fcm", pipe=pipe)
+    pipe.execute()
+    login(app, client, "ops")
+    [banner] = [
+        a
+        for a in client.get("/ops/summary.json?lang=en").get_json()["push"]["alerts"]
+        if a["kind"] == "campaign-hold"
+    ]
+    day = time.strftime("%-d %b %Y", time.gmtime(until + 7 * 3600))
+    assert banner["message"] == (
+        f"FCM (Google: Chrome, Edge, Samsung Internet) limits this site (HTTP 429): campaign “Gempa M5,2” holds 3 "
+        f"messages to it until {day} {time.strftime('%H:%M', time.gmtime(until + 7 * 3600))} WIB and sends them "
+        "then, if they have not expired."
+    )
+    assert "1 to 14 days" in banner["cause"]
+    indonesian = client.get("/ops/summary.json?lang=id").get_json()["push"]["alerts"]
+    assert any(a["kind"] == "campaign-hold" and "Gempa M5,2" in a["message"] for a in indonesian)
+
+
 def test_status_zero_is_named_held_back_or_no_answer(app, client, context: Context) -> None:  # type: ignore[no-untyped-def]
     r, keys = context.redis, context.keys
     r.hset(keys.outcomes_total, mapping={"fcm:sent": 30, "fcm:deferred": 12, "fcm:retry": 5})
