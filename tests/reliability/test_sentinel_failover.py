@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from notifier.context import Context
 from notifier.redis_conn import free_port
 from notifier.settings import Settings
+from notifier.subscriptions import validate_subscription
 from tests.factories import (
     FAST_WORKER_ENV,
     Workers,
@@ -169,6 +171,12 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
     context = Context.build(Settings.from_env(env))
     minted = mint_and_store(context, simulator, size.audience)
     readers = simulator.mint(4000)  # subscribe requests sent through the site during the run
+    # Written straight through the store (the subscribe API's upsert), ~300 a second: what the last
+    # second before the kill risks, at a finer grain than the site's ~40 requests a second.
+    direct = iter([
+        validate_subscription({**sub, "topics": ["olahraga"]}, policy=context.policy, topics=context.topics)
+        for sub in simulator.mint(30_000, shared_keys=True)
+    ])  # fmt: skip
     simulator.add_rule("stall", seconds=size.hold)
 
     site = Site(env, tmp_path / "site.log")
@@ -189,9 +197,20 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
             status, body = site.post("/api/v1/subscriptions", {**sub, "topics": ["nasional"]})
             return status, {"endpoint": sub["endpoint"], "body": body}
 
+        def write() -> tuple[int, Any] | None:
+            item = next(direct, None)
+            if item is None:
+                return None
+            try:
+                context.subscriptions.upsert(item)
+            except redis.RedisError as exc:
+                return 503, {"endpoint": item.endpoint, "error": repr(exc)}
+            return 201, {"endpoint": item.endpoint}
+
         ready = Probe(lambda: site.get("/readyz"), interval=0.2)
         subscriber = Probe(subscribe, interval=0.02)
-        probes = [ready, subscriber]
+        writer = Probe(write, interval=0.003)
+        probes = [ready, subscriber, writer]
         send_log = tmp_path / "send.log"
         with open(send_log, "wb") as out:
             sender = subprocess.Popen(
@@ -214,12 +233,11 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
         received_at_kill = simulator.stats()["received"]
         primary.kill()
         killed = time.monotonic()
-        new = sentinels.wait_promoted(old, timeout=60)
-        promoted = time.monotonic()
+        new, promoted = sentinels.wait_promoted(old, timeout=60)
 
         campaign = wait_state(context, cid, ["done"], timeout=120, workers=group)
         assert sender.wait(timeout=60) == 0, send_log.read_text()[-3000:]
-        ready_calls, subscribe_calls = ready.finish(), subscriber.finish()
+        ready_calls, subscribe_calls, write_calls = ready.finish(), subscriber.finish(), writer.finish()
 
         # The campaign: done, exact, everyone reached, duplicates within one batch per worker.
         k = campaign.counters
@@ -250,6 +268,14 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
         lost_last_second = sum(1 for e in last_second if not found[e["endpoint"]])
         in_flight = [e for s, end, e in ok if s < killed <= end]
         lost_in_flight = sum(1 for e in in_flight if not found[e["endpoint"]])
+        written = [(end, b["endpoint"]) for s, end, st, b in write_calls if st == 201]
+        survived = {ep: context.subscriptions.sid_of(ep) is not None for _, ep in written}
+        assert all(survived[ep] for end, ep in written if end < killed - 1.0), (
+            "an acknowledged write was lost"
+        )
+        written_last_second = [ep for end, ep in written if killed - 1.0 <= end < killed]
+        lost_written = sum(1 for ep in written_last_second if not survived[ep])
+        lost_after_kill = sum(1 for end, ep in written if end >= killed and not survived[ep])
 
         # Subscribe requests during the failover: 503 with a reason (never a 500), then 2xx again.
         statuses = Counter(status for _, _, status, _ in subscribe_calls)
@@ -290,6 +316,9 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
             lost_last_second=lost_last_second,
             in_flight_at_kill=len(in_flight),
             lost_in_flight=lost_in_flight,
+            direct_writes_last_second=len(written_last_second),
+            direct_lost_last_second=lost_written,
+            direct_lost_acked_after_kill=lost_after_kill,
             old_primary=old[1],
             new_primary=new[1],
         )

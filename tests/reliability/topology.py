@@ -244,20 +244,24 @@ class SentinelSet:
     def primary(self) -> RedisNode:
         return self.node_at(self.primary_address())
 
-    def wait_promoted(self, old: tuple[str, int], timeout: float = 60.0) -> tuple[str, int]:
-        """Wait until every sentinel names a new primary that answers as one; return its address."""
+    def wait_promoted(self, old: tuple[str, int], timeout: float = 60.0) -> tuple[tuple[str, int], float]:
+        """Wait for a new primary: returns its address and the moment (``time.monotonic()``) it first answered
+        as a master, polled every 10 ms, then waits until every sentinel names it (what clients ask)."""
 
-        def promoted() -> tuple[str, int] | None:
-            addrs = {tuple(s.client().sentinel_get_master_addr_by_name(SERVICE)) for s in self.sentinels}
-            if len(addrs) != 1:
-                return None
-            host, port = next(iter(addrs))
-            address = (str(host), int(port))
-            if address == old or self.node_at(address).role() != "master":
-                return None
-            return address
+        def master() -> tuple[tuple[str, int], float] | None:
+            for node in self.nodes:
+                if (node.host, node.port) != old and node.process is not None and node.role() == "master":
+                    return (node.host, node.port), time.monotonic()
+            return None
 
-        return _wait(promoted, timeout, "a replica promoted by Sentinel", interval=0.05)  # type: ignore[no-any-return]
+        address, since = _wait(master, timeout, "a replica promoted by Sentinel", interval=0.01)
+
+        def announced() -> bool:
+            named = {tuple(s.client().sentinel_get_master_addr_by_name(SERVICE)) for s in self.sentinels}
+            return named == {(address[0], str(address[1]))} or named == {address}
+
+        _wait(announced, timeout, "every sentinel naming the new primary", interval=0.05)
+        return address, since
 
     def stop(self) -> None:
         for s in self.sentinels:
