@@ -1,1 +1,1 @@
-"""RQ side: queue names, enqueue helpers, thin job functions and the worker entry point."""
+"""RQ side: queue names (``queues``), thin jobs and their enqueue helpers (``jobs``), the worker entry."""

@@ -245,7 +245,7 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
         assert k["sent"] == size.audience and campaign.pending == 0, k
         services = context.redis.hgetall(context.keys.campaign_services(cid))
         assert sum(int(n) for n in services.values()) == size.audience, services
-        outcomes = context.redis.hgetall(context.keys.metrics("outcomes"))
+        outcomes = context.redis.hgetall(context.keys.outcomes_total)
         assert sum(int(n) for n in outcomes.values()) == size.audience, outcomes
         timeline = context.redis.hgetall(context.keys.campaign_timeline(cid))
         assert sum(int(n) for f, n in timeline.items() if f.endswith(":sent")) == size.audience, timeline
