@@ -267,6 +267,10 @@ class Keys:
         """Hash browser-family:outcome → count: outcomes by the browser each reader subscribed with."""
         return f"{self.prefix}campaign:{cid}:browsers"
 
+    def campaign_told(self, cid: str) -> str:
+        """Hash state → unix time: the end states (done, paused, ...) a worker has already logged, once."""
+        return f"{self.prefix}campaign:{cid}:told"
+
     def campaign_push(self, cid: str) -> str:
         """Hash ``{service}:{answered|accepted|gone|rejected}`` → count: a campaign's answers by service."""
         return f"{self.prefix}campaign:{cid}:push"

@@ -11,13 +11,14 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import redis
 
-from notifier.campaigns import Campaign
+from notifier.campaigns import FINAL, Campaign
 from notifier.context import Context
 from notifier.delivery import Delivery, EnqueueBatch
 from notifier.settings import Settings
@@ -65,7 +66,7 @@ def plan_campaign(cid: str) -> dict[str, Any]:
             batches,
             "" if batches == 1 else "es",
         )
-    report(campaign)
+    report(campaign, claim=partial(delivery.campaigns.claim_telling, cid))
     return {"cid": cid, "batches": batches}
 
 
@@ -79,7 +80,7 @@ def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | i
     """Deliver one batch of a campaign (``attempts``: each id's attempt number, or one for all)."""
     delivery = runtime()
     result = delivery.run_batch(cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid))
-    report(delivery.campaigns.get(cid))
+    report(delivery.campaigns.get(cid), claim=partial(delivery.campaigns.claim_telling, cid))
     return {
         "cid": cid,
         "batch": batch_id,
@@ -108,17 +109,24 @@ def _quoted(title: str) -> str:
     return "\u201c" + (title if len(title) <= 60 else title[:59] + "\u2026") + "\u201d"
 
 
-def report(campaign: Campaign, now: float | None = None) -> str | None:
+def report(
+    campaign: Campaign, now: float | None = None, *, claim: Callable[[str], bool] | None = None
+) -> str | None:
     """Log what a person watching the terminal wants to know of ``campaign`` after a job; returns the line.
 
     Progress at most every :data:`PROGRESS_EVERY` seconds per campaign and worker, the end once (done,
     or paused / cancelled / failed with the reason). Two workers finishing the last batches at the
-    same moment may both say "done": each line is true.
+    same moment both see "done": ``claim(state)`` (``CampaignStore.claim_telling``) lets only the
+    first of them say a final state.
     """
     now = time.time() if now is None else now
     cid, state, c = campaign.cid, campaign.state, campaign.counters
     last_at, last_state = _reported.get(cid, (0.0, ""))
     if state == last_state and state != "sending":
+        return None
+    if state in FINAL and claim is not None and not claim(state):
+        _reported.pop(cid, None)
+        _reported[cid] = (last_at, state)  # another worker said it: this one says nothing more either
         return None
     begun = campaign.started or campaign.first_sent or campaign.created
     line: str | None = None

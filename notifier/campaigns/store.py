@@ -304,6 +304,19 @@ class CampaignStore:
         """Schedule a draft, recording who approved it; False when it is no longer a draft."""
         return self.transition(cid, SCHEDULED, allowed_from=[DRAFT], fields={"approved_by": by})
 
+    def claim_telling(self, cid: str, state: str, now: float | None = None) -> bool:
+        """True for the first caller to announce that ``cid`` reached ``state`` (of any worker, once).
+
+        Two workers finishing the last batches at the same moment both see ``done``; only one says so.
+        Meant for final states (a campaign never leaves them).
+        """
+        key = self.keys.campaign_told(cid)
+        pipe = self.r.pipeline()
+        pipe.hsetnx(key, state, repr(time.time() if now is None else now))
+        pipe.expire(key, FIGURES_DAYS * 86400)
+        first, _ = pipe.execute()
+        return bool(first)
+
     def set_reason(self, cid: str, reason: str) -> None:
         """Say why a campaign is waiting (shown on its page), without changing its state."""
         self.r.hset(self.keys.campaign(cid), "reason", reason)

@@ -146,6 +146,24 @@ def _campaign(state: str, **fields: object) -> Campaign:
     return Campaign.from_hash("7", {**data, **{k: str(v) for k, v in fields.items()}})
 
 
+def test_two_workers_finishing_at_once_say_done_once(
+    context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker process has its own memory of what it said; the claim in Redis is shared."""
+    from notifier.campaigns import CampaignStore
+
+    store = CampaignStore(context.redis, context.keys)
+    done = _campaign("done", sent=2007, finished=1020.5)
+    said = []
+    for _worker in range(2):
+        monkeypatch.setattr(jobs, "_reported", {})  # a second process: nothing said yet
+        said.append(jobs.report(done, now=1021, claim=lambda state: store.claim_telling("7", state)))
+    assert said[0] == "campaign 7 done in 20.5 s: 2,007 of 2,007 sent" and said[1] is None
+    # Without the shared claim, both would have said it (each line true, the terminal doubled).
+    monkeypatch.setattr(jobs, "_reported", {})
+    assert jobs.report(done, now=1021) is not None
+
+
 def test_a_campaign_tells_its_start_progress_and_end_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs, "_reported", {})
     # 5,000 waits of the 1,004 readers left: the line says how many are left, not the waits.
