@@ -523,3 +523,103 @@ def sites_summary(r: redis.Redis, keys: Keys, sites: Sequence[Any]) -> list[dict
             }
         )
     return rows
+
+
+#: Days of the reader-health panel's pushes-per-reader figure, and of its "clicked anything" window.
+HEALTH_DAYS = 14
+CLICK_WINDOW_DAYS = 30
+#: Campaigns the panel ranks by click-through rate (the most recent ones with a sent message).
+HEALTH_CAMPAIGNS = 50
+
+
+def _days(now: float, n: int) -> list[str]:
+    return [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * i)) for i in range(n - 1, -1, -1)]
+
+
+def reader_health(
+    r: redis.Redis,
+    keys: Keys,
+    *,
+    site: str,
+    now: float | None = None,
+    days: int = HEALTH_DAYS,
+    click_days: int = CLICK_WINDOW_DAYS,
+    campaigns: int = HEALTH_CAMPAIGNS,
+) -> dict[str, Any]:
+    """How a site's readers take its pushes (exact, from bitmaps), the figures Chrome judges a site by.
+
+    - ``daily``: per UTC day, pushes accepted by push services, readers who got at least one, and
+      pushes per reader (of those readers);
+    - ``clicked``: readers who clicked any push in the last ``click_days`` days, and their share of the
+      site's current subscribers;
+    - ``over_budget`` / ``unreachable``: readers who get urgent alerts only;
+    - ``campaigns``: the most recent campaigns that sent anything, by click-through rate (clicks per
+      notification shown, or per message sent when no ``shown`` receipt came), best first.
+    """
+    now = time.time() if now is None else now
+    store = SubscriptionStore(r, keys)
+    site_key = keys.subs_site(site)
+    day_list = _days(now, days)
+    sent_by_day = r.hgetall(keys.sent_daily(site))
+    scratch = keys.scratch("health")
+    pipe = r.pipeline(transaction=False)
+    for day in day_list:
+        pipe.bitop("AND", scratch, keys.readers_sent(day), site_key)
+        pipe.bitcount(scratch)
+    clicked_keys = [keys.readers_clicked(day) for day in _days(now, click_days)]
+    pipe.bitop("OR", scratch, *clicked_keys)
+    pipe.bitop("AND", scratch, scratch, site_key)
+    pipe.bitcount(scratch)
+    pipe.delete(scratch)
+    replies = pipe.execute()
+    reached = [int(n) for n in replies[1 : 2 * len(day_list) : 2]]
+    clicked = int(replies[-2])
+    daily = []
+    for day, readers in zip(day_list, reached, strict=True):
+        sent = int(sent_by_day.get(day, 0))
+        daily.append(
+            {
+                "day": day,
+                "sent": sent,
+                "readers": readers,
+                "per_reader": round(sent / readers, 2) if readers else None,
+            }
+        )
+    total = store.count(site=site)
+    standing = store.standing(site=site)
+    ranked = []
+    for c in CampaignStore(r, keys).list(0, campaigns, sites=[site]):
+        if not c.counters["sent"]:
+            continue
+        ranked.append(
+            {
+                "id": c.cid,
+                "title": c.title,
+                "breaking": c.breaking,
+                "created": c.created,
+                "sent": c.counters["sent"],
+                "shown": c.counters["shown"],
+                "clicked": c.counters["clicked"],
+                "ctr": c.click_through_rate,
+            }
+        )
+    ranked.sort(key=lambda row: (row["ctr"] or 0.0, row["sent"]), reverse=True)
+    with_readers = [d for d in daily if d["readers"]]
+    return {
+        "site": site,
+        "subscribers": total,
+        "daily": daily,
+        "per_reader_average": (
+            round(sum(d["sent"] for d in with_readers) / sum(d["readers"] for d in with_readers), 2)
+            if with_readers
+            else None
+        ),
+        "clicked": {
+            "readers": clicked,
+            "days": click_days,
+            "share": round(clicked / total, 4) if total else None,
+        },
+        "over_budget": standing["over_budget"],
+        "unreachable": standing["unreachable"],
+        "campaigns": ranked,
+    }

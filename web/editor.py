@@ -719,6 +719,29 @@ def _holds_for(services: dict[str, dict[str, int]], now: float) -> list[dict[str
     return rows
 
 
+@bp.get("/readers")
+@require_role("editor", "ops")
+def readers() -> Response:
+    """Reader health: pushes per reader per day, readers who clicked in 30 days, campaigns by CTR, budget.
+
+    What Chrome judges a site by (pushes per minute of reader time, engagement) before it caps the
+    site's pushes for days: the newsroom sees it here, per site it may see.
+    """
+    c = ctx()
+    visible = _user().sites_for("editor", "ops")
+    sites = [s for s in c.sites if visible is None or s.id in visible]
+    panels = [{"site": site, "health": stats.reader_health(c.redis, c.keys, site=site.id)} for site in sites]
+    html = render_template(
+        "editor/readers.html",
+        panels=panels,
+        several=len(c.sites) > 1,
+        budget=c.settings.reader_budget,
+        unreachable_after=c.settings.unreachable_after,
+        freq_cap=c.settings.freq_cap_per_hour,
+    )
+    return Response(html, mimetype="text/html")
+
+
 @bp.get("/campaigns")
 @require_role("editor", "ops")
 def campaigns() -> Response:

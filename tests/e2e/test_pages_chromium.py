@@ -360,6 +360,8 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     tour.check("campaign-done")
     tour.goto("/newsroom/users", "main")
     tour.check("users")
+    tour.goto("/newsroom/readers", "#per-reader-default")
+    tour.check("readers")
 
     # Ops with a campaign in flight and a push service asking us to wait.
     tour.goto("/ops/", "#campaigns-table tbody tr[data-campaign]")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
 
-from notifier.campaigns import CampaignStore, validate_campaign
+from notifier.campaigns import CampaignInput, CampaignStore, receipt_token, record_receipt, validate_campaign
 from notifier.crypto import MAX_PLAINTEXT
 from notifier.errors import AuthError
 from notifier.subscriptions import validate_subscription
@@ -514,3 +515,27 @@ def test_delivery_send_to_books_pending_like_plan(context) -> None:  # type: ign
     empty = store.create(validate_campaign(FORM, topics=context.topics, source="test"))
     assert delivery.send_to(empty, [], lambda *a: None) == 0
     assert store.get(empty).state == "done"
+
+
+def test_the_reader_health_page_shows_the_panel_and_the_policy(client, login_as, context) -> None:  # type: ignore[no-untyped-def]
+    login_as("editor")
+    sids = add_subs(context, 5, ("breaking",), "h")
+    now = time.time()
+    pipe = context.redis.pipeline()
+    context.subscriptions.mark_sent(sids, pipe, unreachable_after=10, budget=1, now=now)
+    pipe.hincrby(context.keys.sent_daily("default"), time.strftime("%Y-%m-%d", time.gmtime(now)), 5)
+    pipe.execute()
+    store = CampaignStore(context.redis, context.keys)
+    cid = store.create(CampaignInput(title="Banjir rob", body="b", url="https://kabarkini.example/rob"))
+    for sid in sids[:2]:
+        data = {"cid": cid, "sid": sid, "rt": receipt_token(context.receipt_key, cid, sid)}
+        record_receipt(context.redis, context.keys, context.receipt_key, {"type": "clicked", **data})
+    page = client.get("/newsroom/readers?lang=en")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'aria-current="page">Readers' in html
+    assert 'id="per-reader-default">1<' in html  # 5 pushes to 5 readers today
+    assert 'id="clicked-default">40%' in html and "(2 readers)" in html
+    assert 'id="over-budget-default">3<' in html  # a budget of 1 push: the three who did not click
+    assert "NOTIFIER_READER_BUDGET" in html
+    assert "Kesehatan pembaca" in client.get("/newsroom/readers?lang=id").get_data(as_text=True)
