@@ -23,6 +23,8 @@ case; this one does the same.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
@@ -164,6 +166,10 @@ def redis_server_binary() -> str:
     raise ConfigError("no redis-server found: install Redis or set REDIS_URL")
 
 
+class DataDirInUse(ConfigError):
+    """Another embedded Redis (or the ``notifier up`` that started it) still uses this data folder."""
+
+
 @dataclass
 class EmbeddedRedis:
     """A ``redis-server`` child process under a local folder, with AOF persistence unless told otherwise.
@@ -171,6 +177,10 @@ class EmbeddedRedis:
     The one launcher of `notifier up`, the test suite and the benchmark (which runs it without
     persistence: a benchmark must not measure fsync). Redis's own defaults otherwise: the data model
     needs no listpack tuning (docs/deployment.md).
+
+    The folder is locked (``redis.lock``, an exclusive ``flock`` held by this process *and* by the
+    server, which inherits it) for as long as either lives: a second server on the same AOF files
+    would corrupt them, so starting one is refused while the lock is held.
     """
 
     data_dir: Path
@@ -180,6 +190,34 @@ class EmbeddedRedis:
     appendfsync: str = "everysec"
     #: False: no AOF, no snapshots (everything is lost when it stops).
     persistent: bool = True
+    #: The locked ``redis.lock`` (kept across restarts of this object's server).
+    _lock: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file of the data folder."""
+        return self.data_dir / "redis.lock"
+
+    def _take_lock(self) -> int:
+        if self._lock is not None:
+            return self._lock
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DataDirInUse(
+                f"{self.data_dir} is in use by an embedded Redis already ({holder}): a second one on the "
+                "same files would corrupt them. Stop the running `notifier up` (or that redis-server) first."
+            ) from None
+        self._lock = fd
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @property
     def url(self) -> str:
@@ -189,6 +227,7 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it answers; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._take_lock()
         if not self.port:
             self.port = free_port()
         self.process = subprocess.Popen(
@@ -216,6 +255,11 @@ class EmbeddedRedis:
             # A group of its own: Ctrl-C on the terminal of `notifier up` reaches the site and workers, which
             # stop first and still need Redis to finish their jobs; this server is stopped after them.
             start_new_session=True,
+            pass_fds=(lock,),  # the server holds the folder's lock too, for as long as it runs
+        )
+        os.ftruncate(lock, 0)
+        os.pwrite(
+            lock, f"pid {self.process.pid}, port {self.port}, started by pid {os.getpid()}\n".encode(), 0
         )
         process = self.process
 
@@ -236,11 +280,13 @@ class EmbeddedRedis:
         return connect(self.url, decode_responses=decode)
 
     def stop(self) -> None:
-        """Stop the server (it flushes its AOF on SIGTERM)."""
+        """Stop the server (it flushes its AOF on SIGTERM) and release the data folder."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
         self.process = None
+        self._release_lock()

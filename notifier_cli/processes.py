@@ -16,7 +16,7 @@ from rich.console import Console
 
 from notifier.errors import ConfigError
 from notifier.redis_conn import EmbeddedRedis, redis_answers
-from notifier.settings import DEFAULT_REDIS_URL
+from notifier.settings import DEFAULT_REDIS_URL, Settings
 from notifier.vapid import load_vapid_key
 from notifier_cli.common import load_settings
 from notifier_cli.firstrun import first_admin, welcome
@@ -115,7 +115,51 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
 
     env = dict(os.environ)
     settings = load_settings()
-    embedded: EmbeddedRedis | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    started: list[EmbeddedRedis] = []
+
+    def stop_on_signal(signum: int, frame: object) -> None:
+        # systemd, Docker and `kill` stop with SIGTERM, a closed terminal sends SIGHUP: end like Ctrl-C,
+        # children and the embedded Redis included (Python's default would end this process alone and
+        # leave the site, workers, simulator and Redis running).
+        raise KeyboardInterrupt
+
+    # From the very start: a signal while the embedded Redis starts must stop it too.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
+    try:
+        _run_stack(env, settings, host, port, n_workers, simulator_port, embedded_redis, procs, started)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for embedded in started:
+            embedded.stop()
+
+
+def _run_stack(
+    env: dict[str, str],
+    settings: Settings,
+    host: str,
+    port: int,
+    n_workers: int,
+    simulator_port: int,
+    embedded_redis: bool,
+    procs: list[subprocess.Popen[bytes]],
+    started: list[EmbeddedRedis],
+) -> None:
+    """Start Redis (embedded when none answers), the key, the simulator, workers and site; watch them.
+
+    Every process it starts goes into ``procs`` / ``started`` as it starts, so the caller stops
+    whatever is running whenever this ends (a signal, a child's exit, an error).
+    """
     if settings.redis_url:
         if not redis_answers(settings.redis_url):
             raise click.ClickException(f"REDIS_URL={settings.redis_url} does not answer")
@@ -124,7 +168,11 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
         env["REDIS_URL"] = DEFAULT_REDIS_URL
     else:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
-        env["REDIS_URL"] = embedded.start()
+        started.append(embedded)
+        try:
+            env["REDIS_URL"] = embedded.start()
+        except ConfigError as exc:  # the folder in use by another embedded Redis, or it would not start
+            raise click.ClickException(exc.message) from exc
         click.echo(f"started an embedded Redis at {env['REDIS_URL']} (data in {settings.data_dir / 'redis'})")
     if not settings.vapid_private_key and not settings.vapid_key_path.exists():
         if settings.production:
@@ -142,72 +190,48 @@ def up(host: str, port: int, n_workers: int, simulator_port: int, embedded_redis
     readable = not wants_json(settings.log_json, production=settings.production, stream=sys.stderr)
     way_in = first_admin(settings, env["REDIS_URL"])
     exe = [sys.executable, "-m", "notifier_cli"]
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def stop_on_term(signum: int, frame: object) -> None:
-        # systemd, Docker and `kill` stop with SIGTERM: end like Ctrl-C, children included (Python's
-        # default would end this process alone and leave the site, workers and simulator running).
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop_on_term)
-    try:
-        if simulator_port:
-            sim_env = {**env, TAG_ENV: "sim"}
-            if readable:  # the simulator prints plain lines: tagged here, like the others' lines
-                sim = subprocess.Popen(
-                    [*exe, "simulator", "--port", str(simulator_port)],
-                    env=sim_env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                )
-                threading.Thread(target=_relay, args=(sim, "sim"), name="sim-lines", daemon=True).start()
-            else:
-                sim = subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=sim_env)
-            procs.append(sim)
-        for i in range(n_workers):
-            procs.append(
-                subprocess.Popen(
-                    [*exe, "worker", "--name", f"up-{os.getpid()}-{i}"],
-                    env={**env, TAG_ENV: f"worker-{i + 1}"},
-                )
+    if simulator_port:
+        sim_env = {**env, TAG_ENV: "sim"}
+        if readable:  # the simulator prints plain lines: tagged here, like the others' lines
+            sim = subprocess.Popen(
+                [*exe, "simulator", "--port", str(simulator_port)],
+                env=sim_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
+            threading.Thread(target=_relay, args=(sim, "sim"), name="sim-lines", daemon=True).start()
+        else:
+            sim = subprocess.Popen([*exe, "simulator", "--port", str(simulator_port)], env=sim_env)
+        procs.append(sim)
+    for i in range(n_workers):
         procs.append(
             subprocess.Popen(
-                [*exe, "serve", "--host", host, "--port", str(port)], env={**env, TAG_ENV: "site"}
+                [*exe, "worker", "--name", f"up-{os.getpid()}-{i}"],
+                env={**env, TAG_ENV: f"worker-{i + 1}"},
             )
         )
-        site = f"http://{host}:{port}"
-        announce_by = time.monotonic() + 60
-        listening = False
-        while all(p.poll() is None for p in procs):
-            # Once the site listens, one more turn: the children's start lines come first, then the welcome.
-            if announce_by and (listening or time.monotonic() > announce_by):
-                simulator_url = f"http://127.0.0.1:{simulator_port}" if simulator_port else None
-                welcome(
-                    Console(highlight=False, soft_wrap=True),
-                    site=site,
-                    simulator=simulator_url,
-                    way_in=way_in,
-                )
-                announce_by = 0.0
-            listening = listening or _listening(host, port)
-            time.sleep(0.5)
-        failed = [p for p in procs if p.poll() not in (None, 0)]
-        if failed:
-            raise click.ClickException(f"a process exited with code {failed[0].returncode}; stopping")
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if embedded:
-            embedded.stop()
+    procs.append(
+        subprocess.Popen([*exe, "serve", "--host", host, "--port", str(port)], env={**env, TAG_ENV: "site"})
+    )
+    site = f"http://{host}:{port}"
+    announce_by = time.monotonic() + 60
+    listening = False
+    while all(p.poll() is None for p in procs):
+        # Once the site listens, one more turn: the children's start lines come first, then the welcome.
+        if announce_by and (listening or time.monotonic() > announce_by):
+            simulator_url = f"http://127.0.0.1:{simulator_port}" if simulator_port else None
+            welcome(
+                Console(highlight=False, soft_wrap=True),
+                site=site,
+                simulator=simulator_url,
+                way_in=way_in,
+            )
+            announce_by = 0.0
+        listening = listening or _listening(host, port)
+        time.sleep(0.5)
+    failed = [p for p in procs if p.poll() not in (None, 0)]
+    if failed:
+        raise click.ClickException(f"a process exited with code {failed[0].returncode}; stopping")
 
 
 def _listening(host: str, port: int) -> bool:

@@ -243,3 +243,65 @@ def test_production_creates_no_account_and_prints_no_secret(tmp_path: Path, vapi
         assert f"  ops        http://127.0.0.1:{port}/ops/" in text
     finally:
         _stop(proc)
+
+
+def _redis_pid(tmp_path: Path) -> int:
+    """The embedded redis-server's pid, from the data folder's lock file."""
+    text = (tmp_path / "var" / "redis" / "redis.lock").read_text()
+    return int(re.match(r"pid (\d+)", text).group(1))  # type: ignore[union-attr]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_up_stops_everything_when_its_terminal_closes_and_never_runs_two_redis_on_one_folder(
+    tmp_path: Path,
+) -> None:
+    import psutil
+
+    port, other = free_port(), free_port()
+    log = tmp_path / "up.log"
+    proc = _start(tmp_path, port, log)
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 200, timeout=60, message="the site")
+        redis_pid = _redis_pid(tmp_path)
+        # A second `notifier up` on the same data folder refuses to start another Redis on its AOF files.
+        second = subprocess.run(
+            [sys.executable, "-m", "notifier_cli", "up", "--embedded-redis", "--port", str(other)],
+            env=_env(tmp_path), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert b"in use by an embedded Redis already" in second.stdout + second.stderr
+        assert _get(f"http://127.0.0.1:{other}/")[0] == 0 and _get(f"http://127.0.0.1:{port}/")[0] == 200
+        assert _alive(redis_pid)
+    finally:
+        _stop(proc, signal.SIGHUP)  # the terminal was closed
+    wait_for(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 0, timeout=20, message="the site stopped")
+    wait_for(lambda: not _alive(redis_pid), timeout=20, message="the embedded Redis stopped")
+
+    # Killed outright (nothing can be handled): whatever it left running keeps the folder locked, so the
+    # next start says so instead of opening the same AOF files a second time.
+    proc = _start(tmp_path, port, log)
+    orphans: list[psutil.Process] = []
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 200, timeout=60, message="the site again")
+        orphans = psutil.Process(proc.pid).children(recursive=True)
+        redis_pid = _redis_pid(tmp_path)
+        proc.kill()
+        proc.wait(timeout=10)
+        again = subprocess.run(
+            [sys.executable, "-m", "notifier_cli", "up", "--embedded-redis", "--port", str(other)],
+            env=_env(tmp_path), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert again.returncode == 1 and f"pid {redis_pid}".encode() in again.stdout + again.stderr
+    finally:
+        for child in orphans:
+            if child.is_running():
+                child.terminate()
+        psutil.wait_procs(orphans, timeout=15)
