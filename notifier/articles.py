@@ -40,6 +40,7 @@ from notifier.campaigns import (
 from notifier.crypto import MAX_PLAINTEXT
 from notifier.errors import PayloadTooLarge, ValidationError
 from notifier.keys import Keys
+from notifier.sites import DEFAULT_SITE_ID, Site
 from notifier.topics import Topic
 
 #: Seconds an article guard lives: long past any feed's memory of an item, short enough not to pile up.
@@ -229,7 +230,13 @@ def map_topics(
 
 
 def build_campaign(
-    article: Article, *, topics: Sequence[str], all_topics: Sequence[Topic], source: str, created_by: str = ""
+    article: Article,
+    *,
+    topics: Sequence[str],
+    all_topics: Sequence[Topic],
+    source: str,
+    created_by: str = "",
+    site: str = "",
 ) -> CampaignInput:
     """The campaign an article becomes; the body (its summary) is shortened until the payload fits."""
     title = trim(plain_text(article.title), TITLE_MAX)
@@ -245,7 +252,9 @@ def build_campaign(
     }
     while True:
         try:
-            return validate_campaign(data, topics=all_topics, source=source, created_by=created_by or source)
+            return validate_campaign(
+                data, topics=all_topics, source=source, created_by=created_by or source, site=site
+            )
         except PayloadTooLarge:
             current = data["body"]
             excess = payload_size(title, current, article.url, data["image"]) - MAX_PLAINTEXT
@@ -262,32 +271,57 @@ def build_campaign(
 class ArticleIngest:
     """Turns articles into campaigns, each at most once across every path."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, topics: Sequence[Topic], launch: Launch) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        keys: Keys,
+        topics: Sequence[Topic],
+        launch: Launch,
+        *,
+        default_site: str = DEFAULT_SITE_ID,
+    ) -> None:
         self.r = r
         self.keys = keys
+        #: The default site's topics and id (an article that names no site is its).
         self.topics = tuple(topics)
+        self.default_site = default_site
         self.launch = launch
         self.campaigns = CampaignStore(r, keys)
         self._claim = r.register_script(_CLAIM)
         self._settle = r.register_script(_SETTLE)
 
-    def guard_keys(self, article: Article) -> list[str]:
-        """The two guard keys of an article: by guid and by normalised URL."""
+    def guard_keys(self, article: Article, site: str | None = None) -> list[str]:
+        """The two guard keys of an article on a site: by guid and by normalised URL."""
+        site = site or self.default_site
         return [
-            self.keys.article(digest(article.guid)),
-            self.keys.article_url(digest(normalize_url(article.url))),
+            self.keys.article(digest(article.guid), site),
+            self.keys.article_url(digest(normalize_url(article.url)), site),
         ]
 
     def ingest(
-        self, article: Article, *, topics: Sequence[str], mode: str, source: str, created_by: str = ""
+        self,
+        article: Article,
+        *,
+        topics: Sequence[str],
+        mode: str,
+        source: str,
+        created_by: str = "",
+        site: Site | None = None,
     ) -> IngestResult:
-        """Store (and in ``auto`` mode launch) the article's campaign, unless it was pushed before."""
+        """Store (and in ``auto`` mode launch) the article's campaign for ``site`` (the default one when
+        None), unless it was pushed to that site before."""
         if mode not in MODES:
             raise ValidationError(f"mode must be auto or review, not {mode!r}")
+        site_id = site.id if site is not None else self.default_site
         item = build_campaign(
-            article, topics=topics, all_topics=self.topics, source=source, created_by=created_by
+            article,
+            topics=topics,
+            all_topics=site.topics if site is not None else self.topics,
+            source=source,
+            created_by=created_by,
+            site=site_id,
         )
-        guards = self.guard_keys(article)
+        guards = self.guard_keys(article, site_id)
         token = "claim:" + os.urandom(8).hex()
         claimed, existing = self._claim(keys=guards, args=[token, GUARD_TTL])
         if not int(claimed):

@@ -61,6 +61,8 @@ class Feed:
     skipped: int = 0
     duplicates: int = 0
     invalid: int = 0
+    #: The site whose readers its items go to ("": a feed of before sites, the default site's).
+    site: str = ""
 
     @classmethod
     def from_hash(cls, fid: str, h: Mapping[str, str]) -> Feed:
@@ -82,6 +84,7 @@ class Feed:
             skipped=int(h.get("skipped", 0)),
             duplicates=int(h.get("duplicates", 0)),
             invalid=int(h.get("invalid", 0)),
+            site=h.get("site", ""),
         )
 
 
@@ -179,6 +182,7 @@ class FeedStore:
         known_topics: Sequence[str],
         fetcher: GuardedFetcher,
         now: float | None = None,
+        site: str = "",
     ) -> Feed:
         """Add a feed on one of the site's domains (``fetcher`` decides); only newer items will be pushed."""
         url = check_url(url, "url", required=True)
@@ -199,6 +203,7 @@ class FeedStore:
             "category_map": json.dumps(mapping),
             "added": repr(now),
             "polls": 0,
+            "site": site,
         }
         if not self.r.hsetnx(key, "url", url):
             raise Conflict(f"feed {url} is already added as {fid}")
@@ -354,7 +359,13 @@ class FeedPoller:
                 fresh.append((published, entry))
         fresh.sort(key=lambda pair: pair[0], reverse=True)
         result.new = len(fresh)
-        slugs = self.c.topic_slugs
+        # A feed of before sites is the default site's; one whose site was removed pushes nothing.
+        site = self.c.sites.find(feed.site) if feed.site else self.c.sites.default
+        if site is None:
+            result.status, result.error = "error", f"site {feed.site!r} is not configured any more"
+            result.skipped += len(fresh)
+            fresh = []
+        slugs = site.topic_slugs if site is not None else ()
         for _, entry in fresh:
             if result.pushed >= self.settings.feed_burst:
                 result.skipped += 1
@@ -365,7 +376,12 @@ class FeedPoller:
                     article.categories, slugs, category_map=feed.category_map, fallback=feed.topics
                 )
                 outcome = self.ingest.ingest(
-                    article, topics=topics, mode=feed.mode, source="feed", created_by=f"feed:{feed.fid}"
+                    article,
+                    topics=topics,
+                    mode=feed.mode,
+                    source="feed",
+                    created_by=f"feed:{feed.fid}",
+                    site=site,
                 )
             except (ValidationError, ValueError):
                 # One bad item (no title, a link with port 99999, ...) is counted, never the poll's end.

@@ -35,7 +35,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
   campaign holds back from a service); ``subs:rejects`` rejections in a row per subscription.
 - ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
   unless its heartbeat renews it; only the holder may record the batch's outcome.
-- ``article:{guid}`` / ``article-url:{sha}``: SET NX guards, one push per article.
+- ``article:{site}:{guid}`` / ``article-url:{site}:{sha}``: SET NX guards, one push per article and site
+  (``article:{guid}`` / ``article-url:{sha}`` before sites; the upgrade gives them to the default site).
 - ``tmp:{kind}:{random}`` scratch keys a script removes before it returns.
 - ``sub:{sid}``, ``subs:all``, ``subs:topic:{slug}``, ``subs:quarantined``: the first
   layout, read only by the migration (:mod:`notifier.subscriptions.legacy`).
@@ -346,13 +347,26 @@ class Keys:
 
     # -- articles and feeds ----------------------------------------------------------------------
 
-    def article(self, guid_digest: str) -> str:
-        """SET NX guard: an article (by guid) pushes at most once."""
-        return f"{self.prefix}article:{guid_digest}"
+    def article(self, guid_digest: str, site: str) -> str:
+        """SET NX guard: an article (by guid) pushes at most once per site."""
+        return f"{self.prefix}article:{site}:{guid_digest}"
 
-    def article_url(self, url_digest: str) -> str:
-        """SET NX guard: an article (by URL) pushes at most once."""
-        return f"{self.prefix}article-url:{url_digest}"
+    def article_url(self, url_digest: str, site: str) -> str:
+        """SET NX guard: an article (by URL) pushes at most once per site."""
+        return f"{self.prefix}article-url:{site}:{url_digest}"
+
+    @property
+    def legacy_article_guards(self) -> tuple[str, str]:
+        """SCAN patterns of the article guards of before sites (``article:{digest}``, no site part)."""
+        return f"{self.prefix}article:*", f"{self.prefix}article-url:*"
+
+    def legacy_article_guard(self, key: str, site: str) -> str | None:
+        """The per-site name of a guard of before sites (None when ``key`` already has a site part)."""
+        for kind in ("article:", "article-url:"):
+            head = f"{self.prefix}{kind}"
+            if key.startswith(head) and ":" not in key[len(head) :]:
+                return f"{head}{site}:{key[len(head) :]}"
+        return None
 
     def feed(self, fid: str) -> str:
         """Hash of one RSS/Atom feed."""

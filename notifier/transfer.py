@@ -6,8 +6,9 @@ A line looks like::
      "topics": ["breaking"], "lang": "id", "browser": "chrome-android", "site": "kabarkini",
      "created": 1796000000, "seen": 1796000000}
 
-Export pages through the ``subs:live`` bitmap and loads each page in one
-pipeline; import validates every line with :func:`validate_subscription`,
+Export pages through the ``subs:live`` bitmap (or one site's) and loads each page in one
+pipeline; import validates every line with :func:`validate_subscription` against its site's
+topics (the line's ``site``, else the site the import names, else the default site),
 writes accepted lines with ``SubscriptionStore.upsert_many`` (the subscribe
 API's own atomic upsert, pipelined), and reports refused lines by number
 without stopping. Import reads bytes: a file that starts with a UTF-8 byte order
@@ -34,11 +35,11 @@ IMPORT_BROWSERS = frozenset({*BROWSERS, "imported"})
 _BOM = b"\xef\xbb\xbf"
 
 
-def export_lines(context: Context, *, page_size: int = PAGE) -> Iterator[str]:
-    """Every stored subscription as one JSON line (without the newline)."""
+def export_lines(context: Context, *, page_size: int = PAGE, site: str | None = None) -> Iterator[str]:
+    """Every stored subscription (of ``site`` only, when given) as one JSON line (without the newline)."""
     store = context.subscriptions
-    sites = store.sites_with_data()
-    for sids in store.scan_ids(page_size):
+    sites = [site] if site else store.sites_with_data()
+    for sids in store.scan_ids(page_size, site=site):
         subs = store.load_many(sids)  # one removed meanwhile is skipped
         site_of: dict[str, str] = {}
         pipe = store.r.pipeline(transaction=False)
@@ -66,10 +67,12 @@ def export_lines(context: Context, *, page_size: int = PAGE) -> Iterator[str]:
             yield json.dumps(line, separators=(",", ":"))
 
 
-def export_to(context: Context, out: TextIO, *, progress: Callable[[int], Any] | None = None) -> int:
-    """Write every subscription to ``out``; returns how many were written."""
+def export_to(
+    context: Context, out: TextIO, *, progress: Callable[[int], Any] | None = None, site: str | None = None
+) -> int:
+    """Write every subscription (of ``site`` when given) to ``out``; returns how many were written."""
     n = 0
-    for line in export_lines(context):
+    for line in export_lines(context, site=site):
         out.write(line + "\n")
         n += 1
         if progress is not None:
@@ -114,14 +117,24 @@ def _text(raw: bytes | str, number: int) -> str:
         ) from exc
 
 
-def _parse(line: str, context: Context) -> _Line:
+def _parse(line: str, context: Context, for_site: str | None = None) -> _Line:
     try:
         data = json.loads(line, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
     except (ValueError, RecursionError) as exc:
         raise ValidationError(f"not JSON: {exc}") from exc
-    item = validate_subscription(data, policy=context.policy, topics=context.topics)
+    if not isinstance(data, dict):
+        raise ValidationError("a line must be a JSON object")
+    site = data.get("site")
+    if site is not None and (not isinstance(site, str) or context.sites.find(site) is None):
+        shown = site[:40] if isinstance(site, str) else type(site).__name__
+        raise ValidationError(f"unknown site {shown!r}; sites: {', '.join(context.sites.ids)}")
+    if for_site and site and site != for_site:
+        raise ValidationError(f"the line is site {site!r}'s, the import is for site {for_site!r}")
+    target = context.site(site or for_site)
+    # Its own site's topics and language: another site's topic is unknown to it.
+    item = validate_subscription(data, policy=context.policy, topics=target.topics, default_lang=target.lang)
     stamps: list[int | None] = []
     for name in ("created", "seen"):
         value = data.get(name)
@@ -133,11 +146,7 @@ def _parse(line: str, context: Context) -> _Line:
     browser = data.get("browser")
     if browser is not None and browser not in IMPORT_BROWSERS:
         raise ValidationError(f"'browser' must be one of {', '.join(sorted(IMPORT_BROWSERS))}")
-    site = data.get("site")
-    if site is not None and (not isinstance(site, str) or context.sites.find(site) is None):
-        shown = site[:40] if isinstance(site, str) else type(site).__name__
-        raise ValidationError(f"unknown site {shown!r}; sites: {', '.join(context.sites.ids)}")
-    return _Line(item, stamps[0], stamps[1], browser, site)
+    return _Line(item, stamps[0], stamps[1], browser, target.id)
 
 
 def _no_constant(name: str) -> Any:
@@ -151,8 +160,10 @@ def import_lines(
     browser: str = "imported",
     batch: int = PAGE,
     progress: Callable[[int], Any] | None = None,
+    site: str | None = None,
 ) -> ImportReport:
-    """Validate and store each line (bytes or text); a bad line is reported by number and skipped."""
+    """Validate and store each line (bytes or text) under its ``site`` (else ``site``, else the default
+    site); a bad line is reported by number and skipped."""
     report = ImportReport()
     pending: list[_Line] = []
     for number, raw in enumerate(lines, start=1):
@@ -162,7 +173,7 @@ def import_lines(
             line = _text(raw, number)
             if not line.strip():
                 continue
-            pending.append(_parse(line, context))
+            pending.append(_parse(line, context, site))
         except NotifierError as exc:
             report.refused.append((number, exc.message))
             continue

@@ -51,23 +51,29 @@ def feeds() -> None:
     metavar="CATEGORY=TOPIC",
     help="Map a feed category to a topic; repeat for several.",
 )
-def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...]) -> None:
-    """Add a feed; only items published from now on are pushed."""
+@click.option(
+    "--site", "site_id", default=None, help="The site whose readers get its items (default: the default)."
+)
+def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...], site_id: str | None) -> None:
+    """Add a feed of a site; only items published from now on are pushed."""
 
     c = load_context()
     try:
+        site = c.site(site_id)
         feed = FeedStore(c.redis, c.keys).add(
             url,
             topics=[t.strip() for t in topics.split(",") if t.strip()],
             mode=mode,
             category_map=_parse_map(category_map),
-            known_topics=c.topic_slugs,
+            known_topics=site.topic_slugs,
+            site=site.id,
             fetcher=feed_fetcher(c.settings),
         )
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(
-        f"feed {feed.fid} added: {feed.url} (mode {feed.mode}, topics {','.join(feed.topics) or 'everyone'})"
+        f"feed {feed.fid} added for site {site.id}: {feed.url} "
+        f"(mode {feed.mode}, topics {','.join(feed.topics) or 'everyone'})"
     )
 
 
@@ -82,7 +88,7 @@ def feeds_list() -> None:
     for feed in items:
         status = (feed.last_status or "not polled yet") + (f": {feed.last_error}" if feed.last_error else "")
         mapping = ", ".join(f"{k}={v}" for k, v in feed.category_map.items()) or "-"
-        click.echo(f"{feed.fid}  {feed.mode:6}  {feed.url}")
+        click.echo(f"{feed.fid}  {feed.mode:6}  {feed.site or c.sites.default_id:10}  {feed.url}")
         click.echo(f"    topics {','.join(feed.topics) or 'everyone'}; category map {mapping}")
         click.echo(
             f"    last poll {_when(feed.last_polled)} ({status}); pushed {feed.pushed}, "
@@ -107,7 +113,13 @@ def feeds_poll() -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     c = load_context()
-    ingest = ArticleIngest(c.redis, c.keys, c.topics, lambda cid, at: launch(c.raw_redis, cid, at))
+    ingest = ArticleIngest(
+        c.redis,
+        c.keys,
+        c.topics,
+        lambda cid, at: launch(c.raw_redis, cid, at),
+        default_site=c.sites.default_id,
+    )
     poller = FeedPoller(c, ingest)
     feeds_now = poller.store.list()
     if not feeds_now:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from notifier import stats
+from notifier.errors import NotifierError
 from notifier_cli.common import load_context, redis_problem
 from workers import inspect
 
@@ -24,7 +25,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def render(c: Any, *, now: float | None = None) -> Group:
+def render(c: Any, *, now: float | None = None, site: str | None = None) -> Group:
     """The status tables, read now from Redis and RQ."""
 
     now = time.time() if now is None else now
@@ -69,7 +70,7 @@ def render(c: Any, *, now: float | None = None) -> Group:
     )
     for col in ("id", "title", "state", "progress", "sent", "gone", "rejected", "failed", "rate/s"):
         campaigns.add_column(col)
-    for row in stats.campaigns_in_flight(r, keys, now=now):
+    for row in stats.campaigns_in_flight(r, keys, now=now, sites=[site] if site else None):
         k = row["counters"]
         campaigns.add_row(
             row["id"],
@@ -83,10 +84,14 @@ def render(c: Any, *, now: float | None = None) -> Group:
             str(row["rate"]),
         )
 
-    subs = stats.subscribers(r, keys, c.topic_slugs, now=now, sample=500)
+    slugs = (
+        c.site(site).topic_slugs if site else tuple(dict.fromkeys(t for s in c.sites for t in s.topic_slugs))
+    )
+    subs = stats.subscribers(r, keys, slugs, now=now, sample=500, site=site)
+    whose = f" of {site}" if site else ""
     people = Table(
         title=(
-            f"Subscribers: {subs['total']} ({subs['quarantined']} quarantined, "
+            f"Subscribers{whose}: {subs['total']} ({subs['quarantined']} quarantined, "
             f"{subs['unreachable']} unreachable, {subs['over_budget']} over their budget: breaking news only)"
         )
     )
@@ -95,6 +100,19 @@ def render(c: Any, *, now: float | None = None) -> Group:
     for slug, n in subs["by_topic"].items():
         people.add_row(slug, str(n))
     parts: list[Any] = [queues, workers, campaigns, people]
+    if len(c.sites) > 1 and site is None:
+        by_site = Table(title="Sites")
+        for col in ("site", "subscribers", "campaigns", "in flight", "sent"):
+            by_site.add_column(col, justify="left" if col == "site" else "right")
+        for row in stats.sites_summary(r, keys, list(c.sites)):
+            by_site.add_row(
+                row["id"],
+                str(row["subscribers"]),
+                str(row["campaigns"]),
+                str(row["in_flight"]),
+                str(row["sent"]),
+            )
+        parts.append(by_site)
     failed = inspect.failed_count(raw)
     if failed:
         parts.append(f"[red]{failed} failed jobs[/red]: see /ops/#failed")
@@ -106,14 +124,19 @@ def render(c: Any, *, now: float | None = None) -> Group:
 @click.command()
 @click.option("--watch", is_flag=True, help="Refresh every 2 seconds until Ctrl-C.")
 @click.option("--interval", type=float, default=2.0, show_default=True, hidden=True)
-def status(watch: bool, interval: float) -> None:
+@click.option("--site", "site_id", default=None, help="Subscribers and campaigns of this site only.")
+def status(watch: bool, interval: float, site_id: str | None) -> None:
     """Queues, workers, campaigns in flight and subscribers (read from Redis and RQ)."""
 
     c = load_context()
+    try:
+        site = c.site(site_id).id if site_id else None
+    except NotifierError as exc:
+        raise click.ClickException(exc.message) from exc
     console = Console()
     if not watch:
         try:
-            console.print(render(c))
+            console.print(render(c, site=site))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise click.ClickException(f"{redis_problem(exc)}: no status to show") from exc
         return
@@ -125,7 +148,7 @@ def status(watch: bool, interval: float) -> None:
         """The tables, or why there are none right now (the watch goes on through a failover)."""
         nonlocal down_since
         try:
-            tables = render(c)
+            tables = render(c, site=site)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             down_since = down_since or time.monotonic()
             return Text(

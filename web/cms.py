@@ -108,16 +108,24 @@ def article_webhook() -> Response | tuple[Response, int]:
     except BodyRefused as refused:
         return refused.response
     article = parse_article(data)
-    slugs = c.topic_slugs
-    topics = list(
-        map_topics(article.categories, slugs, fallback=[t for t in settings.webhook_topics if t in slugs])
-    )
+    asked = data.get("site") if isinstance(data, dict) else None
+    if asked is not None and not isinstance(asked, str):
+        return json_error(400, "invalid", "'site' must be a site id")
+    site = c.sites.get(asked or None)  # NotFound (404) names the sites
+    slugs = site.topic_slugs
+    topics = list(map_topics(article.categories, slugs, fallback=list(site.default_topics(settings))))
     if article.breaking and "breaking" in slugs and topics and "breaking" not in topics:
         topics.append("breaking")
-    ingest = ArticleIngest(c.redis, c.keys, c.topics, lambda cid, at: launch(c.raw_redis, cid, at))
+    ingest = ArticleIngest(
+        c.redis,
+        c.keys,
+        c.topics,
+        lambda cid, at: launch(c.raw_redis, cid, at),
+        default_site=c.sites.default_id,
+    )
     result = ingest.ingest(
-        article, topics=topics, mode=settings.webhook_mode, source="webhook", created_by="cms"
+        article, topics=topics, mode=settings.webhook_mode, source="webhook", created_by="cms", site=site
     )
     if result.status == "duplicate":
         return jsonify({"status": "duplicate", "campaign": result.cid or None}), 200
-    return jsonify({"status": "created", "campaign": result.cid, "state": result.state}), 201
+    return jsonify({"status": "created", "campaign": result.cid, "state": result.state, "site": site.id}), 201

@@ -94,7 +94,13 @@ def poll_feeds_tick(tick: str) -> dict[str, Any]:
 
     c = runtime().c
     following = schedule_next(c.raw_redis, c.settings, tick) if c.settings.feed_poll_seconds > 0 else None
-    ingest = ArticleIngest(c.redis, c.keys, c.topics, lambda cid, at: launch(c.raw_redis, cid, at))
+    ingest = ArticleIngest(
+        c.redis,
+        c.keys,
+        c.topics,
+        lambda cid, at: launch(c.raw_redis, cid, at),
+        default_site=c.sites.default_id,
+    )
     results = FeedPoller(c, ingest).poll_all()
     return {
         "tick": tick,

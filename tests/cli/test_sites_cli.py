@@ -122,3 +122,13 @@ def test_accounts_tokens_and_sends_name_their_sites(sites_env: dict[str, str], r
     assert CampaignStore(r, context.keys).get(cid).site == "warta"
     assert [c.cid for c in CampaignStore(r, context.keys).list(sites=["warta"])] == [cid]
     assert runner.invoke(main, ["campaigns", "list", "--site", "warta"], env=sites_env).exit_code == 0
+
+
+def test_status_shows_each_site_and_one_site_alone(sites_env: dict[str, str], r) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    everything = runner.invoke(main, ["status"], env={**sites_env, "COLUMNS": "200"}, catch_exceptions=False)
+    assert everything.exit_code == 0 and "Sites" in everything.output and "warta" in everything.output
+    one = runner.invoke(main, ["status", "--site", "warta"], env={**sites_env, "COLUMNS": "200"})
+    assert one.exit_code == 0 and "Subscribers of warta: 0" in one.output
+    bad = runner.invoke(main, ["status", "--site", "nope"], env=sites_env)
+    assert bad.exit_code != 0 and "no site 'nope'" in bad.output

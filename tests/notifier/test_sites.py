@@ -223,3 +223,51 @@ def test_the_sites_fixture_matches_the_documented_shape(tmp_path: Path) -> None:
     path = write_sites(tmp_path, TWO_SITES)
     assert json.loads(path.read_text())["default"] == "kabar"
     assert (tmp_path / "warta-vapid.pem").exists()
+
+
+def test_article_guards_of_before_sites_move_to_the_default_site(
+    context: Context, r: redis.Redis, sites_env: dict[str, str]
+) -> None:
+    from notifier.articles import ArticleIngest, digest
+    from notifier.upgrade import migrate_article_guards
+
+    keys = context.keys
+    old_guid = f"{keys.prefix}article:{digest('guid-1')}"
+    old_url = f"{keys.prefix}article-url:{digest('https://kabarkini.example/a')}"
+    r.set(old_guid, "c1", ex=3600)
+    r.set(old_url, "c1", ex=3600)
+    c = Context.build(Settings.from_env(sites_env), client=r)
+    assert migrate_article_guards(c, "kabar") == 2
+    assert r.get(keys.article(digest("guid-1"), "kabar")) == "c1"
+    assert 0 < r.ttl(keys.article_url(digest("https://kabarkini.example/a"), "kabar")) <= 3600
+    assert migrate_article_guards(c, "kabar") == 0
+    ingest = ArticleIngest(r, keys, c.topics, lambda cid, at: None, default_site="kabar")
+    assert ingest.guard_keys(ingest_article("guid-1"))[0] == keys.article(digest("guid-1"), "kabar")
+
+
+def ingest_article(guid: str):  # type: ignore[no-untyped-def]
+    from notifier.articles import parse_article
+
+    return parse_article({"guid": guid, "title": "T", "url": "https://kabarkini.example/a"})
+
+
+def test_export_and_import_keep_each_subscriptions_site(
+    sites_context: Context, r: redis.Redis, simulator: SimulatorServer
+) -> None:
+    from notifier.transfer import export_lines, import_lines
+
+    c = sites_context
+    _store(c, simulator.mint(3), "kabar", ["nasional"])
+    _store(c, simulator.mint(2), "warta", ["sepakbola"])
+    lines = list(export_lines(c))
+    assert sorted(json.loads(line)["site"] for line in lines) == ["kabar"] * 3 + ["warta"] * 2
+    only = list(export_lines(c, site="warta"))
+    assert len(only) == 2 and all(json.loads(line)["topics"] == ["sepakbola"] for line in only)
+
+    r.flushdb()
+    report = import_lines(c, lines)
+    assert report.created == 5 and not report.refused
+    assert c.subscriptions.count_by_site(["kabar", "warta"]) == {"kabar": 3, "warta": 2}
+    # An import for one site refuses another site's lines, and a line naming a topic of no site it is for.
+    report = import_lines(c, [lines[0], only[0]], site="warta")
+    assert report.updated == 1 and len(report.refused) == 1 and "site 'kabar'" in report.refused[0][1]

@@ -143,3 +143,35 @@ def test_notifier_s_own_pages_use_the_default_site(api, sites_context: Context) 
     named = api.post("/api/v1/subscriptions?site=warta", json=make_sub(topics=["ekonomi"]))
     assert named.status_code == 201
     assert sites_context.subscriptions.site_of(named.json["id"]) == "warta"
+
+
+def signed(api: Any, secret: str, body: dict[str, Any]) -> Any:
+    import json
+    import time
+
+    from web.cms import sign
+
+    raw = json.dumps(body).encode()
+    stamp = str(int(time.time()))
+    headers = {"X-Notifier-Timestamp": stamp, "X-Notifier-Signature": sign(secret, stamp, raw)}
+    return api.post("/api/v1/articles", data=raw, headers={**headers, "Content-Type": "application/json"})
+
+
+def test_the_cms_webhook_names_the_site_and_each_site_pushes_an_article_once(
+    api, sites_context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    from notifier.campaigns import CampaignStore
+
+    secret = sites_context.settings.webhook_secret
+    article = {"guid": "cms-12345", "title": "Laga final", "url": "https://warta.example/final",
+               "categories": ["Sepakbola"]}  # fmt: skip
+    warta = signed(api, secret, {**article, "site": "warta"})
+    assert warta.status_code == 201 and warta.json["site"] == "warta"
+    campaign = CampaignStore(sites_context.redis, sites_context.keys).get(warta.json["campaign"])
+    assert campaign.site == "warta" and campaign.topics == ("sepakbola",)
+    assert signed(api, secret, {**article, "site": "warta"}).json["status"] == "duplicate"
+    # The same CMS id on the other site is another article: guards are per site.
+    kabar = signed(api, secret, {**article, "url": "https://www.kabarkini.example/final"})
+    assert kabar.status_code == 201 and kabar.json["site"] == "kabar"
+    unknown = signed(api, secret, {**article, "site": "nope"})
+    assert unknown.status_code == 404 and "sites: kabar, warta" in unknown.json["message"]
