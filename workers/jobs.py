@@ -22,7 +22,7 @@ from notifier.campaigns import FINAL, Campaign
 from notifier.context import Context
 from notifier.delivery import Delivery, EnqueueBatch
 from notifier.settings import Settings
-from workers.queues import BATCH_TIMEOUT, PLAN_QUEUE, PLAN_TIMEOUT, SEND_QUEUE, job_retry, queue
+from workers.queues import PLAN_QUEUE, PLAN_TIMEOUT, job_retry, queue, queue_batches
 
 log = logging.getLogger("workers.campaigns")
 #: Seconds between two progress lines of one campaign from one worker.
@@ -196,30 +196,8 @@ def enqueue_test_send(connection: redis.Redis, cid: str, sids: list[str]) -> str
 
 
 def batch_enqueuer(connection: redis.Redis, cid: str) -> EnqueueBatch:
-    """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one batch job (optionally delayed)."""
-    q = queue(SEND_QUEUE, connection)
-
-    def enqueue(
-        batch_id: str, sids: list[str], attempts: list[int], delay: float, *, pipeline: Any = None
-    ) -> None:
-        """Enqueue (or schedule) the job; with ``pipeline``, written in that transaction (see Delivery)."""
-        options = {
-            "job_id": f"send-{cid}-{batch_id}",
-            "job_timeout": BATCH_TIMEOUT,
-            "retry": job_retry(),
-            "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
-            "result_ttl": 600,
-            "failure_ttl": 7 * 86400,
-            "pipeline": pipeline,
-        }
-        if delay > 0:
-            # Whole seconds, rounded up (see enqueue_plan): a Retry-After is never cut short.
-            when = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
-            q.enqueue_at(when, send_batch, cid, batch_id, sids, attempts, **options)
-        else:
-            q.enqueue(send_batch, cid, batch_id, sids, attempts, **options)
-
-    return enqueue
+    """A callback for :meth:`notifier.delivery.Delivery.plan`: enqueue one :func:`send_batch` job."""
+    return queue_batches(connection, send_batch, cid)
 
 
 def launch(connection: redis.Redis, cid: str, send_at: float | None) -> str:

@@ -1,10 +1,18 @@
-"""Queue names, timeouts and the queue factory (enqueue helpers sit beside their jobs: workers.jobs)."""
+"""Queue names, timeouts, the retry policy, the queue factory and the batch callback (jobs: workers.jobs)."""
 
 from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+
+from notifier.delivery import EnqueueBatch
 
 #: Planning and test sends: short, latency-critical jobs, served first.
 PLAN_QUEUE = "notifier-plan"
@@ -36,3 +44,35 @@ def job_retry() -> Retry:
 def queue(name: str, connection: redis.Redis) -> Queue:
     """An RQ queue using the JSON serializer."""
     return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def queue_batches(connection: redis.Redis, job: Callable[..., Any], cid: str) -> EnqueueBatch:
+    """The enqueue callback :class:`notifier.delivery.Delivery` calls for each batch of campaign ``cid``.
+
+    ``job`` is the batch job (``workers.jobs.send_batch``, passed in: this module stands below the jobs).
+    The callback lives here, not beside the job, so the fan-out calling it never climbs back into the
+    module that called the fan-out.
+    """
+    q = queue(SEND_QUEUE, connection)
+
+    def enqueue(
+        batch_id: str, sids: list[str], attempts: list[int], delay: float, *, pipeline: Any = None
+    ) -> None:
+        """Enqueue (or schedule) the job; with ``pipeline``, written in that transaction (see Delivery)."""
+        options = {
+            "job_id": f"send-{cid}-{batch_id}",
+            "job_timeout": BATCH_TIMEOUT,
+            "retry": job_retry(),
+            "description": f"send campaign {cid} batch {batch_id} ({len(sids)})",
+            "result_ttl": 600,
+            "failure_ttl": 7 * 86400,
+            "pipeline": pipeline,
+        }
+        if delay > 0:
+            # Whole seconds, rounded up (see workers.jobs.enqueue_plan): a Retry-After is never cut short.
+            when = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
+            q.enqueue_at(when, job, cid, batch_id, sids, attempts, **options)
+        else:
+            q.enqueue(job, cid, batch_id, sids, attempts, **options)
+
+    return enqueue
