@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -333,10 +334,8 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
 
 
 def _created(log: Path) -> str | None:
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("campaign ") and line.endswith(" created"):
-            return line.split()[1]
-    return None
+    found = re.search(r"^campaign (\S+) created", log.read_text(errors="replace"), re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def test_sentinel_failover_mid_campaign(sentinels, settings_env, simulator, tmp_path) -> None:  # type: ignore[no-untyped-def]
