@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from notifier.breakers import Trip
-from notifier.campaigns import CampaignStore
+from notifier.campaigns import FINAL, Campaign, CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.errors import NotFound
 from notifier.keys import Keys
@@ -396,6 +396,31 @@ def subscribers(
     }
 
 
+def average_rate(c: Campaign, now: float) -> float:
+    """Messages finished per second over the whole send: from the first answer to the last one when the
+    campaign has ended, to ``now`` while it runs (a push service's hold slows it, as the readers feel it).
+
+    The one definition for the ops row and the campaign page.
+    """
+    if not c.first_sent:
+        return 0.0
+    finished = sum(c.counters.get(kind, 0) for kind in FINISHED)
+    end = (c.last_sent or now) if c.state in FINAL else now
+    return round(finished / max(0.001, end - c.first_sent), 1)
+
+
+def campaign_rates(r: redis.Redis, keys: Keys, c: Campaign, *, now: float | None = None) -> dict[str, Any]:
+    """One campaign's ``rate`` (last :data:`RATE_WINDOW` s) and ``average_rate``, as its ops row has them."""
+    now = time.time() if now is None else now
+    timeline = r.hgetall(keys.campaign_timeline(c.cid))
+    running = c.state not in FINAL
+    return {
+        "rate": window_rate(timeline, rate_window_end(now)) if running else 0.0,
+        "average_rate": average_rate(c, now),
+        "rate_window": RATE_WINDOW,
+    }
+
+
 def window_rate(timeline: dict[str, str], end: int) -> float:
     """Messages finished per second in ``[end - RATE_WINDOW, end)`` from a campaign's 10 s timeline."""
     total = 0
@@ -427,8 +452,6 @@ def campaigns_in_flight(
     for c, timeline in zip(active, timelines, strict=True):
         started = c.started or c.created
         latency = c.last_sent - started if c.last_sent else None
-        finished = sum(c.counters.get(kind, 0) for kind in FINISHED)
-        elapsed = max(0.001, (c.last_sent or now) - (c.first_sent or started))
         rows.append(
             {
                 "id": c.cid,
@@ -445,7 +468,7 @@ def campaigns_in_flight(
                 "latency": round(latency, 3) if latency is not None else None,
                 "rate": window_rate(timeline, end),
                 "rate_window": RATE_WINDOW,
-                "average_rate": round(finished / elapsed, 1) if c.first_sent else 0.0,
+                "average_rate": average_rate(c, now),
             }
         )
     return rows

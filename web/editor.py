@@ -700,6 +700,7 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
     data["now"] = now
     # Readers not reached yet (now, not a running total: "deferred" counts every wait of every message).
     data["left"] = max(0, campaign.counters["total"] - campaign.done_count)
+    data.update(stats.campaign_rates(ctx().redis, ctx().keys, campaign, now=now))  # as ops shows them
     data["holds"] = _holds_for(services, now) if data["left"] and not data["final"] else []
     return data
 
@@ -791,7 +792,7 @@ def campaign(cid: str) -> Response:
             c.subscriptions.audience_size(item.topics, site=item.site) if item.state == DRAFT else None
         ),
         topic_names={t.slug: t.name(current_lang()) for t in site_topics},
-        site_name=(site.name if site else item.site) if len(c.sites) > 1 else "",
+        campaign_site=(site.name if site else item.site) if len(c.sites) > 1 else "",
         json_url=url_for("editor.campaign_json", cid=cid),
         timezone=c.settings.timezone,
         urgency_names=URGENCY_NAMES,

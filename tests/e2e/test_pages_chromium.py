@@ -319,6 +319,7 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     page.click("#login-form button[type=submit]")
     page.wait_for_url(re.compile(r"/newsroom/"))
     tour.goto("/newsroom/compose", "#send-button")
+    brand = page.text_content(".nr-brand")
     # "Send now" asks for no date; "Schedule" shows the field.
     assert page.locator("#f-when-now").is_checked() and not page.locator("#f-send-at").is_visible()
     page.check("#f-when-later")
@@ -339,6 +340,7 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     tour.goto("/newsroom/campaigns", "main")
     tour.check("campaigns")
     tour.goto(f"/newsroom/campaigns/{ids['running']}", "#campaign-state[data-state=sending]")
+    assert page.text_content(".nr-brand") == brand  # the site's name, as on every newsroom page
     # Readers not reached yet, counted now (2,007 - 812 sent - 14 gone - 2 refused), not the waits.
     page.wait_for_function("document.getElementById('left-count').textContent !== ''")
     assert page.text_content("#left-count") == page.evaluate("(n) => NotifierI18n.number(n)", 2007 - 812 - 16)

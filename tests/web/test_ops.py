@@ -128,6 +128,11 @@ def test_the_campaign_rate_and_the_throughput_panel_are_the_same_figure(
     assert row["average_rate"] == round(930 / (now - first), 1) or abs(row["average_rate"] - 930 / 300) < 0.2
     html = client.get("/ops/?lang=en").get_data(as_text=True)
     assert "Rate (last 60 s)" in html and "messages/s, average of the last 60 s" in html
+    # The campaign page shows the same two figures (one definition, notifier.stats).
+    page = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
+    assert page["rate"] == row["rate"] and page["rate_window"] == 60
+    assert abs(page["average_rate"] - row["average_rate"]) <= 0.1
+    assert "Rate (last 60 s)" in client.get(f"/newsroom/campaigns/{cid}?lang=en").get_data(as_text=True)
 
 
 def test_a_rate_limiting_push_service_raises_a_banner_naming_it_and_until_when(

@@ -165,8 +165,11 @@
     const end = final ? (data.last_sent || data.finished || now) : now;
     const elapsed = begin ? Math.max(0, end - begin) : 0;
     $("elapsed").textContent = begin ? duration(elapsed) : "—";
-    const rate = begin && elapsed >= 1 ? done / elapsed : null;
-    $("rate").textContent = rate === null ? "—" : _("%(n)s/s", { n: I18N.number(Math.round(rate * 10) / 10) });
+    // The two rates ops shows for this campaign, computed once on the server (notifier.stats).
+    const perSecond = (n) => _("%(n)s/s", { n: I18N.number(n) });
+    const rate = begin && elapsed >= 1 && data.average_rate ? data.average_rate : null;
+    $("rate").textContent = rate === null ? "—" : perSecond(rate);
+    $("rate-now").textContent = final || !begin ? "—" : perSecond(data.rate || 0);
     const left = Math.max(0, c.total - done);
     $("left-count").textContent = I18N.number(left);
     // A push service that asked us to wait adds its wait to the estimate (the rate so far may predate it).
