@@ -15,6 +15,7 @@ from web import context as web_context
 from web import logging as request_logging
 from web.auth import CookieSessions
 from web.fastpath import SubscribeFastPath
+from web.prefix import PathPrefix, prefix_of
 
 
 def create_app(test_config: dict[str, Any] | None = None, *, context: Context | None = None) -> Flask:
@@ -33,6 +34,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_SORT_KEYS=False,
     )
+    if prefix_of(settings.public_url):
+        # The newsroom's cookie belongs to notifier's path on the publisher's origin, not to every page of it.
+        app.config["SESSION_COOKIE_PATH"] = prefix_of(settings.public_url) + "/"
     app.config.update(test_config)
     web_context.init_app(app, context)
 
@@ -58,12 +62,16 @@ def create_app(test_config: dict[str, Any] | None = None, *, context: Context | 
     app.wsgi_app = SubscribeFastPath(  # type: ignore[method-assign]
         app, context, app.wsgi_app, body_limit=api.SUBSCRIPTION_BODY_LIMIT
     )
+    prefix = prefix_of(settings.public_url)
+    if prefix:
+        # Mounted under a path behind the publisher's proxy (web/prefix.py).
+        app.wsgi_app = PathPrefix(app.wsgi_app, prefix)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Outermost of all: every layer (the fast path's rate limit too) sees the reader's address. Trusts
-        # X-Forwarded-For/-Proto/-Host/-Port exactly as many hops deep as there are proxies of ours.
+        # X-Forwarded-For/-Proto/-Host/-Port/-Prefix exactly as many hops deep as there are proxies of ours.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
         )
     return app
 

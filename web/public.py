@@ -183,6 +183,8 @@ def _render(template: str, *, status: int = 200, **values: Any) -> Response:
             "subscriptions": url_for("api.subscribe"),
         },
         "sw": url_for("sw.own"),
+        # Under a path prefix (web/prefix.py) notifier's own pages keep their worker to that path.
+        "scope": request.script_root + "/",
         "prefsUrl": url_for("public.preferences"),
     }
     steps = {
@@ -261,8 +263,8 @@ def manifest() -> Response:
             "Follow the latest news from %(site)s without opening the site again and again.", site=site
         ),
         "lang": lang,
-        "start_url": "/",
-        "scope": "/",
+        "start_url": request.script_root + "/",
+        "scope": request.script_root + "/",
         "display": "standalone",
         "background_color": "#ffffff",
         "theme_color": "#0b4f8a",
