@@ -9,6 +9,7 @@ from functools import cached_property
 import redis
 
 from notifier.endpoints import EndpointPolicy
+from notifier.keyring import KeyRing, ring_secret
 from notifier.keys import Keys
 from notifier.redis_conn import connect, probe_client
 from notifier.settings import Settings
@@ -71,8 +72,22 @@ class Context:
         return self.sites.get(site_id)
 
     def vapid_for(self, site_id: str | None = None) -> VapidKey:
-        """The VAPID key a site's readers subscribe with and its pushes are signed with."""
-        return self.site_keys.get(site_id or self.sites.default_id, self.vapid)
+        """The VAPID key a site's new readers subscribe with: its current one (see :mod:`notifier.keyring`).
+
+        A push is signed with its subscription's own key (:meth:`KeyRing.signing_key`).
+        """
+        return self.keyring.current(site_id or self.sites.default_id)
+
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """Every site's VAPID keys over time: the configured one and those rotated in (shared via Redis)."""
+        return KeyRing(
+            self.redis,
+            self.keys,
+            {site.id: self.site_keys.get(site.id, self.vapid) for site in self.sites},
+            secret=ring_secret(self.settings.secret_key, self.vapid),
+            subject=self.settings.vapid_subject,
+        )
 
     @cached_property
     def subscriptions(self) -> SubscriptionStore:

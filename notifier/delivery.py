@@ -66,6 +66,7 @@ from notifier.context import Context
 from notifier.holds import ServiceHolds
 from notifier.sending import Message, Outcome, OutcomeKind, PushSender, Sender, is_config_status, origin_of
 from notifier.subscriptions import Subscription, endpoint_index
+from notifier.vapid import VapidKey
 
 #: Latency histogram bucket upper bounds, seconds (Prometheus ``le`` values).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -482,9 +483,12 @@ class Delivery:
         quarantine_after = self.settings.quarantine_days * 86400
         rejections_max = self.breakers.policy.quarantine_rejections
         capped = self._capped(campaign, subs, now)
-        vapid = self.c.vapid_for(campaign.site)
-        if vapid is self.c.vapid:
-            vapid = None  # the sender's own key: its default
+        # Each reader is signed for with the key it subscribed with (notifier.keyring): a site that rotated
+        # its key keeps reaching the readers still bound to an older one until their next visit moves them.
+        ring = self.c.keyring
+        deployment_key = self.c.vapid
+        signers: dict[str, VapidKey | None] = {}
+        retired_key = 0
         prefix = campaign.payload_prefix()
         receipt_key = self.c.receipt_key
         ts_ms = int(now * 1000)
@@ -509,6 +513,14 @@ class Delivery:
                 # The browser said this subscription ends then: a push after it cannot arrive.
                 n_capped += 1
                 continue
+            key_id = sub.key_id
+            if key_id in signers:
+                signer = signers[key_id]
+            else:
+                signer = signers[key_id] = ring.signing_key(campaign.site, key_id)
+            if signer is None:
+                retired_key += 1  # bound to a retired key: nothing can sign for it until it re-subscribes
+                continue
             by_sid[sid] = sub
             messages.append(
                 Message(
@@ -520,10 +532,10 @@ class Delivery:
                     ttl,
                     urgency,
                     topic,
-                    vapid,
+                    None if signer is deployment_key else signer,  # None: the sender's own key
                 )
             )
-        result.counts["skipped"] += len(quarantined) + n_capped
+        result.counts["skipped"] += len(quarantined) + n_capped + retired_key
         if expired:
             # The alert outlived its TTL while waiting (e.g. a long Retry-After): it would be stale.
             result.counts["failed"] += len(messages)

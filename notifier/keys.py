@@ -11,6 +11,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
 - ``subs:site:{site}`` bitmap by id: the subscriptions of one site (each id is in exactly one);
   a site's audience is its topics' union ANDed with it. ``sites`` set of the site ids that hold
   subscriptions; ``sites:migrated`` the site that adopted the data of before sites.
+- ``subs:vk:{key id}`` bitmaps: the subscriptions bound to each VAPID key. ``vapid:keys:{site}`` /
+  ``vapid:current:{site}`` / ``vapid:retired:{site}`` / ``vapid:version``: the key ring (rotation).
 - A reader's standing: ``subs:svc:{service}`` bitmaps by push service; ``subs:unshown`` and
   ``subs:unclicked`` BITFIELDs of u8 counters by id (pushes in a row never shown, pushes since the last
   click), with ``subs:unreach`` (unreachable) and ``subs:budget`` (over the reader budget) bitmaps set at
@@ -65,6 +67,8 @@ SUBS_DAILY = "subs:daily:"
 SUBS_SITE = "subs:site:"
 SUBS_SERVICE = "subs:svc:"
 SUBS_SERVICES_BUILT = "subs:svc-built"
+SUBS_VAPID_KEY = "subs:vk:"
+SUBS_VAPID_KEYS_BUILT = "subs:vk-built"
 SUBS_UNSHOWN = "subs:unshown"
 SUBS_UNREACHABLE = "subs:unreach"
 SUBS_UNCLICKED = "subs:unclicked"
@@ -136,6 +140,32 @@ class Keys:
     def subs_services_built(self) -> str:
         """String set once the push-service bitmaps hold the subscriptions stored before they existed."""
         return f"{self.prefix}{SUBS_SERVICES_BUILT}"
+
+    def subs_vapid_key(self, key_id: str) -> str:
+        """Bitmap of the subscription ids bound to one VAPID key (by key id): the readers it still holds."""
+        return f"{self.prefix}{SUBS_VAPID_KEY}{key_id}"
+
+    @property
+    def subs_vapid_keys_built(self) -> str:
+        """String set once the VAPID-key bitmaps hold the subscriptions stored before they existed."""
+        return f"{self.prefix}{SUBS_VAPID_KEYS_BUILT}"
+
+    def vapid_keys(self, site: str) -> str:
+        """Hash key id → JSON (created, encrypted private key) of the VAPID keys a site rotated in."""
+        return f"{self.prefix}vapid:keys:{site}"
+
+    def vapid_current(self, site: str) -> str:
+        """String: the key id a site's new readers subscribe with (absent: its configured key)."""
+        return f"{self.prefix}vapid:current:{site}"
+
+    def vapid_retired(self, site: str) -> str:
+        """Set of the key ids a site no longer signs with."""
+        return f"{self.prefix}vapid:retired:{site}"
+
+    @property
+    def vapid_version(self) -> str:
+        """Counter bumped by every rotation and retirement: processes reload the key ring when it moves."""
+        return f"{self.prefix}vapid:version"
 
     @property
     def subs_unshown(self) -> str:
@@ -510,6 +540,7 @@ local function subs_daily_site_key(p, kind, site) return p .. {_lua(SUBS_DAILY)}
 local function subs_site_key(p, site) return p .. {_lua(SUBS_SITE)} .. site end
 local function subs_service_key(p, service) return p .. {_lua(SUBS_SERVICE)} .. service end
 local function subs_unshown_key(p) return p .. {_lua(SUBS_UNSHOWN)} end
+local function subs_vapid_key_key(p, key_id) return p .. {_lua(SUBS_VAPID_KEY)} .. key_id end
 local function subs_unreachable_key(p) return p .. {_lua(SUBS_UNREACHABLE)} end
 local function subs_unclicked_key(p) return p .. {_lua(SUBS_UNCLICKED)} end
 local function subs_over_budget_key(p) return p .. {_lua(SUBS_OVER_BUDGET)} end

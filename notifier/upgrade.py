@@ -58,6 +58,7 @@ def upgrade(context: Context) -> Upgraded:
     """Run every move of earlier data that is still due; returns what was moved."""
     legacy = migrate_legacy(context.subscriptions)
     services = context.subscriptions.build_service_bitmaps()
+    context.subscriptions.build_key_bitmaps()
     if context.redis.exists(context.keys.sites_migrated):
         return Upgraded(legacy_subscriptions=legacy, service_bitmaps=services)
     default = context.sites.default_id

@@ -33,7 +33,7 @@ def main() -> None:
 
 
 for command in (
-    credentials.vapid,  # vapid generate
+    credentials.vapid,  # vapid generate|list|rotate|retire
     credentials.token,  # token create|revoke|list
     campaigns.send,  # send (create a campaign and follow it)
     campaigns.campaigns,  # campaigns list|show|cancel|resume

@@ -18,7 +18,7 @@ from web.context import ctx
 from web.errors import BodyRefused, json_error, json_response, read_json_body, status_for
 from web.security import RateLimited, check_refused_receipt, client_address, client_network, subscribe_limit
 from web.sites import request_site
-from web.subscribe import store_subscription
+from web.subscribe import store_subscription, subscribed_key_id
 from workers.jobs import launch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -91,7 +91,7 @@ def subscribe() -> Response:
             sub,
             site=site.id,
             browser=detect_browser(request.headers.get("User-Agent", "")),
-            key_id=c.vapid_for(site.id).key_id,
+            key_id=subscribed_key_id(c, site.id, data),
         )
         if done is not None:
             kept = c.subscriptions.get(done[0])
@@ -105,7 +105,9 @@ def subscribe() -> Response:
         refused = limit.refusal(network)
         if refused is not None and c.subscriptions.sid_of(sub.endpoint) is None:
             raise refused  # a new subscription over the limit; a known endpoint is always re-posted
-    stored = store_subscription(c, sub, site.id, request.headers.get("User-Agent", ""), limit, network)
+    user_agent = request.headers.get("User-Agent", "")
+    key_id = subscribed_key_id(c, site.id, data)
+    stored = store_subscription(c, sub, site.id, user_agent, limit, network, key_id)
     if session.get("user"):  # newsroom: an editor's own browser, for "send a test to me" (web/auth.py)
         link_own_subscription(stored.sid)
     return Response(stored.body, status=stored.status, mimetype="application/json")

@@ -51,7 +51,7 @@ from web.security import (
     client_network,
 )
 from web.sites import cors_headers, own_origins, resolve_site
-from web.subscribe import store_subscription
+from web.subscribe import store_subscription, subscribed_key_id
 
 PATH = "/api/v1/subscriptions"
 ENDPOINT = "api.subscribe"
@@ -156,7 +156,13 @@ class SubscribeFastPath:
             return None
         try:
             stored = store_subscription(
-                c, sub, site.id, environ.get("HTTP_USER_AGENT", ""), self.limit, network
+                c,
+                sub,
+                site.id,
+                environ.get("HTTP_USER_AGENT", ""),
+                self.limit,
+                network,
+                subscribed_key_id(c, site.id, data),
             )
         except redis.RedisError:
             return None

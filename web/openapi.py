@@ -129,6 +129,14 @@ SPEC: dict[str, Any] = {
                     },
                     "topics": TOPICS_SCHEMA,
                     "lang": {"type": "string", "enum": list(LANGS)},
+                    "applicationServerKey": {
+                        "type": "string",
+                        "maxLength": 200,
+                        "description": (
+                            "base64url public key the browser subscribed with (PushSubscription.options): "
+                            "when it is one of the site's VAPID keys, the subscription is bound to it"
+                        ),
+                    },
                     "replaces": {
                         **ENDPOINT_SCHEMA,
                         "description": (

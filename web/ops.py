@@ -78,9 +78,34 @@ def summary(
             "services": stats.push_services(r, keys, now=now),
         },
         "subscribers": stats.subscribers(r, keys, slugs, now=now, site=site),
+        "vapid": vapid_keys(c, [site] if site else [s.id for s in visible]),
         "site": site,
         "sites": stats.sites_summary(r, keys, visible) if len(c.sites) > 1 else [],
     }
+
+
+def vapid_keys(c: Context, site_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Each site's VAPID keys with the readers each still holds (exact), current first."""
+    out = []
+    for site in c.sites:
+        if site_ids is not None and site.id not in site_ids:
+            continue
+        infos = c.keyring.keys_of(site.id)
+        readers = c.subscriptions.count_by_key([i.key_id for i in infos], site=site.id)
+        rows = [
+            {
+                "key_id": i.key_id,
+                "current": i.current,
+                "retired": i.retired,
+                "configured": i.configured,
+                "created": i.created,
+                "readers": readers[i.key_id],
+            }
+            for i in infos
+        ]
+        rows.sort(key=lambda row: (not row["current"], row["retired"], -(row["created"] or 0)))
+        out.append({"site": site.id, "name": site.name, "keys": rows})
+    return out
 
 
 # -- words for the figures (the page's language) ------------------------------------------------------
@@ -563,6 +588,17 @@ class NotifierCollector(Collector):
             by_service.add_metric([service, "all"], figures["total"])
             by_service.add_metric([service, "unreachable"], figures["unreachable"])
         yield from (total, by_topic, quarantined, unreachable, over_budget, by_service)
+
+        by_key = GaugeMetricFamily(
+            "notifier_vapid_key_subscribers",
+            "Subscriptions bound to each VAPID key of each site (readers an old key still holds)",
+            labels=["site", "key", "state"],
+        )
+        for site_keys in vapid_keys(c):
+            for key in site_keys["keys"]:
+                state = "current" if key["current"] else ("retired" if key["retired"] else "old")
+                by_key.add_metric([site_keys["site"], key["key_id"], state], key["readers"])
+        yield by_key
 
         push = stats.push_services(r, keys, now=now)
         breakers = GaugeMetricFamily(

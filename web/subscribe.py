@@ -32,6 +32,17 @@ def answer_body(sid: str, sub: SubscriptionInput) -> bytes:
     return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
+def subscribed_key_id(context: Context, site: str, data: object) -> str:
+    """The id of the VAPID key the browser subscribed with: the body's ``applicationServerKey`` when it is
+    one of the site's keys (a page that subscribed just before a rotation), else the site's current key."""
+    public = data.get("applicationServerKey") if isinstance(data, dict) else None
+    if isinstance(public, str) and 0 < len(public) <= 200:
+        key = context.keyring.find(site, public)
+        if key is not None:
+            return key.key_id
+    return context.vapid_for(site).key_id
+
+
 def store_subscription(
     context: Context,
     sub: SubscriptionInput,
@@ -39,15 +50,17 @@ def store_subscription(
     user_agent: str,
     limit: SubscribeLimit | None = None,
     network: str = "",
+    key_id: str = "",
 ) -> Stored:
-    """Upsert a validated subscription under ``site`` (browser from the User-Agent, the site's current VAPID
-    key), count a new one against ``limit`` for the client's ``network``, and answer it.
+    """Upsert a validated subscription under ``site`` (browser from the User-Agent, bound to VAPID key
+    ``key_id``, else the site's current one), count a new one against ``limit`` for the client's
+    ``network``, and answer it.
 
     The caller has asked ``limit.refusal`` already (the view refuses, the fast path hands over to Flask).
     Raises ``redis.RedisError`` when Redis fails (the fast path then hands the request to Flask).
     """
     sid, created = context.subscriptions.upsert(
-        sub, site=site, browser=detect_browser(user_agent), key_id=context.vapid_for(site).key_id
+        sub, site=site, browser=detect_browser(user_agent), key_id=key_id or context.vapid_for(site).key_id
     )
     if created and limit is not None:
         limit.created(network)

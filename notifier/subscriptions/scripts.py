@@ -67,6 +67,9 @@ local function clear_counter(key, n)
     redis.call('BITFIELD', key, 'SET', 'u8', '#' .. n, 0)
   end
 end
+local function record_key_id(record)
+  return string.match(record or '', '^%d+ [^ ]* [^ ]* [^ ]* [^ ]* ([^ ]*) ')
+end
 local function clear_standing(p, n)
   for _, service in ipairs(SERVICES) do clear_bit(subs_service_key(p, service), n) end
   clear_bit(subs_unreachable_key(p), n)
@@ -80,9 +83,9 @@ end
 # Upsert in one round trip, atomically: two browsers racing on one endpoint cannot both count as new, and
 # the topic bitmaps always match the stored topics.
 # ARGV: prefix, index field, record tail, topics, created-if-new, day to count it as added on ('' for none:
-# a migrated subscription was counted when it first came), site id, push service, index load (last:
-# ix_count reads it). The id's bit is set in its site's bitmap; a known endpoint stored under another site
-# moves (an id is in exactly one site's bitmap). A page re-posting its subscription proves it reachable:
+# a migrated subscription was counted when it first came), site id, push service, VAPID key id, index load
+# (last: ix_count reads it). The id's bit is set in its site's bitmap; a known endpoint stored under another
+# site moves (an id is in exactly one site's bitmap). A page re-posting its subscription proves it reachable:
 # its run of pushes never shown ends.
 UPSERT = (
     KEY_FUNCTIONS
@@ -110,6 +113,10 @@ for t in string.gmatch(ARGV[4], '[^,]+') do keep[t] = true end
 if pos < len then
   local old = redis.call('LINDEX', rk, pos)
   local c, t = string.match(old, '^(%d+) ([^ ]*) ')
+  local old_key = record_key_id(old)
+  if old_key and old_key ~= '' and old_key ~= ARGV[9] then
+    redis.call('SETBIT', subs_vapid_key_key(p, old_key), n, 0)
+  end
   if c then
     created = c
     for slug in string.gmatch(t, '[^,]+') do
@@ -142,6 +149,7 @@ end
 redis.call('SETBIT', own, n, 1)
 redis.call('SADD', sites_key(p), site)
 redis.call('SETBIT', subs_service_key(p, ARGV[8]), n, 1)
+if ARGV[9] ~= '' then redis.call('SETBIT', subs_vapid_key_key(p, ARGV[9]), n, 1) end
 clear_bit(subs_unreachable_key(p), n)
 clear_counter(subs_unshown_key(p), n)
 if is_new == 1 and ARGV[6] ~= '' then
@@ -158,6 +166,8 @@ local function remove_record(p, n, field, old, day)
   local rk, pos = subs_record_key(p, n)
   local ix = ix_bucket(p, field)
   local t = string.match(old, '^%d+ ([^ ]*) ')
+  local key_id = record_key_id(old)
+  if key_id and key_id ~= '' then redis.call('SETBIT', subs_vapid_key_key(p, key_id), n, 0) end
   redis.call('LSET', rk, pos, '')
   if redis.call('HGET', ix, field) == tostring(n) then
     redis.call('HDEL', ix, field)
@@ -214,7 +224,8 @@ return 1
 # The browser replaced its subscription (``pushsubscriptionchange``, a new VAPID key): the new endpoint takes
 # the old one's place, in one step, so the reader is never stored twice nor lost in between.
 # ARGV: prefix, old index field, new index field, the new record after its language (browser, key id,
-# expiration, p256dh, auth, endpoint), seen, day, site, push service, index load (last: ix_count reads it).
+# expiration, p256dh, auth, endpoint), seen, day, site, push service, VAPID key id, index load (last:
+# ix_count reads it).
 # The old subscription must be stored under ``site``. In place: the id, its topics, language, site and
 # created stay; the index entry moves to the new endpoint; its failure runs and standing start afresh.
 # When the new endpoint is stored already (its page posted it first), that one keeps its id and takes the
@@ -237,7 +248,10 @@ local rk, pos = subs_record_key(p, n)
 local old = redis.call('LINDEX', rk, pos)
 if not old or old == '' then return {-1, 0} end
 local created, topics, lang = string.match(old, '^(%d+) ([^ ]*) [^ ]* ([^ ]*) ')
-local function fresh(id)
+local function fresh(id, record)
+  local before = record_key_id(record)
+  if before and before ~= '' then redis.call('SETBIT', subs_vapid_key_key(p, before), id, 0) end
+  if ARGV[9] ~= '' then redis.call('SETBIT', subs_vapid_key_key(p, ARGV[9]), id, 1) end
   for _, service in ipairs(SERVICES) do clear_bit(subs_service_key(p, service), id) end
   redis.call('SETBIT', subs_service_key(p, ARGV[8]), id, 1)
   clear_bit(subs_unreachable_key(p), id)
@@ -267,7 +281,7 @@ if m and tonumber(m) ~= n then
     if other ~= site then clear_bit(subs_site_key(p, other), m) end
   end
   redis.call('SETBIT', subs_site_key(p, site), m, 1)
-  fresh(m)
+  fresh(m, mold)
   remove_record(p, n, ARGV[2], old, ARGV[6])
   return {m, 2}
 end
@@ -278,7 +292,7 @@ if ARGV[2] ~= ARGV[3] then
   ix_count(p, 1)
 end
 redis.call('LSET', rk, pos, created .. ' ' .. topics .. ' ' .. ARGV[5] .. ' ' .. lang .. ' ' .. ARGV[4])
-fresh(n)
+fresh(n, old)
 return {n, 1}
 """
 )

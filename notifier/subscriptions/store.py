@@ -96,6 +96,7 @@ class SubscriptionStore:
             _day(now) if count_day else "",
             site or self.default_site,
             push_service(sub.endpoint),
+            key_id,
             INDEX_LOAD,
         ]
 
@@ -195,6 +196,7 @@ class SubscriptionStore:
                 _day(now_i),
                 site or self.default_site,
                 push_service(sub.endpoint),
+                key_id,
                 INDEX_LOAD,
             ]
         )
@@ -306,7 +308,40 @@ class SubscriptionStore:
         self.r.set(self.keys.subs_services_built, placed)
         return placed
 
+    def build_key_bitmaps(self, page: int = 2000) -> int:
+        """Put the subscriptions stored before ``subs:vk:{key id}`` existed in their VAPID key's bitmap.
+
+        Once (``subs:vk-built``); idempotent beside live upserts. Returns how many, or -1 when done already.
+        """
+        if self.r.exists(self.keys.subs_vapid_keys_built):
+            return -1
+        placed = 0
+        for ids in self.scan_ids(page):
+            pipe = self.r.pipeline(transaction=False)
+            for sub in self.load_many(ids):
+                if sub.key_id:
+                    pipe.setbit(self.keys.subs_vapid_key(sub.key_id), int(sub.sid), 1)
+                    placed += 1
+            pipe.execute()
+        self.r.set(self.keys.subs_vapid_keys_built, placed)
+        return placed
+
     # -- reading ------------------------------------------------------------------------------
+
+    def count_by_key(self, key_ids: Sequence[str], *, site: str | None = None) -> dict[str, int]:
+        """Subscriptions bound to each VAPID key of ``key_ids`` (of one site when given), exact."""
+        pipe = self.r.pipeline(transaction=False)
+        scratch = self._scratch()
+        for key_id in key_ids:
+            if site is None:
+                pipe.bitcount(self.keys.subs_vapid_key(key_id))
+            else:
+                self._intersect_count(
+                    keys=[self.keys.subs_vapid_key(key_id), self.keys.subs_site(site)],
+                    args=[scratch],
+                    client=pipe,
+                )
+        return {k: int(n) for k, n in zip(key_ids, pipe.execute(), strict=True)} if key_ids else {}
 
     def sid_of(self, endpoint: str) -> str | None:
         """The id stored for ``endpoint`` (in any spelling of it), or None."""

@@ -187,3 +187,80 @@ def test_pushsubscriptionchange_in_firefox_replaces_the_subscription_in_place(
         )  # fmt: skip
         assert len(shown) == 1
         wait_for(lambda: store.get(cid).counters["shown"] == 1, timeout=10, message="the shown receipt")
+
+
+KEY_OF_SUBSCRIPTION = """async () => {
+  const registration = await navigator.serviceWorker.getRegistration("/");
+  const subscription = registration && await registration.pushManager.getSubscription();
+  if (!subscription) { return null; }
+  const bytes = new Uint8Array(subscription.options.applicationServerKey);
+  let raw = "";
+  bytes.forEach((b) => { raw += String.fromCharCode(b); });
+  return { endpoint: subscription.endpoint,
+           key: btoa(raw).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "") };
+}"""
+
+
+def test_a_rotated_vapid_key_moves_the_reader_on_the_next_visit_and_a_campaign_reaches_it_once(
+    context: Context,
+    live_server: LiveServer,
+    simulator: SimulatorServer,
+    workers: Workers,
+    firefox: Firefox,
+    bidi: BiDi,
+    settings_env: dict[str, str],
+) -> None:
+    """Subscribe with key 1, rotate, revisit: the subscription carries key 2, and a campaign reaches it once."""
+    from click.testing import CliRunner
+
+    from notifier_cli import main
+
+    with diagnosed(firefox, bidi, simulator, workers):
+        workers.start(1)
+        tab = bidi.top_context()
+        bidi.navigate(tab, live_server.url + "/langganan")
+        wait_for(lambda: context.subscriptions.count() == 1, timeout=20, message="the page's subscription")
+        first = bidi.call_function(tab, KEY_OF_SUBSCRIPTION)
+        key1 = context.vapid_for("default")
+        assert first["key"] == key1.public_key_b64.rstrip("=")
+        stored = context.subscriptions.get_by_endpoint(first["endpoint"])
+        assert stored.key_id == key1.key_id
+
+        rotated = CliRunner().invoke(main, ["vapid", "rotate"], env=settings_env)
+        assert rotated.exit_code == 0, rotated.output
+        context.keyring.reload()  # the site's process: within 5 s by itself
+        key2 = context.vapid_for("default")
+        assert key2.key_id != key1.key_id
+
+        # The next visit: the page sees the browser bound to a key the site no longer uses, moves it.
+        bidi.navigate(tab, live_server.url + "/")
+        moved = wait_for(
+            lambda: (sub := context.subscriptions.get(stored.sid)).key_id == key2.key_id and sub,
+            timeout=20,
+            interval=0.2,
+            message="the subscription moved to key 2",
+        )
+        now = bidi.call_function(tab, KEY_OF_SUBSCRIPTION)
+        assert now["key"] == key2.public_key_b64.rstrip("=")  # what Firefox holds ...
+        assert moved.endpoint == now["endpoint"] != first["endpoint"]  # ... is what the server has
+        assert context.subscriptions.count() == 1  # one reader, never two
+        assert context.subscriptions.count_by_key([key1.key_id, key2.key_id]) == {
+            key1.key_id: 0,
+            key2.key_id: 1,
+        }
+
+        title = f"Dengan kunci baru {secrets.token_hex(4)}"
+        cid = create(context, title=title)
+        store = CampaignStore(context.redis, context.keys)
+        campaign = wait_for(lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="done")
+        assert campaign.counters["total"] == 1 and campaign.counters["sent"] == 1
+        [received] = [r for r in simulator.received() if r.time >= campaign.created]
+        assert received.endpoint == moved.endpoint and received.vapid_key == key2.public_key_b64
+        shown = wait_for(
+            lambda: [n for n in bidi.call_function(tab, NOTIFICATIONS) if n["title"] == title],
+            timeout=20, interval=0.25, message="the notification",
+        )  # fmt: skip
+        assert len(shown) == 1
+        # The old key holds nobody now: it can be retired without --force.
+        retired = CliRunner().invoke(main, ["vapid", "retire", key1.key_id], env=settings_env)
+        assert retired.exit_code == 0, retired.output

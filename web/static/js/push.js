@@ -196,6 +196,9 @@
     async function postSubscription(subscription, topics, lang, replaces) {
       var body = Object.assign({}, subscription.toJSON(), { topics: topics, lang: lang });
       if (replaces && replaces !== subscription.endpoint) { body.replaces = replaces; }
+      // The key it is bound to: the server records it (a key rotated meanwhile is not this one).
+      var used = subscription.options && subscription.options.applicationServerKey;
+      if (used) { body.applicationServerKey = bytesToB64url(used); }
       var response = await sendJSON(data.api.subscriptions, "POST", body);
       if (!response.ok) { throw new HttpError(response); }
       var stored = await response.json();

@@ -246,6 +246,18 @@
     var s = d.subscribers;
     text("subs-total", fmt(s.total));
     text("subs-quarantined", fmt(s.quarantined));
+    var keyRows = [];
+    (d.vapid || []).forEach(function (site) {
+      site.keys.forEach(function (k) {
+        var state = k.current ? _("current") : (k.retired ? _("retired") : _("old: still signs for its readers"));
+        var tr = row([site.name, el("code", {}, [k.key_id]), state, fmt(k.readers)],
+          !k.current && !k.retired && k.readers ? "ops-bad" : "");
+        tr.dataset.key = k.key_id;
+        tr.dataset.site = site.site;
+        keyRows.push(tr);
+      });
+    });
+    fillBody(document.getElementById("vapid-table"), keyRows, _("None yet."));
     text("subs-unreachable", fmt(s.unreachable));
     text("subs-over-budget", fmt(s.over_budget));
     fillBody(document.getElementById("by-service-table"), s.services.map(function (svc) {

@@ -350,6 +350,13 @@ function b64urlToBytes(text) {
   return out;
 }
 
+function bytesToB64url(buffer) {
+  var bytes = new Uint8Array(buffer);
+  var raw = "";
+  for (var i = 0; i < bytes.length; i++) { raw += String.fromCharCode(bytes[i]); }
+  return btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 function sendJSON(method, body) {
   return fetch(CONFIG.api.subscriptions, {
     method: method,
@@ -398,6 +405,8 @@ async function resubscribe(oldSubscription, newSubscription) {
     subscription = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
   }
   var body = Object.assign({}, subscription.toJSON());
+  var used = subscription.options && subscription.options.applicationServerKey;
+  if (used) { body.applicationServerKey = bytesToB64url(used); }
   if (oldSubscription && oldSubscription.endpoint && oldSubscription.endpoint !== subscription.endpoint) {
     body.replaces = oldSubscription.endpoint;
   }
