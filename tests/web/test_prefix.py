@@ -8,8 +8,7 @@ import redis
 
 from notifier.context import Context
 from notifier.settings import Settings
-from tests.conftest import TWO_SITES, write_sites
-from tests.web.test_api_subscriptions import make_sub
+from tests.factories import TWO_SITES, make_sub, write_sites
 
 
 def app_for(env: dict[str, str], r: redis.Redis, **extra: str):  # type: ignore[no-untyped-def]
