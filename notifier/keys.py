@@ -463,10 +463,6 @@ class Keys:
         """Hash service:status → count for one minute (epoch of its first second), for spike alerts."""
         return f"{self.prefix}metrics:status:{minute}"
 
-    def metrics(self, name: str) -> str:
-        """Deprecated: use the named metrics keys above (kept while branches move to them)."""
-        return f"{self.prefix}metrics:{name}"
-
     @property
     def ready_probe(self) -> str:
         """String the site's ``/readyz`` writes (60 s TTL): proof that Redis takes writes, not only PINGs."""
