@@ -124,16 +124,19 @@ def axe(page: Any, where: str) -> None:
     assert not found, f"{where}: {found}"
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, above: int = 120) -> None:
     """The widget's part of the page at phone width, as readers see it (checked by axe-core first)."""
     axe(page, name)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator(".notify-slot").scroll_into_view_if_needed()
-    slot = page.locator(".notify-slot").bounding_box()
-    top = max(0, slot["y"] - 120)
+    slot = page.evaluate(
+        """() => { const box = document.querySelector(".notify-slot").getBoundingClientRect();
+                   return { y: box.top + window.scrollY, height: box.height }; }"""
+    )  # page coordinates: the shot is clipped out of the full page
+    top = max(0, slot["y"] - above)
     page.screenshot(
         path=str(SHOTS / f"embed-{name}-390.png"),
-        clip={"x": 0, "y": top, "width": PHONE["width"], "height": min(844, slot["height"] + 170)},
+        clip={"x": 0, "y": top, "width": PHONE["width"], "height": min(844, slot["height"] + above + 50)},
+        full_page=True,
     )
 
 
@@ -316,7 +319,7 @@ def test_the_publishers_hostile_css_does_not_change_the_widget(
     # The stylesheet did apply to the publisher's own elements ...
     assert page.evaluate("getComputedStyle(document.querySelector('.byline')).textTransform") == "uppercase"
     after = page.evaluate(WIDGET_LOOK)
-    shot(page, "hostile-css")
+    shot(page, "hostile-css", above=420)
     # ... and to nothing of the widget: every font, colour, box and size is the same.
     assert after == before
     assert before["elements"][0][1].startswith("system-ui")
