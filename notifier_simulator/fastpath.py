@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from notifier_simulator.state import Outcome
@@ -74,23 +75,57 @@ def response_bytes(outcome: Outcome, keep_alive: bool = True) -> bytes:
     return b"".join((head, extra.encode("latin-1"), _Date.header(), _SERVER, b"\r\n", body))
 
 
+class HeldAnswers:
+    """Answers a latency rule holds, each run when due: one timer per millisecond of due time.
+
+    A timer per held answer would cost the simulator a timer handle per message at thousands of
+    messages a second; answers due in the same millisecond share one.
+    """
+
+    __slots__ = ("buckets", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.buckets: dict[int, list[tuple[Callable[[Any], None], Any]]] = {}
+
+    def at(self, due: float, callback: Callable[[Any], None], argument: Any) -> None:
+        """Run ``callback(argument)`` at loop time ``due`` (rounded up to the millisecond)."""
+        key = math.ceil(due * 1000)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = []
+            self.loop.call_at(key / 1000, self._run, key)
+        bucket.append((callback, argument))
+
+    def _run(self, key: int) -> None:
+        for callback, argument in self.buckets.pop(key, ()):
+            callback(argument)
+
+
 class PushProtocol(asyncio.Protocol):
     """One client connection: push POSTs answered here, anything else handed to aiohttp for good.
 
-    ``answer(token, headers, body)`` returns the response bytes, or None when the
-    request must go to aiohttp (it then has had no effect); ``fallback()`` makes
-    aiohttp's protocol for the connection; ``connections`` holds the connections
-    still served here (closed at shutdown).
+    ``answer(token, headers, body)`` returns the response bytes and how long to hold them
+    (a latency rule), or None when the request must go to aiohttp (it then has had no
+    effect); ``fallback()`` makes aiohttp's protocol for the connection; ``connections``
+    holds the connections still served here (closed at shutdown). Held answers are written
+    in request order (HTTP/1.1 answers a pipelining client in order): an answer never
+    overtakes one held before it on the same connection, and a hand-over to aiohttp waits
+    until every held answer is written.
     """
 
-    __slots__ = ("answer", "buffer", "connections", "fallback", "max_body", "transport")
+    __slots__ = (
+        "answer", "buffer", "connections", "fallback", "held", "held_until", "max_body", "stash",
+        "transport", "waiting",
+    )  # fmt: skip
 
     def __init__(
         self,
-        answer: Callable[[str, dict[str, str], bytes], bytes | None],
+        answer: Callable[[str, dict[str, str], bytes], tuple[bytes, float] | None],
         fallback: Callable[[], asyncio.Protocol],
         connections: set[PushProtocol],
         max_body: int,
+        held: HeldAnswers | None = None,
     ) -> None:
         self.answer = answer
         self.fallback = fallback
@@ -98,6 +133,10 @@ class PushProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.max_body = max_body
+        self.held = held
+        self.held_until = 0.0  # loop time the last held answer of this connection is written
+        self.waiting = 0  # held answers not written yet
+        self.stash: bytes | None = None  # bytes for aiohttp, waiting for the held answers before them
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """A client connected."""
@@ -115,6 +154,9 @@ class PushProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Answer every complete push request in the buffer; hand over at the first other request."""
+        if self.stash is not None:
+            self.stash += data
+            return
         if self.buffer:
             data = self.buffer + data
             self.buffer = b""
@@ -164,12 +206,41 @@ class PushProtocol(asyncio.Protocol):
             if answer is None:
                 self._hand_over(data[pos:])
                 return
-            transport.write(answer)
+            response, hold = answer
+            if hold > 0 or self.waiting:
+                self._hold(response, hold)
+            else:
+                transport.write(response)
             pos = start + length
         if pos < size:
             self.buffer = data[pos:]
 
+    def _hold(self, response: bytes, hold: float) -> None:
+        """Write ``response`` after ``hold`` seconds, and never before an answer held earlier."""
+        held = self.held
+        assert held is not None, "a latency rule needs the server's HeldAnswers"
+        now = held.loop.time()
+        due = max(now + hold, self.held_until)
+        self.held_until = due
+        self.waiting += 1
+        held.at(due, self._write_held, response)
+
+    def _write_held(self, response: bytes) -> None:
+        self.waiting -= 1
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # the client left: like a real service, the message was taken, the answer is lost
+        transport.write(response)
+        if not self.waiting:
+            self.held_until = 0.0
+            if self.stash is not None:
+                stash, self.stash = self.stash, None
+                self._hand_over(stash)
+
     def _hand_over(self, unanswered: bytes) -> None:
+        if self.waiting:
+            self.stash = unanswered  # aiohttp answers it once the held answers before it are out
+            return
         transport = self.transport
         assert transport is not None
         self.connections.discard(self)

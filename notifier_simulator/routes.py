@@ -35,6 +35,12 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": "invalid", "message": message}, status=status)
 
 
+async def _hold(seconds: float) -> None:
+    """Hold an answer as a latency rule asks (the message is already handled)."""
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
 def _answer(outcome: Outcome) -> web.Response:
     if outcome.status == 201:
         return web.Response(status=201, headers=outcome.headers)
@@ -51,12 +57,17 @@ class Routes:
 
     # -- Web Push ----------------------------------------------------------------------------------
 
-    def push_bytes(self, token: str, headers: dict[str, str], body: bytes) -> bytes | None:
-        """The fast path's :meth:`push`: the raw answer, or None (untouched) when aiohttp must serve it.
+    def push_bytes(self, token: str, headers: dict[str, str], body: bytes) -> tuple[bytes, float] | None:
+        """The fast path's :meth:`push`: the raw answer and its hold, or None when aiohttp must serve it.
 
         ``headers`` has lower-case names. A push while a ``stall`` rule exists goes to
         aiohttp, which can hold one request without holding the connection's others.
         """
+        outcome = self.push_outcome(token, headers, body)
+        return None if outcome is None else (response_bytes(outcome), self.sim.hold_for(token))
+
+    def push_outcome(self, token: str, headers: dict[str, str], body: bytes) -> Outcome | None:
+        """Decide one push (answer rules, then the service's checks) for a fast path; None: aiohttp's."""
         sim = self.sim
         if sim.has_stall_rule():
             return None
@@ -69,7 +80,7 @@ class Routes:
             )
             self._forwarding.add(task)
             task.add_done_callback(self._forwarding.discard)
-        return response_bytes(outcome)
+        return outcome
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         """Handle one push message."""
@@ -82,7 +93,9 @@ class Routes:
         rule = sim.match_rule(token)
         if rule is not None:
             if rule.status != "stall":
-                return _answer(sim.rule_outcome(rule))
+                outcome = sim.rule_outcome(rule)
+                await _hold(sim.hold_for(token))
+                return _answer(outcome)
             await asyncio.sleep(rule.seconds)
             transport = request.transport
             if transport is None or transport.is_closing():
@@ -93,6 +106,7 @@ class Routes:
         outcome = sim.handle_push(token, request.headers, body)
         if outcome.forward_to is not None and outcome.notification is not None:
             await self.mozilla.send(outcome.forward_to, outcome.notification)
+        await _hold(sim.hold_for(token))
         return _answer(outcome)
 
     async def delete_subscription(self, request: web.Request) -> web.StreamResponse:

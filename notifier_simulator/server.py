@@ -24,7 +24,7 @@ from typing import Any, Literal
 import uvloop
 from aiohttp import web
 
-from notifier_simulator.fastpath import PushProtocol
+from notifier_simulator.fastpath import HeldAnswers, PushProtocol
 from notifier_simulator.routes import CLIENT_MAX_SIZE, Routes, application
 from notifier_simulator.state import Received, Rule, Simulator
 from notifier_simulator.tls import CertificateFiles, make_certificates
@@ -63,8 +63,9 @@ async def _start(
     try:
         # Every connection starts on the fast path (push POSTs); aiohttp's handler takes over the
         # connection at its first other request (fastpath.py).
+        held = HeldAnswers(loop)
         server = await loop.create_server(
-            lambda: PushProtocol(routes.push_bytes, fallback, fast, CLIENT_MAX_SIZE),
+            lambda: PushProtocol(routes.push_bytes, fallback, fast, CLIENT_MAX_SIZE, held),
             host or None,
             port,
             ssl=context,
@@ -225,13 +226,16 @@ class SimulatorServer:
 
     def add_rule(
         self,
-        status: int | Literal["stall"],
+        status: int | Literal["stall", "latency"],
         *,
         endpoint: str | None = None,
         fraction: float | None = None,
         count: int | None = None,
         retry_after: int | str | None = None,
         seconds: float = 0.0,
+        jitter: float = 0.0,
+        tail_fraction: float = 0.0,
+        tail_seconds: float = 0.0,
     ) -> int:
         """Add a rule (see :class:`~notifier_simulator.state.Rule`); return its id."""
         return self.simulator.add_rule(
@@ -241,6 +245,9 @@ class SimulatorServer:
             count=count,
             retry_after=retry_after,
             seconds=seconds,
+            jitter=jitter,
+            tail_fraction=tail_fraction,
+            tail_seconds=tail_seconds,
         )
 
     def rules(self) -> list[Rule]:

@@ -75,9 +75,13 @@ class Received:
         }
 
 
+#: Longest time a latency rule may hold an answer (seconds): a hold is a delay, not a stall.
+MAX_LATENCY = 60.0
+
+
 @dataclass(slots=True)
 class Rule:
-    """Answer matching push requests with ``status`` instead of handling them.
+    """Answer matching push requests with ``status`` instead of handling them, or hold their answers.
 
     A request matches when every given condition holds: ``endpoint`` (exact URL),
     ``count`` (only the first ``count`` requests to each endpoint, then normal
@@ -85,14 +89,24 @@ class Rule:
     ``status="stall"`` sleeps ``seconds``, then handles the request normally if the sender
     is still waiting (if it gave up, the message is dropped and counted as ``abandoned``);
     ``retry_after`` (seconds or an HTTP-date) is sent as ``Retry-After``.
+
+    ``status="latency"`` changes no answer: the request is handled at once (or by the first
+    matching answer rule) and its answer is held, like a push service far away on the
+    internet. The hold is ``seconds``, plus a uniform ``jitter`` (0 to ``jitter`` seconds),
+    and ``tail_fraction`` of the matching requests (seeded) are held ``tail_seconds`` instead
+    (plus the same jitter): "60 ms, 5 % at 480 ms". Latency rules are checked apart from
+    the answer rules, in the order added; the first that matches sets the hold.
     """
 
-    status: int | Literal["stall"]
+    status: int | Literal["stall", "latency"]
     endpoint: str | None = None
     fraction: float | None = None
     count: int | None = None
     retry_after: int | str | None = None
     seconds: float = 0.0
+    jitter: float = 0.0
+    tail_fraction: float = 0.0
+    tail_seconds: float = 0.0
     id: int = 0
     hits: int = 0
     last_hit: float = 0.0  # wall-clock time of the latest request this rule took
@@ -102,10 +116,15 @@ class Rule:
         if self.status == "stall":
             if not self.seconds > 0:
                 raise ValueError("a stall rule needs seconds > 0")
+        elif self.status == "latency":
+            self._check_latency()
         elif self.status not in RULE_STATUSES:
             raise ValueError(
-                f"rule status must be one of {sorted(RULE_STATUSES)} or 'stall', got {self.status!r}"
+                f"rule status must be one of {sorted(RULE_STATUSES)}, 'stall' or 'latency', "
+                f"got {self.status!r}"
             )
+        if self.status != "latency" and (self.jitter or self.tail_fraction or self.tail_seconds):
+            raise ValueError("jitter, tail_fraction and tail_seconds belong to latency rules")
         if self.fraction is not None and not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction must be between 0 and 1")
         if self.count is not None and self.count < 1:
@@ -113,16 +132,40 @@ class Rule:
         if isinstance(self.retry_after, int) and self.retry_after < 0:
             raise ValueError("retry_after must not be negative")
 
+    def _check_latency(self) -> None:
+        if self.retry_after is not None:
+            raise ValueError("a latency rule changes no answer: retry_after does not apply")
+        for name in ("seconds", "jitter", "tail_seconds"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= MAX_LATENCY:
+                raise ValueError(f"{name} must be between 0 and {MAX_LATENCY:.0f} seconds, got {value}")
+        if not 0.0 <= self.tail_fraction <= 1.0:
+            raise ValueError("tail_fraction must be between 0 and 1")
+        if self.tail_fraction and self.tail_seconds < self.seconds:
+            raise ValueError("tail_seconds must be at least seconds: the tail is the slow share")
+        if not (self.seconds or self.jitter or (self.tail_fraction and self.tail_seconds)):
+            raise ValueError("a latency rule needs seconds, jitter or a tail above 0")
+
+    def hold(self, rng: random.Random) -> float:
+        """Seconds to hold one answer under this latency rule (draws from ``rng``)."""
+        base = self.seconds
+        if self.tail_fraction and rng.random() < self.tail_fraction:
+            base = self.tail_seconds
+        return base + self.jitter * rng.random() if self.jitter else base
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Rule:
         """Build a rule from its JSON form (the ``POST /_sim/rules`` body); ``ValueError`` if malformed."""
-        allowed = {"status", "endpoint", "fraction", "count", "retry_after", "seconds"}
+        allowed = {
+            "status", "endpoint", "fraction", "count", "retry_after", "seconds",
+            "jitter", "tail_fraction", "tail_seconds",
+        }  # fmt: skip
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown rule fields: {sorted(unknown)}")
         status = data.get("status")
-        if not (status == "stall" or (isinstance(status, int) and not isinstance(status, bool))):
-            raise ValueError("status must be an HTTP status code or 'stall'")
+        if not (status in ("stall", "latency") or (isinstance(status, int) and not isinstance(status, bool))):
+            raise ValueError("status must be an HTTP status code, 'stall' or 'latency'")
         endpoint = data.get("endpoint")
         if endpoint is not None and not isinstance(endpoint, str):
             raise ValueError("endpoint must be a string")
@@ -135,16 +178,19 @@ class Rule:
         retry_after = data.get("retry_after")
         if retry_after is not None and not isinstance(retry_after, int | str):
             raise ValueError("retry_after must be seconds or an HTTP-date string")
-        seconds = data.get("seconds", 0.0)
-        if not isinstance(seconds, int | float):
-            raise ValueError("seconds must be a number")
+        numbers: dict[str, float] = {}
+        for name in ("seconds", "jitter", "tail_fraction", "tail_seconds"):
+            value = data.get(name, 0.0)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number")
+            numbers[name] = float(value)
         return cls(
             status=status,
             endpoint=endpoint,
             fraction=None if fraction is None else float(fraction),
             count=count,
             retry_after=retry_after,
-            seconds=float(seconds),
+            **numbers,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,6 +203,9 @@ class Rule:
             "count": self.count,
             "retry_after": self.retry_after,
             "seconds": self.seconds,
+            "jitter": self.jitter,
+            "tail_fraction": self.tail_fraction,
+            "tail_seconds": self.tail_seconds,
             "hits": self.hits,
             "last_hit": self.last_hit,
         }
@@ -214,6 +263,7 @@ class Simulator:
         self._seed = seed
         self._rule_rng = random.Random(seed)
         self._verify_rng = random.Random(seed + 1)
+        self._latency_rng = random.Random(seed + 2)
         self._vapid = VapidVerifier()
         self._subscribers: dict[str, _Subscriber] = {}
         self._gone: set[str] = set()
@@ -221,6 +271,9 @@ class Simulator:
         self._uaids: set[str] = set()
         self._pending: dict[str, dict[str, _Pending]] = {}
         self._rules: list[Rule] = []
+        # The same rules split by kind, rebuilt on every change (the request path reads them unlocked).
+        self._answer_rules: list[Rule] = []
+        self._latency_rules: list[Rule] = []
         self._rule_ids = itertools.count(1)
         self._received: collections.deque[Received] = collections.deque(maxlen=keep_received)
         self._message_ids = itertools.count(1)
@@ -304,36 +357,47 @@ class Simulator:
 
     def add_rule(
         self,
-        status: int | Literal["stall"],
+        status: int | Literal["stall", "latency"],
         *,
         endpoint: str | None = None,
         fraction: float | None = None,
         count: int | None = None,
         retry_after: int | str | None = None,
         seconds: float = 0.0,
+        jitter: float = 0.0,
+        tail_fraction: float = 0.0,
+        tail_seconds: float = 0.0,
     ) -> int:
         """Add a :class:`Rule` (checked in the order added, first match wins); return its id."""
-        return self.add(Rule(status, endpoint, fraction, count, retry_after, seconds))
+        return self.add(
+            Rule(status, endpoint, fraction, count, retry_after, seconds, jitter, tail_fraction, tail_seconds)
+        )
 
     def add(self, rule: Rule) -> int:
         """Add a prepared :class:`Rule`; return its id."""
         with self._lock:
             rule.id = next(self._rule_ids)
-            self._rules = [*self._rules, rule]
+            self._set_rules([*self._rules, rule])
         return rule.id
+
+    def _set_rules(self, rules: list[Rule]) -> None:
+        # Replaced, never mutated: the request path reads these lists without the lock.
+        self._rules = rules
+        self._answer_rules = [rule for rule in rules if rule.status != "latency"]
+        self._latency_rules = [rule for rule in rules if rule.status == "latency"]
 
     def remove_rule(self, rule_id: int) -> bool:
         """Remove one rule by id; False if there was none."""
         with self._lock:
             kept = [r for r in self._rules if r.id != rule_id]
             removed = len(kept) != len(self._rules)
-            self._rules = kept
+            self._set_rules(kept)
         return removed
 
     def clear_rules(self) -> None:
         """Remove every rule."""
         with self._lock:
-            self._rules = []
+            self._set_rules([])
 
     def rules(self) -> list[Rule]:
         """The current rules, in match order."""
@@ -341,28 +405,40 @@ class Simulator:
 
     def has_stall_rule(self) -> bool:
         """Whether any rule may stall a request (the fast path then leaves pushes to aiohttp)."""
-        rules = self._rules
+        rules = self._answer_rules
         return bool(rules) and any(rule.status == "stall" for rule in rules)
 
     def match_rule(self, token: str) -> Rule | None:
-        """Return the first rule that takes this request (counting it), or None for normal handling."""
-        rules = self._rules  # replaced, never mutated, so reading it needs no lock
+        """Return the first answer rule that takes this request (counting it), or None for normal handling."""
+        rules = self._answer_rules  # replaced, never mutated, so reading it needs no lock
         if not rules:
             return None
-        endpoint = self._prefix + token
         with self._lock:
-            for rule in rules:
-                if rule.endpoint is not None and rule.endpoint != endpoint:
-                    continue
-                if rule.count is not None and rule._seen.get(token, 0) >= rule.count:
-                    continue
-                if rule.fraction is not None and self._rule_rng.random() >= rule.fraction:
-                    continue
-                if rule.count is not None:
-                    rule._seen[token] = rule._seen.get(token, 0) + 1
-                rule.hits += 1
-                rule.last_hit = time.time()
-                return rule
+            return self._first_match(rules, token, self._rule_rng)
+
+    def hold_for(self, token: str) -> float:
+        """Seconds to hold the answer to this request (the first matching latency rule's draw; 0: none)."""
+        rules = self._latency_rules
+        if not rules:
+            return 0.0
+        with self._lock:
+            rule = self._first_match(rules, token, self._latency_rng)
+            return rule.hold(self._latency_rng) if rule is not None else 0.0
+
+    def _first_match(self, rules: list[Rule], token: str, rng: random.Random) -> Rule | None:
+        endpoint = self._prefix + token
+        for rule in rules:
+            if rule.endpoint is not None and rule.endpoint != endpoint:
+                continue
+            if rule.count is not None and rule._seen.get(token, 0) >= rule.count:
+                continue
+            if rule.fraction is not None and rng.random() >= rule.fraction:
+                continue
+            if rule.count is not None:
+                rule._seen[token] = rule._seen.get(token, 0) + 1
+            rule.hits += 1
+            rule.last_hit = time.time()
+            return rule
         return None
 
     def rule_outcome(self, rule: Rule) -> Outcome:
@@ -626,10 +702,11 @@ class Simulator:
             self._channels.clear()
             self._uaids.clear()
             self._pending.clear()
-            self._rules = []
+            self._set_rules([])
             self._received.clear()
             self._by_status.clear()
             self._counts.clear()
             self._rule_rng.seed(self._seed)
             self._verify_rng.seed(self._seed + 1)
+            self._latency_rng.seed(self._seed + 2)
         self._vapid.clear()

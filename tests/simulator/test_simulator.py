@@ -424,6 +424,117 @@ def test_rule_validation() -> None:
         simulator.add_rule(500, fraction=1.5)
 
 
+def test_latency_rule_draws_are_seeded_with_a_tail() -> None:
+    def holds() -> list[float]:
+        simulator = Simulator("http://127.0.0.1:1", seed=3)
+        simulator.add_rule("latency", seconds=0.06, tail_fraction=0.05, tail_seconds=0.48)
+        return [simulator.hold_for(f"token{i}") for i in range(2000)]
+
+    first = holds()
+    assert first == holds()
+    assert set(first) == {0.06, 0.48}
+    assert 60 < first.count(0.48) < 140  # 5 % of 2,000 is 100
+
+
+def test_latency_rule_with_jitter_for_a_fraction_of_one_endpoint() -> None:
+    simulator = Simulator("http://127.0.0.1:1", seed=5)
+    simulator.add_rule(
+        "latency", endpoint="http://127.0.0.1:1/wpush/far", fraction=0.5, seconds=0.1, jitter=0.02
+    )
+    held = [simulator.hold_for("far") for _ in range(400)]
+    assert all(hold == 0.0 or 0.1 <= hold <= 0.12 for hold in held)
+    assert 150 < sum(1 for hold in held if hold) < 250
+    assert len({hold for hold in held if hold}) > 100  # the jitter spreads them
+    assert simulator.hold_for("near") == 0.0
+    # A latency rule holds answers; it never takes the request from the answer rules.
+    assert simulator.match_rule("far") is None
+    assert simulator.rules()[0].hits == sum(1 for hold in held if hold)
+
+
+def test_latency_rule_validation() -> None:
+    simulator = Simulator("http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="needs seconds"):
+        simulator.add_rule("latency")
+    with pytest.raises(ValueError, match="tail_seconds must be at least"):
+        simulator.add_rule("latency", seconds=0.5, tail_fraction=0.1, tail_seconds=0.1)
+    with pytest.raises(ValueError, match="retry_after"):
+        simulator.add_rule("latency", seconds=0.1, retry_after=1)
+    with pytest.raises(ValueError, match="between 0 and 60"):
+        simulator.add_rule("latency", seconds=120)
+    with pytest.raises(ValueError, match="belong to latency rules"):
+        simulator.add_rule(503, jitter=0.1)
+    with pytest.raises(ValueError, match="tail_fraction"):
+        simulator.add_rule("latency", seconds=0.1, tail_fraction=2, tail_seconds=1)
+
+
+def test_held_answer_arrives_after_its_hold_and_the_message_is_taken_at_once(
+    sim: SimulatorServer, vapid: Vapid
+) -> None:
+    subscription = sim.mint(1)[0]
+    sim.add_rule("latency", seconds=0.3)
+    started = time.monotonic()
+    response = _send(sim, subscription, "far away", vapid)
+    answered = time.time()
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 0.3
+    [received] = sim.received()
+    # Recorded when it arrived, answered a hold later (like a service that queues it, then replies).
+    assert received.payload == b"far away" and answered - received.time >= 0.3
+    assert sim.stats()["rules"][0]["hits"] == 1
+
+
+def test_held_answers_keep_their_order_on_a_pipelined_connection(sim: SimulatorServer, vapid: Vapid) -> None:
+    slow, fast = sim.mint(2)
+    sim.add_rule("latency", endpoint=slow["endpoint"], seconds=0.3)
+    stats_request = f"GET /_sim/stats HTTP/1.1\r\nHost: {sim.origin[7:]}\r\n\r\n".encode()
+    pushes = _raw_push(sim, slow, vapid, _body_for(slow, b"slow")) + _raw_push(
+        sim, fast, vapid, _body_for(fast, b"fast")
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as client:
+        # The held answer comes first, the unheld one after it, then aiohttp's answer to the control
+        # request (the hand-over waits for the held answers).
+        client.sendall(pushes + stats_request)
+        answers = _read_answers(client, 3)
+    assert time.monotonic() - started >= 0.3
+    firsts = [a.split(b"\r\n", 1)[0] for a in answers]
+    assert firsts == [b"HTTP/1.1 201 Created", b"HTTP/1.1 201 Created", b"HTTP/1.1 200 OK"]
+    locations = [re.search(rb"Location: (\S+)", a).group(1) for a in answers[:2]]  # type: ignore[union-attr]
+    by_payload = {r.payload: r.message_id for r in sim.received()}
+    assert locations == [
+        f"{sim.origin}/m/{by_payload[b'slow']}".encode(),
+        f"{sim.origin}/m/{by_payload[b'fast']}".encode(),
+    ]
+    assert json.loads(answers[2].split(b"\r\n\r\n", 1)[1])["received"] == 2
+
+
+def test_a_client_that_leaves_before_its_held_answer_breaks_nothing(
+    sim: SimulatorServer, vapid: Vapid
+) -> None:
+    gone, later = sim.mint(2)
+    sim.add_rule("latency", endpoint=gone["endpoint"], seconds=0.2)
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as client:
+        client.sendall(_raw_push(sim, gone, vapid, _body_for(gone, b"taken")))
+        time.sleep(0.05)
+    time.sleep(0.3)  # the hold ends after the client closed: the answer is dropped
+    assert _send(sim, later, "still served", vapid).status_code == 201
+    assert sorted(r.payload for r in sim.received()) == [b"still served", b"taken"]
+
+
+def test_latency_rule_through_the_general_server(sim: SimulatorServer, vapid: Vapid) -> None:
+    subscription = sim.mint(1)[0]
+    sim.add_rule("latency", seconds=0.2)
+    body = _body_for(subscription, b"chunked")
+    head = _raw_push(sim, subscription, vapid, b"").split(b"Content-Length: 0\r\n")[0]
+    request = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as client:
+        client.sendall(request)
+        [answer] = _read_answers(client, 1)
+    assert answer.startswith(b"HTTP/1.1 201 Created")
+    assert time.monotonic() - started >= 0.2
+
+
 # -- HTTP controls (for an out-of-process simulator) -----------------------------------------------
 
 
@@ -441,6 +552,14 @@ def test_http_controls(sim: SimulatorServer, vapid: Vapid) -> None:
         assert len(added.json()["ids"]) == 2
         assert [r["status"] for r in session.get(base + "/rules").json()["rules"]] == [404, 500]
         assert session.post(base + "/rules", json={"status": 299}).status_code == 400
+        latency = {"status": "latency", "seconds": 0.06, "tail_fraction": 0.05, "tail_seconds": 0.48}
+        held = session.post(base + "/rules", json=latency)
+        assert held.status_code == 201
+        [listed] = [r for r in session.get(base + "/rules").json()["rules"] if r["status"] == "latency"]
+        assert {k: listed[k] for k in latency} == latency
+        assert session.delete(f"{base}/rules/{held.json()['ids'][0]}").status_code == 204
+        bad = session.post(base + "/rules", json={"status": "latency", "seconds": "slow"})
+        assert bad.status_code == 400 and "seconds must be a number" in bad.json()["message"]
         assert session.post(base + "/rules", data="not json").status_code == 400
         assert _send(sim, first, "x", vapid).status_code == 404
         assert _send(sim, second, "x", vapid).status_code == 500
