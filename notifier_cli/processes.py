@@ -93,11 +93,33 @@ def serve(host: str, port: int) -> None:
     show_default=True,
     help="Share of messages decrypted and checked.",
 )
-def simulator(host: str, port: int, tls: bool, verify_fraction: float) -> None:
-    """Run the push service simulator (HTTP endpoints and Mozilla's WebSocket protocol)."""
-    from notifier_simulator import serve as serve_simulator
+@click.option(
+    "--http2/--no-http2",
+    default=True,
+    show_default=True,
+    help="With --tls, offer HTTP/2 by ALPN (push POSTs on streams) beside HTTP/1.1.",
+)
+@click.option(
+    "--h2-max-streams",
+    type=click.IntRange(1, 100_000),
+    default=100,
+    show_default=True,
+    help="SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection.",
+)
+def simulator(
+    host: str, port: int, tls: bool, verify_fraction: float, http2: bool, h2_max_streams: int
+) -> None:
+    """Run the push service simulator (HTTP/1.1 and, over TLS, HTTP/2; Mozilla's WebSocket protocol)."""
+    from notifier_simulator.server import Http2Options
+    from notifier_simulator.server import serve as serve_simulator
 
-    serve_simulator(host=host, port=port, tls=tls, verify_fraction=verify_fraction)
+    serve_simulator(
+        host=host,
+        port=port,
+        tls=tls,
+        verify_fraction=verify_fraction,
+        http2=Http2Options(http2, h2_max_streams),
+    )
 
 
 @click.command()

@@ -2,7 +2,9 @@
 
 It hands out endpoints whose keys it holds, verifies VAPID (RFC 8292), decrypts
 each message (RFC 8291), records it, answers by rule (404, 410, 413, 429, 5xx,
-stall), and speaks Mozilla's WebSocket push protocol so Firefox can use it.
+stall) and holds answers by latency rule (fixed, jitter, a tail), over HTTP/1.1
+and, with TLS, HTTP/2 (ALPN ``h2``), and speaks Mozilla's WebSocket push protocol
+so Firefox can use it.
 
     with SimulatorServer() as sim:
         subscription = sim.mint(1)[0]

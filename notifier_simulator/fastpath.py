@@ -75,6 +75,12 @@ def response_bytes(outcome: Outcome, keep_alive: bool = True) -> bytes:
     return b"".join((head, extra.encode("latin-1"), _Date.header(), _SERVER, b"\r\n", body))
 
 
+def alpn_protocol(transport: asyncio.BaseTransport) -> str | None:
+    """What ALPN chose on ``transport`` (None for plain TCP, or when the client offered none)."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    return ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+
+
 class HeldAnswers:
     """Answers a latency rule holds, each run when due: one timer per millisecond of due time.
 
@@ -115,7 +121,7 @@ class PushProtocol(asyncio.Protocol):
     """
 
     __slots__ = (
-        "answer", "buffer", "connections", "fallback", "held", "held_until", "max_body", "stash",
+        "answer", "buffer", "connections", "fallback", "held", "held_until", "http2", "max_body", "stash",
         "transport", "waiting",
     )  # fmt: skip
 
@@ -126,7 +132,9 @@ class PushProtocol(asyncio.Protocol):
         connections: set[PushProtocol],
         max_body: int,
         held: HeldAnswers | None = None,
+        http2: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
+        self.http2 = http2
         self.answer = answer
         self.fallback = fallback
         self.connections = connections
@@ -139,7 +147,12 @@ class PushProtocol(asyncio.Protocol):
         self.stash: bytes | None = None  # bytes for aiohttp, waiting for the held answers before them
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """A client connected."""
+        """A client connected (over TLS: the handshake is done; ALPN ``h2`` goes to the HTTP/2 server)."""
+        if self.http2 is not None and alpn_protocol(transport) == "h2":
+            protocol = self.http2()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            return
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -72,7 +73,41 @@ class Routes:
         if sim.has_stall_rule():
             return None
         rule = sim.match_rule(token)
+        return self._decided(
+            sim.rule_outcome(rule) if rule is not None else sim.handle_push(token, headers, body)
+        )
+
+    def push_h2(
+        self,
+        token: str,
+        headers: dict[str, str],
+        body: bytes,
+        answer: Callable[[Outcome | None, float], None],
+        wanted: Callable[[], bool],
+    ) -> None:
+        """:meth:`push` for an HTTP/2 stream: ``answer(outcome, hold)`` now, or after a stall.
+
+        A stall holds the stream (not the connection); when it ends, the push is handled only
+        if ``wanted()`` (the client has not reset the stream), else counted as abandoned and
+        ``answer(None, 0)``.
+        """
+        sim = self.sim
+        rule = sim.match_rule(token)
+        if rule is not None and rule.status == "stall":
+
+            def after_stall() -> None:
+                if not wanted():
+                    sim.note_abandoned()
+                    answer(None, 0.0)
+                    return
+                answer(self._decided(sim.handle_push(token, headers, body)), sim.hold_for(token))
+
+            asyncio.get_running_loop().call_later(rule.seconds, after_stall)
+            return
         outcome = sim.rule_outcome(rule) if rule is not None else sim.handle_push(token, headers, body)
+        answer(self._decided(outcome), sim.hold_for(token))
+
+    def _decided(self, outcome: Outcome) -> Outcome:
         if outcome.forward_to is not None and outcome.notification is not None:
             # Forwarded after the 201 is written, not before: the client holds no order on them.
             task = asyncio.get_running_loop().create_task(

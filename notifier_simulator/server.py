@@ -25,6 +25,7 @@ import uvloop
 from aiohttp import web
 
 from notifier_simulator.fastpath import HeldAnswers, PushProtocol
+from notifier_simulator.http2 import DEFAULT_MAX_STREAMS, make_h2
 from notifier_simulator.routes import CLIENT_MAX_SIZE, Routes, application
 from notifier_simulator.state import Received, Rule, Simulator
 from notifier_simulator.tls import CertificateFiles, make_certificates
@@ -45,27 +46,42 @@ class _Running:
 
     runner: web.AppRunner
     server: asyncio.AbstractServer
-    fast: set[PushProtocol]
+    fast: set[Any]  # connections still on a fast path (HTTP/1.1 push POSTs, HTTP/2)
     routes: Routes
 
 
+@dataclass(frozen=True)
+class Http2Options:
+    """HTTP/2 over TLS: offered by ALPN (``enabled``), and the streams one connection may have open."""
+
+    enabled: bool = True
+    max_streams: int = DEFAULT_MAX_STREAMS
+
+
 async def _start(
-    sim: Simulator, host: str, port: int, certificates: CertificateFiles | None
+    sim: Simulator,
+    host: str,
+    port: int,
+    certificates: CertificateFiles | None,
+    http2: Http2Options = Http2Options(),
 ) -> tuple[_Running, int]:
     routes = Routes(sim)
     runner = web.AppRunner(application(routes), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
     await runner.setup()
     fallback = runner.server
     assert fallback is not None
-    fast: set[PushProtocol] = set()
+    fast: set[Any] = set()
     context = certificates.server_context() if certificates is not None else None
+    if context is not None:
+        context.set_alpn_protocols(["h2", "http/1.1"] if http2.enabled else ["http/1.1"])
     loop = asyncio.get_running_loop()
     try:
         # Every connection starts on the fast path (push POSTs); aiohttp's handler takes over the
-        # connection at its first other request (fastpath.py).
+        # connection at its first other request (fastpath.py); ALPN h2 goes to http2.py.
         held = HeldAnswers(loop)
+        h2 = make_h2(routes, held, fast, http2.max_streams) if context is not None and http2.enabled else None
         server = await loop.create_server(
-            lambda: PushProtocol(routes.push_bytes, fallback, fast, CLIENT_MAX_SIZE, held),
+            lambda: PushProtocol(routes.push_bytes, fallback, fast, CLIENT_MAX_SIZE, held, h2),
             host or None,
             port,
             ssl=context,
@@ -114,10 +130,13 @@ class SimulatorServer:
         *,
         seed: int = 0,
         keep_received: int = 100_000,
+        http2: bool = True,
+        h2_max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
+        self.http2 = Http2Options(http2, h2_max_streams)
         self.simulator = Simulator(verify_fraction=verify_fraction, seed=seed, keep_received=keep_received)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -175,7 +194,7 @@ class SimulatorServer:
         running: _Running | None = None
         try:
             running, self.port = loop.run_until_complete(
-                _start(self.simulator, self.host, self.port, self._certificates)
+                _start(self.simulator, self.host, self.port, self._certificates, self.http2)
             )
         except BaseException as exc:  # handed to start(), which re-raises it in the caller's thread
             self._error = exc
@@ -301,6 +320,7 @@ async def run(
     tls: bool = False,
     verify_fraction: float = 1.0,
     ready: Callable[[Simulator, str | None], None] | None = None,
+    http2: Http2Options = Http2Options(),
 ) -> None:
     """Serve a simulator on the current event loop until cancelled; ``ready(sim, ca_file)`` once listening."""
     sim = Simulator(verify_fraction=verify_fraction)
@@ -309,7 +329,7 @@ async def run(
     if tls:
         tls_dir, certificates = _certificates(host)
     try:
-        running, _ = await _start(sim, host, port, certificates)
+        running, _ = await _start(sim, host, port, certificates, http2)
         try:
             if ready is not None:
                 ready(sim, None if certificates is None else str(certificates.ca_file))
@@ -330,7 +350,13 @@ def _announce(sim: Simulator, ca_file: str | None) -> None:
         print(f"  TLS CA certificate (trust this): {ca_file}", flush=True)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8090, tls: bool = False, verify_fraction: float = 1.0) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    tls: bool = False,
+    verify_fraction: float = 1.0,
+    http2: Http2Options = Http2Options(),
+) -> None:
     """Run the simulator in the foreground until SIGINT or SIGTERM (the ``notifier simulator`` command)."""
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -341,7 +367,7 @@ def serve(host: str = "127.0.0.1", port: int = 8090, tls: bool = False, verify_f
             contextlib.suppress(KeyboardInterrupt),
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop,
         ):
-            loop.run(run(host, port, tls=tls, verify_fraction=verify_fraction, ready=_announce))
+            loop.run(run(host, port, tls=tls, verify_fraction=verify_fraction, ready=_announce, http2=http2))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
