@@ -125,8 +125,11 @@ class Settings:
     site_domains: tuple[str, ...] = ()
     timezone: str = "Asia/Jakarta"
     batch_size: int = 1000
-    concurrency: int = 256
-    per_origin_concurrency: int = 128
+    concurrency: int = 4096
+    per_origin_concurrency: int = 1024
+    window_min: int = 64
+    http2: bool = True
+    batches_in_flight: int = 4
     send_timeout: float = 10.0
     max_attempts: int = 5
     retry_base: float = 1.0
@@ -219,6 +222,9 @@ class Settings:
         read("NOTIFIER_BATCH_SIZE", "batch_size", int)
         read("NOTIFIER_CONCURRENCY", "concurrency", int)
         read("NOTIFIER_PER_ORIGIN_CONCURRENCY", "per_origin_concurrency", int)
+        read("NOTIFIER_WINDOW_MIN", "window_min", int)
+        read("NOTIFIER_HTTP2", "http2", _bool)
+        read("NOTIFIER_BATCHES_IN_FLIGHT", "batches_in_flight", int)
         read("NOTIFIER_SEND_TIMEOUT", "send_timeout", float)
         read("NOTIFIER_MAX_ATTEMPTS", "max_attempts", int)
         read("NOTIFIER_RETRY_BASE", "retry_base", float)
@@ -276,10 +282,17 @@ class Settings:
             ("NOTIFIER_BATCH_SIZE", self.batch_size),
             ("NOTIFIER_CONCURRENCY", self.concurrency),
             ("NOTIFIER_PER_ORIGIN_CONCURRENCY", self.per_origin_concurrency),
+            ("NOTIFIER_WINDOW_MIN", self.window_min),
+            ("NOTIFIER_BATCHES_IN_FLIGHT", self.batches_in_flight),
             ("NOTIFIER_MAX_ATTEMPTS", self.max_attempts),
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.window_min > self.per_origin_concurrency:
+            raise ConfigError(
+                f"NOTIFIER_WINDOW_MIN ({self.window_min}) must not exceed "
+                f"NOTIFIER_PER_ORIGIN_CONCURRENCY ({self.per_origin_concurrency})"
+            )
         if self.webhook_mode not in ("auto", "review"):
             raise ConfigError(f"NOTIFIER_WEBHOOK_MODE must be auto or review, not {self.webhook_mode!r}")
         if self.webhook_window < 1:

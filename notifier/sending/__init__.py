@@ -16,17 +16,21 @@ retry      429, 503 (Retry-After), other 5xx, timeout,  retry later with backoff
 deferred   (not sent: the service is on hold)           same attempt, after the hold
 =========  ===========================================  ==========================
 
-Requests go over :class:`Http1Pool`, a lean keep-alive HTTP/1.1 client on asyncio
-protocols (aiohttp's per-request machinery cost more CPU than the encryption; see
-bench/README.md). Requests are never redirected (a redirect could point into a
-private network) and every one has a timeout. A 429 (or a 503 with ``Retry-After``) holds back
-further messages to that push service only, for the time it asked, in every worker
-(:mod:`notifier.holds`).
+Requests go over :class:`PushPool`: HTTP/2 (the sans-IO ``h2`` library on asyncio
+protocols) where a push service negotiates ``h2`` by ALPN, a lean keep-alive HTTP/1.1
+client otherwise (aiohttp's per-request machinery cost more CPU than the encryption; see
+bench/README.md). Requests are never redirected (a redirect could point into a private
+network), every address is checked at connect time, and every request has a timeout. How
+many are in flight per origin is the sender's :class:`~notifier.sending.sender.Window`,
+sized by Little's law from the answers' rate and latency. A 429 (or a 503 with
+``Retry-After``) holds back further messages to that push service only, for the time it
+asked, in every worker (:mod:`notifier.holds`).
 """
 
 from __future__ import annotations
 
-from notifier.sending.http1 import KEEPALIVE, MAX_RESPONSE, Http1Pool, ResponseError
+from notifier.sending.exchange import MAX_RESPONSE, Exchange, HeadFields, ResponseError
+from notifier.sending.http1 import KEEPALIVE
 from notifier.sending.outcomes import (
     CONFIG_STATUSES,
     RETRY_AFTER_MAX,
@@ -36,23 +40,27 @@ from notifier.sending.outcomes import (
     is_config_status,
     parse_retry_after,
 )
+from notifier.sending.pool import PushPool
 from notifier.sending.port import PushSender
 from notifier.sending.resolver import SafeResolver
-from notifier.sending.sender import Message, Sender, origin_of
+from notifier.sending.sender import Message, Sender, Window, origin_of
 
 __all__ = [
     "CONFIG_STATUSES",
     "KEEPALIVE",
     "MAX_RESPONSE",
     "RETRY_AFTER_MAX",
-    "Http1Pool",
+    "Exchange",
+    "HeadFields",
     "Message",
     "Outcome",
     "OutcomeKind",
+    "PushPool",
     "PushSender",
     "ResponseError",
     "SafeResolver",
     "Sender",
+    "Window",
     "classify",
     "is_config_status",
     "origin_of",

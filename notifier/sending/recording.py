@@ -56,6 +56,7 @@ class RecordingSender:
         *,
         should_stop: Callable[[], bool] | None = None,
         on_outcome: Callable[[Outcome], Any] | None = None,
+        on_started: Callable[[], Any] | None = None,
         keep_back: Callable[[str], bool] | None = None,
     ) -> tuple[list[Outcome], list[Message]]:
         """See :meth:`notifier.sending.port.PushSender.send_all` (one message at a time, in order)."""
@@ -74,6 +75,8 @@ class RecordingSender:
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
+        if on_started is not None:
+            on_started()  # answers come at once here: everything is started (and answered)
         return outcomes, unsent
 
     async def close(self) -> None:

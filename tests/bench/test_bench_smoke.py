@@ -123,7 +123,7 @@ def test_lean_http_client_reads_every_answer_framing(context) -> None:  # type: 
     import ssl
 
     from notifier.endpoints import EndpointPolicy
-    from notifier.sending import Http1Pool, SafeResolver
+    from notifier.sending import PushPool, SafeResolver
 
     answers = [
         b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n",
@@ -158,7 +158,7 @@ def test_lean_http_client_reads_every_answer_framing(context) -> None:  # type: 
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        pool = Http1Pool(SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context())
+        pool = PushPool(SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context())
         endpoint = f"http://127.0.0.1:{port}/wpush/abc?x=1"
         origin = f"http://127.0.0.1:{port}"
         try:

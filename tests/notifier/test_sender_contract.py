@@ -125,3 +125,19 @@ def test_keep_back_leaves_a_held_origins_messages_unsent_and_sends_the_rest(arra
     outcomes, unsent = run(arranged.sender, batch, keep_back=keep_back)
     assert sorted(o.sid for o in outcomes) == ["0", "2"] and sorted(m.sid for m in unsent) == ["1", "3"]
     assert set(asked) == {held_origin}
+
+
+def test_on_started_is_called_once_before_send_all_returns(arranged: Arrangement) -> None:
+    batch = messages(arranged.subscriptions[:5])
+    arranged.answer(batch[2].endpoint, 503, None)
+    calls: list[int] = []
+    heard: list[Outcome] = []
+    outcomes, unsent = run(
+        arranged.sender, batch, on_outcome=heard.append, on_started=lambda: calls.append(len(heard))
+    )
+    assert len(calls) == 1 and calls[0] <= len(batch)  # answers may still be outstanding at that moment
+    assert unsent == [] and len(outcomes) == len(batch)
+    # A batch stopped before its end is "started" too: nothing waits to be started any more.
+    stopped: list[int] = []
+    run(arranged.sender, batch, should_stop=lambda: True, on_started=lambda: stopped.append(1))
+    assert stopped == [1]

@@ -12,7 +12,7 @@ from email.utils import formatdate
 import pytest
 
 from notifier.endpoints import EndpointPolicy
-from notifier.sending import Http1Pool, SafeResolver, classify, parse_retry_after
+from notifier.sending import PushPool, SafeResolver, classify, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -85,9 +85,7 @@ def test_pool_deadline_watchdog_fails_only_late_requests() -> None:
             return True
 
         async with push_server(answer) as port:
-            pool = Http1Pool(
-                SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context()
-            )
+            pool = PushPool(SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])), ssl.create_default_context())
             origin = f"http://127.0.0.1:{port}"
 
             async def post(body: bytes, timeout: float) -> object:
@@ -125,7 +123,7 @@ def test_pool_writes_queued_requests_in_bursts_and_skips_cancelled_ones() -> Non
 
         made: list[ssl.SSLContext] = []
         async with push_server(answer) as port:
-            pool = Http1Pool(
+            pool = PushPool(
                 SafeResolver(EndpointPolicy([f"127.0.0.1:{port}"])),
                 lambda: made.append(ssl.create_default_context()) or made[-1],
             )

@@ -1,0 +1,404 @@
+"""The sender over HTTP/2: ALPN and fallback, the server's stream limit, GOAWAY, RST_STREAM, flow control.
+
+Two servers: the simulator (HTTP/2 over TLS, what the benchmark and the fault tests use) and a
+scriptable one built here on the ``h2`` library's server side, an implementation independent of
+both the sender's client and the simulator, that misbehaves on request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import pytest
+from h2.errors import ErrorCodes
+
+from notifier.crypto import b64url_encode, generate_subscriber
+from notifier.endpoints import EndpointPolicy
+from notifier.sending import Message, PushPool, SafeResolver, Sender
+from notifier.settings import Settings
+from notifier.vapid import VapidKey, generate_private_key
+from notifier_simulator import SimulatorServer
+from notifier_simulator.tls import make_certificates
+
+# -- a scriptable HTTP/2 server on the h2 library -----------------------------------------------------
+
+
+@dataclass
+class Script:
+    """How the test server behaves."""
+
+    max_streams: int = 100
+    initial_window: int = 65535
+    #: Answer for a request body (status, extra headers, body) or None to never answer it.
+    answer: Callable[[bytes], tuple[int, list[tuple[bytes, bytes]], bytes] | None] = lambda body: (
+        201,
+        [],
+        b"",
+    )
+    #: After this many requests on the first connection, GOAWAY naming the last one processed (0: never).
+    goaway_after: int = 0
+    #: Request bodies answered with RST_STREAM(code) instead, once each.
+    reset: dict[bytes, ErrorCodes] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    bodies: list[bytes] = field(default_factory=list)  # bodies of requests processed (answered)
+    connections: int = 0
+    max_open: int = 0
+    resets_from_client: int = 0
+    data_frames: int = 0
+
+
+class _ServerProtocol(asyncio.Protocol):
+    def __init__(self, script: Script, seen: Seen) -> None:
+        self.script, self.seen = script, seen
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.conn = h2.connection.H2Connection(config)
+        self.bodies: dict[int, bytes] = {}
+        self.requests = 0
+        self.gone_away = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.seen.connections += 1
+        self.first = self.seen.connections == 1
+        self.conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.script.max_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.script.initial_window,
+            },
+        )
+        self.conn.initiate_connection()
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.gone_away:
+            return  # streams above the GOAWAY's last one are not processed
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.bodies[event.stream_id] = b""
+                self.seen.max_open = max(self.seen.max_open, self.conn.open_inbound_streams)
+            elif isinstance(event, h2.events.DataReceived):
+                self.seen.data_frames += 1
+                self.bodies[event.stream_id] += event.data
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded) and not self.gone_away:
+                self._request(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self.seen.resets_from_client += 1
+        self._flush()
+
+    def _request(self, stream_id: int) -> None:
+        body = self.bodies.pop(stream_id)
+        self.requests += 1
+        code = self.script.reset.pop(body, None)
+        if code is not None:
+            self.conn.reset_stream(stream_id, code)
+            return
+        if self.script.goaway_after and self.requests == self.script.goaway_after and self.first:
+            # Process this one, refuse everything after it: the client must send those again.
+            self._answer(stream_id, body)
+            self.conn.close_connection(last_stream_id=stream_id)
+            self.gone_away = True
+            self._flush()
+            return
+        self._answer(stream_id, body)
+
+    def _answer(self, stream_id: int, body: bytes) -> None:
+        answer = self.script.answer(body)
+        if answer is None:
+            return
+        status, headers, payload = answer
+        self.seen.bodies.append(body)
+        self.conn.send_headers(
+            stream_id, [(b":status", str(status).encode()), *headers], end_stream=not payload
+        )
+        if payload:
+            self.conn.send_data(stream_id, payload, end_stream=True)
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+@contextlib.asynccontextmanager
+async def h2_server(tmp_path: Path, script: Script) -> AsyncIterator[tuple[str, Seen, str]]:
+    """An HTTP/2-only TLS server on 127.0.0.1: yields (origin, what it saw, CA file)."""
+    files = make_certificates(tmp_path, ["127.0.0.1", "localhost"])
+    context = files.server_context()
+    context.set_alpn_protocols(["h2"])
+    seen = Seen()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _ServerProtocol(script, seen), "127.0.0.1", 0, ssl=context
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://127.0.0.1:{port}", seen, str(files.ca_file)
+    finally:
+        server.close()
+        await asyncio.sleep(0.05)
+
+
+def _pool(origin: str, ca_file: str, **kwargs: Any) -> PushPool:
+    context = ssl.create_default_context(cafile=ca_file)
+    return PushPool(SafeResolver(EndpointPolicy([origin.split("//")[1]])), context, **kwargs)
+
+
+async def _post_all(
+    pool: PushPool, origin: str, bodies: list[bytes], timeout: float = 5.0
+) -> list[tuple[int, bytes] | str]:
+    async def one(body: bytes) -> tuple[int, bytes] | str:
+        try:
+            status, _, answer = await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, timeout)
+        except (OSError, TimeoutError) as exc:
+            return type(exc).__name__
+        return status, answer
+
+    return list(await asyncio.gather(*(one(body) for body in bodies)))
+
+
+# -- the protocol, against the h2 library's server ------------------------------------------------------
+
+
+def test_streams_never_exceed_the_servers_max_concurrent_streams(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[Any], Seen, str]:
+        async with h2_server(tmp_path, Script(max_streams=5)) as (origin, seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                results = await _post_all(pool, origin, [b"m%d" % i for i in range(60)])
+                return results, seen, pool.protocol(origin)
+            finally:
+                await pool.close()
+
+    results, seen, protocol = asyncio.run(scenario())
+    assert protocol == "h2"
+    assert results == [(201, b"")] * 60
+    assert Counter(seen.bodies) == Counter(b"m%d" % i for i in range(60))
+    assert 1 <= seen.max_open <= 5
+    # A few connections carry the queue (a new one only when every open one is at the server's limit).
+    assert seen.connections <= 16
+
+
+def test_goaway_sends_the_unprocessed_streams_again_on_a_new_connection(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[Any], Seen]:
+        async with h2_server(tmp_path, Script(goaway_after=7)) as (origin, seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                return await _post_all(pool, origin, [b"g%d" % i for i in range(40)]), seen
+            finally:
+                await pool.close()
+
+    results, seen = asyncio.run(scenario())
+    assert results == [(201, b"")] * 40
+    # Every request processed exactly once: those above the GOAWAY's last stream went on another connection.
+    assert Counter(seen.bodies) == Counter(b"g%d" % i for i in range(40))
+    assert seen.connections >= 2
+
+
+def test_refused_stream_is_sent_again_and_another_reset_fails_that_message_only(tmp_path: Path) -> None:
+    script = Script(reset={b"refused": ErrorCodes.REFUSED_STREAM, b"broken": ErrorCodes.INTERNAL_ERROR})
+
+    async def scenario() -> tuple[list[Any], Seen]:
+        async with h2_server(tmp_path, script) as (origin, seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                return await _post_all(pool, origin, [b"ok1", b"refused", b"broken", b"ok2"]), seen
+            finally:
+                await pool.close()
+
+    results, seen = asyncio.run(scenario())
+    assert results == [(201, b""), (201, b""), "ConnectionResetError", (201, b"")]
+    assert sorted(seen.bodies) == [b"ok1", b"ok2", b"refused"]
+
+
+def test_bodies_wait_for_flow_control_credit(tmp_path: Path) -> None:
+    # The server lets each stream send 100 bytes before it acknowledges: bodies go out in pieces.
+    bodies = [bytes([65 + i]) * 700 for i in range(8)]
+
+    async def scenario() -> tuple[list[Any], Seen]:
+        async with h2_server(tmp_path, Script(initial_window=100)) as (origin, seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                return await _post_all(pool, origin, bodies), seen
+            finally:
+                await pool.close()
+
+    results, seen = asyncio.run(scenario())
+    assert results == [(201, b"")] * 8
+    assert sorted(seen.bodies) == sorted(bodies)
+    assert seen.data_frames >= 8 * 7  # 700 bytes in frames of at most 100
+
+
+def test_a_stream_past_its_deadline_is_reset_and_the_others_answered(tmp_path: Path) -> None:
+    script = Script(answer=lambda body: None if body == b"hang" else (201, [], b""))
+
+    async def scenario() -> tuple[list[Any], Seen, list[Any]]:
+        async with h2_server(tmp_path, script) as (origin, seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                first = await _post_all(pool, origin, [b"a", b"hang", b"b"], timeout=0.3)
+                await asyncio.sleep(0.1)
+                after = await _post_all(pool, origin, [b"c"])  # the connection is still used
+                return first, seen, after
+            finally:
+                await pool.close()
+
+    first, seen, after = asyncio.run(scenario())
+    assert first == [(201, b""), "TimeoutError", (201, b"")]
+    assert after == [(201, b"")]
+    assert seen.resets_from_client == 1
+    assert seen.connections == 1
+
+
+def test_error_answers_keep_their_body_and_headers(tmp_path: Path) -> None:
+    def answer(body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if body == b"big":
+            return 413, [(b"content-type", b"application/json")], b'{"message": "too big"}'
+        if body == b"slow":
+            return 429, [(b"retry-after", b"7")], b""
+        return 307, [(b"location", b"https://127.0.0.1:1/steal")], b""  # never followed
+
+    async def scenario() -> list[tuple[int, dict[str, str], bytes]]:
+        async with h2_server(tmp_path, Script(answer=answer)) as (origin, _seen, ca):
+            pool = _pool(origin, ca)
+            try:
+                return [
+                    await pool.post(origin + "/wpush/x", origin, body, {"TTL": "60"}, 5.0)
+                    for body in (b"big", b"slow", b"moved")
+                ]
+            finally:
+                await pool.close()
+
+    (s1, _, b1), (s2, h2_headers, _), (s3, h3, _) = asyncio.run(scenario())
+    assert (s1, b1) == (413, b'{"message": "too big"}')
+    assert (s2, h2_headers["retry-after"]) == (429, "7")
+    assert (s3, h3["location"]) == (307, "https://127.0.0.1:1/steal")
+
+
+# -- the sender against the simulator: ALPN, fallback, windows --------------------------------------
+
+
+def _messages(subs: list[dict[str, Any]], payload: bytes = b'{"title":"t"}') -> list[Message]:
+    return [
+        Message(str(i), s["endpoint"], s["keys"]["p256dh"], s["keys"]["auth"], payload, 60, "high", "story")
+        for i, s in enumerate(subs)
+    ]
+
+
+def _sender(sim: SimulatorServer, **env: str) -> Sender:
+    host = sim.origin.split("//")[1]
+    settings = Settings.from_env({"NOTIFIER_CA_FILE": sim.ca_file or "", "NOTIFIER_PUSH_HOSTS": host, **env})
+    return Sender(
+        settings, VapidKey(generate_private_key(), "mailto:ops@example.com"), EndpointPolicy([host])
+    )
+
+
+def _send_all(sender: Sender, messages: list[Message]) -> tuple[Counter[tuple[str, int]], dict[str, Any]]:
+    async def run() -> tuple[Counter[tuple[str, int]], dict[str, Any]]:
+        try:
+            outcomes, unsent = await sender.send_all(messages)
+            assert not unsent
+            return Counter((o.kind, o.status) for o in outcomes), sender.windows()
+        finally:
+            await sender.close()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("server_h2", "env", "protocol"),
+    [(True, {}, "h2"), (False, {}, "http/1.1"), (True, {"NOTIFIER_HTTP2": "0"}, "http/1.1")],
+    ids=["h2", "server-http1-only", "sender-http1-only"],
+)
+def test_alpn_picks_h2_and_falls_back_to_http1(server_h2: bool, env: dict[str, str], protocol: str) -> None:
+    with SimulatorServer(tls=True, http2=server_h2, h2_max_streams=20) as sim:
+        subs = sim.mint(150, shared_keys=True)
+        counts, windows = _send_all(_sender(sim, **env), _messages(subs))
+        assert counts == {("sent", 201): 150}
+        [(origin, window)] = windows.items()
+        assert origin == sim.origin and window["protocol"] == protocol and window["in_flight"] == 0
+        stats = sim.stats()
+        assert stats["received"] == 150 and stats["decrypted"] == 150 and stats["decrypt_failed"] == 0
+        assert {r.urgency for r in sim.received()} == {"high"} and {r.topic for r in sim.received()} == {
+            "story"
+        }
+
+
+def test_plain_http_origins_speak_http1() -> None:
+    with SimulatorServer() as sim:
+        counts, windows = _send_all(_sender(sim), _messages(sim.mint(20, shared_keys=True)))
+        assert counts == {("sent", 201): 20}
+        assert windows[sim.origin]["protocol"] == "http/1.1"
+
+
+def test_window_grows_with_latency_and_holds_back_nothing() -> None:
+    # 40 ms away: a window of 8 would allow ~200 messages a second; the window grows to what the latency
+    # needs (Little's law) and every message is sent once.
+    with SimulatorServer(tls=True, verify_fraction=0.0) as sim:
+        sim.add_rule("latency", seconds=0.04)
+        subs = sim.mint(1500, shared_keys=True)
+        counts, windows = _send_all(_sender(sim, NOTIFIER_WINDOW_MIN="8"), _messages(subs))
+        assert counts == {("sent", 201): 1500}
+        window = windows[sim.origin]
+        assert window["window"] > 8 and window["latency_ms"] >= 40
+        assert sim.stats()["received"] == 1500
+
+
+def test_the_window_never_exceeds_its_ceiling() -> None:
+    with SimulatorServer(tls=True, verify_fraction=0.0, h2_max_streams=1000) as sim:
+        sim.add_rule("latency", seconds=0.05)
+        subs = sim.mint(600, shared_keys=True)
+        sender = _sender(sim, NOTIFIER_WINDOW_MIN="4", NOTIFIER_PER_ORIGIN_CONCURRENCY="32")
+        peak = 0
+
+        async def run() -> Counter[str]:
+            nonlocal peak
+
+            def watch(outcome: Any) -> None:
+                nonlocal peak
+                peak = max(peak, sender.windows()[sim.origin]["in_flight"])
+
+            try:
+                outcomes, _ = await sender.send_all(_messages(subs), on_outcome=watch)
+                return Counter(o.kind for o in outcomes)
+            finally:
+                await sender.close()
+
+        assert asyncio.run(run()) == {"sent": 600}
+        assert sender.windows()[sim.origin]["window"] == 32
+        assert peak <= 32
+
+
+def test_encryption_keys_per_subscriber_over_h2() -> None:
+    # Distinct keys (not the benchmark's shared ones): each message decrypts with its own subscriber's key.
+    with SimulatorServer(tls=True) as sim:
+        subs = sim.mint(30)
+        assert len({s["keys"]["p256dh"] for s in subs}) == 30
+        counts, _ = _send_all(_sender(sim), _messages(subs, b"per-subscriber"))
+        assert counts == {("sent", 201): 30}
+        assert {r.payload for r in sim.received()} == {b"per-subscriber"}
+
+
+def test_unknown_subscriber_key_is_rejected_before_sending() -> None:
+    with SimulatorServer(tls=True) as sim:
+        [sub] = sim.mint(1)
+        _, public, _ = generate_subscriber()
+        bad = Message("x", sub["endpoint"], b64url_encode(public[:40]), sub["keys"]["auth"], b"x", 60)
+        counts, _ = _send_all(_sender(sim), [bad])
+        assert counts == {("rejected", 0): 1}
+        assert sim.stats()["requests"] == 0
