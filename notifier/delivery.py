@@ -22,6 +22,14 @@ The commit waits out a Redis failover (``redis_failover_wait`` seconds): a batch
 whose messages went out while the primary died is recorded on the new primary
 instead of being sent again. It cannot apply twice: a retry after a lost reply finds
 the batch finished.
+
+One process may have **several batches in progress** (the worker starts the next
+one while the last answers of the previous one are outstanding): each holds its
+own lease, and all of them send on one event loop, on a thread of its own
+(:meth:`Delivery.run_batch`), sharing the sender's connections and windows. The
+Redis work of a batch (its lease, loading, the commit) runs on the caller's
+thread, never on that loop: a slow Redis or a lease wait never stalls the
+messages of the other batches.
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ import os
 import random
 import re
 import socket
+import threading
 import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
@@ -156,6 +166,31 @@ class PolicyWrites:
     new_long_holds: dict[str, tuple[float, int, float]] = field(default_factory=dict)
 
 
+@dataclass
+class _Batch:
+    """One batch between its steps: built (``_begin``), sent (``_send``), recorded (``_end``)."""
+
+    cid: str
+    batch_id: str
+    campaign: Campaign
+    result: BatchResult
+    attempt_of: dict[str, int]
+    enqueue: EnqueueBatch
+    messages: list[Message]
+    by_sid: dict[str, Subscription]
+    quarantined: list[str]
+    judge: BatchJudge
+    #: service → ids held back from it (a breaker is open): not sent now, recorded as held.
+    kept: dict[str, list[str]]
+    #: When the batch began (a long hold's end counts from an answer's time, or from this).
+    now: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+    unsent: list[Message] = field(default_factory=list)
+    stop_reason: str = ""
+    #: Services the campaign already held for a long wait when the batch was sent.
+    holding_before: set[str] = field(default_factory=set)
+
+
 class Delivery:
     """Planning and batch delivery for one process (holds its Sender and Lua scripts)."""
 
@@ -172,13 +207,12 @@ class Delivery:
         #: What answers set off per push service: held deletions and services, quarantine (notifier.breakers).
         self.breakers = Breakers(self.r, self.keys, Policy.from_settings(context.settings))
         self._services: dict[str, str] = {}
-        #: The replies of the last commit's transaction (where a hold's answer is read).
-        self._replies: list[object] = []
         self._claim = self.r.register_script(_CLAIM)
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: (campaign, batch) this process is running under a lease, for the heartbeat to renew.
-        self._lease: tuple[str, str] | None = None
-        self._lease_lost = False
+        self._loop_thread: threading.Thread | None = None
+        self._loop_lock = threading.Lock()
+        #: (campaign, batch) this process runs under a lease, for the heartbeat to renew: True once lost.
+        self._leases: dict[tuple[str, str], bool] = {}
 
     # -- planning -------------------------------------------------------------------------
 
@@ -312,7 +346,7 @@ class Delivery:
 
     @staticmethod
     def lease_token() -> str:
-        """Who holds a lease this process takes: ``host:pid`` (one batch at a time per process)."""
+        """Who holds the leases this process takes: ``host:pid`` (one lease key per batch)."""
         return f"{socket.gethostname()}:{os.getpid()}"
 
     def _claim_batch(self, cid: str, batch_id: str) -> int:
@@ -324,22 +358,25 @@ class Delivery:
         )
 
     def renew_lease(self) -> bool | None:
-        """Renew the lease of the batch this process is sending (the worker's heartbeat calls this).
+        """Renew the lease of every batch this process is sending (the worker's heartbeats call this).
 
-        ``None`` when no batch runs; ``False`` once another run holds the batch or finished it: the
-        running batch then stops sending and records nothing.
+        ``None`` when no batch runs; ``False`` once another run holds one of them or finished it:
+        that batch then stops sending and records nothing.
         """
-        held = self._lease
-        if held is None:
+        held = [key for key, lost in list(self._leases.items()) if not lost]
+        if not held:
             return None
-        if self._claim_batch(*held) != 1:
-            if self._lease == held and not self._lease_lost:
-                log.warning(
-                    "batch %s of %s was taken over by another worker; this run stops", held[1], held[0]
-                )
-                self._lease_lost = True
-            return False
-        return True
+        kept = True
+        for key in held:
+            if self._claim_batch(*key) != 1:
+                if self._leases.get(key) is False:
+                    log.warning("batch %s of %s was taken over by another run; it stops", key[1], key[0])
+                    self._leases[key] = True
+                kept = False
+        return kept
+
+    def _lease_lost(self, cid: str, batch_id: str) -> bool:
+        return bool(self._leases.get((cid, batch_id)))
 
     def _take_lease(self, cid: str, batch_id: str) -> bool:
         """Hold the batch for this run, waiting while another live run holds it; False if it is finished."""
@@ -349,7 +386,7 @@ class Delivery:
             if claim == 2:
                 return False
             if claim == 1:
-                self._lease, self._lease_lost = (cid, batch_id), False
+                self._leases[(cid, batch_id)] = False
                 return True
             if not waited:
                 log.info(
@@ -358,7 +395,13 @@ class Delivery:
                 waited = True
             time.sleep(LEASE_POLL)
 
-    def _commit(self, cid: str, batch_id: str, queue_writes: Callable[[Pipeline], None]) -> str:
+    def _commit(
+        self,
+        cid: str,
+        batch_id: str,
+        queue_writes: Callable[[Pipeline], None],
+        replies: list[object] | None = None,
+    ) -> str:
         """Record a batch's outcome in one transaction, only while this run holds the batch's lease.
 
         ``queue_writes`` adds the writes to the transaction's pipeline. Returns ``"committed"``, ``"done"``
@@ -382,7 +425,9 @@ class Delivery:
                     pipe.multi()
                     queue_writes(pipe)
                     pipe.delete(lease_key)
-                    self._replies = pipe.execute()
+                    answered = pipe.execute()
+                    if replies is not None:
+                        replies[:] = answered
                 outcome = "committed"
                 break
             except redis.WatchError:
@@ -412,18 +457,41 @@ class Delivery:
         sids: Sequence[str],
         attempts: Sequence[int] | int,
         enqueue: EnqueueBatch,
+        *,
+        on_started: Callable[[], Any] | None = None,
     ) -> BatchResult:
-        """Deliver one batch (blocking) on this process's own event loop; see :meth:`deliver`."""
-        if self._loop is None or self._loop.is_closed():
-            self._loop = new_event_loop()
-        return self._loop.run_until_complete(self.deliver(cid, batch_id, sids, attempts, enqueue))
+        """Deliver one batch, blocking: Redis work on this thread, the sending on the delivery loop.
 
-    def close(self) -> None:
-        """Close the sender's connections and the event loop."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.run_until_complete(self.sender.close())
-            self._loop.close()
-        self._loop = None
+        The loop runs on a thread of its own, shared by every batch of the process, so several
+        threads may each run a batch here at once: their messages share the sender's
+        connections and windows. ``on_started`` is called once every message of the batch is
+        started (from the loop's thread), while its last answers may still be outstanding.
+        """
+        try:
+            batch = self._begin(cid, batch_id, sids, attempts, enqueue)
+            if isinstance(batch, BatchResult):
+                return batch
+            future = asyncio.run_coroutine_threadsafe(self._send(batch, on_started), self._delivery_loop())
+            try:
+                while True:
+                    try:
+                        # Waited in slices: the exception RQ raises in this thread at a job timeout lands.
+                        future.result(timeout=1.0)
+                        break
+                    except TimeoutError:
+                        if future.done():
+                            future.result()
+                            break
+            except BaseException:
+                future.cancel()  # a job timeout or shutdown: stop sending; the batch records nothing
+                with contextlib.suppress(BaseException):
+                    future.result(timeout=5.0)
+                raise
+            return self._end(batch)
+        finally:
+            self._leases.pop((cid, batch_id), None)
+            if on_started is not None:
+                on_started()
 
     async def deliver(
         self,
@@ -432,12 +500,64 @@ class Delivery:
         sids: Sequence[str],
         attempts: Sequence[int] | int,
         enqueue: EnqueueBatch,
+        *,
+        on_started: Callable[[], Any] | None = None,
     ) -> BatchResult:
-        """Load the batch's subscriptions, send, and write every outcome and counter in one pipeline.
+        """Load the batch's subscriptions, send, and record every outcome and counter in one transaction.
 
         ``attempts`` gives each subscription's attempt number (1 for the first
-        try), so a message held back locally does not use up its retries.
+        try), so a message held back locally does not use up its retries. This runs
+        every step on the current loop (a tool or a test); workers use :meth:`run_batch`.
         """
+        try:
+            batch = self._begin(cid, batch_id, sids, attempts, enqueue)
+            if isinstance(batch, BatchResult):
+                return batch
+            await self._send(batch, on_started)
+            return self._end(batch)
+        finally:
+            self._leases.pop((cid, batch_id), None)
+            if on_started is not None:
+                on_started()
+
+    def _delivery_loop(self) -> asyncio.AbstractEventLoop:
+        """This process's delivery event loop, running on its own thread (started at first use)."""
+        with self._loop_lock:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                loop = self._loop = new_event_loop()
+                self._loop_thread = threading.Thread(
+                    target=loop.run_forever, name="delivery-loop", daemon=True
+                )
+                self._loop_thread.start()
+            return loop
+
+    def close(self) -> None:
+        """Close the sender's connections and stop the delivery loop."""
+        with self._loop_lock:
+            loop, thread = self._loop, self._loop_thread
+            self._loop = self._loop_thread = None
+        if loop is None or loop.is_closed():
+            return
+        if thread is not None and thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.sender.close(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+        else:
+            loop.run_until_complete(self.sender.close())
+        if not loop.is_running():
+            loop.close()
+
+    def _begin(
+        self,
+        cid: str,
+        batch_id: str,
+        sids: Sequence[str],
+        attempts: Sequence[int] | int,
+        enqueue: EnqueueBatch,
+    ) -> _Batch | BatchResult:
+        """Take the batch's lease and build its messages (a BatchResult: nothing to send, all recorded)."""
         result = BatchResult()
         attempt_of = dict(
             zip(sids, [attempts] * len(sids) if isinstance(attempts, int) else attempts, strict=True)
@@ -445,21 +565,6 @@ class Delivery:
         if self.campaigns.batch_finished(cid, batch_id) or not self._take_lease(cid, batch_id):
             result.skipped_done = True
             return result
-        try:
-            return await self._deliver_held(cid, batch_id, sids, attempt_of, enqueue, result)
-        finally:
-            self._lease = None
-
-    async def _deliver_held(
-        self,
-        cid: str,
-        batch_id: str,
-        sids: Sequence[str],
-        attempt_of: dict[str, int],
-        enqueue: EnqueueBatch,
-        result: BatchResult,
-    ) -> BatchResult:
-        """:meth:`deliver` once this run holds the batch's lease."""
         campaign = self.campaigns.get(cid)
         now = time.time()
         if campaign.state not in DELIVERING:
@@ -552,41 +657,57 @@ class Delivery:
                 else:
                     sending.append(message)
             messages = sending
+        return _Batch(
+            cid,
+            batch_id,
+            campaign,
+            result,
+            attempt_of,
+            enqueue,
+            messages,
+            by_sid,
+            quarantined,
+            judge,
+            kept,
+            now,
+        )
 
-        stop_reason = ""
-        held_services = judge.held
-        observe = judge.observe
+    def _long_wait(self, outcome: Outcome) -> bool:
+        """A push service asking for a wait longer than ``long_hold_after`` (Chrome's caps: days)."""
         long_after = self.settings.long_hold_after
-        holding_before = set(judge.holds)
+        return (
+            long_after > 0
+            and (outcome.kind == RETRY or outcome.kind == DEFERRED)
+            and outcome.retry_after is not None
+            and outcome.retry_after > long_after
+        )
 
-        def long_wait(outcome: Outcome) -> bool:
-            """A push service asking for a wait longer than ``long_hold_after`` (Chrome's caps: days)."""
-            return (
-                long_after > 0
-                and (outcome.kind == RETRY or outcome.kind == DEFERRED)
-                and outcome.retry_after is not None
-                and outcome.retry_after > long_after
-            )
+    async def _send(self, batch: _Batch, on_started: Callable[[], Any] | None) -> None:
+        """Send the batch's messages (on the delivery loop), watching the campaign's state meanwhile."""
+        cid, batch_id = batch.cid, batch.batch_id
+        service_of = self._service_of
+        held_services = batch.judge.held
+        observe = batch.judge.observe
+        long_wait = self._long_wait
+        batch.holding_before = set(batch.judge.holds)
 
         async def watch_state() -> None:
             """Every 0.5 s, the campaign's state, read off the event loop: slow Redis never stalls sends."""
-            nonlocal stop_reason
-            while not stop_reason:
+            while not batch.stop_reason:
                 await asyncio.sleep(0.5)
                 try:
                     state = await asyncio.to_thread(self.campaigns.state, cid)
                 except redis.RedisError:
                     continue  # Redis failing over: keep sending, the commit waits for the new primary
                 if state not in DELIVERING:
-                    stop_reason = state or "missing"
+                    batch.stop_reason = state or "missing"
 
         def should_stop() -> bool:
-            nonlocal stop_reason
-            if stop_reason:
+            if batch.stop_reason:
                 return True
-            if self._lease_lost:
-                stop_reason = "lease lost"
-            return bool(stop_reason)
+            if self._lease_lost(cid, batch_id):
+                batch.stop_reason = "lease lost"
+            return bool(batch.stop_reason)
 
         def keep_back(origin: str) -> bool:
             return bool(held_services) and service_of(origin) in held_services
@@ -601,19 +722,35 @@ class Delivery:
 
         watcher = asyncio.ensure_future(watch_state())
         try:
-            outcomes, unsent = await self.sender.send_all(
-                messages, should_stop=should_stop, on_outcome=on_outcome, keep_back=keep_back
+            batch.outcomes, batch.unsent = await self.sender.send_all(
+                batch.messages,
+                should_stop=should_stop,
+                on_outcome=on_outcome,
+                on_started=on_started,
+                keep_back=keep_back,
             )
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    def _end(self, batch: _Batch) -> BatchResult:
+        """Account for the outcomes and record them in one transaction (the commit); requeue as asked."""
+        cid, batch_id, result, enqueue, judge = (
+            batch.cid,
+            batch.batch_id,
+            batch.result,
+            batch.enqueue,
+            batch.judge,
+        )
+        outcomes, stop_reason, kept = batch.outcomes, batch.stop_reason, batch.kept
+        service_of = self._service_of
         result.stopped = stop_reason
-        if self._lease_lost:
+        if self._lease_lost(cid, batch_id):
             return self._lost(cid, batch_id, result, len(outcomes))
         held: list[str] = []
         if stop_reason in ("", PAUSED):
-            for message in unsent:
+            for message in batch.unsent:
                 service = service_of(origin_of(message.endpoint))
                 if service in judge.held:
                     kept.setdefault(service, []).append(message.sid)
@@ -628,7 +765,7 @@ class Delivery:
         new_long: dict[str, tuple[float, int, float]] = {}
         settled: list[Outcome] = []
         for outcome in outcomes:
-            if stop_reason not in ("", PAUSED) or not long_wait(outcome):
+            if stop_reason not in ("", PAUSED) or not self._long_wait(outcome):
                 settled.append(outcome)
                 continue
             service = service_of(outcome.origin)
@@ -636,12 +773,12 @@ class Delivery:
             result.counts["deferred"] += 1
             result.long_held += 1
             wait = float(outcome.retry_after or 0.0)
-            until = (outcome.at or now) + wait
-            if service not in holding_before and until > new_long.get(service, (0.0, 0, 0.0))[0]:
+            until = (outcome.at or batch.now) + wait
+            if service not in batch.holding_before and until > new_long.get(service, (0.0, 0, 0.0))[0]:
                 new_long[service] = (until, outcome.status or 429, wait)
         for service, (until, status, wait) in new_long.items():
             judge.holds[service] = long_hold_reason(service, until, status, wait)
-        self._account(settled, attempt_of, result)
+        self._account(settled, batch.attempt_of, result)
         follow_ups: list[tuple[int, str, list[str]]] = []
 
         def queue_writes(pipe: Pipeline) -> None:
@@ -650,24 +787,25 @@ class Delivery:
                 self.campaigns.reserve(cid, retry_id, pipe)
                 enqueue(retry_id, result.retry_sids, result.retry_attempts, result.retry_delay, pipeline=pipe)
             self._write(
-                campaign,
+                batch.campaign,
                 batch_id,
                 outcomes,
-                quarantined,
+                batch.quarantined,
                 result,
                 pipe,
                 held=held,
                 now=time.time(),
-                by_sid=by_sid,
+                by_sid=batch.by_sid,
                 policy=PolicyWrites(judge, kept, gone_plan, follow_ups, new_long),
             )
 
-        if not self._settle(self._commit(cid, batch_id, queue_writes), result):
+        replies: list[object] = []
+        if not self._settle(self._commit(cid, batch_id, queue_writes, replies), result):
             if result.lease_lost:
                 return self._lost(cid, batch_id, result, len(outcomes))
             return result
         for index, follow_up, kept_sids in follow_ups:
-            if not int(self._replies[index]):  # type: ignore[call-overload]
+            if not int(replies[index]):  # type: ignore[call-overload]
                 # The service was resumed while this batch ran: what it kept back goes out now.
                 enqueue(follow_up, kept_sids, [1] * len(kept_sids), 0.0)
         if held:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +30,16 @@ log = logging.getLogger("workers.campaigns")
 PROGRESS_EVERY = 2.0
 #: Per campaign: when this process last logged its progress, and the state it last saw.
 _reported: dict[str, tuple[float, str]] = {}
+_job = threading.local()
+
+
+def set_release(release: Callable[[], Any] | None) -> None:
+    """The worker's hook for the job running on this thread: called once its batch is all started."""
+    _job.release = release
+
+
+def _release() -> Callable[[], Any] | None:
+    return getattr(_job, "release", None)
 
 
 @cache
@@ -77,9 +88,15 @@ def send_test(cid: str, sids: list[str]) -> dict[str, Any]:
 
 
 def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | int = 1) -> dict[str, Any]:
-    """Deliver one batch of a campaign (``attempts``: each id's attempt number, or one for all)."""
+    """Deliver one batch of a campaign (``attempts``: each id's attempt number, or one for all).
+
+    Under the worker (``workers.worker.HeartbeatWorker``) the job lets the worker take its next
+    job once every message of this batch is started, while the last answers are outstanding.
+    """
     delivery = runtime()
-    result = delivery.run_batch(cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid))
+    result = delivery.run_batch(
+        cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid), on_started=_release()
+    )
     report(delivery.campaigns.get(cid), claim=partial(delivery.campaigns.claim_telling, cid))
     return {
         "cid": cid,

@@ -7,6 +7,7 @@ scheduler runs inside the worker for ``send_at`` campaigns and delayed retries.
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import itertools
 import logging
@@ -17,20 +18,23 @@ import sys
 import threading
 import time
 from datetime import datetime
+from typing import Any
 
 import redis
 from redis.client import Pipeline
 from rq import SimpleWorker, worker_registration
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from notifier.campaigns import DELIVERING, PLAN_UNIT, SCHEDULED
 from notifier.upgrade import upgrade
 from workers.inspect import attach_recorder
-from workers.jobs import release_due_holds, runtime
+from workers.jobs import release_due_holds, runtime, set_release
 from workers.logging import setup_worker_logging
 from workers.periodic import start_feed_polling
 from workers.queues import ALL_QUEUES, PLAN_QUEUE, SEND_QUEUE, queue
@@ -52,16 +56,36 @@ def _die_with_parent() -> None:
 
 
 class HeartbeatWorker(SimpleWorker):
-    """A :class:`SimpleWorker` whose running job is kept alive by a heartbeat thread.
+    """A :class:`SimpleWorker` that keeps the pipe full: the next batch starts before the last one ends.
 
-    SimpleWorker registers a running job in the StartedJobRegistry for
-    ``job_timeout + 60`` seconds (360 s for a batch) and never renews it, so a
-    batch lost with a SIGKILLed worker would wait six minutes before RQ's
-    abandoned-job cleanup re-runs it. Here the registration lasts ``worker_ttl``
-    seconds and a thread renews it every third of that while the job runs, so a
-    dead worker's batch is retried (``Retry(max=3)``) within ``worker_ttl`` plus
-    one maintenance interval.
+    Each job runs on a thread of its own (``perform_job``: RQ's whole bookkeeping, and a
+    heartbeat thread that renews its registration), so the work loop can take the next
+    job while the previous one waits for its last answers. A batch job *releases* the
+    loop once every message of it is started (``workers.jobs.send_batch`` passes the
+    release to the delivery); any other job releases it when it ends. At most
+    ``batches_in_flight`` jobs are in progress: with 1 this is RQ's one job at a time.
+    The sending itself happens on the delivery's event-loop thread, shared by all of
+    them (``notifier.delivery.Delivery.run_batch``).
+
+    Registration: SimpleWorker registers a running job in the StartedJobRegistry for
+    ``job_timeout + 60`` seconds (360 s for a batch) and never renews it, so a batch lost
+    with a SIGKILLed worker would wait six minutes before RQ's abandoned-job cleanup re-runs
+    it. Here the registration lasts ``worker_ttl`` seconds and each job's heartbeat thread
+    renews it every third of that while the job runs, so a dead worker's batches are
+    retried (``Retry(max=3)``) within ``worker_ttl`` plus one maintenance interval.
+
+    A job's timeout is enforced in its own thread (``TimerDeathPenalty``: SIGALRM only
+    reaches the main thread). A warm shutdown waits for every job in progress.
     """
+
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, batches_in_flight: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches_in_flight = max(1, batches_in_flight)
+        self._jobs: dict[threading.Thread, threading.Event] = {}
+        self._job_ended = threading.Condition()
+        self._dequeueing = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat; outside a pipeline it also puts back a registration Redis lost meanwhile."""
@@ -95,19 +119,81 @@ class HeartbeatWorker(SimpleWorker):
         return max(3, int(self.worker_ttl))
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Run the job in this process while a thread renews its registration."""
+        """Start the job on its own thread; return once it released the loop and there is room for another."""
         execution = self.prepare_execution(job)
+        released = threading.Event()
+        # The thread runs in a copy of this context: the job's log context (job, campaign) goes along.
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run,
+            args=(self._run_job, job, queue, execution, released),
+            name=f"job-{job.id}"[:60],
+            daemon=True,
+        )
+        with self._job_ended:
+            self._jobs[thread] = released
+        thread.start()
+        while not released.wait(0.5):
+            pass
+        with self._job_ended:
+            while len(self._jobs) >= self.batches_in_flight:
+                self._job_ended.wait(0.5)
+
+    def _run_job(self, job: Job, queue: Queue, execution: Execution, released: threading.Event) -> None:
         stop = threading.Event()
         beat = threading.Thread(
             target=self._beat, args=(job, execution, stop), name="job-heartbeat", daemon=True
         )
         beat.start()
+        set_release(released.set)
         try:
             self.perform_job(job, queue, execution)
         finally:
+            set_release(None)
             stop.set()
             beat.join()
-        self.set_state(WorkerStatus.IDLE)
+            released.set()
+            with self._job_ended:
+                self._jobs.pop(threading.current_thread(), None)
+                self._job_ended.notify_all()
+
+    def jobs_in_progress(self) -> int:
+        """Jobs this worker is running now."""
+        with self._job_ended:
+            return len(self._jobs)
+
+    def wait_for_jobs(self) -> None:
+        """Block until every job in progress has ended (a warm shutdown)."""
+        with self._job_ended:
+            while self._jobs:
+                self._job_ended.wait(0.5)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """RQ's dequeue; while it blocks, a stop request interrupts it even with jobs in progress."""
+        self._dequeueing = True
+        try:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        finally:
+            self._dequeueing = False
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """Busy while any job runs, even when the loop waits for the next one."""
+        if state == WorkerStatus.IDLE and self.jobs_in_progress():
+            state = WorkerStatus.BUSY
+        super().set_state(state, pipeline=pipeline)
+
+    def _shutdown(self) -> None:
+        if self._dequeueing:
+            # Waiting for the next job: stop taking jobs now; teardown waits for those in progress.
+            self._stop_requested = True
+            self.set_shutdown_requested_date()
+            raise StopRequested()
+        super()._shutdown()
+
+    def teardown(self) -> None:
+        """Let the jobs in progress end (a warm shutdown), then RQ's own teardown."""
+        self.wait_for_jobs()
+        super().teardown()
 
     def run_maintenance_tasks(self) -> None:
         """RQ's maintenance, after freeing the locks of this worker's scheduler if its process died."""
@@ -225,6 +311,7 @@ def build_worker(*, name: str | None = None) -> HeartbeatWorker:
         name=name or f"{socket.gethostname()}.{os.getpid()}",
         maintenance_interval=delivery.settings.worker_maintenance,
         worker_ttl=delivery.settings.worker_ttl,
+        batches_in_flight=delivery.settings.batches_in_flight,
     )
 
 
