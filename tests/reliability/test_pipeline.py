@@ -6,14 +6,18 @@ adds up, and a slow push service never holds back the others.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from notifier.campaigns import CampaignStore, validate_campaign
 from notifier.context import Context
+from notifier.delivery import Delivery
 from notifier.settings import Settings
 from notifier_simulator import SimulatorServer
 from tests.reliability.conftest import create_campaign, final_total, mint_and_store, store_bulk, wait_state
@@ -88,3 +92,59 @@ def test_a_slow_push_service_never_holds_back_the_others(
     # The far service's window (8 to start with) is full for 4 s at a time; the near service's
     # subscribers in the next batches went out meanwhile, long before the far one's first answers.
     assert near_times[-1] < far_times[0] + 4.0, (near_times[-1] - started, far_times[0] - started)
+
+
+class _Enqueued:
+    """The batch-enqueue callback: records what planning hands out."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __call__(
+        self, batch_id: str, sids: list[str], attempts: list[int], delay: float, **_: object
+    ) -> None:
+        self.calls.append((batch_id, sids))
+
+
+def test_batches_of_one_process_overlap_each_under_its_own_lease(settings, r, simulator) -> None:  # type: ignore[no-untyped-def]
+    context = Context.build(replace(settings, batch_size=BATCH), client=r)
+    delivery, planned = Delivery(context), _Enqueued()
+    try:
+        minted = mint_and_store(context, simulator, 2 * BATCH)
+        simulator.add_rule("latency", seconds=0.6)  # long enough for both batches to be in flight at once
+        campaigns = CampaignStore(context.redis, context.keys)
+        cid = campaigns.create(
+            validate_campaign(
+                {"title": "Gempa", "body": "BMKG.", "url": "https://k.example/g", "breaking": True,
+                 "topics": ["breaking"]},
+                topics=context.topics,
+            )
+        )  # fmt: skip
+        assert delivery.plan(cid, planned) == 2
+        started = [threading.Event(), threading.Event()]
+        results: dict[str, object] = {}
+
+        def run(index: int) -> None:
+            batch_id, sids = planned.calls[index]
+            results[batch_id] = delivery.run_batch(
+                cid, batch_id, sids, 1, _Enqueued(), on_started=started[index].set
+            )
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        assert all(event.wait(10) for event in started)
+        # Both batches are in progress in this process: each holds its lease, one renewal renews both.
+        leases = [context.keys.batch_lease(cid, b) for b in ("b0", "b1")]
+        assert all(context.redis.get(lease) == delivery.lease_token() for lease in leases)
+        assert delivery.renew_lease() is True
+        for thread in threads:
+            thread.join(30)
+        assert delivery.renew_lease() is None  # nothing in progress any more
+        assert not any(context.redis.exists(lease) for lease in leases)
+        campaign = campaigns.get(cid)
+        assert campaign.state == "done" and campaign.counters["sent"] == 2 * BATCH and campaign.pending == 0
+        assert Counter(r.endpoint for r in simulator.received()) == Counter(s["endpoint"] for s in minted)
+    finally:
+        delivery.close()
+        context.close()
