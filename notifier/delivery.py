@@ -803,6 +803,11 @@ class Delivery:
         if not self._settle(self._commit(cid, batch_id, queue_writes, replies), result):
             if result.lease_lost:
                 return self._lost(cid, batch_id, result, len(outcomes))
+            log.warning(
+                "batch %s of %s is recorded already (by the run that took it over, or by this one when "
+                "Redis lost the reply); %d outcomes of this run are not recorded again",
+                batch_id, cid, len(outcomes),
+            )  # fmt: skip
             return result
         for index, follow_up, kept_sids in follow_ups:
             if not int(replies[index]):  # type: ignore[call-overload]

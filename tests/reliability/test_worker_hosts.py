@@ -188,6 +188,8 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
             "NOTIFIER_PUSH_HOSTS": f"{lab.service}:{SIM_PORT}",
             "NOTIFIER_CA_FILE": simulator.ca_file,
             "NOTIFIER_BATCH_SIZE": str(size.batch),
+            # Two batches in progress per worker: A cut off may lose both, and both are sent again.
+            "NOTIFIER_BATCHES_IN_FLIGHT": "2",
         }
         context = Context.build(Settings.from_env(env), client=connect(redis_node.url))
         minted: list[dict[str, Any]] = []
@@ -231,8 +233,12 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
         lab.restore("worker-a")
         restored = time.monotonic()
 
-        # A notices it lost the lease (at its next heartbeat, or at its commit) and records nothing.
-        noticed_pattern = re.compile(rf"batch {batch} of {cid}: lease lost|{batch} of {cid} was taken over")
+        # A notices it lost the lease (at its next heartbeat, or at its commit: taken over, or already finished
+        # by the run that took it over) and records nothing.
+        noticed_pattern = re.compile(
+            rf"batch {batch} of {cid}: lease lost|{batch} of {cid} was taken over"
+            rf"|batch {batch} of {cid} is recorded already"
+        )
         wait_for(lambda: noticed_pattern.search(hosts["worker-a"].text()), timeout=60,
                  message="worker-a noticing it lost the lease")  # fmt: skip
         noticed = time.monotonic() - restored
@@ -253,7 +259,9 @@ def _run(size: Size, lab: Lab, settings_env: dict[str, str], tmp_path: Path) -> 
         per_endpoint = Counter(simulator.received())
         assert set(per_endpoint) == {s["endpoint"] for s in minted}, "a reader never got the alert"
         duplicates = sum(n - 1 for n in per_endpoint.values())
-        assert duplicates <= size.batch, f"{duplicates} duplicates; A had one batch of {size.batch}"
+        assert duplicates <= 2 * size.batch, (
+            f"{duplicates} duplicates; A had two batches of {size.batch} at most"
+        )
 
         # A lives on, registered again, and works for the next campaign.
         assert hosts["worker-a"].process.poll() is None, hosts["worker-a"].text()[-3000:]
