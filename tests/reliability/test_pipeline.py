@@ -20,7 +20,7 @@ from notifier.context import Context
 from notifier.delivery import Delivery
 from notifier.settings import Settings
 from notifier_simulator import SimulatorServer
-from tests.reliability.conftest import create_campaign, final_total, mint_and_store, store_bulk, wait_state
+from tests.factories import create_campaign, final_total, mint_and_store, store_bulk, wait_state
 
 BATCH = 100
 
