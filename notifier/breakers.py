@@ -483,6 +483,15 @@ class Breakers:
             self.recent,
         )
 
+    def refresh_tally(self, judge: BatchJudge) -> None:
+        """Read the campaign's answers so far again, for a batch's decisions at its end.
+
+        A worker starts its next batch while the last answers of the previous one are outstanding,
+        so the answers of batches recorded since this one began count too (a batch of only
+        rejecting readers must see that the service accepted the batch before it).
+        """
+        judge.so_far = self._parse_tally(self.r.hgetall(self.keys.campaign_push(judge.cid)))
+
     def pending_counts(self, services: Iterable[str]) -> dict[str, int]:
         """How many gone answers wait on each of ``services``."""
         services = list(services)

@@ -758,6 +758,7 @@ class Delivery:
                     held.append(message.sid)
         else:
             kept = {}  # cancelled: nothing is held for later
+        self.breakers.refresh_tally(judge)  # batches recorded while this one was in flight count too
         gone_plan = self._plan_gone(outcomes, judge)
         # A long Retry-After (Chrome caps a site for 1 to 14 days, answering 429): those messages are held
         # back for the campaign, deferred not failed, and the campaign waits it out (one release, no retry
