@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -402,6 +402,27 @@ class BatchJudge:
                 self.held.add(service)
 
 
+# Count readers' 400/401/403 against their subscriptions once the push service accepted something in the
+# campaign (KEYS: campaign push tally, subs rejections, waiting list; ARGV: "{service}:accepted", ttl, ids).
+# Until then the ids wait: with overlapping batches, a batch of only rejecting readers can be recorded before
+# the batches the service accepted; the first recorded acceptance counts the waiting ones too.
+_COUNT_REJECTIONS = """
+local accepted = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if accepted > 0 then
+  for i = 3, #ARGV do redis.call('HINCRBY', KEYS[2], ARGV[i], 1) end
+  local waiting = redis.call('LRANGE', KEYS[3], 0, -1)
+  for _, sid in ipairs(waiting) do redis.call('HINCRBY', KEYS[2], sid, 1) end
+  redis.call('DEL', KEYS[3])
+  return 1
+end
+if #ARGV >= 3 then
+  for i = 3, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+end
+return 0
+"""
+
+
 class Breakers:
     """Breaker state, the answers by service, and held and pending deletions, in Redis."""
 
@@ -410,6 +431,7 @@ class Breakers:
         self.keys = keys
         self.policy = policy
         self._rates: dict[str, tuple[float, float]] = {}
+        self._count_rejections = r.register_script(_COUNT_REJECTIONS)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -584,6 +606,21 @@ class Breakers:
     def count_rejection(self, pipe: redis.client.Pipeline, sid: str) -> None:
         """One more rejection in a row against a subscription (quarantined after a few)."""
         pipe.hincrby(self.keys.subs_rejections, sid, 1)
+
+    def count_rejections(
+        self, pipe: redis.client.Pipeline, cid: str, service: str, sids: Sequence[str]
+    ) -> None:
+        """Queue in ``pipe`` (after :meth:`record`): count ``sids``' rejections once ``service`` accepted
+        anything in the campaign, else keep them waiting for its first acceptance (see the script)."""
+        self._count_rejections(
+            keys=[
+                self.keys.campaign_push(cid),
+                self.keys.subs_rejections,
+                self.keys.campaign_rejections_waiting(cid, service),
+            ],
+            args=[f"{service}:accepted", 7 * 86400, *sids],
+            client=pipe,
+        )
 
     # -- operators ----------------------------------------------------------------------------------
 

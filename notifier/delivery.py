@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 import redis
 from redis.client import Pipeline
 
-from notifier.breakers import DELETE, REVIEW, WAIT, BatchJudge, Breakers, PendingDeletion, Policy
+from notifier.breakers import DELETE, KEY, REVIEW, WAIT, BatchJudge, Breakers, PendingDeletion, Policy
 from notifier.browsers import push_service, service_id
 from notifier.campaigns import (
     CANCELLED,
@@ -926,6 +926,7 @@ class Delivery:
         track_freq = not campaign.breaking and self._freq_cap(campaign) > 0
         service_of: dict[str, str] = {}  # by origin: one URL parse per push service, not per message
         judge = policy.judge if policy is not None else None
+        rejections: dict[str, list[str]] = {}  # service → ids it rejected (400/401/403) in this batch
         gone_plan = policy.gone_plan if policy is not None else {}
         pruned: Counter[str] = Counter()
         review: dict[str, list[tuple[str, str, int]]] = {}
@@ -979,11 +980,12 @@ class Delivery:
                         PendingDeletion(sub.sid, gone_service, outcome.status, sub.p256dh, index_field, cid)
                     )
             elif kind == REJECTED and is_config_status(outcome.status):
-                # Counted against the subscription only while its push service accepts our key.
-                if judge is not None and judge.rejections_count_against_readers(
-                    self._service_of(outcome.origin or sub.endpoint)
-                ):
-                    self.breakers.count_rejection(pipe, sub.sid)
+                # Counted against the subscription only while its push service accepts our key: not while
+                # its key breaker is open, and only once it accepted anything in this campaign (decided at
+                # the commit, with the batches recorded meanwhile: see Breakers.count_rejections).
+                rejecting = self._service_of(outcome.origin or sub.endpoint)
+                if judge is not None and KEY not in judge.open.get(rejecting, {}):
+                    rejections.setdefault(rejecting, []).append(sub.sid)
             elif kind == FAILED or kind == REJECTED:
                 store.record_failure(sub.sid, second, pipe)
         services: Counter[str] = Counter()
@@ -1028,6 +1030,8 @@ class Delivery:
             breakers.defer_deletions(pipe, waiting)
             self._settle_pending(pipe, policy.judge, review, pruned)
             breakers.record(pipe, cid, policy.judge.batch, pruned, now)
+            for service in {*rejections, *(s for s, t in policy.judge.batch.items() if t.accepted)}:
+                breakers.count_rejections(pipe, cid, service, rejections.get(service, []))
             for trip in policy.judge.trips:
                 breakers.trip(pipe, trip)
             for service, items in review.items():

@@ -33,7 +33,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
   sender reads it (notifier.holds). ``push:breakers``, ``push:held-deletions:{service}``,
   ``push:held-services``, ``push:recent:{service}``, ``push:gone-pending:{service}``,
   ``push:daily:{day}``: the per-service breakers of notifier.breakers; ``campaign:{cid}:push``
-  (answers by service), ``campaign:{cid}:holds`` and ``campaign:{cid}:held:{service}`` (messages a
+  (answers by service), ``campaign:{cid}:rejections-waiting:{service}`` (readers' rejections waiting for
+  the service's first acceptance), ``campaign:{cid}:holds`` and ``campaign:{cid}:held:{service}`` (messages a
   campaign holds back from a service); ``subs:rejects`` rejections in a row per subscription.
 - ``campaign:{cid}:lease:{batch}`` the run that holds a batch (``host:pid``), for ``worker_ttl`` seconds
   unless its heartbeat renews it; only the holder may record the batch's outcome.
@@ -305,6 +306,10 @@ class Keys:
     def campaign_push(self, cid: str) -> str:
         """Hash ``{service}:{answered|accepted|gone|rejected}`` → count: a campaign's answers by service."""
         return f"{self.prefix}campaign:{cid}:push"
+
+    def campaign_rejections_waiting(self, cid: str, service: str) -> str:
+        """List of ids a service rejected before it accepted anything in the campaign (not counted yet)."""
+        return f"{self.prefix}campaign:{cid}:rejections-waiting:{service}"
 
     def campaign_holds(self, cid: str) -> str:
         """Hash push service → reason, for the services a campaign is holding its messages back from."""
