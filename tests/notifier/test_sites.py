@@ -271,3 +271,39 @@ def test_export_and_import_keep_each_subscriptions_site(
     # An import for one site refuses another site's lines, and a line naming a topic of no site it is for.
     report = import_lines(c, [lines[0], only[0]], site="warta")
     assert report.updated == 1 and len(report.refused) == 1 and "site 'kabar'" in report.refused[0][1]
+
+
+def test_quiet_hours_time_zone_and_the_cap_are_each_sites(
+    settings_env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from notifier.delivery import Delivery
+
+    document = {
+        "default": "kabar",
+        "sites": [
+            {"id": "kabar", "name": "Kabar", "origins": ["https://kabar.example"]},
+            {"id": "papua", "name": "Papua", "origins": ["https://papua.example"], "timezone": "Asia/Jayapura",
+             "quiet_hours": "22-6", "freq_cap_per_hour": 1},
+        ],
+    }  # fmt: skip
+    env = {
+        **settings_env,
+        "NOTIFIER_SITES_FILE": str(write_sites(tmp_path, document)),
+        "NOTIFIER_QUIET_HOURS": "",
+    }
+    c = Context.build(Settings.from_env(env), client=r)
+    delivery = Delivery(c)
+    store = CampaignStore(r, c.keys)
+    data = {"title": "T", "body": "b", "url": "https://papua.example/a"}
+    papua = store.get(store.create(validate_campaign(data, topics=c.site("papua").topics, site="papua")))
+    kabar = store.get(store.create(validate_campaign(data, topics=c.topics, site="kabar")))
+    # 23:30 in Jayapura (UTC+9) is inside papua's quiet hours; the deployment has none, so kabar sends.
+    night = datetime(2026, 3, 10, 23, 30, tzinfo=ZoneInfo("Asia/Jayapura")).timestamp()
+    until = delivery.quiet_until(papua, now=night)
+    assert until == datetime(2026, 3, 11, 6, 0, tzinfo=ZoneInfo("Asia/Jayapura")).timestamp()
+    assert delivery.quiet_until(kabar, now=night) is None
+    assert delivery._freq_cap(papua) == 1
+    assert delivery._freq_cap(kabar) == c.settings.freq_cap_per_hour
