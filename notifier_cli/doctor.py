@@ -142,9 +142,9 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def diagnose(context: Context, sub: Subscription, site: str | None) -> tuple[list[Answer], str, int]:
-    """Send one message through each sender; returns both answers, the verdict and the exit status."""
-    vapid = context.vapid_for(site)
+def diagnose(context: Context, sub: Subscription, vapid: VapidKey) -> tuple[list[Answer], str, int]:
+    """Send one message through each sender, both signed with ``vapid``; returns both answers, the verdict
+    and the exit status."""
     message = Message(sub.sid, sub.endpoint, sub.p256dh, sub.auth, _payload(context, sub), 60, "normal", TAG)
     answers = [_ours(context, vapid, message), _pywebpush(vapid, sub, message)]
     ours, reference = answers
@@ -185,13 +185,14 @@ def doctor(subscription: str, yes: bool, as_json: bool) -> None:
         context.policy.check(sub.endpoint)
     except UnsafeEndpoint as exc:
         raise click.ClickException(f"this endpoint is never called: {exc.message}") from exc
-    site = context.subscriptions.site_of(sub.sid)
-    vapid = context.vapid_for(site)
-    if sub.key_id and sub.key_id != vapid.key_id:
-        click.echo(
-            f"note: subscription {sub.sid} was made with VAPID key {sub.key_id}, the site signs with "
-            f"{vapid.key_id}: push services refuse that with 401/403",
-            err=True,
+    site = context.subscriptions.site_of(sub.sid) or context.sites.default_id
+    # The key this reader subscribed with, as a campaign signs it (notifier.keyring): a rotated-out key
+    # still signs for its readers until they move; a retired one signs for nobody.
+    vapid = context.keyring.signing_key(site, sub.key_id)
+    if vapid is None:
+        raise click.ClickException(
+            f"subscription {sub.sid} is bound to VAPID key {sub.key_id}, which is retired: no sender can "
+            "sign for it (the reader moves to the current key on their next visit)"
         )
     service = urlsplit(sub.endpoint).hostname or "?"
     if not yes:
@@ -200,13 +201,13 @@ def doctor(subscription: str, yes: bool, as_json: bool) -> None:
             "It arrives twice, shown once (one tag)",
             abort=True,
         )
-    answers, verdict, status = diagnose(context, sub, site)
+    answers, verdict, status = diagnose(context, sub, vapid)
     if as_json:
         click.echo(
             json.dumps({"subscription": sub.sid, "answers": [asdict(a) for a in answers], "verdict": verdict})
         )
     else:
-        click.echo(f"subscription {sub.sid} at {service}")
+        click.echo(f"subscription {sub.sid} at {service}, signed with VAPID key {vapid.key_id}")
         click.echo(f"{'':12} {'notifier':>12} {'pywebpush':>12}")
         for label, field in (("HTTP status", "status"), ("outcome", "kind"), ("Retry-After", "retry_after")):
             values = [str(getattr(a, field) or "-") for a in answers]
