@@ -115,7 +115,8 @@ def redis_unavailable(exc: Exception) -> Response:
     A reader's subscribe is idempotent, so the browser (or the widget) repeating it is safe.
     """
     message = "the database did not answer (a failover or a restart in progress); try again in a few seconds"
-    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+    machine = request.path.startswith(("/api/", "/healthz", "/readyz", "/metrics"))
+    if machine or request.accept_mimetypes.best == "application/json":
         response = json_error(503, "unavailable", message)
     else:
         response = Response(

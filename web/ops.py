@@ -427,12 +427,18 @@ def readiness(c: Context, *, now: float | None = None) -> tuple[bool, dict[str, 
     if checks["vapid_key"] != "ok":
         reasons.append("the VAPID key is not loaded")
     if checks["redis"] == "ok":
-        last = stats.last_worker_heartbeat(c.redis, c.keys)
-        alive = inspect.alive_workers(c.raw_redis, c.redis, c.keys, now=now)
-        checks["workers_alive"] = alive
-        checks["last_worker_heartbeat"] = last
-        if not alive or last is None or now - last > READY_WORKER_WINDOW:
-            reasons.append("no worker was seen recently: start `notifier worker`")
+        try:
+            last = stats.last_worker_heartbeat(c.redis, c.keys)
+            alive = inspect.alive_workers(c.raw_redis, c.redis, c.keys, now=now)
+        except (redis.RedisError, OSError) as exc:
+            # The probe's write went through but Redis went away right after (a failover under way).
+            checks["redis"] = "unreachable"
+            reasons.append(f"Redis does not answer: {type(exc).__name__}: {exc}")
+        else:
+            checks["workers_alive"] = alive
+            checks["last_worker_heartbeat"] = last
+            if not alive or last is None or now - last > READY_WORKER_WINDOW:
+                reasons.append("no worker was seen recently: start `notifier worker`")
     ready = not reasons
     return ready, {"status": "ready" if ready else "unavailable", "checks": checks, "reasons": reasons}
 
