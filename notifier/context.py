@@ -71,6 +71,11 @@ class Context:
         """A site by id (the default one for None); NotFound for an unknown id."""
         return self.sites.get(site_id)
 
+    def fetch_domains(self, site: Site | str | None = None) -> tuple[str, ...]:
+        """What the server may fetch for a site (prefill, its feeds): see :meth:`Sites.fetch_domains`."""
+        chosen = site if isinstance(site, Site) else self.sites.get(site)
+        return self.sites.fetch_domains(chosen, self.settings)
+
     def vapid_for(self, site_id: str | None = None) -> VapidKey:
         """The VAPID key a site's new readers subscribe with: its current one (see :mod:`notifier.keyring`).
 

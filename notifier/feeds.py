@@ -109,10 +109,10 @@ def feed_id(url: str) -> str:
     return digest(url)[:12]
 
 
-def feed_fetcher(settings: Settings) -> GuardedFetcher:
-    """The guarded fetcher feeds are read with: the site's declared domains, the feed timeout and size cap."""
+def feed_fetcher(settings: Settings, domains: Sequence[str]) -> GuardedFetcher:
+    """The guarded fetcher a site's feeds are read with: that site's ``domains``, the feed timeout and cap."""
     return GuardedFetcher(
-        tuple(settings.site_domains),
+        tuple(domains),
         timeout=settings.feed_timeout,
         max_bytes=settings.feed_max_bytes,
         user_agent=USER_AGENT,
@@ -248,7 +248,11 @@ class FeedPoller:
         self.settings = context.settings
         self.store = FeedStore(self.r, self.keys)
         self.ingest = ingest
-        self.fetcher = feed_fetcher(self.settings)
+
+    def fetcher(self, feed: Feed) -> GuardedFetcher | None:
+        """The fetcher of the feed's site (its domains only), or None when that site is gone."""
+        site = self.c.sites.find(feed.site) if feed.site else self.c.sites.default
+        return None if site is None else feed_fetcher(self.settings, self.c.fetch_domains(site))
 
     def poll_all(self, on_progress: Callable[[PollResult], None] | None = None) -> list[PollResult]:
         """Poll every feed in turn; one feed failing, however it fails, does not stop the others.
@@ -293,11 +297,14 @@ class FeedPoller:
             conditional["If-None-Match"] = feed.etag
         if feed.last_modified:
             conditional["If-Modified-Since"] = feed.last_modified
+        fetcher = self.fetcher(feed)
         try:
-            fetched = self.fetcher.fetch(feed.url, accept=FEED_ACCEPT, headers=conditional)
+            if fetcher is None:
+                raise FetchRefused("off", f"site {feed.site!r} is not configured any more")
+            fetched = fetcher.fetch(feed.url, accept=FEED_ACCEPT, headers=conditional)
         except FetchRefused as exc:
-            # Off the site's domains (also by a redirect), unreachable, timing out, HTTP 4xx/5xx, too large
-            # or a garbage answer: recorded on the feed for `feeds list`.
+            # Off the feed's site's domains (also by a redirect), unreachable, timing out, HTTP 4xx/5xx,
+            # too large or a garbage answer: recorded on the feed for `feeds list`.
             result.status, result.error = "error", str(exc)[:300]
             self.r.hset(
                 key, mapping={"last_polled": repr(now), "last_status": "error", "last_error": result.error}

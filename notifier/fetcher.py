@@ -2,7 +2,9 @@
 
 A GET that an editor or a feed URL points at is a way to steer the server into its own network
 (SSRF), so every fetch here, and every redirect of it, must go to one of the site's declared
-domains (``NOTIFIER_SITE_DOMAINS``: ``host`` or ``host:port``, compared exactly: ``2130706433``,
+domains (:meth:`notifier.sites.Sites.fetch_domains`: the hosts of that site's origins and its
+extra ``domains``, plus ``NOTIFIER_SITE_DOMAINS`` for the default site; ``host`` or ``host:port``,
+compared exactly: ``2130706433``,
 ``0x7f.1`` or ``[::ffff:127.0.0.1]`` are not ``127.0.0.1`` even where a resolver would make them
 so), with a timeout, a size cap and a few redirects at most. Anything else is a :class:`FetchRefused`
 with a ``reason`` the caller can word for its reader (the newsroom translates it; feeds record it).
@@ -132,7 +134,9 @@ class GuardedFetcher:
         """Refuse a URL this fetcher would not read (without fetching it)."""
         site_netloc(url)
         if not self.domains:
-            raise FetchRefused("off", "no site domains are declared (NOTIFIER_SITE_DOMAINS)")
+            raise FetchRefused(
+                "off", "the site declares no domains (its origins or 'domains', or NOTIFIER_SITE_DOMAINS)"
+            )
         if not allowed(url, self.domains):
             host = urlsplit(url).netloc[:80]
             domains = ", ".join(self.domains)

@@ -14,15 +14,21 @@ when it exists; ``notifier sites add`` writes it)::
       "sites": [
         {"id": "medcom", "name": "Medcom.id", "origins": ["https://m.medcom.id", "https://www.medcom.id"],
          "lang": "id", "topics_file": "medcom-topics.json", "vapid_key_file": "medcom-vapid.pem",
-         "quiet_hours": "23-5", "freq_cap_per_hour": 6, "webhook_topics": ["nasional"]}
+         "quiet_hours": "23-5", "freq_cap_per_hour": 6, "webhook_topics": ["nasional"],
+         "domains": ["img.medcom.id"]}
       ]
     }
 
 Without a file there is one site, ``default``, built from the settings of a single-site deployment
 (``NOTIFIER_SITE_NAME``, the origin of ``NOTIFIER_PUBLIC_URL``, ``NOTIFIER_TOPICS_FILE``, the
-deployment's VAPID key), so a deployment of before sites keeps working unchanged. Relative paths
-in the file are relative to the file's folder. Every problem is reported at start-up, all at once,
-naming the site and the field.
+deployment's VAPID key), so a deployment of before sites keeps working unchanged.
+
+What the server itself may fetch for a site (compose prefill, the site's feeds) is that site's own
+domains: the hosts of its origins plus the optional ``domains`` of its entry (``host`` or
+``host:port``, e.g. a separate feeds or CDN host); the default site also keeps the deployment's
+``NOTIFIER_SITE_DOMAINS``, which is all the implicit single site has (its origin is notifier's own).
+Relative paths in the file are relative to the file's folder. Every problem is reported at start-up,
+all at once, naming the site and the field.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ FIELDS = frozenset(
         "quiet_hours",
         "freq_cap_per_hour",
         "webhook_topics",
+        "domains",
     }
 )
 
@@ -115,6 +122,29 @@ def normalize_origin(value: Any) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def normalize_domain(value: Any) -> str:
+    """``host`` or ``host:port`` as the guarded fetcher compares it (lower case), or ValidationError."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("a domain must be a host name like feeds.example.com (or host:port)")
+    text = value.strip().lower()
+    try:
+        parts = urlsplit("//" + text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not a domain: {exc}") from exc
+    if not parts.hostname or parts.path or parts.query or parts.fragment or "@" in text:
+        raise ValidationError(f"{value!r} is not a domain: give host or host:port, no scheme or path")
+    if port is not None and not 0 < port < 65536:
+        raise ValidationError(f"{value!r} is not a domain: port {port} does not exist")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if port is None else f"{host}:{port}"
+
+
+def origin_domain(origin: str) -> str:
+    """The ``host[:port]`` of a canonical origin (what the fetcher compares a URL's authority with)."""
+    return origin.split("://", 1)[1]
+
+
 def origin_of_url(url: str) -> str:
     """The origin of an http(s) URL (no loopback rule: it names this deployment's own address)."""
     parts = urlsplit(url)
@@ -147,6 +177,8 @@ class Site:
     freq_cap_per_hour: int | None = None
     #: Topics of a webhook or feed article matching none; None: the deployment's NOTIFIER_WEBHOOK_TOPICS.
     webhook_topics: tuple[str, ...] | None = None
+    #: Hosts (``host[:port]``) besides its origins' that prefill and its feeds may fetch from.
+    domains: tuple[str, ...] = ()
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:
@@ -198,6 +230,8 @@ class Site:
             data["freq_cap_per_hour"] = self.freq_cap_per_hour
         if self.webhook_topics is not None:
             data["webhook_topics"] = list(self.webhook_topics)
+        if self.domains:
+            data["domains"] = list(self.domains)
         return data
 
 
@@ -245,6 +279,26 @@ class Sites:
             shown = site_id[:40] if isinstance(site_id, str) else type(site_id).__name__
             raise NotFound(f"no site {shown!r}; sites: {', '.join(self.ids)}", code="unknown_site")
         return site
+
+    def fetch_domains(self, site: Site, settings: Settings) -> tuple[str, ...]:
+        """The domains the server may fetch from for ``site`` (prefill, its feeds, their redirects).
+
+        A declared site's origins' hosts and its extra ``domains``; the default site also keeps the
+        deployment's ``NOTIFIER_SITE_DOMAINS``, all the implicit single site has. notifier's own
+        origin is never one by being a site's origin (its pages are no article to read, and the
+        server must not be steered at itself): only by being listed in ``domains`` explicitly.
+        """
+        found: list[str] = []
+        if self.source is not None:
+            try:
+                own = normalize_origin(origin_of_url(settings.public_url))
+            except ValidationError:
+                own = ""
+            found += [origin_domain(o) for o in site.origins if o != own]
+            found += site.domains
+        if site.id == self.default_id:
+            found += [d for d in (d.strip().lower().rstrip("/") for d in settings.site_domains) if d]
+        return tuple(dict.fromkeys(found))
 
     def by_origin(self, origin: str) -> Site | None:
         """The site that declares ``origin`` (any form; it is normalised), or None."""
@@ -407,6 +461,19 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
             if unknown_topics and topics:
                 errors.append(f"{where}: 'webhook_topics' names unknown topics {', '.join(unknown_topics)}")
             webhook_topics = tuple(value)
+    domains: list[str] = []
+    raw_domains = entry.get("domains", [])
+    if not isinstance(raw_domains, list):
+        errors.append(f"{where}: 'domains' must be a list like [\"feeds.example.com\"]")
+    else:
+        for value in raw_domains:
+            try:
+                domain = normalize_domain(value)
+            except ValidationError as exc:
+                errors.append(f"{where}: 'domains': {exc.message}")
+                continue
+            if domain not in domains:
+                domains.append(domain)
     if len(errors) > start:
         return None
     return Site(
@@ -422,6 +489,7 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
         quiet_hours_set=quiet_set,
         freq_cap_per_hour=cap,
         webhook_topics=webhook_topics,
+        domains=tuple(domains),
     )
 
 

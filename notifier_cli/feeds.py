@@ -67,7 +67,7 @@ def feeds_add(url: str, topics: str, mode: str, category_map: tuple[str, ...], s
             category_map=_parse_map(category_map),
             known_topics=site.topic_slugs,
             site=site.id,
-            fetcher=feed_fetcher(c.settings),
+            fetcher=feed_fetcher(c.settings, c.fetch_domains(site)),
         )
     except NotifierError as exc:
         raise click.ClickException(exc.message) from exc

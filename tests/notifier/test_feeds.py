@@ -152,7 +152,7 @@ def test_rss_pushes_only_items_newer_than_the_feed_at_most_burst_newest_first(co
         mode="auto",
         category_map={},
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         now=added,
     )
     old = [item(i, added - 600 * i) for i in (1, 2)]
@@ -189,7 +189,7 @@ def test_conditional_get_second_poll_is_304(context, feed_server) -> None:  # ty
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         now=added,
     )
     feed_server.docs["/rss"] = ("application/rss+xml", rss([item(1, added + 1)]))
@@ -217,7 +217,7 @@ def test_atom_categories_map_to_topics_and_review_mode_drafts(context, feed_serv
         mode="review",
         category_map={"Sepak Bola": "olahraga"},
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         now=added,
     )
     feed_server.docs["/atom"] = (
@@ -249,7 +249,7 @@ def test_same_article_via_webhook_then_feed_is_one_campaign(client, context, fee
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         now=added,
     )
     same_guid = item(1, added + 10)
@@ -291,7 +291,7 @@ def test_unreachable_or_oversized_feed_is_recorded_not_raised(context, feed_serv
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
     )
     big = store.add(
         feed_server.url("/big"),
@@ -299,7 +299,7 @@ def test_unreachable_or_oversized_feed_is_recorded_not_raised(context, feed_serv
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
     )
     feed_server.docs["/big"] = ("application/rss+xml", b"<rss>" + b" " * 2_100_000 + b"</rss>")
     results = poller(context).poll_all()
@@ -319,7 +319,7 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
             mode="auto",
             category_map=None,
             known_topics=context.topic_slugs,
-            fetcher=feed_fetcher(context.settings),
+            fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         )
     with pytest.raises(ValidationError, match="http"):
         store.add(
@@ -328,7 +328,7 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
             mode="auto",
             category_map=None,
             known_topics=context.topic_slugs,
-            fetcher=feed_fetcher(context.settings),
+            fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         )
     store.add(
         f"{SITE}/rss",
@@ -336,7 +336,7 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
     )
     with pytest.raises(Conflict):
         store.add(
@@ -345,7 +345,7 @@ def test_feed_validation(context) -> None:  # type: ignore[no-untyped-def]
             mode="auto",
             category_map=None,
             known_topics=context.topic_slugs,
-            fetcher=feed_fetcher(context.settings),
+            fetcher=feed_fetcher(context.settings, context.fetch_domains()),
         )
 
 
@@ -405,7 +405,7 @@ def test_workers_poll_feeds_by_themselves(context, feed_server, workers) -> None
         mode="auto",
         category_map=None,
         known_topics=context.topic_slugs,
-        fetcher=feed_fetcher(context.settings),
+        fetcher=feed_fetcher(context.settings, context.fetch_domains()),
     )
     feed_server.docs["/rss"] = ("application/rss+xml", rss([]))
     workers.start(2, NOTIFIER_FEED_POLL_SECONDS="1")

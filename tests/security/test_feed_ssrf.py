@@ -178,7 +178,7 @@ def test_feeds_outside_the_sites_domains_are_refused_and_one_bad_feed_stops_no_o
     listed = runner.invoke(cli, ["feeds", "list"]).output
     assert "redirects" in listed and "could not be read" in listed
     # The guarded fetcher is the prefill's: it refuses the same way (no request made).
-    fetcher = feed_fetcher(context.settings)
+    fetcher = feed_fetcher(context.settings, context.fetch_domains())
     with pytest.raises(FetchRefused, match="is not one of the site"):
         fetcher.fetch(f"http://2130706433:{p}/")
     assert target.connections == 0

@@ -223,6 +223,7 @@ def _render_compose(
     user = account()
     site = site_for(values["site"], "editor")
     values["site"] = site.id
+    domains = c.fetch_domains(site)
     now_local = datetime.fromtimestamp(time.time(), newsroom_zone())
     detail = _audience(tuple(t for t in values["topics"] if t in set(site.topic_slugs)), site.id)
     # A non-breaking campaign leaves out unreachable and over-budget readers; an urgent one reaches all.
@@ -239,7 +240,7 @@ def _render_compose(
         "audienceUrl": url_for("editor.audience"),
         "budgetUrl": url_for("editor.budget"),
         "prefillUrl": url_for("editor.prefill"),
-        "prefillEnabled": bool(c.settings.site_domains),
+        "prefillEnabled": bool(domains),
         "icon": url_for("static", filename="icons/icon-192.png"),
         "topicNames": {t.slug: t.name(current_lang()) for t in site.topics},
         "audience": detail,
@@ -269,7 +270,7 @@ def _render_compose(
         everyone=everyone,
         send_text=send_label(audience, everyone=everyone, later=values["when"] == "later"),
         own_subs=len(_own_subscriptions(user, site)),
-        site_domains=c.settings.site_domains,
+        site_domains=domains,
     )
     return Response(html, status=status, mimetype="text/html")
 

@@ -12,12 +12,13 @@ from notifier.campaigns import (
     TITLE_MAX,
     check_url,
 )
-from notifier.errors import ValidationError
+from notifier.errors import Forbidden, NotFound, ValidationError
 from notifier.fetcher import FetchRefused, GuardedFetcher
 from web.auth import require_role
 from web.context import ctx
 from web.errors import json_error
 from web.i18n import number
+from web.newsroom.common import site_for
 
 #: Article pages fetched for prefill: at most this many bytes, within this many seconds (and at most
 #: notifier.fetcher.MAX_REDIRECTS redirects, each on the site's domains).
@@ -54,11 +55,21 @@ class _OgParser(HTMLParser):
             self.title += data
 
 
-def fetch_problem(exc: FetchRefused, domains: tuple[str, ...]) -> str:
+def fetch_problem(exc: FetchRefused, domains: tuple[str, ...], site_name: str = "") -> str:
     """Why an article could not be read, said for an editor (the fetcher's reason, never errno text)."""
     reason = exc.reason
     if reason == "off":
-        return _("Filling from an article is off: set NOTIFIER_SITE_DOMAINS to the site's domains.")
+        return _(
+            "Filling from an article is off for this site: declare its domains in the sites file "
+            "(its origins or 'domains'), or NOTIFIER_SITE_DOMAINS for the default site."
+        )
+    if reason == "not_allowed" and site_name:
+        return _(
+            "This address is not on %(site)s: only its articles (%(domains)s) can be read here. "
+            "An article of another site is filled in on that site's compose page.",
+            site=site_name,
+            domains=", ".join(domains),
+        )
     if reason in ("not_allowed", "bad_url"):
         return _("Only articles on %(domains)s can be read.", domains=", ".join(domains))
     if reason == "redirect":
@@ -83,11 +94,12 @@ def fetch_problem(exc: FetchRefused, domains: tuple[str, ...]) -> str:
     return _("The article could not be fetched. Check the address and try again.")
 
 
-def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
+def fetch_article_meta(url: str, domains: tuple[str, ...], site_name: str = "") -> dict[str, str]:
     """``og:title``/``og:description``/``og:image`` of an article on the publisher's own site.
 
     Read with the domain's one guarded fetcher (:mod:`notifier.fetcher`, the one feeds use too):
-    the site's declared domains only, every redirect re-checked, a timeout and a size cap.
+    the compose page's site's declared domains only (``domains``), every redirect re-checked, a
+    timeout and a size cap.
     """
     fetcher = GuardedFetcher(
         domains,
@@ -98,7 +110,7 @@ def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
     try:
         fetched = fetcher.fetch(url, accept="text/html", truncate=True)
     except FetchRefused as exc:
-        raise ValidationError(fetch_problem(exc, domains)) from exc
+        raise ValidationError(fetch_problem(exc, domains, site_name)) from exc
     if "html" not in fetched.content_type:
         raise ValidationError(
             _("That address is not a web page (it answered %(type)s).", type=fetched.content_type or "?")
@@ -126,9 +138,16 @@ def fetch_article_meta(url: str, domains: tuple[str, ...]) -> dict[str, str]:
 
 @require_role("editor")
 def prefill() -> Response:
-    """Title, description and image of one of the publisher's own articles (never another site)."""
+    """Title, description and image of an article of the compose page's site (``?site=``), never another's.
+
+    An editor without a role on the site named gets the 404 an unknown site gets.
+    """
     url = request.args.get("url", "").strip()
     try:
-        return jsonify(fetch_article_meta(url, ctx().settings.site_domains))
+        site = site_for(request.args.get("site") or None, "editor")
+    except (NotFound, Forbidden) as exc:
+        return json_error(404 if isinstance(exc, NotFound) else 403, exc.code, exc.message)
+    try:
+        return jsonify(fetch_article_meta(url, ctx().fetch_domains(site), site.name))
     except ValidationError as exc:
         return json_error(400, "prefill_refused", exc.message)

@@ -183,7 +183,8 @@
       status.textContent = _("Reading the article…");
       prefillButton.disabled = true;
       try {
-        const response = await fetch(config.prefillUrl + "?url=" + encodeURIComponent(fields.url.value.trim()),
+        const query = new URLSearchParams({ url: fields.url.value.trim(), site: config.site || "" });
+        const response = await fetch(config.prefillUrl + "?" + query.toString(),
           { headers: { Accept: "application/json" } });
         const data = await response.json();
         if (!response.ok) {
