@@ -123,7 +123,8 @@ def outcomes(r: redis.Redis, keys: Keys) -> dict[str, dict[str, dict[str, int]]]
 def latency_histogram(r: redis.Redis, keys: Keys) -> dict[str, Any]:
     """The send latency histogram as cumulative ``(le, count)`` pairs plus sum and count.
 
-    ``delivery.py`` writes one non-cumulative count per bucket; Prometheus wants them cumulative.
+    The batch recording (``notifier/delivery/recording.py``) writes one non-cumulative count per bucket;
+    Prometheus wants them cumulative.
     """
     data = r.hgetall(keys.latency)
     running = 0
