@@ -15,7 +15,7 @@ when it exists; ``notifier sites add`` writes it)::
         {"id": "medcom", "name": "Medcom.id", "origins": ["https://m.medcom.id", "https://www.medcom.id"],
          "lang": "id", "topics_file": "medcom-topics.json", "vapid_key_file": "medcom-vapid.pem",
          "quiet_hours": "23-5", "freq_cap_per_hour": 6, "webhook_topics": ["nasional"],
-         "domains": ["img.medcom.id"]}
+         "domains": ["img.medcom.id"], "webhook_secret_file": "medcom-webhook.secret"}
       ]
     }
 
@@ -27,6 +27,8 @@ What the server itself may fetch for a site (compose prefill, the site's feeds) 
 domains: the hosts of its origins plus the optional ``domains`` of its entry (``host`` or
 ``host:port``, e.g. a separate feeds or CDN host); the default site also keeps the deployment's
 ``NOTIFIER_SITE_DOMAINS``, which is all the implicit single site has (its origin is notifier's own).
+A site's ``webhook_secret_file`` holds the secret its CMS signs the webhook with (the signature then
+decides the site; the deployment's ``NOTIFIER_WEBHOOK_SECRET`` signs for the sites without one).
 Relative paths in the file are relative to the file's folder. Every problem is reported at start-up,
 all at once, naming the site and the field.
 """
@@ -72,8 +74,11 @@ FIELDS = frozenset(
         "freq_cap_per_hour",
         "webhook_topics",
         "domains",
+        "webhook_secret_file",
     }
 )
+#: The shortest webhook secret a site may have (``notifier sites webhook-secret`` makes 43 characters).
+WEBHOOK_SECRET_MIN = 16
 
 
 def format_quiet_hours(hours: tuple[int, int] | None) -> str:
@@ -157,6 +162,16 @@ def origin_of_url(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
+def _relative(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` where it is inside it (how the sites file names its files)."""
+    if base is not None and path.is_absolute():
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            pass
+    return str(path)
+
+
 @dataclass(frozen=True)
 class Site:
     """One publication: who its readers are (origins), what they follow (topics), how it sends."""
@@ -179,6 +194,9 @@ class Site:
     webhook_topics: tuple[str, ...] | None = None
     #: Hosts (``host[:port]``) besides its origins' that prefill and its feeds may fetch from.
     domains: tuple[str, ...] = ()
+    #: The file of the secret its CMS signs webhook calls with, and that secret (None/"": the deployment's).
+    webhook_secret_file: Path | None = None
+    webhook_secret: str = field(default="", repr=False)
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:
@@ -215,13 +233,7 @@ class Site:
         data["lang"] = self.lang
         data["topics"] = [{"slug": t.slug, "id": t.name_id, "en": t.name_en} for t in self.topics]
         if self.vapid_key_file is not None:
-            path = self.vapid_key_file
-            if base is not None and path.is_absolute():
-                try:
-                    path = path.relative_to(base)
-                except ValueError:
-                    pass
-            data["vapid_key_file"] = str(path)
+            data["vapid_key_file"] = _relative(self.vapid_key_file, base)
         if self.timezone:
             data["timezone"] = self.timezone
         if self.quiet_hours_set:
@@ -232,6 +244,8 @@ class Site:
             data["webhook_topics"] = list(self.webhook_topics)
         if self.domains:
             data["domains"] = list(self.domains)
+        if self.webhook_secret_file is not None:
+            data["webhook_secret_file"] = _relative(self.webhook_secret_file, base)
         return data
 
 
@@ -474,6 +488,27 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
                 continue
             if domain not in domains:
                 domains.append(domain)
+    secret_file: Path | None = None
+    secret = ""
+    if entry.get("webhook_secret_file") not in (None, ""):
+        value = entry["webhook_secret_file"]
+        if not isinstance(value, str):
+            errors.append(f"{where}: 'webhook_secret_file' must be a path")
+        else:
+            secret_file = (base / value).resolve()
+            try:
+                secret = secret_file.read_text("utf-8").strip()
+            except (OSError, UnicodeError) as exc:
+                errors.append(
+                    f"{where}: webhook secret file {secret_file} cannot be read ({type(exc).__name__}); "
+                    f"`notifier sites webhook-secret {site_id} --new` writes one"
+                )
+            else:
+                if len(secret) < WEBHOOK_SECRET_MIN:
+                    errors.append(
+                        f"{where}: the webhook secret in {secret_file} is shorter than "
+                        f"{WEBHOOK_SECRET_MIN} characters"
+                    )
     if len(errors) > start:
         return None
     return Site(
@@ -490,6 +525,8 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
         freq_cap_per_hour=cap,
         webhook_topics=webhook_topics,
         domains=tuple(domains),
+        webhook_secret_file=secret_file,
+        webhook_secret=secret,
     )
 
 

@@ -1,4 +1,4 @@
-"""``notifier sites``: the publications this deployment serves (list, show, add, remove, check).
+"""``notifier sites``: the publications this deployment serves (list, show, add, remove, check, ...).
 
 Sites live in the sites file (``NOTIFIER_SITES_FILE``, else ``$NOTIFIER_DATA_DIR/sites.json``).
 ``add`` creates it on first use with the deployment's existing single site (``default``) in it, so
@@ -9,6 +9,8 @@ process validates it at start-up, before the file is replaced; processes read it
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from pathlib import Path
 
 import click
@@ -118,6 +120,15 @@ def show(site_id: str) -> None:
     quiet = site.quiet(settings)
     click.echo(f"  quiet hours  {format_quiet_hours(quiet) or 'none'} ({site.zone(settings)})")
     click.echo(f"  cap          {site.freq_cap(settings) or 'none'} non-breaking pushes per reader per hour")
+    click.echo(f"  fetches from {', '.join(found.fetch_domains(site, settings)) or 'nowhere (prefill off)'}")
+    webhook = (
+        f"its own secret ({site.webhook_secret_file})"
+        if site.webhook_secret
+        else "the deployment's NOTIFIER_WEBHOOK_SECRET"
+        if settings.webhook_secret
+        else "off (no secret)"
+    )
+    click.echo(f"  webhook      {webhook}")
     if counts is not None:
         click.echo(f"  subscribers  {counts.get(site.id, 0)}")
     click.echo("\nPaste where the widget should appear:\n")
@@ -224,3 +235,56 @@ def check() -> None:
     except ConfigError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{len(found)} site(s) OK ({', '.join(found.ids)}; default {found.default_id})")
+
+
+@sites.command("webhook-secret")
+@click.argument("site_id")
+@click.option(
+    "--new", "renew", is_flag=True, help="Replace the site's secret (its CMS must then use the new one)."
+)
+@click.option(
+    "--remove", is_flag=True, help="Drop the site's own secret (the deployment's signs for it again)."
+)
+def webhook_secret(site_id: str, renew: bool, remove: bool) -> None:
+    """Give a site a webhook secret of its own (printed once, for its CMS): the signature decides the site."""
+    settings = load_settings()
+    current = _sites(settings)
+    if current.source is None:
+        raise click.ClickException("there is no sites file: `notifier sites add` creates it")
+    site = current.find(site_id)
+    if site is None:
+        raise click.ClickException(f"no site {site_id!r} in {current.source}")
+    if renew and remove:
+        raise click.ClickException("give --new or --remove, not both")
+    base = current.source.parent
+    document = sites_document(current, base.resolve())
+    entry = next(e for e in document["sites"] if e["id"] == site_id)
+    if remove:
+        if site.webhook_secret_file is None:
+            raise click.ClickException(f"site {site_id!r} has no webhook secret of its own")
+        entry.pop("webhook_secret_file", None)
+        write_sites_file(current.source, document)
+        site.webhook_secret_file.unlink(missing_ok=True)
+        click.echo(f"site {site_id} signs with the deployment's NOTIFIER_WEBHOOK_SECRET again; {RESTART}")
+        return
+    if site.webhook_secret_file is not None and not renew:
+        raise click.ClickException(
+            f"site {site_id!r} has a webhook secret in {site.webhook_secret_file}; --new replaces it"
+        )
+    path = site.webhook_secret_file or base / f"{site_id}-webhook.secret"
+    value = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{path.name}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    entry["webhook_secret_file"] = os.path.relpath(path.resolve(), base.resolve())
+    try:
+        os.replace(tmp, path)
+        parse_sites(document, settings=settings, base=base, source=current.source)
+    except (ConfigError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(str(exc)) from exc
+    write_sites_file(current.source, document)
+    click.echo(f"wrote site {site_id}'s webhook secret to {path} (mode 0600); its CMS signs with:")
+    click.echo(value)
+    click.echo(f"requests signed with it are site {site_id}'s whatever their body says; {RESTART}")
