@@ -15,9 +15,15 @@ when it exists; ``notifier sites add`` writes it)::
         {"id": "medcom", "name": "Medcom.id", "origins": ["https://m.medcom.id", "https://www.medcom.id"],
          "lang": "id", "topics_file": "medcom-topics.json", "vapid_key_file": "medcom-vapid.pem",
          "quiet_hours": "23-5", "freq_cap_per_hour": 6, "webhook_topics": ["nasional"],
-         "domains": ["img.medcom.id"], "webhook_secret_file": "medcom-webhook.secret"}
+         "domains": ["img.medcom.id"], "webhook_secret_file": "medcom-webhook.secret",
+         "reader_budget": 20}
       ]
     }
+
+A site may override the deployment's reader protection: ``timezone``, ``quiet_hours``,
+``freq_cap_per_hour``, and the reader-standing rules ``unreachable_after``, ``reader_budget`` (pushes)
+and ``long_hold_after`` (seconds) of ``NOTIFIER_UNREACHABLE_AFTER``, ``NOTIFIER_READER_BUDGET`` and
+``NOTIFIER_LONG_HOLD_AFTER``; a field left out takes the deployment's value.
 
 Without a file there is one site, ``default``, built from the settings of a single-site deployment
 (``NOTIFIER_SITE_NAME``, the origin of ``NOTIFIER_PUBLIC_URL``, ``NOTIFIER_TOPICS_FILE``, the
@@ -75,10 +81,20 @@ FIELDS = frozenset(
         "webhook_topics",
         "domains",
         "webhook_secret_file",
+        "unreachable_after",
+        "reader_budget",
+        "long_hold_after",
     }
 )
 #: The shortest webhook secret a site may have (``notifier sites webhook-secret`` makes 43 characters).
 WEBHOOK_SECRET_MIN = 16
+#: Per-site overrides of the deployment's reader-standing rules: (field, setting, largest value).
+#: The two counts of pushes fit the u8 run counters of ``MARK_SENT``; the hold is seconds.
+STANDING_FIELDS = (
+    ("unreachable_after", "NOTIFIER_UNREACHABLE_AFTER", 255),
+    ("reader_budget", "NOTIFIER_READER_BUDGET", 255),
+    ("long_hold_after", "NOTIFIER_LONG_HOLD_AFTER", None),
+)
 
 
 def format_quiet_hours(hours: tuple[int, int] | None) -> str:
@@ -197,6 +213,11 @@ class Site:
     #: The file of the secret its CMS signs webhook calls with, and that secret (None/"": the deployment's).
     webhook_secret_file: Path | None = None
     webhook_secret: str = field(default="", repr=False)
+    #: Overrides of the deployment's NOTIFIER_UNREACHABLE_AFTER, NOTIFIER_READER_BUDGET and
+    #: NOTIFIER_LONG_HOLD_AFTER (0: off for this site); None: the deployment's setting.
+    unreachable_after: int | None = None
+    reader_budget: int | None = None
+    long_hold_after: int | None = None
 
     @property
     def topic_slugs(self) -> tuple[str, ...]:
@@ -218,6 +239,26 @@ class Site:
     def freq_cap(self, settings: Settings) -> int:
         """Non-breaking pushes per reader per hour (0: no cap)."""
         return settings.freq_cap_per_hour if self.freq_cap_per_hour is None else self.freq_cap_per_hour
+
+    def unreachable(self, settings: Settings) -> int:
+        """Pushes in a row shown by none after which a reader is unreachable (0: the rule is off)."""
+        return settings.unreachable_after if self.unreachable_after is None else self.unreachable_after
+
+    def budget(self, settings: Settings) -> int:
+        """Pushes in a row clicked by none after which a reader gets breaking news only (0: no budget)."""
+        return settings.reader_budget if self.reader_budget is None else self.reader_budget
+
+    def long_hold(self, settings: Settings) -> int:
+        """A push service's Retry-After longer than this many seconds holds it for the campaign (0: never)."""
+        return settings.long_hold_after if self.long_hold_after is None else self.long_hold_after
+
+    def standing_rules(self, settings: Settings) -> dict[str, int]:
+        """The three rules in force for the site, by field name (what ``notifier sites show`` prints)."""
+        return {
+            "unreachable_after": self.unreachable(settings),
+            "reader_budget": self.budget(settings),
+            "long_hold_after": self.long_hold(settings),
+        }
 
     def default_topics(self, settings: Settings) -> tuple[str, ...]:
         """Topics of an article that maps to none of the site's (empty: everyone)."""
@@ -246,6 +287,10 @@ class Site:
             data["domains"] = list(self.domains)
         if self.webhook_secret_file is not None:
             data["webhook_secret_file"] = _relative(self.webhook_secret_file, base)
+        for name, _setting, _top in STANDING_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
         return data
 
 
@@ -509,6 +554,27 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
                         f"{where}: the webhook secret in {secret_file} is shorter than "
                         f"{WEBHOOK_SECRET_MIN} characters"
                     )
+    standing: dict[str, int | None] = {}
+    for rule, setting, top in STANDING_FIELDS:
+        value = entry.get(rule)
+        standing[rule] = None
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 0
+            or (top is not None and value > top)
+        ):
+            unit = (
+                f"a number of pushes from 0 (off) to {top}" if top is not None else "0 (off) or more seconds"
+            )
+            errors.append(
+                f"{where}: {rule!r} must be {unit}, got {value!r} "
+                f"(leave it out to use the deployment's {setting})"
+            )
+            continue
+        standing[rule] = value
     if len(errors) > start:
         return None
     return Site(
@@ -527,6 +593,9 @@ def _site_from(entry: Any, index: int, settings: Settings, base: Path, errors: l
         domains=tuple(domains),
         webhook_secret_file=secret_file,
         webhook_secret=secret,
+        unreachable_after=standing["unreachable_after"],
+        reader_budget=standing["reader_budget"],
+        long_hold_after=standing["long_hold_after"],
     )
 
 

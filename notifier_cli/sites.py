@@ -98,6 +98,36 @@ def list_sites() -> None:
         click.echo("(Redis did not answer: subscriber counts unknown)")
 
 
+def standing_lines(site: Site, settings: Settings) -> list[str]:
+    """The site's reader-standing rules, each saying whether it is the site's own or the deployment's."""
+    rules = site.standing_rules(settings)
+    whose = {name: "site" if getattr(site, name) is not None else "deployment" for name in rules}
+    after, budget, hold = rules["unreachable_after"], rules["reader_budget"], rules["long_hold_after"]
+    return [
+        "unreachable  "
+        + (
+            f"after {after} pushes in a row none shown"
+            if after
+            else "off (no reader is left out as unreachable)"
+        )
+        + f" [{whose['unreachable_after']}: unreachable_after]",
+        "budget       "
+        + (
+            f"{budget} pushes in a row none clicked, then breaking news only"
+            if budget
+            else "off (no reader budget)"
+        )
+        + f" [{whose['reader_budget']}: reader_budget]",
+        "long hold    "
+        + (
+            f"a Retry-After over {hold} s holds that service for the campaign"
+            if hold
+            else "off (every wait is retried)"
+        )
+        + f" [{whose['long_hold_after']}: long_hold_after]",
+    ]
+
+
 @sites.command("show")
 @click.argument("site_id")
 def show(site_id: str) -> None:
@@ -129,6 +159,8 @@ def show(site_id: str) -> None:
         else "off (no secret)"
     )
     click.echo(f"  webhook      {webhook}")
+    for line in standing_lines(site, settings):
+        click.echo(f"  {line}")
     if counts is not None:
         click.echo(f"  subscribers  {counts.get(site.id, 0)}")
     click.echo("\nPaste where the widget should appear:\n")

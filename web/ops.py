@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from notifier import stats
 from notifier.context import Context
+from notifier.sites import Site
 from web.auth import current_user, require_role
 from web.context import EXTENSION, ctx
 from web.errors import json_error
@@ -315,16 +316,25 @@ def dashboard() -> str:
     allowed = user.sites_for("ops", "admin") if user is not None else []
     sites = [s for s in ctx().sites if allowed is None or s.id in allowed]
     chosen = request.args.get("site", "")
+    chosen = chosen if any(s.id == chosen for s in sites) else ""
+    rules = shared_rules([ctx().site(chosen)] if chosen else sites or list(ctx().sites))
     return render_template(
         "ops/dashboard.html",
         sites=sites if len(ctx().sites) > 1 else [],
-        chosen_site=chosen if any(s.id == chosen for s in sites) else "",
+        chosen_site=chosen,
         zone=ctx().settings.timezone,
         zone_label=datetime.now(zone).strftime("%Z"),
         rate_window=stats.RATE_WINDOW,
-        unreachable_after=ctx().settings.unreachable_after,
-        reader_budget=ctx().settings.reader_budget,
+        unreachable_after=rules["unreachable_after"],
+        reader_budget=rules["reader_budget"],
     )
+
+
+def shared_rules(sites: list[Site]) -> dict[str, int | None]:
+    """The reader-standing rules the ``sites`` share; None for a rule they set differently."""
+    settings = ctx().settings
+    found = [site.standing_rules(settings) for site in sites]
+    return {name: (found[0][name] if len({f[name] for f in found}) == 1 else None) for name in found[0]}
 
 
 @bp.get("/ops/summary.json")

@@ -257,9 +257,10 @@ class Batches(DeliveryBase):
             now,
         )
 
-    def _long_wait(self, outcome: Outcome) -> bool:
-        """A push service asking for a wait longer than ``long_hold_after`` (Chrome's caps: days)."""
-        long_after = self.settings.long_hold_after
+    @staticmethod
+    def _long_wait(outcome: Outcome, long_after: int) -> bool:
+        """A push service asking for a wait longer than ``long_after`` seconds (Chrome's caps: days); the
+        campaign's site's ``long_hold_after``."""
         return (
             long_after > 0
             and (outcome.kind == RETRY or outcome.kind == DEFERRED)
@@ -273,7 +274,11 @@ class Batches(DeliveryBase):
         service_of = self._service_of
         held_services = batch.judge.held
         observe = batch.judge.observe
-        long_wait = self._long_wait
+        long_after = self._standing(batch.campaign)["long_hold_after"]
+
+        def long_wait(outcome: Outcome) -> bool:
+            return self._long_wait(outcome, long_after)
+
         batch.holding_before = set(batch.judge.holds)
 
         async def watch_state() -> None:
@@ -350,8 +355,9 @@ class Batches(DeliveryBase):
         # storm), while its other push services go on.
         new_long: dict[str, tuple[float, int, float]] = {}
         settled: list[Outcome] = []
+        long_after = self._standing(batch.campaign)["long_hold_after"]
         for outcome in outcomes:
-            if stop_reason not in ("", PAUSED) or not self._long_wait(outcome):
+            if stop_reason not in ("", PAUSED) or not self._long_wait(outcome, long_after):
                 settled.append(outcome)
                 continue
             service = service_of(outcome.origin)

@@ -126,3 +126,14 @@ class DeliveryBase:
     campaigns: CampaignStore
     sender: PushSender
     breakers: Breakers
+
+    def _standing(self, campaign: Campaign) -> dict[str, int]:
+        """The campaign's site's reader-standing rules (its own, else the deployment's settings)."""
+        site = self.c.sites.find(campaign.site)
+        if site is None:
+            return {
+                "unreachable_after": self.settings.unreachable_after,
+                "reader_budget": self.settings.reader_budget,
+                "long_hold_after": self.settings.long_hold_after,
+            }
+        return site.standing_rules(self.settings)

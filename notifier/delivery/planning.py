@@ -109,10 +109,11 @@ class Planning(DeliveryBase):
         unreachable (no push shown in a row of ``unreachable_after``) and those over their budget."""
         if campaign.breaking:
             return []
+        rules = self._standing(campaign)
         out = []
-        if self.settings.unreachable_after > 0:
+        if rules["unreachable_after"] > 0:
             out.append(("unreachable", self.keys.subs_unreachable))
-        if self.settings.reader_budget > 0:
+        if rules["reader_budget"] > 0:
             out.append(("over_budget", self.keys.subs_over_budget))
         return out
 

@@ -136,12 +136,12 @@ class Recording(DeliveryBase):
         latency = {_BUCKET_NAMES[i]: n for i, n in enumerate(in_bucket) if n}
         store.quarantine(quarantined, pipe)
         if sent_sids:
-            settings = self.settings
+            rules = self._standing(campaign)
             store.mark_sent(
                 sent_sids,
                 pipe,
-                unreachable_after=settings.unreachable_after,
-                budget=settings.reader_budget,
+                unreachable_after=rules["unreachable_after"],
+                budget=rules["reader_budget"],
                 now=now,
             )
             pipe.hincrby(keys.sent_daily(campaign.site), time.strftime("%Y-%m-%d", time.gmtime(now)), sent_n)

@@ -51,6 +51,21 @@ def test_sites_add_list_show_check_remove(settings_env: dict[str, str], r, simul
     context = Context.build(Settings.from_env(env))
     assert context.vapid_for("warta").public_key_b64 in shown
     assert "2 site(s) OK" in run("sites", "check")
+    # Each reader-standing rule says whose it is: the deployment's until the site's entry sets its own.
+    assert (
+        "budget       30 pushes in a row none clicked, then breaking news only [deployment: reader_budget]"
+        in shown
+    )
+    document = json.loads((tmp_path / "conf" / "sites.json").read_text())
+    document["sites"][1] |= {"reader_budget": 5, "unreachable_after": 0}
+    (tmp_path / "conf" / "sites.json").write_text(json.dumps(document))
+    shown = run("sites", "show", "warta")
+    assert (
+        "budget       5 pushes in a row none clicked, then breaking news only [site: reader_budget]" in shown
+    )
+    assert "unreachable  off (no reader is left out as unreachable) [site: unreachable_after]" in shown
+    assert "long hold    a Retry-After over 600 s holds that service for the campaign [deployment: " in shown
+    assert "[deployment: reader_budget]" in run("sites", "show", "default")
 
     refused = runner.invoke(
         main, ["sites", "add", "copy", "--name", "C", "--origin", "https://warta.example"], env=env

@@ -307,3 +307,51 @@ def test_quiet_hours_time_zone_and_the_cap_are_each_sites(
     assert delivery.quiet_until(kabar, now=night) is None
     assert delivery._freq_cap(papua) == 1
     assert delivery._freq_cap(kabar) == c.settings.freq_cap_per_hour
+
+
+def test_a_site_may_set_its_own_reader_standing_rules_checked_at_start_up(
+    settings: Settings, settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    own = {"id": "own", "name": "Own", "origins": ["https://own.example"]}
+    document: dict[str, Any] = {
+        "sites": [
+            {**own, "unreachable_after": 0, "reader_budget": 12, "long_hold_after": 3600},
+            {"id": "plain", "name": "Plain", "origins": ["https://plain.example"]},
+        ]
+    }
+    sites = parse_sites(document, settings=settings, base=tmp_path)
+    assert sites.get("own").standing_rules(settings) == {
+        "unreachable_after": 0,
+        "reader_budget": 12,
+        "long_hold_after": 3600,
+    }
+    assert sites.get("plain").standing_rules(settings) == {
+        "unreachable_after": settings.unreachable_after,
+        "reader_budget": settings.reader_budget,
+        "long_hold_after": settings.long_hold_after,
+    }
+    # The entry written back (``notifier sites add``) keeps the overrides, and only them.
+    assert (
+        sites.get("own").entry()["reader_budget"] == 12 and sites.get("own").entry()["unreachable_after"] == 0
+    )
+    assert not {"unreachable_after", "reader_budget", "long_hold_after"} & set(sites.get("plain").entry())
+
+    broken = {
+        "sites": [
+            {**own, "unreachable_after": 256, "reader_budget": "30", "long_hold_after": -1},
+            {"id": "flag", "name": "F", "origins": ["https://f.example"], "reader_budget": True},
+        ]
+    }
+    path = tmp_path / "sites.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ConfigError) as caught:
+        Context.build(Settings.from_env({**settings_env, "NOTIFIER_SITES_FILE": str(path)}))
+    message = caught.value.message
+    for needle in (
+        "site 'own': 'unreachable_after' must be a number of pushes from 0 (off) to 255, got 256 "
+        "(leave it out to use the deployment's NOTIFIER_UNREACHABLE_AFTER)",
+        "site 'own': 'reader_budget' must be a number of pushes from 0 (off) to 255, got '30'",
+        "site 'own': 'long_hold_after' must be 0 (off) or more seconds, got -1",
+        "site 'flag': 'reader_budget' must be a number of pushes from 0 (off) to 255, got True",
+    ):
+        assert needle in message, (needle, message)

@@ -103,15 +103,18 @@ def readers() -> Response:
     c = ctx()
     visible = account().sites_for("editor", "ops")
     sites = [s for s in c.sites if visible is None or s.id in visible]
-    panels = [{"site": site, "health": stats.reader_health(c.redis, c.keys, site=site.id)} for site in sites]
-    html = render_template(
-        "editor/readers.html",
-        panels=panels,
-        several=len(c.sites) > 1,
-        budget=c.settings.reader_budget,
-        unreachable_after=c.settings.unreachable_after,
-        freq_cap=c.settings.freq_cap_per_hour,
-    )
+    panels = [
+        {
+            "site": site,
+            "health": stats.reader_health(c.redis, c.keys, site=site.id),
+            # Each site's own rules (the sites file may override the deployment's).
+            "budget": site.budget(c.settings),
+            "unreachable_after": site.unreachable(c.settings),
+            "freq_cap": site.freq_cap(c.settings),
+        }
+        for site in sites
+    ]
+    html = render_template("editor/readers.html", panels=panels, several=len(c.sites) > 1)
     return Response(html, mimetype="text/html")
 
 

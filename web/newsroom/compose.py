@@ -244,8 +244,8 @@ def _render_compose(
         "icon": url_for("static", filename="icons/icon-192.png"),
         "topicNames": {t.slug: t.name(current_lang()) for t in site.topics},
         "audience": detail,
-        "unreachableAfter": c.settings.unreachable_after,
-        "readerBudget": c.settings.reader_budget,
+        "unreachableAfter": site.unreachable(c.settings),
+        "readerBudget": site.budget(c.settings),
     }
     html = render_template(
         "editor/compose.html",
@@ -265,8 +265,8 @@ def _render_compose(
         page=page,
         audience=audience,
         audience_detail=detail,
-        unreachable_after=c.settings.unreachable_after,
-        reader_budget=c.settings.reader_budget,
+        unreachable_after=site.unreachable(c.settings),
+        reader_budget=site.budget(c.settings),
         everyone=everyone,
         send_text=send_label(audience, everyone=everyone, later=values["when"] == "later"),
         own_subs=len(_own_subscriptions(user, site)),
@@ -315,8 +315,9 @@ def _audience(topics: Sequence[str], site: str) -> dict[str, int]:
     """The readers of ``site`` who follow ``topics`` (none: all of them), with those only urgent alerts
     reach counted apart."""
     c = ctx()
+    rules = c.site(site).standing_rules(c.settings)  # the site's own rules, as its campaigns' planning
     return c.subscriptions.audience_breakdown(
-        topics, site=site, unreachable=c.settings.unreachable_after > 0, budget=c.settings.reader_budget > 0
+        topics, site=site, unreachable=rules["unreachable_after"] > 0, budget=rules["reader_budget"] > 0
     )
 
 
