@@ -183,3 +183,52 @@ def test_a_token_for_one_site_creates_and_reads_only_that_sites_campaigns(
         f"/api/v1/campaigns/{made.get_json()['id']}", headers={"Authorization": f"Bearer {token}"}
     )
     assert shown.status_code == 200 and shown.get_json()["site"] == "warta"
+
+
+def test_times_are_entered_and_shown_in_the_campaigns_sites_time_zone(
+    settings_env: dict[str, str], r: Any, tmp_path: Any
+) -> None:
+    """warta is in Makassar (WITA, UTC+8), the deployment in Jakarta (WIB, UTC+7): 08:00 is warta's 08:00."""
+    import copy
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from notifier.settings import Settings
+    from tests.factories import TWO_SITES, write_sites
+    from web import create_app
+
+    document = copy.deepcopy(TWO_SITES)
+    document["sites"][1]["timezone"] = "Asia/Makassar"
+    env = {**settings_env, "NOTIFIER_SITES_FILE": str(write_sites(tmp_path / "tz", document))}
+    context = Context.build(Settings.from_env(env), client=r)
+    newsroom = AuthActions(create_app({"TESTING": True}, context=context).test_client(), context)
+    login(newsroom, "meja@media.example", "editor", ["kabar", "warta"])
+    store = CampaignStore(context.redis, context.keys)
+    day = (datetime.now(ZoneInfo("Asia/Makassar")) + timedelta(days=2)).strftime("%Y-%m-%d")
+
+    page = newsroom.client.get("/newsroom/compose?site=warta&lang=en").get_data(as_text=True)
+    assert "Date and time (Asia/Makassar, WITA)" in page
+    assert "Date and time (Asia/Jakarta, WIB)" in newsroom.client.get(
+        "/newsroom/compose?site=kabar"
+    ).get_data(as_text=True)
+    at = {"when": "later", "send_at": f"{day}T08:00"}
+    warta = newsroom.post(
+        "/newsroom/compose", {**FORM, **at, "site": "warta", "url": "https://warta.example/pagi"}
+    )
+    assert warta.status_code == 302
+    kabar = newsroom.post("/newsroom/compose", {**FORM, **at, "site": "kabar", "title": "Kabar pagi"})
+    assert kabar.status_code == 302
+    by_site = {c.site: c for c in store.list(0, 5)}
+    expected = datetime.fromisoformat(f"{day}T08:00").replace(tzinfo=ZoneInfo("Asia/Makassar")).timestamp()
+    assert by_site["warta"].send_at == expected
+    assert by_site["kabar"].send_at == expected + 3600  # 08:00 WIB is an hour after 08:00 WITA
+
+    flashed = newsroom.client.get(warta.headers["Location"] + "?lang=en").get_data(as_text=True)
+    assert "Times are in Asia/Makassar, WITA, the time zone of the campaign's site." in flashed
+    assert "08:00 WITA" in flashed and "WIB" not in flashed.split('id="campaign-zone"')[1]
+    assert 'data-zone="Asia/Makassar"' in flashed
+    kabar_page = newsroom.client.get(kabar.headers["Location"] + "?lang=id").get_data(as_text=True)
+    assert "Waktu dalam Asia/Jakarta, WIB" in kabar_page and "08:00 WIB" in kabar_page
+    listing = newsroom.client.get("/newsroom/campaigns?lang=id").get_data(as_text=True)
+    assert "pada " in listing and "08:00 WITA" in listing and "08:00 WIB" in listing
+    context.close()

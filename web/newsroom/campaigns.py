@@ -28,7 +28,9 @@ from web.newsroom.common import (
     account,
     campaign_for,
     campaign_store,
+    newsroom_zone,
     state_name,
+    zone_label,
 )
 from web.newsroom.compose import URGENCY_NAMES
 from workers.jobs import launch
@@ -167,7 +169,8 @@ def campaign(cid: str) -> Response:
         topic_names={t.slug: t.name(current_lang()) for t in site_topics},
         campaign_site=(site.name if site else item.site) if len(c.sites) > 1 else "",
         json_url=url_for("editor.campaign_json", cid=cid),
-        timezone=c.settings.timezone,
+        timezone=newsroom_zone(site or item.site).key,
+        zone_label=zone_label(newsroom_zone(site or item.site)),
         urgency_names=URGENCY_NAMES,
     )
     return Response(html, mimetype="text/html")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -93,15 +94,33 @@ def campaign_for(cid: str, *roles: str) -> Campaign:
     return item
 
 
-def newsroom_zone() -> ZoneInfo:
-    return ZoneInfo(ctx().settings.timezone)
+def newsroom_zone(site: Site | str | None = None) -> ZoneInfo:
+    """The time zone times of ``site`` are shown and entered in: the site's (``timezone`` in its entry),
+    else the deployment's ``NOTIFIER_TIMEZONE``; with no site (accounts, the deployment), the latter.
+
+    A campaign's times are its site's, as its quiet hours are: an editor of a site in Makassar schedules
+    08:00 WITA, whatever zone the deployment runs in.
+    """
+    c = ctx()
+    if site is None or site == "":
+        return ZoneInfo(c.settings.timezone)
+    found = site if isinstance(site, Site) else c.sites.find(site)
+    return ZoneInfo((found or c.sites.default).zone(c.settings))
 
 
-def newsroom_time(ts: float | None) -> str:
-    """A unix time in the newsroom's time zone and the page language, e.g. ``3 Mei 2025 14.05 WIB``."""
+def zone_label(zone: ZoneInfo, at: float | None = None) -> str:
+    """``Asia/Makassar, WITA``: the zone's name and its abbreviation now (or at ``at``)."""
+    moment = datetime.fromtimestamp(time.time() if at is None else at, zone)
+    abbr = moment.strftime("%Z")
+    return f"{zone.key}, {abbr}" if abbr and abbr != zone.key else zone.key
+
+
+def newsroom_time(ts: float | None, site: Site | str | None = None) -> str:
+    """A unix time in the site's time zone (:func:`newsroom_zone`) and the page language,
+    e.g. ``3 Mei 2025 14.05 WIB``."""
     if not ts:
         return "—"
-    moment = datetime.fromtimestamp(ts, newsroom_zone())
+    moment = datetime.fromtimestamp(ts, newsroom_zone(site))
     lang = current_lang()
     try:
         text = format_datetime(moment, "d MMM y HH:mm", locale=lang)

@@ -92,15 +92,15 @@ def _form_values(source: Any) -> dict[str, Any]:
     }
 
 
-def local_to_iso(value: str) -> str:
-    """``YYYY-MM-DDTHH:MM`` in the newsroom's time zone → ISO 8601 with its offset."""
+def local_to_iso(value: str, site: Site) -> str:
+    """``YYYY-MM-DDTHH:MM`` in the site's time zone → ISO 8601 with its offset."""
     try:
         moment = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
     except ValueError as exc:
         raise ValidationError(
             _("The send time %(value)s is not a date and time (YYYY-MM-DD HH:MM).", value=repr(value[:40]))
         ) from exc
-    return moment.replace(tzinfo=newsroom_zone()).isoformat()
+    return moment.replace(tzinfo=newsroom_zone(site)).isoformat()
 
 
 def _url_problem(value: str, *, required: bool) -> str:
@@ -146,7 +146,7 @@ def field_errors(values: dict[str, Any], site: Site) -> dict[str, str]:
         else:
             try:
                 moment = datetime.strptime(values["send_at"].strip(), "%Y-%m-%dT%H:%M").replace(
-                    tzinfo=newsroom_zone()
+                    tzinfo=newsroom_zone(site)
                 )
             except ValueError:
                 errors["send_at"] = _("This is not a date and time (YYYY-MM-DD HH:MM).")
@@ -167,7 +167,7 @@ def field_errors(values: dict[str, Any], site: Site) -> dict[str, str]:
     return errors
 
 
-def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
+def _campaign_data(values: dict[str, Any], site: Site) -> dict[str, Any]:
     """The compose form as the dict :func:`validate_campaign` checks."""
     data: dict[str, Any] = {
         "title": values["title"],
@@ -186,7 +186,7 @@ def _campaign_data(values: dict[str, Any]) -> dict[str, Any]:
     if values["when"] == "later":
         if not values["send_at"]:
             raise ValidationError(_("Choose the send time, or choose “Send now”."))
-        data["send_at"] = local_to_iso(values["send_at"])
+        data["send_at"] = local_to_iso(values["send_at"], site)
     return data
 
 
@@ -224,7 +224,8 @@ def _render_compose(
     site = site_for(values["site"], "editor")
     values["site"] = site.id
     domains = c.fetch_domains(site)
-    now_local = datetime.fromtimestamp(time.time(), newsroom_zone())
+    zone = newsroom_zone(site)
+    now_local = datetime.fromtimestamp(time.time(), zone)
     detail = _audience(tuple(t for t in values["topics"] if t in set(site.topic_slugs)), site.id)
     # A non-breaking campaign leaves out unreachable and over-budget readers; an urgent one reaches all.
     audience = detail["total"] if values["breaking"] else detail["reached"]
@@ -259,7 +260,7 @@ def _render_compose(
         urgencies=URGENCIES,
         urgency_names=URGENCY_NAMES,
         ttl_choices=TTL_CHOICES,
-        timezone=c.settings.timezone,
+        timezone=zone.key,
         now_local=now_local.strftime("%Y-%m-%dT%H:%M"),
         zone_abbr=now_local.strftime("%Z"),
         page=page,
@@ -352,7 +353,7 @@ def compose_submit() -> ResponseReturnValue:
     if errors:
         return _render_compose(values, errors=errors, status=400)
     try:
-        data = _campaign_data(values)
+        data = _campaign_data(values, site)
         if action == "test":
             data.pop("send_at", None)
             data["topics"] = []
@@ -379,7 +380,7 @@ def compose_submit() -> ResponseReturnValue:
     cid = store.create(item)
     launch(c.raw_redis, cid, item.send_at)
     if item.send_at and item.send_at > time.time() + 1:
-        flash(_("Scheduled for %(when)s.", when=newsroom_time(item.send_at)), "ok")
+        flash(_("Scheduled for %(when)s.", when=newsroom_time(item.send_at, site)), "ok")
     return redirect(url_for("editor.campaign", cid=cid))
 
 

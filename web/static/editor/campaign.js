@@ -20,8 +20,16 @@
   }
 
   function zoneAbbr() {
-    // The newsroom's zone name as Indonesian readers know it (WIB, WITA, WIT), else the offset.
-    return { "Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT" }[zone] || "";
+    // The campaign's site's zone as Indonesian readers know it (WIB, WITA, WIT), else the browser's short
+    // name for it (CET, GMT+8, ...).
+    const known = { "Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT" };
+    if (known[zone]) { return known[zone]; }
+    try {
+      const parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, timeZoneName: "short" }).formatToParts(new Date());
+      return (parts.find((p) => p.type === "timeZoneName") || {}).value || "";
+    } catch (e) {
+      return "";
+    }
   }
 
   function dateTime(ts) {
