@@ -57,9 +57,11 @@ input, select, label, h2, h3, p, section, code { font-size: 9px !important; marg
 """
 
 
-def article_html(notifier_url: str, site: str, *, hostile: bool, lang: str | None) -> str:
-    """The article page with the embed tag pasted into it (docs/embed.md)."""
+def article_html(notifier_url: str, site: str, *, hostile: bool, lang: str | None, widgets: int = 1) -> str:
+    """The article page with the embed tag pasted into it (docs/embed.md); ``widgets=2`` adds a second
+    widget element under the byline (one tag, two places on the page)."""
     lang_attr = f' data-lang="{html.escape(lang)}"' if lang else ""
+    top = '    <aside class="notify-top"><div data-notifier-widget></div></aside>\n' if widgets > 1 else ""
     paragraphs = "\n".join(f"    <p>{html.escape(p)}</p>" for p in PARAGRAPHS)
     hostile_link = '  <link rel="stylesheet" href="/hostile.css">\n' if hostile else ""
     return f"""<!doctype html>
@@ -75,7 +77,7 @@ def article_html(notifier_url: str, site: str, *, hostile: bool, lang: str | Non
   <main>
     <h1>{html.escape(HEADLINE)}</h1>
     <div class="byline">Dewi Lestari - 14 Mei 2025 09:10 WIB</div>
-    <figure><div class="photo"></div><figcaption>Pedagang menata karung beras di Cipinang.</figcaption></figure>
+{top}    <figure><div class="photo"></div><figcaption>Pedagang menata karung beras di Cipinang.</figcaption></figure>
 {paragraphs}
     <p class="also">Baca juga: Pemerintah Siapkan Operasi Pasar Jelang Lebaran</p>
     <div class="notify-slot">
@@ -116,9 +118,12 @@ class Publisher:
         hostile: bool = False,
         lang: str | None = None,
         page: str = "index.html",
+        widgets: int = 1,
     ) -> str:
         """Write the article page (and the worker file, or its proxy) as the publisher would; its URL."""
-        (self.root / page).write_text(article_html(notifier_url, site, hostile=hostile, lang=lang), "utf-8")
+        (self.root / page).write_text(
+            article_html(notifier_url, site, hostile=hostile, lang=lang, widgets=widgets), "utf-8"
+        )
         (self.root / "site.css").write_text(PAGE_CSS, "utf-8")
         (self.root / "hostile.css").write_text(HOSTILE_CSS, "utf-8")
         worker_file = self.root / "notifier-sw.js"

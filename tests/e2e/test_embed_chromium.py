@@ -52,6 +52,27 @@ IPHONE_UA = (
 )
 
 
+ANDROID_IN_APP_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/124.0.6367.82 Mobile Safari/537.36 Instagram 330.0.0.40.92 Android"
+)
+IOS_IN_APP_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Mobile/15E148 [FBAN/FBIOS;FBAV/470.0.0.38.108;FBBV/612345678;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS]"
+)
+
+
+def intent_link(url: str) -> str:
+    """The Android way out of an in-app browser to Chrome, for ``url`` (what /langganan offers)."""
+    from urllib.parse import quote
+
+    scheme, rest = url.split("://", 1)
+    return (
+        f"intent://{rest}#Intent;scheme={scheme};package=com.android.chrome;"
+        f"S.browser_fallback_url={quote(url, safe='')};end"
+    )
+
+
 @dataclass
 class Deployment:
     """notifier serving two sites, and the publisher of one of them."""
@@ -357,6 +378,74 @@ def test_preferences_and_unsubscribe_inside_the_widget(
     page.reload()
     wait_widget(page, "default")
     assert c.subscriptions.count() == 0
+
+
+def test_two_widgets_on_one_page_both_render_and_make_one_subscription(
+    deployment: Deployment, launch_chromium: Callable[..., Any]
+) -> None:
+    browser = launch_chromium(locale="id-ID", viewport=PHONE)
+    subscription = browser_subscription()
+    page = prepare(browser, subscription)
+    page.goto(deployment.article(widgets=2))  # one tag, two widget elements
+    hosts = page.locator("[data-notifier-widget]")
+
+    def states() -> list[str]:
+        return [str(hosts.nth(i).get_attribute("data-state")) for i in range(hosts.count())]
+
+    wait_until(lambda: states() == ["default", "default"], page=page, what="two widgets")
+    for i in range(2):
+        heading = hosts.nth(i).locator("section").get_by_role("heading", level=2).inner_text()
+        assert heading == "Dapatkan berita terbaru dari Warta Kota Lama"
+    hosts.nth(1).locator("section").get_by_role("button", name="Aktifkan notifikasi").click()
+    wait_until(lambda: page.evaluate("window.__permissionRequests") == 1, what="the permission request")
+    set_permission(browser, page, deployment.publisher.origin, "granted")
+    wait_until(lambda: states() == ["subscribed", "subscribed"], page=page, what="both widgets subscribed")
+    c = deployment.context
+    wait_until(lambda: stored_in(c, subscription, "kabar"), what="the subscription in Redis")
+    assert page.evaluate("window.__permissionRequests") == 1  # one prompt, not one per widget
+    assert c.subscriptions.count_by_site(["kabar", "warta"]) == {"kabar": 1, "warta": 0}
+    regs = page.evaluate("async () => (await navigator.serviceWorker.getRegistrations()).length")
+    assert regs == 1
+    # Unsubscribing in one widget shows in the other; the reader has no subscription left.
+    first = hosts.nth(0).locator("section")
+    first.get_by_role("button", name="Atur topik atau berhenti berlangganan").click()
+    first.get_by_role("button", name="Berhenti berlangganan").click()
+    wait_until(lambda: states() == ["default", "default"], page=page, what="both widgets unsubscribed")
+    wait_until(lambda: c.subscriptions.count() == 0, what="the subscription deleted")
+
+
+def test_an_in_app_browser_gets_the_way_out_that_langganan_offers(
+    deployment: Deployment, launch_chromium: Callable[..., Any]
+) -> None:
+    browser = launch_chromium(locale="en-GB", viewport=PHONE, user_agent=ANDROID_IN_APP_UA)
+    browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=deployment.publisher.origin)
+    page = prepare(browser, browser_subscription())
+    url = deployment.article(lang="en")
+    page.goto(url)
+    wait_widget(page, "inapp")
+    inapp = panel(page, "inapp")
+    assert inapp.get_by_role("heading", level=3).inner_text() == "Open this page in your browser"
+    assert inapp.get_by_role("link", name="Open in Chrome").get_attribute("href") == intent_link(url)
+    assert url in inapp.inner_text()
+    inapp.get_by_role("button", name="Copy link").click()
+    wait_until(lambda: "Link copied" in inapp.inner_text(), page=page, what="the copied note")
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    shot(page, "inapp")
+    # notifier's own /langganan, in the same app, sends the reader out the same way.
+    own = browser.new_page()
+    own.goto(deployment.notifier.url + "/langganan?lang=en")
+    own.wait_for_selector("[data-panel=inapp]:not([hidden])")
+    assert own.get_attribute("#inapp-open", "href") == intent_link(own.url)
+    assert own.inner_text("#inapp-open") == "Open in Chrome"
+
+    iphone = launch_chromium(locale="id-ID", viewport=PHONE, user_agent=IOS_IN_APP_UA)
+    ios_page = prepare(iphone, browser_subscription())
+    ios_page.goto(deployment.article())
+    wait_widget(ios_page, "inapp")
+    ios = panel(ios_page, "inapp")
+    assert ios.get_by_role("link", name="Buka di Safari").get_attribute("href") == "x-safari-" + ios_page.url
+    assert "Buka di Safari" in ios.locator("ol").inner_text()  # the app's own steps, for older iOS
+    axe(ios_page, "inapp-ios")
 
 
 def test_the_proxied_worker_shows_pushes_and_a_deploy_updates_it(

@@ -215,6 +215,30 @@
       el.browser.value = family;
     }
 
+    /* The in-app browser's way out, as /langganan offers it (P.inAppExit): open in Chrome (Android, an
+       intent: link) or Safari (iOS, with the app's own steps), or copy the address. */
+    function inAppPanel() {
+      var href = window.location.href;
+      var exit = P.inAppExit(P.inAppBrowser(navigator.userAgent), href);
+      var ios = exit.browser === "safari";
+      var copied = h("p", { role: "status", "aria-live": "polite" });
+      return h("div", null, h("h3", null, _("Open this page in your browser")),
+        h("p", null, _("You are reading inside another app. Its built-in browser cannot show notifications; your phone’s browser can.")),
+        h("p", null, h("a", { class: "btn", href: exit.href, "data-exit": exit.browser },
+          ios ? _("Open in Safari") : _("Open in Chrome"))),
+        ios ? h("ol", null, h("li", null, _("Tap the ⋯ or share button of the app (usually at the top or bottom right).")),
+          h("li", null, _("Choose “Open in Safari” (or “Open in browser”)."))) : null,
+        h("p", { class: "hint" }, _("Or copy the address and paste it into your browser:"), " ",
+          h("code", null, href), " ",
+          h("button", { type: "button", class: "btn alt", onclick: function () {
+            if (!navigator.clipboard || !navigator.clipboard.writeText) { return; }  // the address is shown
+            navigator.clipboard.writeText(href).then(function () {
+              copied.textContent = _("Link copied. Paste it into your browser’s address bar.");
+            }, function () { /* the address is shown */ });
+          } }, _("Copy link"))),
+        copied);
+    }
+
     /* Build the panels in the configuration's language (again when the reader switches language). */
     function build() {
       var site = cfg.site.name;
@@ -250,10 +274,7 @@
         ios: h("div", null, h("h3", null, _("Add %(site)s to your Home Screen", { site: site })),
           h("p", null, _("On iPhone and iPad, notifications can only be turned on for sites added to the Home Screen (iOS 16.4 or later).")),
           el.iosSteps),
-        inapp: h("div", null, h("h3", null, _("Open this page in your browser")),
-          h("p", null, _("You are reading inside another app. Its built-in browser cannot show notifications; your phone’s browser can.")),
-          h("p", { class: "hint" }, _("Or copy the address and paste it into your browser:"), " ",
-            h("code", null, window.location.href))),
+        inapp: inAppPanel(),
         unsupported: h("div", null, h("h3", null, _("This browser does not support notifications yet")),
           h("p", null, _("Your browser does not support web notifications. Try opening %(site)s in a recent Chrome, Firefox, Edge, Samsung Internet or Safari.", { site: site })),
           h("p", { class: "hint" }, _("If you are in incognito or a private window, open this page in a normal window."))),

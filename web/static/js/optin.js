@@ -125,14 +125,11 @@
     var href = window.location.href;
     var codes = root.querySelectorAll(".js-href");
     for (var i = 0; i < codes.length; i++) { codes[i].textContent = href; }
-    if (app.os === "android") {
-      // Android hands an intent: URL to Chrome (or the reader's default browser when Chrome is absent).
-      var target = href.replace(/^https?:\/\//, "");
-      open.href = "intent://" + target + "#Intent;scheme=" + window.location.protocol.replace(":", "") +
-        ";package=com.android.chrome;S.browser_fallback_url=" + encodeURIComponent(href) + ";end";
+    var exit = P.inAppExit(app, href);  // shared with the embed: the same way out on both
+    open.href = exit.href;
+    if (exit.browser === "chrome") {
       open.textContent = _("Open in Chrome");
     } else {
-      open.href = "x-safari-" + href;
       open.textContent = _("Open in Safari");
       root.querySelector('[data-inapp="ios"]').hidden = false;
     }

@@ -86,6 +86,24 @@
     return null;
   }
 
+  /*
+   * The way out of an in-app browser ({ app, os } of inAppBrowser) for the page `href`: { browser, href }.
+   * Android hands an intent: URL to Chrome, or to the reader's default browser (browser_fallback_url) when
+   * Chrome is absent; iOS gets Safari's x-safari- link (the app's own "Open in Safari" steps are shown too).
+   * /langganan and the embed share it, so both send a reader out the same way.
+   */
+  function inAppExit(app, href) {
+    if (app && app.os === "android") {
+      var scheme = href.split(":", 1)[0];
+      return {
+        browser: "chrome",
+        href: "intent://" + href.replace(/^https?:\/\//, "") + "#Intent;scheme=" + scheme +
+          ";package=com.android.chrome;S.browser_fallback_url=" + encodeURIComponent(href) + ";end"
+      };
+    }
+    return { browser: "safari", href: "x-safari-" + href };
+  }
+
   /* Which Home Screen steps an iPhone or iPad reader needs: Safari's, Chrome's or another browser's. */
   function iosBrowser(ua) {
     if (/CriOS\//.test(ua || "")) { return "chrome"; }
@@ -320,6 +338,7 @@
       permission: permission,
       detectBrowser: detectBrowser,
       inAppBrowser: inAppBrowser,
+      inAppExit: inAppExit,
       iosBrowser: iosBrowser,
       current: current,
       subscribe: subscribe,
