@@ -35,6 +35,59 @@ from notifier.vapid import VapidKey
 class Batches(DeliveryBase):
     """Running batches, for :class:`~notifier.delivery.engine.Delivery`."""
 
+    def _commit(
+        self,
+        cid: str,
+        batch_id: str,
+        queue_writes: Callable[[Pipeline], None],
+        replies: list[object] | None = None,
+    ) -> str:
+        """Record a batch's outcome in one transaction, only while this run holds the batch's lease.
+
+        ``queue_writes`` adds the writes to the transaction's pipeline. Returns ``"committed"``, ``"done"``
+        (already recorded: by another run, or by this one when a failover lost the reply) or ``"lost"``
+        (another run holds the batch). While Redis is unreachable it tries again for
+        ``redis_failover_wait`` seconds, then raises.
+        """
+        lease_key = self.keys.batch_lease(cid, batch_id)
+        token = self.lease_token()
+        failed_at: float | None = None
+        while True:
+            try:
+                claim = self._claim_batch(cid, batch_id)
+                if claim != 1:
+                    outcome = "done" if claim == 2 else "lost"
+                    break
+                with self.r.pipeline(transaction=True) as pipe:
+                    pipe.watch(lease_key)
+                    if pipe.get(lease_key) != token:
+                        continue
+                    pipe.multi()
+                    queue_writes(pipe)
+                    pipe.delete(lease_key)
+                    answered = pipe.execute()
+                    if replies is not None:
+                        replies[:] = answered
+                outcome = "committed"
+                break
+            except redis.WatchError:
+                continue
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                now = time.monotonic()
+                wait = self.settings.redis_failover_wait
+                if failed_at is None:
+                    failed_at = now
+                    log.warning("batch %s of %s: Redis unreachable (%s); recording its outcome again "
+                                "for up to %.0f s", batch_id, cid, exc, wait)  # fmt: skip
+                if now - failed_at >= wait:
+                    log.error("batch %s of %s: Redis still unreachable; it will run again", batch_id, cid)
+                    raise
+                time.sleep(min(0.5, failed_at + wait - now))
+        if failed_at is not None:
+            log.warning("batch %s of %s: %s once Redis answered again (after %.1f s)", batch_id, cid, outcome,
+                        time.monotonic() - failed_at)  # fmt: skip
+        return outcome
+
     def run_batch(
         self,
         cid: str,
