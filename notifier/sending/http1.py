@@ -11,12 +11,9 @@ answer is ``http/1.1`` get; :mod:`notifier.sending.http2` serves the others.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from notifier.sending.exchange import MAX_RESPONSE, Exchange, ResponseError
-
-if TYPE_CHECKING:
-    from notifier.sending.pool import Origin
+from notifier.sending.owner import ConnectionOwner
 
 #: Seconds an idle keep-alive connection is reused (push services keep them for minutes).
 KEEPALIVE = 60.0
@@ -41,7 +38,7 @@ class Http1Connection(asyncio.Protocol):
 
     protocol = "http/1.1"
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: ConnectionOwner) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()

@@ -30,7 +30,7 @@ in Python costs more than the bytes it saves on a local network).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -42,10 +42,7 @@ from hpack import Encoder, NeverIndexedHeaderTuple
 from hpack.table import HeaderTable
 
 from notifier.sending.exchange import MAX_RESPONSE, Exchange, ResponseError
-
-if TYPE_CHECKING:
-    from notifier.sending.pool import Origin
-
+from notifier.sending.owner import ConnectionOwner
 
 _CONFIG = h2.config.H2Configuration(
     client_side=True,
@@ -139,7 +136,7 @@ class Http2Connection(asyncio.Protocol):
 
     protocol = "h2"
 
-    def __init__(self, origin: Origin, max_streams: int) -> None:
+    def __init__(self, origin: ConnectionOwner, max_streams: int) -> None:
         self.origin = origin
         self.conn = _H2(self)
         self.transport: asyncio.Transport | None = None
