@@ -81,6 +81,15 @@ WAIT_MIN = 3
 #: What becomes of one gone answer.
 DELETE, WAIT, REVIEW = "delete", "wait", "review"
 
+#: What a sample of held messages says of an open breaker (half-open: see :class:`Probe`).
+RECOVERED, FAILING, INCONCLUSIVE = "recovered", "failing", "inconclusive"
+#: A probe's states: waiting out its cool-down, or a sample out (its batch not recorded yet).
+WAITING, PROBING = "waiting", "probing"
+#: Seconds a sample may stay out before maintenance sends its batch again (a lost job; idempotent).
+PROBE_STALE = 600.0
+#: Seconds the "recovered" banner stays up after a breaker closed by itself.
+RECOVERED_SHOWN = 3600.0
+
 
 def _day(t: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
@@ -133,6 +142,12 @@ class Policy:
     key_share: float = 0.9
     key_sample: int = 200
     quarantine_rejections: int = 3
+    #: Seconds an open breaker waits before a sample of held messages tries the service (0: only operators).
+    probe_cooldown: float = 300.0
+    #: The longest wait between two samples (each failed sample doubles the wait up to this).
+    probe_cooldown_max: float = 3600.0
+    #: Held messages one sample sends.
+    probe_sample: int = 10
 
     @classmethod
     def from_settings(cls, settings: Any) -> Policy:
@@ -146,6 +161,9 @@ class Policy:
             key_share=settings.reject_pause_ratio,
             key_sample=settings.reject_pause_sample,
             quarantine_rejections=settings.quarantine_rejections,
+            probe_cooldown=settings.breaker_cooldown,
+            probe_cooldown_max=max(settings.breaker_cooldown, settings.breaker_cooldown_max),
+            probe_sample=settings.breaker_probe_sample,
         )
 
     def gone_threshold(self, normal_rate: float) -> float:
@@ -169,6 +187,26 @@ class Policy:
             and batch.accepted == 0
             and so_far.share(so_far.rejected) >= self.key_share
         )
+
+    def probe_verdict(self, kind: str, sample: Tally, normal_rate: float) -> str:
+        """What a sample of held messages says of an open breaker: recovered, failing, or inconclusive.
+
+        Key: recovered when the service accepted messages and rejected fewer than ``key_share`` of the
+        sample (a few readers' bad subscriptions do not keep it shut). Gone: recovered when the
+        sample's 404/410 share is at most the threshold that opened it. No answer at all (timeouts,
+        a sample the campaign skipped): inconclusive.
+        """
+        if not sample.answered:
+            return INCONCLUSIVE
+        if kind == KEY:
+            healthy = sample.accepted > 0 and sample.share(sample.rejected) < self.key_share
+        else:
+            healthy = sample.share(sample.gone) <= self.gone_threshold(normal_rate)
+        return RECOVERED if healthy else FAILING
+
+    def next_cooldown(self, cooldown: float) -> float:
+        """The wait after a failed sample: twice the last one, at most ``probe_cooldown_max``."""
+        return min(self.probe_cooldown_max, max(self.probe_cooldown, 2 * cooldown))
 
 
 @dataclass(frozen=True)
@@ -274,6 +312,60 @@ class Recent:
             return None
 
 
+@dataclass(frozen=True)
+class Probe:
+    """The half-open side of a push service's open breakers (``push:probes`` hash service → JSON).
+
+    After ``due`` (the trip's time plus the cool-down), the workers' maintenance takes up to
+    :attr:`Policy.probe_sample` *real* held messages of a campaign holding the service (no
+    synthetic message: a web push always shows a notification) and sends them as batch ``batch``
+    of campaign ``cid``, the one batch the breaker lets through. Its answers decide, in the
+    batch's own commit: every kind whose sample looks healthy closes (``recovered``), the others
+    wait again for twice the cool-down (``attempt`` + 1), up to ``probe_cooldown_max``.
+    """
+
+    service: str
+    due: float
+    cooldown: float
+    state: str = WAITING
+    attempt: int = 0
+    cid: str = ""
+    batch: str = ""
+    sids: tuple[str, ...] = ()
+    started: float = 0.0
+    #: What the last sample showed (shown to ops), e.g. ``"9 of 10 answers were HTTP 404/410"``.
+    last: str = ""
+
+    def to_json(self) -> str:
+        """Stored form."""
+        return json.dumps({**asdict(self), "sids": list(self.sids)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, value: str) -> Probe | None:
+        """From the stored form, or None when unreadable."""
+        try:
+            data = json.loads(value)
+            data["sids"] = tuple(str(s) for s in data.get("sids", ()))
+            return cls(**data)
+        except (ValueError, TypeError):
+            return None
+
+    def waiting(self, due: float, cooldown: float, *, attempt: int, last: str) -> Probe:
+        """This probe waiting again until ``due``."""
+        return Probe(self.service, due, cooldown, WAITING, attempt, last=last)
+
+
+def sample_text(kind: str, sample: Tally) -> str:
+    """What a sample's answers were, for the probe's ``last`` (ops, CLI)."""
+    if not sample.answered:
+        return "no answer to the sample"
+    if kind == KEY:
+        return (
+            f"{sample.accepted} of {sample.answered} accepted, {sample.rejected} rejected (HTTP 400/401/403)"
+        )
+    return f"{sample.gone} of {sample.answered} answers were HTTP 404/410"
+
+
 @dataclass
 class BatchJudge:
     """The policy's view of one batch: which services are held, and what this batch's answers decide.
@@ -291,13 +383,25 @@ class BatchJudge:
     so_far: dict[str, Tally]
     normal_rate: Callable[[str], float]
     recent_of: Callable[[str], list[Recent]]
+    #: Services whose open breakers let this batch through: it is their sample (half-open, :class:`Probe`).
+    probing: dict[str, Probe] = field(default_factory=dict)
     batch: dict[str, Tally] = field(default_factory=dict)
     trips: list[Trip] = field(default_factory=list)
     held: set[str] = field(init=False)
     _recent: dict[str, list[Recent]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.held = set(self.holds) | set(self.open)
+        self.held = (set(self.holds) | set(self.open)) - set(self.probing)
+
+    def probe_verdicts(self) -> dict[str, dict[str, str]]:
+        """For each service this batch samples: kind of open breaker → what the sample says of it."""
+        found: dict[str, dict[str, str]] = {}
+        for service in self.probing:
+            sample = self.batch.get(service, Tally())
+            rate = float(self.normal_rate(service))
+            kinds = self.open.get(service, {})
+            found[service] = {kind: self.policy.probe_verdict(kind, sample, rate) for kind in kinds}
+        return found
 
     def reason(self, service: str) -> str:
         """Why messages to ``service`` are held back in this campaign."""
@@ -487,13 +591,29 @@ class Breakers:
         self._rates[service] = (rate, mono + BASELINE_TTL)
         return rate
 
-    def judge(self, cid: str, audience: int) -> BatchJudge:
+    def probes(self) -> list[Probe]:
+        """The half-open state of every service with an open breaker (cool-down, sample out)."""
+        found = [Probe.from_json(v) for v in self.r.hgetall(self.keys.push_probes).values()]
+        return sorted((p for p in found if p is not None), key=lambda p: p.service)
+
+    def probe_of(self, service: str) -> Probe | None:
+        """The half-open state of ``service``'s breakers, if any."""
+        value = self.r.hget(self.keys.push_probes, service)
+        return Probe.from_json(value) if value else None
+
+    def judge(self, cid: str, audience: int, batch_id: str = "") -> BatchJudge:
         """The policy's view for a batch of campaign ``cid`` starting now (one round trip)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.keys.push_breakers)
         pipe.hgetall(self.keys.campaign_push(cid))
         pipe.hgetall(self.keys.campaign_holds(cid))
-        stored_open, stored_tally, holds = pipe.execute()
+        pipe.hgetall(self.keys.push_probes)
+        stored_open, stored_tally, holds, stored_probes = pipe.execute()
+        probing: dict[str, Probe] = {}
+        for value in stored_probes.values():
+            probe = Probe.from_json(value)
+            if probe is not None and probe.state == PROBING and (probe.cid, probe.batch) == (cid, batch_id):
+                probing[probe.service] = probe
         return BatchJudge(
             self.policy,
             cid,
@@ -503,6 +623,7 @@ class Breakers:
             self._parse_tally(stored_tally),
             self.normal_rate,
             self.recent,
+            probing,
         )
 
     def refresh_tally(self, judge: BatchJudge) -> None:
@@ -569,9 +690,79 @@ class Breakers:
         """Open a breaker (a first trip wins: its evidence stays what ops read) and alert ops."""
         pipe.hsetnx(self.keys.push_breakers, f"{trip.kind}:{trip.service}", trip.to_json())
         pipe.hset(self.keys.alerts, f"breaker:{trip.kind}:{trip.service}", trip.to_json())
+        pipe.hdel(self.keys.alerts, f"recovered:{trip.service}")
+        if self.policy.probe_cooldown > 0:
+            # Half-open after the cool-down: a sample of held messages tries the service (Probe).
+            first = Probe(trip.service, trip.at + self.policy.probe_cooldown, self.policy.probe_cooldown)
+            pipe.hsetnx(self.keys.push_probes, trip.service, first.to_json())
         if trip.kind == KEY:
             # The campaign-level banner ops already know: a configuration problem with this campaign.
             pipe.hset(self.keys.alerts, "config", f"{int(trip.at)}|{trip.cid}|{trip.status}|{trip.reason()}")
+
+    def settle_probes(
+        self,
+        pipe: redis.client.Pipeline,
+        judge: BatchJudge,
+        verdicts: Mapping[str, Mapping[str, str]],
+        now: float,
+    ) -> list[str]:
+        """Queue what this batch's samples decided (its commit): close what recovered, wait longer otherwise.
+
+        Returns the services whose breakers are all closed now (their campaigns are released after the
+        commit). Held deletions stay held: deleting is never automatic after an incident.
+        """
+        recovered: list[str] = []
+        config = self.r.hget(self.keys.alerts, "config") or ""
+        for service, kinds in verdicts.items():
+            probe = judge.probing[service]
+            sample = judge.batch.get(service, Tally())
+            closing = [kind for kind, verdict in kinds.items() if verdict == RECOVERED]
+            for kind in closing:
+                pipe.hdel(self.keys.push_breakers, f"{kind}:{service}")
+                pipe.hdel(self.keys.alerts, f"breaker:{kind}:{service}")
+                trip = judge.open.get(service, {}).get(kind)
+                if kind == KEY and trip is not None and trip.reason() in config:
+                    pipe.hdel(self.keys.alerts, "config")
+            still = [kind for kind in kinds if kind not in closing]
+            last = "; ".join(f"{kind}: {sample_text(kind, sample)}" for kind in kinds)
+            if not still:
+                pipe.hdel(self.keys.push_probes, service)
+                pipe.hincrby(self.keys.push_recoveries, service, 1)
+                shown = {
+                    "service": service,
+                    "at": now,
+                    "kinds": closing,
+                    "attempt": probe.attempt + 1,
+                    "sample": sample.answered,
+                    "accepted": sample.accepted,
+                    "last": last,
+                    "held_deletions": self.held_count(service),
+                }
+                pipe.hset(self.keys.alerts, f"recovered:{service}", json.dumps(shown, separators=(",", ":")))
+                recovered.append(service)
+                continue
+            failing = any(kinds[kind] == FAILING for kind in still)
+            cooldown = self.policy.next_cooldown(probe.cooldown) if failing else probe.cooldown
+            attempt = probe.attempt + 1 if failing else probe.attempt
+            pipe.hset(
+                self.keys.push_probes,
+                service,
+                probe.waiting(now + cooldown, cooldown, attempt=attempt, last=last).to_json(),
+            )
+        return recovered
+
+    def replace_probe(self, probe: Probe, new: Probe | None) -> bool:
+        """Compare-and-set the probe of a service (None: forget it); False when it changed meanwhile."""
+        return bool(
+            self.r.eval(
+                _REPLACE_PROBE,
+                1,
+                self.keys.push_probes,
+                probe.service,
+                probe.to_json(),
+                new.to_json() if new else "",
+            )
+        )
 
     def hold_deletions(
         self,
@@ -632,7 +823,8 @@ class Breakers:
             pipe.hexists(self.keys.push_breakers, name)
         pipe.hdel(self.keys.push_breakers, *fields)
         pipe.hdel(self.keys.alerts, *(f"breaker:{name}" for name in fields))
-        *was_open, _, _ = pipe.execute()
+        pipe.hdel(self.keys.push_probes, service)
+        *was_open, _, _, _ = pipe.execute()
         return [kind for kind, found in zip(KINDS, was_open, strict=True) if found]
 
     def held_services(self) -> list[str]:
@@ -668,6 +860,15 @@ class Breakers:
             self.r.hdel(self.keys.push_held_deletions(service), *sids)
         if not self.r.exists(self.keys.push_held_deletions(service)):
             self.r.srem(self.keys.push_held_services, service)
+
+
+# Compare-and-set a probe (KEYS: probes; ARGV: service, expected value, new value or '' to delete).
+_REPLACE_PROBE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1])
+else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
 
 
 def release_held_deletions(

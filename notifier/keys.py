@@ -32,7 +32,8 @@ Data model (docs/design-notes.md tells why it is laid out so):
 - ``push:holds`` hash: push services that answered 429/503 with Retry-After, and until when; every
   sender reads it (notifier.holds). ``push:breakers``, ``push:held-deletions:{service}``,
   ``push:held-services``, ``push:recent:{service}``, ``push:gone-pending:{service}``,
-  ``push:daily:{day}``: the per-service breakers of notifier.breakers; ``campaign:{cid}:push``
+  ``push:daily:{day}``, ``push:probes`` (half-open samples), ``push:recoveries``: the per-service
+  breakers of notifier.breakers; ``campaign:{cid}:push``
   (answers by service), ``campaign:{cid}:rejections-waiting:{service}`` (readers' rejections waiting for
   the service's first acceptance), ``campaign:{cid}:holds`` and ``campaign:{cid}:held:{service}`` (messages a
   campaign holds back from a service); ``subs:rejects`` rejections in a row per subscription.
@@ -490,6 +491,16 @@ class Keys:
     def push_recent(self, service: str) -> str:
         """List of a push service's newest batches' answers, ``answered|gone|time|abnormal`` (all workers)."""
         return f"{self.prefix}push:recent:{service}"
+
+    @property
+    def push_probes(self) -> str:
+        """Hash service → the half-open state of its open breakers (JSON, notifier.breakers.Probe)."""
+        return f"{self.prefix}push:probes"
+
+    @property
+    def push_recoveries(self) -> str:
+        """Hash service → how many times its breakers closed by themselves after a healthy sample."""
+        return f"{self.prefix}push:recoveries"
 
     def push_gone_pending(self, service: str) -> str:
         """Hash sid → ``status|p256dh|index field|cid``: gone answers waiting for normal answers to delete."""

@@ -142,6 +142,9 @@ class Settings:
     gone_breaker_sample: int = 200
     gone_breaker_share: float = 0.3
     gone_breaker_factor: float = 5.0
+    breaker_cooldown: float = 300.0
+    breaker_cooldown_max: float = 3600.0
+    breaker_probe_sample: int = 10
     quarantine_days: int = 7
     long_hold_after: int = 600
     unreachable_after: int = 10
@@ -237,6 +240,9 @@ class Settings:
         read("NOTIFIER_GONE_BREAKER_SAMPLE", "gone_breaker_sample", int)
         read("NOTIFIER_GONE_BREAKER_SHARE", "gone_breaker_share", float)
         read("NOTIFIER_GONE_BREAKER_FACTOR", "gone_breaker_factor", float)
+        read("NOTIFIER_BREAKER_COOLDOWN", "breaker_cooldown", float)
+        read("NOTIFIER_BREAKER_COOLDOWN_MAX", "breaker_cooldown_max", float)
+        read("NOTIFIER_BREAKER_PROBE_SAMPLE", "breaker_probe_sample", int)
         read("NOTIFIER_QUARANTINE_DAYS", "quarantine_days", int)
         read("NOTIFIER_LONG_HOLD_AFTER", "long_hold_after", int)
         read("NOTIFIER_UNREACHABLE_AFTER", "unreachable_after", int)
@@ -326,6 +332,17 @@ class Settings:
             raise ConfigError(
                 "NOTIFIER_GONE_BREAKER_MIN, NOTIFIER_GONE_BREAKER_SAMPLE and NOTIFIER_GONE_BREAKER_FACTOR "
                 "must be at least 1"
+            )
+        if self.breaker_cooldown < 0 or self.breaker_cooldown_max < 0:
+            raise ConfigError(
+                "NOTIFIER_BREAKER_COOLDOWN and NOTIFIER_BREAKER_COOLDOWN_MAX are seconds, 0 (only an "
+                f"operator closes a breaker) or more, got {self.breaker_cooldown} and "
+                f"{self.breaker_cooldown_max}"
+            )
+        if not 1 <= self.breaker_probe_sample <= 1000:
+            raise ConfigError(
+                "NOTIFIER_BREAKER_PROBE_SAMPLE is a number of messages from 1 to 1000, "
+                f"got {self.breaker_probe_sample}"
             )
         if self.long_hold_after < 0:
             raise ConfigError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from notifier.breakers import Trip
+from notifier.breakers import PROBING, RECOVERED_SHOWN, Probe, Trip
 from notifier.campaigns import FINAL, Campaign, CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.errors import NotFound
@@ -244,11 +244,13 @@ def alerts(
                     "cause": _cause(status if is_config_status(status) else "400"),
                 }
             )
+    probes = _probes(r, keys)
     for name, value in sorted(r.hgetall(keys.push_breakers).items()):
         kind, _, service = name.partition(":")
         trip = Trip.from_json(value)
         if trip is None:
             continue
+        probe = probes.get(service)
         found.append(
             {
                 "kind": f"breaker-{kind}",
@@ -258,12 +260,31 @@ def alerts(
                 "status": str(trip.status),
                 "count": trip.count,
                 "share": trip.share,
-                "message": trip.reason(),
+                "probe": probe_row(probe) if probe else None,
+                "message": trip.reason() + (f"; {probe_text(probe, now)}" if probe else ""),
                 "cause": (
                     "the push service (or a proxy or route in between) answers 404/410 to far more "
                     "readers than usual: deletions are held, `notifier services held` lists them"
                     if kind == "gone"
                     else _cause("401")
+                ),
+            }
+        )
+    for service, shown in recoveries(r, keys, now=now).items():
+        kinds = " and ".join("404/410" if k == "gone" else "key" for k in shown["kinds"])
+        held = shown.get("held_deletions", 0)
+        found.append(
+            {
+                "kind": "breaker-recovered",
+                **shown,
+                "message": (
+                    f"{service} recovered by itself: its {kinds} breaker closed after a sample of held "
+                    f"messages was answered normally ({shown['last']}); the held messages went out"
+                    + (f"; {held} deletions still wait for review" if held else "")
+                ),
+                "cause": (
+                    "nothing to do unless deletions wait for review: `notifier services held` lists them, "
+                    "restore keeps them (and re-sends what they missed), release deletes them"
                 ),
             }
         )
@@ -303,15 +324,68 @@ def alerts(
     return found
 
 
+def _probes(r: redis.Redis, keys: Keys) -> dict[str, Probe]:
+    found = (Probe.from_json(v) for v in r.hgetall(keys.push_probes).values())
+    return {p.service: p for p in found if p is not None}
+
+
+def probe_row(probe: Probe) -> dict[str, Any]:
+    """The half-open state of a service's breakers, for ops: ``probing`` (a sample is out) or ``waiting``."""
+    return {
+        "state": probe.state,
+        "due": probe.due,
+        "cooldown": probe.cooldown,
+        "attempt": probe.attempt,
+        "sample": len(probe.sids) if probe.state == PROBING else 0,
+        "campaign": probe.cid if probe.state == PROBING else "",
+        "last": probe.last,
+    }
+
+
+def probe_text(probe: Probe, now: float) -> str:
+    """The half-open state in words (CLI, banner's English text)."""
+    if probe.state == PROBING:
+        return f"probing: {len(probe.sids)} held messages of campaign {probe.cid} are trying it now"
+    wait = max(0.0, probe.due - now)
+    text = f"next sample in {wait:.0f} s" if wait else "next sample as soon as a held message can try it"
+    return text + (f" (last sample: {probe.last})" if probe.last else "")
+
+
+def recoveries(r: redis.Redis, keys: Keys, *, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Breakers that closed by themselves in the last :data:`RECOVERED_SHOWN` seconds, by service."""
+    now = time.time() if now is None else now
+    found: dict[str, dict[str, Any]] = {}
+    for name, value in r.hgetall(keys.alerts).items():
+        if not name.startswith("recovered:"):
+            continue
+        try:
+            shown = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(shown, dict) and now - float(shown.get("at", 0)) < RECOVERED_SHOWN:
+            found[name.partition(":")[2]] = shown
+    return found
+
+
 def push_services(r: redis.Redis, keys: Keys, *, now: float | None = None) -> dict[str, Any]:
-    """Open breakers, deletions held for review, and 429/503 holds, by push service (ops, /metrics)."""
+    """Open breakers (and their half-open samples), recoveries, deletions held for review, and 429/503
+    holds, by push service (ops, /metrics)."""
     now = time.time() if now is None else now
     breakers: list[dict[str, Any]] = []
+    probes = _probes(r, keys)
     for _, value in sorted(r.hgetall(keys.push_breakers).items()):
         trip = Trip.from_json(value)
         if trip is not None:
+            probe = probes.get(trip.service)
             breakers.append(
-                {"service": trip.service, "kind": trip.kind, "since": trip.at, "reason": trip.reason()}
+                {
+                    "service": trip.service,
+                    "kind": trip.kind,
+                    "since": trip.at,
+                    "reason": trip.reason(),
+                    "state": probe.state if probe else "open",
+                    "probe": probe_row(probe) if probe else None,
+                }
             )
     services = sorted(r.smembers(keys.push_held_services))
     pipe = r.pipeline(transaction=False)
@@ -322,7 +396,14 @@ def push_services(r: redis.Redis, keys: Keys, *, now: float | None = None) -> di
         {"service": h["service"], "status": h["status"], "seconds_left": round(h["until"] - now, 1)}
         for h in push_holds(r, keys, now=now)
     ]
-    return {"breakers": breakers, "held_deletions": held, "holds": holds}
+    recovered = {service: int(n) for service, n in r.hgetall(keys.push_recoveries).items()}
+    return {
+        "breakers": breakers,
+        "held_deletions": held,
+        "holds": holds,
+        "recovered": recoveries(r, keys, now=now),
+        "recoveries_total": recovered,
+    }
 
 
 def subscribers(

@@ -2,8 +2,9 @@
 
 A breaker (``notifier.breakers``) opens when a push service answers as no set of readers would:
 404/410 far above its normal rate (its deletions are then held for review, not done) or 400/401/403
-to nearly everything (our key). Campaigns hold their messages to that service back until an
-operator looks:
+to nearly everything (our key). Campaigns hold their messages to that service back until a sample
+of them is answered normally after the cool-down (the breaker closes by itself; held deletions stay
+held) or an operator acts:
 
     notifier services list                  # every service with a hold, an open breaker or held deletions
     notifier services resume SERVICE        # the cause is fixed: close its breakers, send what was held
@@ -25,6 +26,7 @@ from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.delivery import Delivery
 from notifier.holds import ServiceHolds
+from notifier.stats import probe_text, recoveries
 from notifier_cli.common import load_context
 from workers.jobs import batch_enqueuer
 
@@ -70,13 +72,21 @@ def services_list() -> None:
     if not names:
         click.echo("no push service is held: every breaker is closed and no deletion waits for review")
         return
+    probes = {p.service: p for p in breakers.probes()}
+    recovered = recoveries(c.redis, c.keys, now=now)
+    names = sorted(set(names) | set(recovered))
     table = Table("service", "429/503 hold", "breakers", "held deletions", "campaigns holding it")
     for name in names:
         hold = holds.get(name)
+        state = "\n".join(trip.reason() for trip in opened.get(name, {}).values())
+        if state and name in probes:
+            state += "\n" + probe_text(probes[name], now)
+        elif not state and name in recovered:
+            state = f"closed: recovered by itself ({recovered[name]['last']})"
         table.add_row(
             name,
             f"{hold.until - now:.0f} s (HTTP {hold.status})" if hold else "-",
-            "\n".join(trip.reason() for trip in opened.get(name, {}).values()) or "closed",
+            state or "closed",
             str(breakers.held_count(name)),
             "\n".join(holding.get(name, [])) or "-",
         )

@@ -622,8 +622,21 @@ class NotifierCollector(Collector):
             "1 while a push service's breaker is open (gone: deletions held; key: our key refused)",
             labels=["service", "kind"],
         )
+        probing = GaugeMetricFamily(
+            "notifier_push_breaker_probing",
+            "1 while a sample of held messages is trying an open breaker's push service (half-open)",
+            labels=["service", "kind"],
+        )
         for trip in push["breakers"]:
             breakers.add_metric([trip["service"], trip["kind"]], 1)
+            probing.add_metric([trip["service"], trip["kind"]], 1 if trip["state"] == "probing" else 0)
+        recoveries = CounterMetricFamily(
+            "notifier_push_breaker_recoveries",
+            "Times a push service's breakers closed by themselves after a healthy sample",
+            labels=["service"],
+        )
+        for service, n in sorted(push["recoveries_total"].items()):
+            recoveries.add_metric([service], n)
         held = GaugeMetricFamily(
             "notifier_push_held_deletions", "Deletions held for review, by push service", labels=["service"]
         )
@@ -634,7 +647,7 @@ class NotifierCollector(Collector):
         )
         for hold in push["holds"]:
             holds.add_metric([hold["service"]], hold["seconds_left"])
-        yield from (breakers, held, holds)
+        yield from (breakers, probing, recoveries, held, holds)
 
         yield from self._site_families(r, keys)
 

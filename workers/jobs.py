@@ -94,9 +94,13 @@ def send_batch(cid: str, batch_id: str, sids: list[str], attempts: list[int] | i
     job once every message of this batch is started, while the last answers are outstanding.
     """
     delivery = runtime()
+    raw = delivery.c.raw_redis
     result = delivery.run_batch(
-        cid, batch_id, sids, attempts, batch_enqueuer(delivery.c.raw_redis, cid), on_started=_release()
+        cid, batch_id, sids, attempts, batch_enqueuer(raw, cid), on_started=_release()
     )
+    if result.recovered:
+        # This batch was a breaker's sample and the service answered well: every campaign holding it goes on.
+        delivery.release_recovered(lambda other: batch_enqueuer(raw, other))
     report(delivery.campaigns.get(cid), claim=partial(delivery.campaigns.claim_telling, cid))
     return {
         "cid": cid,
@@ -114,6 +118,21 @@ def release_due_holds() -> int:
     delivery = runtime()
     raw = delivery.c.raw_redis
     return delivery.release_due_holds(lambda cid: batch_enqueuer(raw, cid))
+
+
+def probe_breakers() -> dict[str, Any]:
+    """Half-open breakers (maintenance): a sample of held messages for each service whose cool-down is over,
+    and the release of campaigns still holding a service whose breakers closed."""
+    delivery = runtime()
+    raw = delivery.c.raw_redis
+
+    def enqueue_for(cid: str) -> EnqueueBatch:
+        return batch_enqueuer(raw, cid)
+
+    return {
+        "sampled": delivery.probe_breakers(enqueue_for),
+        "released": delivery.release_recovered(enqueue_for),
+    }
 
 
 def resume_campaign(cid: str) -> dict[str, Any]:

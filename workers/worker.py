@@ -34,7 +34,7 @@ from rq.worker import WorkerStatus
 from notifier.campaigns import DELIVERING, PLAN_UNIT, SCHEDULED
 from notifier.upgrade import upgrade
 from workers.inspect import attach_recorder
-from workers.jobs import release_due_holds, runtime, set_release
+from workers.jobs import probe_breakers, release_due_holds, runtime, set_release
 from workers.logging import setup_worker_logging
 from workers.periodic import start_feed_polling
 from workers.queues import ALL_QUEUES, PLAN_QUEUE, SEND_QUEUE, queue
@@ -207,6 +207,10 @@ class HeartbeatWorker(SimpleWorker):
             release_due_holds()
         except redis.RedisError as exc:
             self.log.warning("cannot release push-service holds yet: %s", exc)
+        try:
+            probe_breakers()
+        except redis.RedisError as exc:
+            self.log.warning("cannot try open push-service breakers yet: %s", exc)
 
     def _beat(self, job: Job, execution: Execution, stop: threading.Event) -> None:
         ttl = self.get_heartbeat_ttl(job)

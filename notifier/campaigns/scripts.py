@@ -208,3 +208,31 @@ end
 return {{had, batches, sids}}
 """
 )
+
+# Take a sample of the messages a campaign holds back from a push service, for its breaker's half-open
+# try (notifier.breakers.Probe): only while the guard (the breaker's probe as the caller read it) is
+# unchanged and the held list still starts with the sample's ids. Takes them off the held list, reserves
+# the sample's batch (a unit of ``pending``), writes the new guard, and moves a campaign that waited only
+# for held services from ``paused`` back to ``sending`` (the batch's finish pauses it again if need be).
+# KEYS: campaign, its held list for the service, its reserved batch ids, the guard hash. ARGV: guard field,
+# guard value as read, new guard value, batch id, reason while sampling, now, the ids. Returns 1 when taken.
+TAKE_SAMPLE = (
+    STATE_FUNCTIONS
+    + f"""
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+local n = #ARGV - 6
+if n < 1 then return 0 end
+local head = redis.call('LRANGE', KEYS[2], 0, n - 1)
+if #head ~= n then return 0 end
+for i = 1, n do if head[i] ~= ARGV[i + 6] then return 0 end end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= '{PAUSED}' and state ~= '{SENDING}' then return 0 end
+redis.call('LTRIM', KEYS[2], n, -1)
+if redis.call('SADD', KEYS[3], ARGV[4]) == 1 then redis.call('HINCRBY', KEYS[1], 'pending', 1) end
+if state == '{PAUSED}' and move(KEYS[1], '{SENDING}', ARGV[6], nil) == 'OK' then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[5])
+end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+return 1
+"""
+)

@@ -40,6 +40,7 @@ from notifier.campaigns.scripts import (
     RELEASE_SERVICE,
     RESERVE,
     SET_STATE,
+    TAKE_SAMPLE,
 )
 from notifier.campaigns.validation import CampaignInput
 from notifier.errors import Conflict, NotFound, ValidationError
@@ -79,6 +80,7 @@ class CampaignStore:
         self._finish = r.register_script(FINISH)
         self._hold_service = r.register_script(HOLD_SERVICE)
         self._release_service = r.register_script(RELEASE_SERVICE)
+        self._take_sample = r.register_script(TAKE_SAMPLE)
 
     # -- creating ---------------------------------------------------------------------------------
 
@@ -492,6 +494,48 @@ class CampaignStore:
         )
         ids = [s.decode() if isinstance(s, bytes) else str(s) for s in sids]
         return bool(had), [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)][: int(batches)]
+
+    def take_sample(
+        self,
+        cid: str,
+        service: str,
+        sids: Sequence[str],
+        *,
+        batch_id: str,
+        guard: tuple[str, str, str, str],
+        reason: str,
+        now: float | None = None,
+    ) -> bool:
+        """Take ``sids`` (the head of the messages held back from ``service``) as batch ``batch_id``.
+
+        ``guard``: (hash key, field, value as read, new value): written only when the field still has
+        that value, so one process takes the sample. A paused campaign is sending again while it runs
+        (``reason`` says why). The batch is reserved: the caller enqueues it. False: nothing taken.
+        """
+        key, name, expected, new = guard
+        return bool(
+            self._take_sample(
+                keys=[
+                    self.keys.campaign(cid),
+                    self.keys.campaign_held_for(cid, service),
+                    self.keys.campaign_batches_reserved(cid),
+                    key,
+                ],
+                args=[
+                    name,
+                    expected,
+                    new,
+                    batch_id,
+                    reason,
+                    repr(time.time() if now is None else now),
+                    *sids,
+                ],
+            )
+        )
+
+    def held_head(self, cid: str, service: str, count: int) -> list[str]:
+        """The first ``count`` ids held back from ``service`` (not removed)."""
+        return list(self.r.lrange(self.keys.campaign_held_for(cid, service), 0, count - 1))
 
     def hold_until(
         self,

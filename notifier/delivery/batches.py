@@ -13,10 +13,12 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from notifier.breakers import KEY, RECOVERED
 from notifier.campaigns import DELIVERING, PAUSED, Campaign, message_payload, receipt_token
 from notifier.delivery.common import (
     DEFERRED,
     FAILED,
+    REJECTED,
     RETRY,
     BatchResult,
     DeliveryBase,
@@ -27,7 +29,7 @@ from notifier.delivery.common import (
     long_hold_reason,
     new_event_loop,
 )
-from notifier.sending import Message, Outcome, origin_of
+from notifier.sending import Message, Outcome, is_config_status, origin_of
 from notifier.subscriptions import Subscription
 from notifier.vapid import VapidKey
 
@@ -218,7 +220,7 @@ class Batches(DeliveryBase):
             return result
         subs, missing = self._load(sids)
         result.counts["skipped"] += missing
-        judge = self.breakers.judge(cid, campaign.counters["total"])
+        judge = self.breakers.judge(cid, campaign.counters["total"], batch_id)
         born = campaign.started or campaign.created
         expired = born + campaign.ttl < now
         messages: list[Message] = []
@@ -403,6 +405,10 @@ class Batches(DeliveryBase):
             kept = {}  # cancelled: nothing is held for later
         self.breakers.refresh_tally(judge)  # batches recorded while this one was in flight count too
         gone_plan = self._plan_gone(outcomes, judge)
+        # A half-open sample (notifier.breakers.Probe): its answers decide its breakers in this commit. While
+        # the key breaker stays open, the sample's rejections are the key's, not the readers': held again.
+        verdicts = judge.probe_verdicts() if judge.probing else {}
+        still_refused = {s for s, kinds in verdicts.items() if kinds.get(KEY, RECOVERED) != RECOVERED}
         # A long Retry-After (Chrome caps a site for 1 to 14 days, answering 429): those messages are held
         # back for the campaign, deferred not failed, and the campaign waits it out (one release, no retry
         # storm), while its other push services go on.
@@ -410,6 +416,17 @@ class Batches(DeliveryBase):
         settled: list[Outcome] = []
         long_after = self._standing(batch.campaign)["long_hold_after"]
         for outcome in outcomes:
+            if (
+                still_refused
+                and outcome.kind == REJECTED
+                and is_config_status(outcome.status)
+                and service_of(outcome.origin) in still_refused
+            ):
+                outcome.kind = DEFERRED  # answered, but not this reader's fault: sent again on recovery
+                kept.setdefault(service_of(outcome.origin), []).append(outcome.sid)
+                result.counts["deferred"] += 1
+                result.long_held += 1
+                continue
             if stop_reason not in ("", PAUSED) or not self._long_wait(outcome, long_after):
                 settled.append(outcome)
                 continue
@@ -441,7 +458,7 @@ class Batches(DeliveryBase):
                 held=held,
                 now=time.time(),
                 by_sid=batch.by_sid,
-                policy=PolicyWrites(judge, kept, gone_plan, follow_ups, new_long),
+                policy=PolicyWrites(judge, kept, gone_plan, follow_ups, new_long, verdicts),
             )
 
         replies: list[object] = []

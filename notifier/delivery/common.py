@@ -72,8 +72,10 @@ class BatchResult:
     stopped: str = ""
     #: Another run took the batch over while this one was cut off: nothing of this run was recorded.
     lease_lost: bool = False
-    #: Messages held back because their push service asked for a long wait (a campaign hold, see plan).
+    #: Messages held back after their answer: a long wait asked (a campaign hold), or a failed sample.
     long_held: int = 0
+    #: Push services whose breakers this batch's sample closed (their campaigns are released next).
+    recovered: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +91,8 @@ class PolicyWrites:
     follow_ups: list[tuple[int, str, list[str]]]
     #: service → (until, status, seconds): a long Retry-After this batch starts waiting out for the campaign.
     new_long_holds: dict[str, tuple[float, int, float]] = field(default_factory=dict)
+    #: service → kind → verdict, for the services this batch is the half-open sample of.
+    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -69,7 +69,7 @@ class Recording(DeliveryBase):
         rejections: dict[str, list[str]] = {}  # service → ids it rejected (400/401/403) in this batch
         gone_plan = policy.gone_plan if policy is not None else {}
         pruned: Counter[str] = Counter()
-        review: dict[str, list[tuple[str, str, int]]] = {}
+        review: dict[str, list[tuple[str, str, int, str]]] = {}
         waiting: list[PendingDeletion] = []
         browsers: Counter[str] = Counter()  # by the reader's browser family (from the subscription)
         for outcome in outcomes:
@@ -113,7 +113,7 @@ class Recording(DeliveryBase):
                     store.delete(sub, pipe=pipe, exact=True)
                     pruned[gone_service] += 1
                 elif action == REVIEW:
-                    review.setdefault(gone_service, []).append((sub.sid, sub.p256dh, outcome.status))
+                    review.setdefault(gone_service, []).append((sub.sid, sub.p256dh, outcome.status, cid))
                 else:
                     index_field = endpoint_index(sub.endpoint)
                     waiting.append(
@@ -174,8 +174,10 @@ class Recording(DeliveryBase):
                 breakers.count_rejections(pipe, cid, service, rejections.get(service, []))
             for trip in policy.judge.trips:
                 breakers.trip(pipe, trip)
+            if policy.verdicts:
+                result.recovered = breakers.settle_probes(pipe, policy.judge, policy.verdicts, now)
             for service, items in review.items():
-                breakers.hold_deletions(pipe, service, items, cid, now)
+                breakers.hold_deletions(pipe, service, items, now)
             tripped = {trip.service for trip in policy.judge.trips}
             for service, sids in policy.kept.items():
                 follow_up = f"{batch_id}-k{_token(service)}"
@@ -244,7 +246,7 @@ class Recording(DeliveryBase):
         self,
         pipe: Pipeline,
         judge: BatchJudge,
-        review: dict[str, list[tuple[str, str, int]]],
+        review: dict[str, list[tuple[str, str, int, str]]],
         pruned: Counter[str],
     ) -> None:
         """Settle the gone answers waiting on the services this batch heard from (see notifier.breakers).
@@ -266,5 +268,5 @@ class Recording(DeliveryBase):
                     store.delete_exact(p.sid, p.index_field, p.p256dh, pipe)
                     pruned[service] += 1
                 else:
-                    review.setdefault(service, []).append((p.sid, p.p256dh, p.status))
+                    review.setdefault(service, []).append((p.sid, p.p256dh, p.status, p.cid))
             self.breakers.drop_pending(pipe, service, [p.sid for p in waiting])

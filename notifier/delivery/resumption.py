@@ -1,9 +1,13 @@
-"""Resuming: a paused campaign or a held push service sends on what its batches held back."""
+"""Resuming: a paused campaign or a held push service sends on what its batches held back, after an
+operator's word or, for a breaker, a healthy sample of held messages (half-open, notifier.breakers.Probe)."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 
+from notifier.breakers import GONE, PROBE_STALE, PROBING
 from notifier.campaigns import DONE, PAUSED, SENDING
 from notifier.delivery.common import DeliveryBase, EnqueueBatch, _token, log
 
@@ -69,6 +73,103 @@ class Resumption(DeliveryBase):
         for campaign in self.campaigns.active():
             if service in self.campaigns.holds(campaign.cid):
                 queued[campaign.cid] = self.release_service(campaign.cid, service, enqueue_for(campaign.cid))
+        return queued
+
+    def probe_breakers(
+        self, enqueue_for: Callable[[str], EnqueueBatch], *, now: float | None = None
+    ) -> dict[str, str]:
+        """Half-open breakers: send a sample of held messages to each service whose cool-down is over.
+
+        The workers' maintenance calls this (each sample is taken by one process). The sample is the
+        first :attr:`Policy.probe_sample` messages a campaign holds back from the service (a breaking
+        one first, then the newest, within its TTL): real messages, never a synthetic one, since every
+        web push shows a notification. Its batch's answers close the breakers or make them wait longer
+        (:meth:`Breakers.settle_probes`). Gone answers a batch left waiting just before another batch
+        opened the gone breaker are held for review here. Returns service → the campaign sampled now.
+        """
+        now = time.time() if now is None else now
+        breakers = self.breakers
+        opened = breakers.open()
+        started: dict[str, str] = {}
+        for service, kinds in opened.items():
+            if GONE in kinds:
+                breakers.review_pending(service, now)
+        for probe in breakers.probes():
+            service = probe.service
+            if service not in opened:
+                breakers.replace_probe(probe, None)  # closed by an operator meanwhile
+                continue
+            if probe.state == PROBING:
+                if self.campaigns.batch_finished(probe.cid, probe.batch):
+                    # Recorded without a verdict (its campaign stopped first): another sample, now.
+                    again = probe.waiting(now, probe.cooldown, attempt=probe.attempt, last=probe.last)
+                    breakers.replace_probe(probe, again)
+                elif now - probe.started > PROBE_STALE:
+                    # Its job was lost: the same batch again (its id makes a second run a no-op).
+                    if breakers.replace_probe(probe, dataclasses.replace(probe, started=now)):
+                        enqueue_for(probe.cid)(probe.batch, list(probe.sids), [1] * len(probe.sids), 0.0)
+                continue
+            if probe.due > now:
+                continue
+            cid = self._sample_campaign(service, now)
+            if cid is None:
+                continue  # nothing held back to try it with yet: the next campaign's messages will do
+            sids = self.campaigns.held_head(cid, service, breakers.policy.probe_sample)
+            batch_id = f"p{self.campaigns.next_drain(cid)}_{_token(service)}"
+            sample = dataclasses.replace(
+                probe, state=PROBING, cid=cid, batch=batch_id, sids=tuple(sids), started=now
+            )
+            reason = (
+                f"probing {service}: {len(sids)} held messages try it again "
+                f"(its breaker opened; sample {probe.attempt + 1})"
+            )
+            guard = (self.keys.push_probes, service, probe.to_json(), sample.to_json())
+            if self.campaigns.take_sample(cid, service, sids, batch_id=batch_id, guard=guard, reason=reason):
+                enqueue_for(cid)(batch_id, list(sids), [1] * len(sids), 0.0)
+                started[service] = cid
+                log.info(
+                    "%s: breaker half-open, %d held messages of campaign %s try it", service, len(sids), cid
+                )
+        return started
+
+    def _sample_campaign(self, service: str, now: float) -> str | None:
+        """The campaign whose held messages sample ``service``: breaking, then newest, within its TTL."""
+        best: tuple[bool, float] | None = None
+        chosen = None
+        for campaign in self.campaigns.active():
+            cid = campaign.cid
+            if service not in self.campaigns.holds(cid) or service in self.campaigns.long_holds(cid):
+                continue
+            born = campaign.started or campaign.created
+            if born + campaign.ttl <= now + 60 or not self.campaigns.held_count(cid, service):
+                continue
+            rank = (bool(campaign.breaking), born)
+            if best is None or rank > best:
+                best, chosen = rank, cid
+        return chosen
+
+    def release_recovered(self, enqueue_for: Callable[[str], EnqueueBatch]) -> dict[str, int]:
+        """Release every campaign holding a service whose breakers are closed now (after a healthy sample).
+
+        A hold is a breaker's unless it is a long Retry-After's (those end on their own time); once no
+        breaker of the service is open, nothing keeps it. Idempotent (the release takes the held list
+        atomically); the workers call it after a sample recovered and in their maintenance, so a worker
+        dying between the two loses nothing. Returns messages queued by campaign.
+        """
+        opened = self.breakers.open()
+        queued: dict[str, int] = {}
+        for campaign in self.campaigns.active():
+            cid = campaign.cid
+            holds = self.campaigns.holds(cid)
+            if not holds:
+                continue
+            long_holds = self.campaigns.long_holds(cid)
+            for service in holds:
+                if service in opened or service in long_holds:
+                    continue
+                n = self.release_service(cid, service, enqueue_for(cid))
+                queued[cid] = queued.get(cid, 0) + n
+                log.info("campaign %s: %s recovered; %d held messages go out", cid, service, n)
         return queued
 
     def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:

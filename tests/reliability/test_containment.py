@@ -284,3 +284,106 @@ def test_a_429_holds_the_push_service_for_every_worker(context, simulator, worke
     )
     report("429 shared by workers", hold_s=hold, deferred=campaign.counters["deferred"],
            first_after_429_s=round(min(accepted) - last_429, 2))  # fmt: skip
+
+
+#: Breakers half-open after 3 s, then 6 s at most: a sample of 10 held messages tries the service.
+PROBING_ENV = {
+    **FAST_WORKER_ENV,
+    "NOTIFIER_BREAKER_COOLDOWN": "3",
+    "NOTIFIER_BREAKER_COOLDOWN_MAX": "6",
+    "NOTIFIER_BREAKER_PROBE_SAMPLE": "10",
+}
+
+
+def wait_probe(breakers: Breakers, service: str, attempt: int, workers: Any) -> Any:
+    """Wait until ``service``'s probe has failed ``attempt`` samples and waits again; returns it."""
+
+    def failed_enough() -> Any:
+        probe = breakers.probe_of(service)
+        return probe if probe is not None and probe.attempt >= attempt and probe.state == "waiting" else None
+
+    return wait_for(failed_enough, timeout=30, interval=0.1, message=f"{attempt} failed samples")
+
+
+def test_a_gone_breaker_samples_held_messages_and_closes_once_the_service_answers_normally(
+    settings_env, r, simulator, second_simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    from notifier import stats
+
+    broken, healthy = second_simulator, simulator  # the broken one is the second service this time
+    context, env = two_services(settings_env, r, healthy, broken)
+    per_service = 400
+    interleave(context, healthy, broken, per_service)
+    outage = broken.add_rule(404)
+    workers.start(2, **PROBING_ENV, NOTIFIER_PUSH_HOSTS=env["NOTIFIER_PUSH_HOSTS"])
+    cid = create_campaign(context, breaking=True)
+    service = host_of(broken)
+    breakers = Breakers(context.redis, context.keys, Policy())
+    paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
+    assert paused.state == "paused" and "gone" in breakers.open()[service]
+    gone_at_trip = paused.counters["gone"]
+    assert len({m.endpoint for m in healthy.received()}) == per_service
+
+    # Still broken: the first sample (10 real held messages) is answered 404 again; the breaker reopens for
+    # twice the cool-down, and the sample's answers are held for review like the others (nothing deleted).
+    probe = wait_probe(breakers, service, 1, workers)
+    assert probe.cooldown == 6 and "10 of 10 answers were HTTP 404/410" in probe.last, probe
+    banner = [a for a in stats.alerts(context.redis, context.keys) if a["kind"] == "breaker-gone"]
+    assert banner and banner[0]["probe"]["attempt"] == 1 and "next sample" in banner[0]["message"]
+    assert breakers.held_count(service) == gone_at_trip + 10
+    assert context.subscriptions.count() == 2 * per_service
+    listed = run_cli(env, "services", "list")
+    assert "next sample in" in listed.output and "10 of 10 answers were HTTP 404/410" in listed.output
+
+    # The route is fixed at 3 a.m. and nobody types a command: the next sample is accepted, the breaker
+    # closes by itself and the campaign delivers what it held.
+    broken.remove_rule(outage)
+    done = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    k = done.counters
+    held = breakers.held_count(service)
+    assert breakers.open() == {} and breakers.probes() == []
+    assert final_total(done) == 2 * per_service, k
+    assert k["gone"] == held == gone_at_trip + 10, (k, held)
+    assert k["sent"] == 2 * per_service - held
+    delivered = [m.endpoint for m in broken.received()]
+    assert len(delivered) == len(set(delivered)) == per_service - held, "each held message sent once"
+    # Held deletions stay held for an operator's review: deletion is never automatic after an incident.
+    assert context.subscriptions.count() == 2 * per_service
+    recovered = [a for a in stats.alerts(context.redis, context.keys) if a["kind"] == "breaker-recovered"]
+    assert recovered and recovered[0]["service"] == service and recovered[0]["attempt"] == 2
+    assert f"{held} deletions still wait for review" in recovered[0]["message"]
+    assert stats.push_services(context.redis, context.keys)["recoveries_total"] == {service: 1}
+    report("gone breaker recovers by itself", per_service=per_service, held_deletions=held,
+           samples=2, sent=k["sent"])  # fmt: skip
+
+
+def test_a_key_breaker_reopens_on_a_rejected_sample_and_closes_on_an_accepted_one(
+    settings_env, r, simulator, second_simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    refusing, healthy = simulator, second_simulator
+    context, env = two_services(settings_env, r, refusing, healthy)
+    per_service = 300
+    interleave(context, refusing, healthy, per_service)
+    rule = refusing.add_rule(403)
+    workers.start(2, **PROBING_ENV, NOTIFIER_PUSH_HOSTS=env["NOTIFIER_PUSH_HOSTS"])
+    cid = create_campaign(context)
+    service = host_of(refusing)
+    breakers = Breakers(context.redis, context.keys, Policy())
+    paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
+    assert paused.state == "paused" and "key" in breakers.open()[service]
+    rejected_at_trip = paused.counters["rejected"]
+    probe = wait_probe(breakers, service, 1, workers)
+    assert "0 of 10 accepted, 10 rejected" in probe.last and probe.cooldown == 6, probe
+    # The sample's rejections are the key's, not the readers': held again, not counted as final answers.
+    assert CampaignStore(context.redis, context.keys).get(cid).counters["rejected"] == rejected_at_trip
+    assert context.redis.hlen(context.keys.subs_rejections) == 0
+    refusing.remove_rule(rule)
+    done = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    k = done.counters
+    assert breakers.open() == {} and breakers.probes() == []
+    assert k["rejected"] == rejected_at_trip and k["sent"] == 2 * per_service - rejected_at_trip, k
+    assert final_total(done) == 2 * per_service
+    accepted = [m.endpoint for m in refusing.received()]
+    assert len(accepted) == len(set(accepted)) == per_service - rejected_at_trip
+    assert context.redis.hget(context.keys.alerts, "config") is None, "the key banner ends with the breaker"
+    report("key breaker recovers by itself", per_service=per_service, rejected_before_hold=rejected_at_trip)
