@@ -768,15 +768,45 @@ class Breakers:
         self,
         pipe: redis.client.Pipeline,
         service: str,
-        items: Iterable[tuple[str, str, int]],
-        cid: str,
+        items: Iterable[tuple[str, str, int, str]],
         now: float,
     ) -> None:
-        """Mark ``(sid, p256dh, status)`` for review instead of deleting them (nothing is removed)."""
-        mapping = {sid: f"{p256dh}|{status}|{int(now)}|{cid}" for sid, p256dh, status in items}
-        if mapping:
-            pipe.hset(self.keys.push_held_deletions(service), mapping=mapping)
-            pipe.sadd(self.keys.push_held_services, service)
+        """Mark ``(sid, p256dh, status, cid)`` for review instead of deleting them (nothing is removed).
+
+        Each campaign also remembers which readers it missed this way (``campaign:{cid}:missed:{service}``),
+        so a restore can send them what they missed.
+        """
+        mapping: dict[str, str] = {}
+        missed: dict[str, list[str]] = {}
+        for sid, p256dh, status, cid in items:
+            mapping[sid] = f"{p256dh}|{status}|{int(now)}|{cid}"
+            if cid:
+                missed.setdefault(cid, []).append(sid)
+        if not mapping:
+            return
+        pipe.hset(self.keys.push_held_deletions(service), mapping=mapping)
+        pipe.sadd(self.keys.push_held_services, service)
+        for cid, sids in missed.items():
+            pipe.sadd(self.keys.campaign_missed(cid, service), *sids)
+            pipe.expire(self.keys.campaign_missed(cid, service), 30 * 86400)
+            pipe.sadd(self.keys.push_held_campaigns(service), cid)
+        pipe.expire(self.keys.push_held_campaigns(service), 30 * 86400)
+
+    def review_pending(self, service: str, now: float | None = None) -> int:
+        """Hold for review every gone answer of ``service`` still waiting while its gone breaker is open.
+
+        A batch that decided "wait" just before another opened the breaker leaves its answers pending
+        with nobody to settle them (the service is held): the maintenance moves them here. Idempotent.
+        """
+        waiting = self.pending(service)
+        if not waiting:
+            return 0
+        now = time.time() if now is None else now
+        pipe = self.r.pipeline(transaction=True)
+        self.hold_deletions(pipe, service, [(p.sid, p.p256dh, p.status, p.cid) for p in waiting], now)
+        self.drop_pending(pipe, service, [p.sid for p in waiting])
+        pipe.execute()
+        return len(waiting)
 
     def defer_deletions(self, pipe: redis.client.Pipeline, items: Iterable[PendingDeletion]) -> None:
         """Keep gone answers waiting (undeleted) until their service's answers look normal."""

@@ -492,6 +492,18 @@ class Keys:
         """List of a push service's newest batches' answers, ``answered|gone|time|abnormal`` (all workers)."""
         return f"{self.prefix}push:recent:{service}"
 
+    def push_held_campaigns(self, service: str) -> str:
+        """Set of the campaigns whose messages a service's held deletions missed (``campaign_missed``)."""
+        return f"{self.prefix}push:held-campaigns:{service}"
+
+    def campaign_missed(self, cid: str, service: str) -> str:
+        """Set of the readers a campaign missed because their service's gone answer was held for review."""
+        return f"{self.prefix}campaign:{cid}:missed:{service}"
+
+    def campaign_resent(self, cid: str) -> str:
+        """Set of the readers a campaign was sent again after a restore (each at most once)."""
+        return f"{self.prefix}campaign:{cid}:resent"
+
     @property
     def push_probes(self) -> str:
         """Hash service → the half-open state of its open breakers (JSON, notifier.breakers.Probe)."""
