@@ -387,6 +387,8 @@ class BatchJudge:
     probing: dict[str, Probe] = field(default_factory=dict)
     batch: dict[str, Tally] = field(default_factory=dict)
     trips: list[Trip] = field(default_factory=list)
+    #: The latest rejection status of each service in this batch (named by a key trip).
+    reject_status: dict[str, int] = field(default_factory=dict)
     held: set[str] = field(init=False)
     _recent: dict[str, list[Recent]] = field(default_factory=dict, init=False)
 
@@ -482,6 +484,7 @@ class BatchJudge:
             if trip is not None and trip.status != status:
                 trip = Trip(**{**asdict(trip), "status": status})
         elif kind == "rejected" and status in REJECT_STATUSES:
+            self.reject_status[service] = status
             if KEY in self.open.get(service, {}):
                 return None
             total = self.so_far.get(service, Tally()).plus(tally)
@@ -497,6 +500,31 @@ class BatchJudge:
         self.held.add(trip.service)
         self.trips.append(trip)
         return trip
+
+    def recheck_keys(self, now: float | None = None) -> list[Trip]:
+        """Decide key problems again at the batch's end, with the answers recorded since it began.
+
+        A worker starts its next batch while the previous one's answers are outstanding, so several
+        batches of one campaign can be in flight with the answers so far they read when they began:
+        none of them alone may see enough of a service's rejections. Read again at the end
+        (:meth:`Breakers.refresh_tally`), their sum does. Returns the trips opened now.
+        """
+        now = time.time() if now is None else now
+        opened: list[Trip] = []
+        for service, tally in self.batch.items():
+            if not tally.rejected or KEY in self.open.get(service, {}):
+                continue
+            total = self.so_far.get(service, Tally()).plus(tally)
+            if not self.policy.key_trips(total, tally, self.audience):
+                continue
+            status = self.reject_status.get(service, 403)
+            trip = Trip(KEY, service, status, total.rejected, total.answered,
+                        round(total.share(total.rejected), 4), 0.0, self.cid, now)  # fmt: skip
+            self.open.setdefault(service, {})[KEY] = trip
+            self.held.add(service)
+            self.trips.append(trip)
+            opened.append(trip)
+        return opened
 
     def refresh_open(self, open_now: Mapping[str, Mapping[str, Trip]]) -> None:
         """Take in breakers other workers opened while this batch ran (read again before writing)."""
@@ -720,8 +748,7 @@ class Breakers:
             for kind in closing:
                 pipe.hdel(self.keys.push_breakers, f"{kind}:{service}")
                 pipe.hdel(self.keys.alerts, f"breaker:{kind}:{service}")
-                trip = judge.open.get(service, {}).get(kind)
-                if kind == KEY and trip is not None and trip.reason() in config:
+                if kind == KEY and _config_alert_of(config, service):
                     pipe.hdel(self.keys.alerts, "config")
             still = [kind for kind in kinds if kind not in closing]
             last = "; ".join(f"{kind}: {sample_text(kind, sample)}" for kind in kinds)
@@ -890,6 +917,12 @@ class Breakers:
             self.r.hdel(self.keys.push_held_deletions(service), *sids)
         if not self.r.exists(self.keys.push_held_deletions(service)):
             self.r.srem(self.keys.push_held_services, service)
+
+
+def _config_alert_of(config: str, service: str) -> bool:
+    """True when the ``config`` banner (``time|cid|status|reason``) is this service's key trip."""
+    reason = config.split("|", 3)[3] if config.count("|") >= 3 else ""
+    return reason.startswith(f"{service}: HTTP ") and "refuses our key" in reason
 
 
 # Compare-and-set a probe (KEYS: probes; ARGV: service, expected value, new value or '' to delete).

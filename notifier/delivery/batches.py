@@ -404,6 +404,7 @@ class Batches(DeliveryBase):
         else:
             kept = {}  # cancelled: nothing is held for later
         self.breakers.refresh_tally(judge)  # batches recorded while this one was in flight count too
+        judge.recheck_keys()  # ... and may show a key problem none of them saw alone
         gone_plan = self._plan_gone(outcomes, judge)
         # A half-open sample (notifier.breakers.Probe): its answers decide its breakers in this commit. While
         # the key breaker stays open, the sample's rejections are the key's, not the readers': held again.

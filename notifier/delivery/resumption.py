@@ -89,12 +89,13 @@ class Resumption(DeliveryBase):
         """
         now = time.time() if now is None else now
         breakers = self.breakers
+        probes = breakers.probes()  # before the breakers: a breaker opening in between keeps its probe
         opened = breakers.open()
         started: dict[str, str] = {}
         for service, kinds in opened.items():
             if GONE in kinds:
                 breakers.review_pending(service, now)
-        for probe in breakers.probes():
+        for probe in probes:
             service = probe.service
             if service not in opened:
                 breakers.replace_probe(probe, None)  # closed by an operator meanwhile
@@ -156,13 +157,15 @@ class Resumption(DeliveryBase):
         atomically); the workers call it after a sample recovered and in their maintenance, so a worker
         dying between the two loses nothing. Returns messages queued by campaign.
         """
-        opened = self.breakers.open()
         queued: dict[str, int] = {}
         for campaign in self.campaigns.active():
             cid = campaign.cid
             holds = self.campaigns.holds(cid)
             if not holds:
                 continue
+            # Read after the holds: a breaker opens with its holds (one commit), so a hold seen here whose
+            # breaker is not open any more was really left behind.
+            opened = self.breakers.open()
             long_holds = self.campaigns.long_holds(cid)
             for service in holds:
                 if service in opened or service in long_holds:

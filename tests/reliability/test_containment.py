@@ -371,7 +371,7 @@ def test_a_key_breaker_reopens_on_a_rejected_sample_and_closes_on_an_accepted_on
 ) -> None:  # type: ignore[no-untyped-def]
     refusing, healthy = simulator, second_simulator
     context, env = two_services(settings_env, r, refusing, healthy)
-    per_service = 300
+    per_service = 600
     interleave(context, refusing, healthy, per_service)
     rule = refusing.add_rule(403)
     workers.start(2, **PROBING_ENV, NOTIFIER_PUSH_HOSTS=env["NOTIFIER_PUSH_HOSTS"])
@@ -379,7 +379,7 @@ def test_a_key_breaker_reopens_on_a_rejected_sample_and_closes_on_an_accepted_on
     service = host_of(refusing)
     breakers = Breakers(context.redis, context.keys, Policy())
     paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
-    assert paused.state == "paused" and "key" in breakers.open()[service]
+    assert paused.state == "paused" and "key" in breakers.open()[service], (paused, breakers.open())
     rejected_at_trip = paused.counters["rejected"]
     probe = wait_probe(breakers, service, 1, workers)
     assert "0 of 10 accepted, 10 rejected" in probe.last and probe.cooldown == 6, probe

@@ -108,7 +108,7 @@ def test_open_breakers_held_deletions_and_holds_are_on_metrics_and_ops_banners(
     breakers = Breakers(context.redis, context.keys, Policy())
     pipe = context.redis.pipeline()
     breakers.trip(pipe, Trip("gone", "fcm", 404, 300, 320, 0.94, 0.01, "c1", time.time()))
-    breakers.hold_deletions(pipe, "fcm", [("7", "key7", 404), ("8", "key8", 410)], "c1", time.time())
+    breakers.hold_deletions(pipe, "fcm", [("7", "key7", 404, "c1"), ("8", "key8", 410, "c1")], time.time())
     pipe.execute()
     ServiceHolds(context.redis, context.keys).hold("mozilla", 30, 429)
 
