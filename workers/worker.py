@@ -155,7 +155,13 @@ class HeartbeatWorker(SimpleWorker):
             released.set()
             with self._job_ended:
                 self._jobs.pop(threading.current_thread(), None)
+                last = not self._jobs
                 self._job_ended.notify_all()
+            if last and self._dequeueing:
+                # The loop set "busy" when it began waiting for the next job while this one still ran;
+                # nothing else runs now, so say "idle" (ops and /metrics read it) instead of staying busy
+                # until the next job arrives.
+                self.set_state(WorkerStatus.IDLE)
 
     def jobs_in_progress(self) -> int:
         """Jobs this worker is running now."""
