@@ -17,11 +17,13 @@ from typing import Any
 import redis
 
 from notifier.breakers import PROBING, RECOVERED_SHOWN, Probe, Trip
-from notifier.campaigns import FINAL, Campaign, CampaignStore
+from notifier.campaigns import DRAFT, FINAL, SCHEDULED, Campaign, CampaignStore
 from notifier.delivery import LATENCY_BUCKETS
 from notifier.errors import NotFound
 from notifier.keys import Keys
 from notifier.sending.outcomes import is_config_status
+from notifier.settings import Settings
+from notifier.sites import Sites
 from notifier.subscriptions import SubscriptionStore
 
 #: A subscription not seen on the site for this long counts as stale.
@@ -728,3 +730,53 @@ def reader_health(
         "unreachable": standing["unreachable"],
         "campaigns": ranked,
     }
+
+
+def audience_for(
+    store: SubscriptionStore, topics: Sequence[str], site: str, sites: Sites, settings: Settings
+) -> dict[str, int]:
+    """Who a campaign of ``site`` to ``topics`` would go to now, by that site's reader-standing rules
+    (as its planning applies them): ``total``, ``reached`` by a non-breaking one, ``unreachable``,
+    ``over_budget``. A site no longer configured leaves nobody out (its campaigns fail at planning)."""
+    known = sites.find(site)
+    rules = known.standing_rules(settings) if known else {"unreachable_after": 0, "reader_budget": 0}
+    return store.audience_breakdown(
+        topics, site=site, unreachable=rules["unreachable_after"] > 0, budget=rules["reader_budget"] > 0
+    )
+
+
+def left_out(
+    store: SubscriptionStore, campaign: Campaign, sites: Sites, settings: Settings
+) -> dict[str, Any]:
+    """Readers a non-breaking campaign leaves out at planning: the unreachable and those over their budget
+    (they get urgent alerts only).
+
+    Once planned, the counts its planning wrote (``total`` does not include them); before (a draft, a
+    scheduled one), what its site's rules would leave out now, as compose counts them. ``readers``: the
+    audience beside them (the campaign's ``total``, or compose's size before planning). ``shown``: the
+    campaign leaves readers out at all (an urgent alert and a test send do not); ``urgent``: an urgent
+    one; ``planned``: the counts are its planning's.
+    """
+    test = campaign.audience.startswith("test:")
+    planned = campaign.state not in (DRAFT, SCHEDULED)
+    if not planned and not test:
+        detail = audience_for(store, campaign.topics, campaign.site, sites, settings)
+        counts = {
+            "readers": detail["total"] if campaign.breaking else detail["reached"],
+            "unreachable": detail["unreachable"],
+            "over_budget": detail["over_budget"],
+        }
+    else:
+        counts = {name: campaign.counters[name] for name in ("unreachable", "over_budget")}
+        counts["readers"] = campaign.counters["total"]
+    return {
+        **counts,
+        "planned": planned,
+        "shown": not campaign.breaking and not test,
+        "urgent": campaign.breaking and not test,
+    }
+
+
+def left_out_text(figures: dict[str, Any]) -> str:
+    """``left out: N unreachable, M over budget`` (the command line's words; pages translate theirs)."""
+    return f"left out: {figures['unreachable']} unreachable, {figures['over_budget']} over budget"

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from notifier.campaigns import FINAL, PAUSED, CampaignStore, validate_campaign
+from notifier import stats
+from notifier.campaigns import FINAL, PAUSED, Campaign, CampaignStore, validate_campaign
 from notifier.errors import NotifierError
 from notifier_cli.common import load_context, patiently, redis_problem
 from workers.jobs import enqueue_resume, launch
@@ -75,7 +76,7 @@ def _follow(c: Any, cid: str, *, patience: float = FOLLOW_PATIENCE, interval: fl
             if campaign.state in FINAL or campaign.state == "paused":
                 break
             time.sleep(interval)
-    click.echo(json.dumps(campaign.info(), indent=2, default=str))
+    click.echo(json.dumps(shown(c, campaign), indent=2, default=str))
 
 
 @click.command()
@@ -192,7 +193,20 @@ def campaigns_show(cid: str, follow: bool) -> None:
     if follow:
         _follow(c, cid)
     else:
-        click.echo(json.dumps(campaign.info(), indent=2, default=str))
+        click.echo(json.dumps(shown(c, campaign), indent=2, default=str))
+
+
+def shown(c: Any, campaign: Campaign) -> dict[str, Any]:
+    """The campaign's JSON, with its audience and the readers its planning left out beside it."""
+    figures = stats.left_out(c.subscriptions, campaign, c.sites, c.settings)
+    if figures["shown"]:
+        line = stats.left_out_text(figures) + ("" if figures["planned"] else " (if it were sent now)")
+    elif figures["urgent"]:
+        line = "none: an urgent alert reaches unreachable and over-budget readers too"
+    else:
+        line = "none: a test send goes to the editor's own browsers"
+    readers = {k: figures[k] for k in ("readers", "unreachable", "over_budget", "planned")}
+    return {**campaign.info(), "readers": {**readers, "left_out": line}}
 
 
 @campaigns.command("cancel")

@@ -77,6 +77,8 @@ def _campaign_json(campaign: Campaign) -> dict[str, Any]:
     data["left"] = max(0, campaign.counters["total"] - campaign.done_count)
     data.update(stats.campaign_rates(ctx().redis, ctx().keys, campaign, now=now))  # as ops shows them
     data["holds"] = _holds_for(services, now) if data["left"] and not data["final"] else []
+    c = ctx()
+    data["left_out"] = stats.left_out(c.subscriptions, campaign, c.sites, c.settings)
     return data
 
 
@@ -163,9 +165,18 @@ def campaign(cid: str) -> Response:
         },
         data=data,
         final=FINAL,
-        audience_size=(
-            c.subscriptions.audience_size(item.topics, site=item.site) if item.state == DRAFT else None
-        ),
+        # A draft waiting for approval goes to what compose counts: an urgent one to every follower,
+        # another to those not left out (notifier.stats.left_out).
+        audience_size=data["left_out"]["readers"] if item.state == DRAFT else None,
+        left_out_line=escape(_("left out: %(unreachable)s unreachable, %(over_budget)s over budget"))
+        % {
+            "unreachable": Markup('<span id="left-out-unreachable">{}</span>').format(
+                number(data["left_out"]["unreachable"])
+            ),
+            "over_budget": Markup('<span id="left-out-over-budget">{}</span>').format(
+                number(data["left_out"]["over_budget"])
+            ),
+        },
         topic_names={t.slug: t.name(current_lang()) for t in site_topics},
         campaign_site=(site.name if site else item.site) if len(c.sites) > 1 else "",
         json_url=url_for("editor.campaign_json", cid=cid),

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 
+from notifier import stats
 from notifier.campaigns import (
     BODY_MAX,
     DRAFT,
@@ -226,7 +227,7 @@ def _render_compose(
     domains = c.fetch_domains(site)
     zone = newsroom_zone(site)
     now_local = datetime.fromtimestamp(time.time(), zone)
-    detail = _audience(tuple(t for t in values["topics"] if t in set(site.topic_slugs)), site.id)
+    detail = audience_of(tuple(t for t in values["topics"] if t in set(site.topic_slugs)), site.id)
     # A non-breaking campaign leaves out unreachable and over-budget readers; an urgent one reaches all.
     audience = detail["total"] if values["breaking"] else detail["reached"]
     everyone = not values["topics"]
@@ -312,14 +313,11 @@ def _send_test(item: CampaignInput, user: User, values: dict[str, Any], site: Si
     return redirect(url_for("editor.campaign", cid=cid))
 
 
-def _audience(topics: Sequence[str], site: str) -> dict[str, int]:
+def audience_of(topics: Sequence[str], site: str) -> dict[str, int]:
     """The readers of ``site`` who follow ``topics`` (none: all of them), with those only urgent alerts
-    reach counted apart."""
+    reach counted apart (by the site's own rules, as its campaigns' planning: notifier.stats)."""
     c = ctx()
-    rules = c.site(site).standing_rules(c.settings)  # the site's own rules, as its campaigns' planning
-    return c.subscriptions.audience_breakdown(
-        topics, site=site, unreachable=rules["unreachable_after"] > 0, budget=rules["reader_budget"] > 0
-    )
+    return stats.audience_for(c.subscriptions, topics, site, c.sites, c.settings)
 
 
 @require_role("editor")
@@ -393,7 +391,7 @@ def audience() -> Response:
     unknown = [t for t in chosen if t not in known]
     if unknown:
         return json_error(400, "unknown_topic", f"unknown topic(s): {', '.join(unknown)[:200]}")
-    detail = _audience(chosen, site.id)
+    detail = audience_of(chosen, site.id)
     # ``size``: everyone the topics reach (an urgent alert); ``reached``: what any other campaign reaches.
     return jsonify({"topics": chosen, "everyone": not chosen, "size": detail["total"], **detail})
 

@@ -158,6 +158,15 @@
     const done = c.sent + c.gone + c.rejected + c.failed + c.skipped;
     $("done-count").textContent = I18N.number(done);
     $("total-count").textContent = I18N.number(c.total);
+    // Readers its planning left out (urgent alerts only): counted once, when the audience was fixed.
+    const out = data.left_out || {};
+    $("left-out").hidden = !out.shown;
+    $("left-out-note").hidden = !out.shown;
+    $("left-out-urgent").hidden = !out.urgent;
+    $("left-out-planned").hidden = !out.planned;
+    $("left-out-predicted").hidden = !!out.planned;
+    $("left-out-unreachable").textContent = I18N.number(out.unreachable || 0);
+    $("left-out-over-budget").textContent = I18N.number(out.over_budget || 0);
     document.querySelectorAll("[data-counter]").forEach((el) => { el.textContent = I18N.number(c[el.dataset.counter] || 0); });
     // A click rate needs receipts: none can have arrived before the first "shown".
     $("ctr").textContent = c.shown ? (Math.round(c.clicked / c.shown * 1000) / 10).toLocaleString(I18N.lang === "en" ? "en" : "id") + "%" :
