@@ -161,7 +161,7 @@
     // Readers its planning left out (urgent alerts only): counted once, when the audience was fixed.
     const out = data.left_out || {};
     $("left-out").hidden = !out.shown;
-    $("left-out-note").hidden = !out.shown;
+    $("left-out-note").hidden = !out.shown || !((out.unreachable || 0) + (out.over_budget || 0));
     $("left-out-urgent").hidden = !out.urgent;
     $("left-out-planned").hidden = !out.planned;
     $("left-out-predicted").hidden = !!out.planned;
