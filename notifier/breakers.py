@@ -903,12 +903,30 @@ class Breakers:
         return sorted(found, key=lambda h: int(h.sid) if h.sid.isdigit() else 0)
 
     def restore(self, service: str) -> int:
-        """Keep every held subscription of ``service`` (the service was wrong): forget the marks."""
+        """Keep every held subscription of ``service`` (the service was wrong): forget the marks.
+
+        See :meth:`notifier.delivery.Delivery.restore_service`, which first sends them what they missed.
+        """
+        cids = self.held_campaigns(service)
         pipe = self.r.pipeline(transaction=True)
         pipe.hlen(self.keys.push_held_deletions(service))
         pipe.delete(self.keys.push_held_deletions(service))
         pipe.srem(self.keys.push_held_services, service)
+        pipe.delete(
+            self.keys.push_held_campaigns(service), *(self.keys.campaign_missed(c, service) for c in cids)
+        )
         return int(pipe.execute()[0])
+
+    def held_campaigns(self, service: str) -> list[str]:
+        """Campaigns some of ``service``'s held deletions missed (their gone answer was held for review)."""
+        return sorted(self.r.smembers(self.keys.push_held_campaigns(service)))
+
+    def _missed_keys(self, cids: Iterable[str], service: str) -> list[str]:
+        return [self.keys.campaign_missed(cid, service) for cid in cids]
+
+    def missed(self, cid: str, service: str) -> set[str]:
+        """The readers of ``service`` whose gone answer in campaign ``cid`` was held for review."""
+        return set(self.r.smembers(self.keys.campaign_missed(cid, service)))
 
     def forget(self, service: str, sids: Iterable[str]) -> None:
         """Drop the marks of ``sids`` (deleted after all)."""
@@ -917,6 +935,10 @@ class Breakers:
             self.r.hdel(self.keys.push_held_deletions(service), *sids)
         if not self.r.exists(self.keys.push_held_deletions(service)):
             self.r.srem(self.keys.push_held_services, service)
+            cids = self.held_campaigns(service)
+            self.r.delete(
+                self.keys.push_held_campaigns(service), *(self.keys.campaign_missed(c, service) for c in cids)
+            )
 
 
 def _config_alert_of(config: str, service: str) -> bool:

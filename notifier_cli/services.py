@@ -25,6 +25,7 @@ from notifier.breakers import Breakers, Policy, release_held_deletions
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.delivery import Delivery
+from notifier.errors import Conflict
 from notifier.holds import ServiceHolds
 from notifier.stats import probe_text, recoveries
 from notifier_cli.common import load_context
@@ -132,12 +133,29 @@ def services_held(service: str, limit: int) -> None:
 @services.command("restore")
 @click.argument("service")
 def services_restore(service: str) -> None:
-    """The service was wrong: keep every held subscription of SERVICE (forget the review marks)."""
+    """The service was wrong: keep every held subscription of SERVICE and send them what they missed.
+
+    Each campaign whose message a held 404/410 stood for is sent again to that reader, once, if it is
+    still within its TTL. Refused while a breaker of SERVICE is open (resume it first).
+    """
     c = load_context()
-    n = _breakers(c).restore(service)
-    if not n:
+    if not _breakers(c).held_count(service):
         raise click.ClickException(f"no deletions of {service!r} are held")
-    click.echo(f"{service}: {n} subscriptions kept; they are sent to again once the service is resumed")
+    try:
+        done = Delivery(c).restore_service(service, lambda cid: batch_enqueuer(c.raw_redis, cid))
+    except Conflict as exc:
+        raise click.ClickException(str(exc)) from exc
+    resent = sum(done.resent.values())
+    click.echo(
+        f"{service}: {done.kept} subscriptions kept; {resent} missed messages sent again "
+        f"in {len(done.resent)} campaign(s)"
+    )
+    for cid, n in sorted(done.resent.items()):
+        click.echo(f"  {cid}: {n} sent again")
+    for cid, n in sorted(done.expired.items()):
+        click.echo(f"  {cid}: {n} not sent again (past its TTL: stale news)")
+    for cid, n in sorted(done.not_sent.items()):
+        click.echo(f"  {cid}: {n} not sent again (the campaign was cancelled or failed)")
 
 
 @services.command("release")

@@ -51,7 +51,8 @@ TRANSITIONS: dict[CampaignState, tuple[CampaignState, ...]] = {
     PLANNING: (SENDING, DONE, CANCELLED, FAILED),
     SENDING: (DONE, PAUSED, CANCELLED, FAILED),
     PAUSED: (SENDING, CANCELLED, FAILED),
-    DONE: (),
+    # Re-opened only to send again what a push-service incident made some readers miss (a restore).
+    DONE: (SENDING,),
     CANCELLED: (),
     FAILED: (),
 }

@@ -236,3 +236,34 @@ redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 return 1
 """
 )
+
+# Send a campaign again to readers whose push service's gone answers were held for review and then
+# restored (the service was wrong): each reader at most once (``resent`` set), their ``gone`` counts
+# taken back (campaign, by service, by browser: they are answered again), the batches reserved, and a
+# ``done`` campaign re-opened (``sending``) until they are answered. KEYS: campaign, resent set, reserved
+# batch ids, outcomes by service, outcomes by browser. ARGV: batch id prefix, batch size, now, reason,
+# then (sid, service field, browser field) triples. Returns the ids to send now.
+RESEND = (
+    STATE_FUNCTIONS
+    + f"""
+local fresh = {{}}
+for i = 5, #ARGV, 3 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    fresh[#fresh + 1] = ARGV[i]
+    redis.call('HINCRBY', KEYS[4], ARGV[i + 1], -1)
+    redis.call('HINCRBY', KEYS[5], ARGV[i + 2], -1)
+  end
+end
+if #fresh == 0 then return fresh end
+redis.call('EXPIRE', KEYS[2], 2592000)
+redis.call('HINCRBY', KEYS[1], 'gone', -#fresh)
+local size = tonumber(ARGV[2])
+for b = 0, math.ceil(#fresh / size) - 1 do
+  if redis.call('SADD', KEYS[3], ARGV[1] .. b) == 1 then redis.call('HINCRBY', KEYS[1], 'pending', 1) end
+end
+if move(KEYS[1], '{SENDING}', ARGV[3], {{{DONE} = true}}) == 'OK' then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[4])
+end
+return fresh
+"""
+)

@@ -38,6 +38,7 @@ from notifier.campaigns.scripts import (
     FINISH,
     HOLD_SERVICE,
     RELEASE_SERVICE,
+    RESEND,
     RESERVE,
     SET_STATE,
     TAKE_SAMPLE,
@@ -81,6 +82,7 @@ class CampaignStore:
         self._hold_service = r.register_script(HOLD_SERVICE)
         self._release_service = r.register_script(RELEASE_SERVICE)
         self._take_sample = r.register_script(TAKE_SAMPLE)
+        self._resend = r.register_script(RESEND)
 
     # -- creating ---------------------------------------------------------------------------------
 
@@ -532,6 +534,40 @@ class CampaignStore:
                 ],
             )
         )
+
+    def resend(
+        self,
+        cid: str,
+        readers: Sequence[tuple[str, str, str]],
+        *,
+        prefix: str,
+        batch_size: int,
+        reason: str,
+        now: float | None = None,
+    ) -> list[list[str]]:
+        """Send the campaign again to ``readers`` (sid, push service, browser) once each (see ``RESEND``).
+
+        Their ``gone`` counts are taken back and batches ``{prefix}{i}`` reserved (the caller enqueues
+        each); a ``done`` campaign is ``sending`` again until they are answered. Returns the batches:
+        readers re-sent to before are left out.
+        """
+        if not readers:
+            return []
+        args: list[object] = [prefix, batch_size, repr(time.time() if now is None else now), reason]
+        for sid, service, browser in readers:
+            args += [sid, f"{service}:gone", f"{browser}:gone"]
+        fresh = self._resend(
+            keys=[
+                self.keys.campaign(cid),
+                self.keys.campaign_resent(cid),
+                self.keys.campaign_batches_reserved(cid),
+                self.keys.campaign_services(cid),
+                self.keys.campaign_browsers(cid),
+            ],
+            args=args,
+        )
+        ids = [s.decode() if isinstance(s, bytes) else str(s) for s in fresh]
+        return [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
     def held_head(self, cid: str, service: str, count: int) -> list[str]:
         """The first ``count`` ids held back from ``service`` (not removed)."""

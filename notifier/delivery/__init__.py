@@ -48,6 +48,7 @@ from notifier.delivery.common import (
 )
 from notifier.delivery.engine import Delivery
 from notifier.delivery.leases import LEASE_POLL
+from notifier.delivery.resumption import Restored
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -56,6 +57,7 @@ __all__ = [
     "Delivery",
     "EnqueueBatch",
     "PolicyWrites",
+    "Restored",
     "long_hold_reason",
     "new_event_loop",
 ]

@@ -6,10 +6,25 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from notifier.breakers import GONE, PROBE_STALE, PROBING
-from notifier.campaigns import DONE, PAUSED, SENDING
+from notifier.browsers import push_service
+from notifier.campaigns import CANCELLED, DONE, FAILED, PAUSED, SENDING
 from notifier.delivery.common import DeliveryBase, EnqueueBatch, _token, log
+from notifier.errors import Conflict, NotFound
+
+
+@dataclass
+class Restored:
+    """What a restore did: subscriptions kept, and the missed messages sent again by campaign."""
+
+    kept: int
+    resent: dict[str, int] = field(default_factory=dict)
+    #: Past their TTL (stale news is not sent again).
+    expired: dict[str, int] = field(default_factory=dict)
+    #: Cancelled or failed meanwhile.
+    not_sent: dict[str, int] = field(default_factory=dict)
 
 
 class Resumption(DeliveryBase):
@@ -174,6 +189,57 @@ class Resumption(DeliveryBase):
                 queued[cid] = queued.get(cid, 0) + n
                 log.info("campaign %s: %s recovered; %d held messages go out", cid, service, n)
         return queued
+
+    def restore_service(
+        self, service: str, enqueue_for: Callable[[str], EnqueueBatch], *, now: float | None = None
+    ) -> Restored:
+        """The service was wrong: keep its held subscriptions and send them what they missed meanwhile.
+
+        For each campaign whose message a held gone answer stood for, still within its TTL and not
+        cancelled or failed, the reader gets that message again: once (``campaign:{cid}:resent``;
+        running this twice sends nothing more), counted again (its ``gone`` taken back), a ``done``
+        campaign re-opened until answered. Messages held *back* from the service were never sent:
+        they go out when it is resumed or recovers. Refused (:class:`Conflict`) while a breaker of the
+        service is open: what it answers now could not be trusted, and the marks are the evidence.
+        """
+        now = time.time() if now is None else now
+        opened = self.breakers.open().get(service, {})
+        if opened:
+            raise Conflict(
+                f"the {' and '.join(sorted(opened))} breaker of {service} is still open: resume it "
+                f"(`notifier services resume {service}`) or wait for it to recover, then restore"
+            )
+        held = {h.sid for h in self.breakers.held_deletions(service)}
+        done = Restored(kept=len(held))
+        for cid in self.breakers.held_campaigns(service):
+            missed = sorted(self.breakers.missed(cid, service) & held, key=int)
+            if not missed:
+                continue
+            try:
+                campaign = self.campaigns.get(cid)
+            except NotFound:
+                continue
+            if campaign.state in (CANCELLED, FAILED):
+                done.not_sent[cid] = len(missed)
+                continue
+            if (campaign.started or campaign.created) + campaign.ttl <= now + 60:
+                done.expired[cid] = len(missed)
+                continue
+            subs = self.c.subscriptions.load_many(missed)
+            readers = [(sub.sid, push_service(sub.endpoint), sub.browser or "other") for sub in subs]
+            prefix = f"x{self.campaigns.next_drain(cid)}_{_token(service)}_"
+            reason = f"sending again to {len(readers)} readers of {service} whose deletion was restored"
+            batches = self.campaigns.resend(
+                cid, readers, prefix=prefix, batch_size=self.settings.batch_size, reason=reason, now=now
+            )
+            for i, sids in enumerate(batches):
+                enqueue_for(cid)(f"{prefix}{i}", sids, [1] * len(sids), 0.0)
+            sent = sum(len(b) for b in batches)
+            if sent:
+                done.resent[cid] = sent
+            log.info("campaign %s: %d readers of %s restored get it again", cid, sent, service)
+        self.breakers.restore(service)
+        return done
 
     def _drain_held(self, cid: str, enqueue: EnqueueBatch) -> int:
         """Enqueue what paused batches held back as new batches; returns how many messages."""

@@ -81,3 +81,24 @@ def test_a_sample_batch_is_not_held_back_from_the_service_it_tries() -> None:
     for _ in range(10):
         j.observe("fcm", "sent", 201)
     assert j.probe_verdicts() == {"fcm": {KEY: RECOVERED}}
+
+
+def test_a_resend_reaches_each_reader_once_takes_back_their_gone_and_reopens_a_done_campaign(context) -> None:  # type: ignore[no-untyped-def]
+    from notifier.campaigns import CampaignStore
+    from tests.factories import create
+
+    store = CampaignStore(context.redis, context.keys)
+    cid = create(context)
+    key = context.keys.campaign(cid)
+    context.redis.hset(key, mapping={"state": "done", "gone": 3, "sent": 7, "total": 10, "pending": 0})
+    context.redis.hset(context.keys.campaign_services(cid), mapping={"fcm:gone": 3, "fcm:sent": 7})
+    readers = [("4", "fcm", "chrome"), ("5", "fcm", "chrome"), ("6", "fcm", "firefox")]
+    batches = store.resend(cid, readers, prefix="x1_fcm_", batch_size=2, reason="again")
+    assert batches == [["4", "5"], ["6"]]
+    campaign = store.get(cid)
+    assert (campaign.state, campaign.counters["gone"], campaign.pending) == ("sending", 0, 2)
+    assert campaign.reason == "again" and store.services(cid)["fcm"]["gone"] == 0
+    assert store.browsers(cid) == {"chrome": {"gone": -2}, "firefox": {"gone": -1}}
+    # Once each: the same readers again (a restore run twice) send nothing and count nothing.
+    assert store.resend(cid, readers, prefix="x2_fcm_", batch_size=2, reason="again") == []
+    assert store.get(cid).counters["gone"] == 0 and store.get(cid).pending == 2

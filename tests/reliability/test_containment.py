@@ -124,15 +124,29 @@ def test_a_push_service_answering_404_to_everything_deletes_no_one(
     assert len(broken.received()) == 2 * per_service - k["gone"]
     assert breakers.open() == {}
 
-    # The held deletions wait for a decision; the service was wrong: restore them (nothing to undo).
+    # The held deletions wait for a decision; the service was wrong: restore them (nothing to undo), and
+    # the readers whose 404 was held get the first campaign they missed, once, counted again.
     shown = run_cli(env, "services", "held", service, "--limit", "3")
     assert f"{held} deletions of {service} held for review" in shown.output
+    missed = {context.subscriptions.load_many([h.sid])[0].endpoint for h in breakers.held_deletions(service)}
     restored = run_cli(env, "services", "restore", service)
-    assert restored.exit_code == 0 and f"{held} subscriptions kept" in restored.output
+    assert restored.exit_code == 0, restored.output
+    assert f"{held} subscriptions kept; {held} missed messages sent again in 1 campaign(s)" in restored.output
     assert breakers.held_count(service) == 0
     assert context.subscriptions.count() == 2 * per_service
+    again = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    assert again.counters["sent"] == 2 * per_service and again.counters["gone"] == 0, again.counters
+    assert final_total(again) == 2 * per_service
+    first = [m.endpoint for m in broken.received() if f'"cid":"{cid}"'.encode() in (m.payload or b"")]
+    assert len(first) == len(set(first)) == per_service and missed <= set(first)
+    by_service = CampaignStore(context.redis, context.keys).services(cid)
+    assert sum(n for kinds in by_service.values() for k2, n in kinds.items() if k2 == "gone") == 0, by_service
+    # Once each: nothing is left to restore, and the campaign is not sent again.
+    twice = run_cli(env, "services", "restore", service)
+    assert twice.exit_code == 1 and "no deletions" in twice.output
+    assert len(broken.received()) == 2 * per_service
     report("404 everywhere on one service", per_service=per_service, held_deletions=held,
-           held_back=per_service - k["gone"], deleted=0)  # fmt: skip
+           held_back=per_service - k["gone"], deleted=0, sent_again=held)  # fmt: skip
 
 
 def test_normal_pruning_is_immediate_and_held_deletions_can_be_released(context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
@@ -396,3 +410,38 @@ def test_a_key_breaker_reopens_on_a_rejected_sample_and_closes_on_an_accepted_on
     assert len(accepted) == len(set(accepted)) == per_service - rejected_at_trip
     assert context.redis.hget(context.keys.alerts, "config") is None, "the key banner ends with the breaker"
     report("key breaker recovers by itself", per_service=per_service, rejected_before_hold=rejected_at_trip)
+
+
+def test_a_restore_sends_again_only_within_the_campaigns_ttl_and_never_while_the_breaker_is_open(
+    context, simulator, workers
+) -> None:  # type: ignore[no-untyped-def]
+    audience = 400
+    store_bulk(context, simulator.mint(audience, shared_keys=True))
+    outage = simulator.add_rule(404)
+    workers.start(2, **FAST_WORKER_ENV)
+    cid = create_campaign(context)
+    paused = wait_state(context, cid, ["paused", "done"], timeout=40, workers=workers)
+    service = host_of(simulator)
+    breakers = Breakers(context.redis, context.keys, Policy())
+    held = breakers.held_count(service)
+    assert paused.state == "paused" and held == paused.counters["gone"] > 0
+    env = {**workers.env}
+    # While the breaker is open the service's answers cannot be trusted: a restore is refused, marks kept.
+    early = run_cli(env, "services", "restore", service)
+    assert early.exit_code == 1 and "still open" in early.output and breakers.held_count(service) == held
+    simulator.remove_rule(outage)
+    assert run_cli(env, "services", "resume", service).exit_code == 0
+    done = wait_state(context, cid, ["done"], timeout=40, workers=workers)
+    # Three days later the alert is stale: its TTL is over, so restoring keeps the readers but sends nothing.
+    store = CampaignStore(context.redis, context.keys)
+    ttl = store.get(cid).ttl
+    context.redis.hset(context.keys.campaign(cid), mapping={"started": time.time() - ttl - 120,
+                                                            "created": time.time() - ttl - 180})  # fmt: skip
+    before = len(simulator.received())
+    restored = run_cli(env, "services", "restore", service)
+    assert restored.exit_code == 0, restored.output
+    assert f"{held} subscriptions kept; 0 missed messages sent again" in restored.output
+    assert f"{cid}: {held} not sent again (past its TTL" in restored.output
+    time.sleep(1.0)
+    assert len(simulator.received()) == before and store.get(cid).counters == done.counters
+    assert store.get(cid).state == "done" and context.subscriptions.count() == audience
