@@ -643,7 +643,7 @@ def _days(now: float, n: int) -> list[str]:
     return [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * i)) for i in range(n - 1, -1, -1)]
 
 
-def reader_health(
+def reader_figures(
     r: redis.Redis,
     keys: Keys,
     *,
@@ -651,25 +651,22 @@ def reader_health(
     now: float | None = None,
     days: int = HEALTH_DAYS,
     click_days: int = CLICK_WINDOW_DAYS,
-    campaigns: int = HEALTH_CAMPAIGNS,
 ) -> dict[str, Any]:
-    """How a site's readers take its pushes (exact, from bitmaps), the figures Chrome judges a site by.
+    """A site's reader-health figures from bitmaps and counters only: two round trips, no per-reader or
+    per-campaign work (what ``/metrics`` computes at every scrape, and the page's figures).
 
-    - ``daily``: per UTC day, pushes accepted by push services, readers who got at least one, and
-      pushes per reader (of those readers);
-    - ``clicked``: readers who clicked any push in the last ``click_days`` days, and their share of the
-      site's current subscribers;
-    - ``over_budget`` / ``unreachable``: readers who get urgent alerts only;
-    - ``campaigns``: the most recent campaigns that sent anything, by click-through rate (clicks per
-      notification shown, or per message sent when no ``shown`` receipt came), best first.
+    ``daily`` per UTC day (pushes accepted, readers who got any, pushes per reader of those readers),
+    ``per_reader_average`` over those days, ``clicked`` (readers who clicked any push in ``click_days``
+    days, their share of current subscribers), ``over_budget`` / ``unreachable`` (urgent alerts only),
+    ``by_service`` ({service: {total, unreachable}}) and ``subscribers``.
     """
     now = time.time() if now is None else now
     store = SubscriptionStore(r, keys)
     site_key = keys.subs_site(site)
     day_list = _days(now, days)
-    sent_by_day = r.hgetall(keys.sent_daily(site))
     scratch = keys.scratch("health")
     pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.sent_daily(site))
     for day in day_list:
         pipe.bitop("AND", scratch, keys.readers_sent(day), site_key)
         pipe.bitcount(scratch)
@@ -679,7 +676,8 @@ def reader_health(
     pipe.bitcount(scratch)
     pipe.delete(scratch)
     replies = pipe.execute()
-    reached = [int(n) for n in replies[1 : 2 * len(day_list) : 2]]
+    sent_by_day = replies[0]
+    reached = [int(n) for n in replies[2 : 1 + 2 * len(day_list) : 2]]
     clicked = int(replies[-2])
     daily = []
     for day, readers in zip(day_list, reached, strict=True):
@@ -694,23 +692,6 @@ def reader_health(
         )
     total = store.count(site=site)
     standing = store.standing(site=site)
-    ranked = []
-    for c in CampaignStore(r, keys).list(0, campaigns, sites=[site]):
-        if not c.counters["sent"]:
-            continue
-        ranked.append(
-            {
-                "id": c.cid,
-                "title": c.title,
-                "breaking": c.breaking,
-                "created": c.created,
-                "sent": c.counters["sent"],
-                "shown": c.counters["shown"],
-                "clicked": c.counters["clicked"],
-                "ctr": c.click_through_rate,
-            }
-        )
-    ranked.sort(key=lambda row: (row["ctr"] or 0.0, row["sent"]), reverse=True)
     with_readers = [d for d in daily if d["readers"]]
     return {
         "site": site,
@@ -728,8 +709,46 @@ def reader_health(
         },
         "over_budget": standing["over_budget"],
         "unreachable": standing["unreachable"],
-        "campaigns": ranked,
+        "by_service": standing["by_service"],
     }
+
+
+def reader_health(
+    r: redis.Redis,
+    keys: Keys,
+    *,
+    site: str,
+    now: float | None = None,
+    days: int = HEALTH_DAYS,
+    click_days: int = CLICK_WINDOW_DAYS,
+    campaigns: int = HEALTH_CAMPAIGNS,
+) -> dict[str, Any]:
+    """How a site's readers take its pushes (exact, from bitmaps), the figures Chrome judges a site by.
+
+    :func:`reader_figures` (pushes per reader per day, readers who clicked in ``click_days`` days,
+    readers over budget and unreachable), and ``campaigns``: the most recent campaigns that sent
+    anything, by click-through rate (clicks per notification shown, or per message sent when no
+    ``shown`` receipt came), best first.
+    """
+    figures = reader_figures(r, keys, site=site, now=now, days=days, click_days=click_days)
+    ranked = []
+    for c in CampaignStore(r, keys).list(0, campaigns, sites=[site]):
+        if not c.counters["sent"]:
+            continue
+        ranked.append(
+            {
+                "id": c.cid,
+                "title": c.title,
+                "breaking": c.breaking,
+                "created": c.created,
+                "sent": c.counters["sent"],
+                "shown": c.counters["shown"],
+                "clicked": c.counters["clicked"],
+                "ctr": c.click_through_rate,
+            }
+        )
+    ranked.sort(key=lambda row: (row["ctr"] or 0.0, row["sent"]), reverse=True)
+    return {**figures, "campaigns": ranked}
 
 
 def audience_for(

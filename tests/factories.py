@@ -24,6 +24,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from werkzeug.serving import BaseWSGIServer
@@ -409,3 +410,23 @@ class LiveServer:
     def origin(self) -> str:
         """``http://127.0.0.1:<port>`` (a secure context for service workers, like localhost)."""
         return self.url
+
+
+def scrape(client) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:  # type: ignore[no-untyped-def]
+    """``/metrics`` of a Flask test client: samples by name, then by sorted labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def by(samples: dict[tuple[tuple[str, str], ...], float], label: str) -> dict[str, float]:
+    """Sum samples by one label."""
+    totals: dict[str, float] = {}
+    for labels, value in samples.items():
+        key = dict(labels)[label]
+        totals[key] = totals.get(key, 0) + value
+    return totals

@@ -519,6 +519,58 @@ class NotifierCollector(Collector):
             for state, n in stats.campaigns_by_state(r, keys, site=site_id).items():
                 campaigns.add_metric([site_id, state], n)
         yield from (subscribers, by_topic, messages, campaigns)
+        yield from self._reader_families(r, keys, ids)
+
+    def _reader_families(self, r: redis.Redis, keys: Any, ids: list[str]) -> Iterator[Metric]:
+        """Each site's reader health, as ``/newsroom/readers`` shows it (``stats.reader_figures``: bitmaps
+        and counters only, a few round trips per site, whatever the number of readers or campaigns)."""
+        per_reader = GaugeMetricFamily(
+            "notifier_site_pushes_per_reader",
+            "Pushes accepted per reader who got any, per UTC day: today so far, and the average of the "
+            f"last {stats.HEALTH_DAYS} days (the readers page's figure)",
+            labels=["site", "period"],
+        )
+        clicked = GaugeMetricFamily(
+            "notifier_site_readers_clicked",
+            f"Readers of a site who clicked any push in the last {stats.CLICK_WINDOW_DAYS} days",
+            labels=["site"],
+        )
+        clicked_share = GaugeMetricFamily(
+            "notifier_site_readers_clicked_ratio",
+            f"Share of a site's subscribers who clicked any push in the last {stats.CLICK_WINDOW_DAYS} days",
+            labels=["site"],
+        )
+        over_budget = GaugeMetricFamily(
+            "notifier_site_subscribers_over_budget",
+            "Readers of a site who clicked none of the last pushes of its reader budget (urgent alerts only)",
+            labels=["site"],
+        )
+        unreachable = GaugeMetricFamily(
+            "notifier_site_subscribers_unreachable",
+            "Subscriptions of a site whose browser showed none of their last pushes (urgent alerts only)",
+            labels=["site"],
+        )
+        by_service = GaugeMetricFamily(
+            "notifier_site_push_service_subscribers",
+            "Subscriptions of a site by push service: all of them, and the unreachable ones",
+            labels=["site", "service", "standing"],
+        )
+        for site_id in ids:
+            figures = stats.reader_figures(r, keys, site=site_id)
+            today = figures["daily"][-1]["per_reader"]
+            if today is not None:
+                per_reader.add_metric([site_id, "today"], today)
+            if figures["per_reader_average"] is not None:
+                per_reader.add_metric([site_id, f"{stats.HEALTH_DAYS}d"], figures["per_reader_average"])
+            clicked.add_metric([site_id], figures["clicked"]["readers"])
+            if figures["clicked"]["share"] is not None:
+                clicked_share.add_metric([site_id], figures["clicked"]["share"])
+            over_budget.add_metric([site_id], figures["over_budget"])
+            unreachable.add_metric([site_id], figures["unreachable"])
+            for service, counts in figures["by_service"].items():
+                by_service.add_metric([site_id, service, "all"], counts["total"])
+                by_service.add_metric([site_id, service, "unreachable"], counts["unreachable"])
+        yield from (per_reader, clicked, clicked_share, over_budget, unreachable, by_service)
 
     def _families(self) -> Iterator[Metric]:
         c = self.c

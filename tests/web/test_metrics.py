@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from notifier.campaigns import CampaignStore
 from notifier.context import Context
 from notifier.redis_conn import connect, free_port
-from tests.factories import create, store_minted, wait_for
-
-
-def scrape(client) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:  # type: ignore[no-untyped-def]
-    """Samples by name, then by sorted labels."""
-    response = client.get("/metrics")
-    assert response.status_code == 200 and response.mimetype == "text/plain"
-    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(response.get_data(as_text=True)):
-        for sample in family.samples:
-            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
-
-
-def by(samples: dict[tuple[tuple[str, str], ...], float], label: str) -> dict[str, float]:
-    """Sum samples by one label."""
-    totals: dict[str, float] = {}
-    for labels, value in samples.items():
-        key = dict(labels)[label]
-        totals[key] = totals.get(key, 0) + value
-    return totals
+from tests.factories import by, create, scrape, store_minted, wait_for
 
 
 def test_metrics_match_a_finished_campaign(client, context: Context, simulator, workers) -> None:  # type: ignore[no-untyped-def]
