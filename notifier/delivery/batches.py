@@ -24,6 +24,7 @@ from notifier.delivery.common import (
     DeliveryBase,
     EnqueueBatch,
     PolicyWrites,
+    RedisWait,
     _Batch,
     log,
     long_hold_reason,
@@ -43,17 +44,18 @@ class Batches(DeliveryBase):
         batch_id: str,
         queue_writes: Callable[[Pipeline], None],
         replies: list[object] | None = None,
+        wait: RedisWait | None = None,
     ) -> str:
         """Record a batch's outcome in one transaction, only while this run holds the batch's lease.
 
         ``queue_writes`` adds the writes to the transaction's pipeline. Returns ``"committed"``, ``"done"``
         (already recorded: by another run, or by this one when a failover lost the reply) or ``"lost"``
         (another run holds the batch). While Redis is unreachable it tries again for
-        ``redis_failover_wait`` seconds, then raises.
+        ``redis_failover_wait`` seconds (counted from ``wait``'s first failure, when given), then raises.
         """
         lease_key = self.keys.batch_lease(cid, batch_id)
         token = self.lease_token()
-        failed_at: float | None = None
+        waiting = wait or RedisWait(cid, batch_id, self.settings.redis_failover_wait)
         while True:
             try:
                 claim = self._claim_batch(cid, batch_id)
@@ -75,19 +77,8 @@ class Batches(DeliveryBase):
             except redis.WatchError:
                 continue
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                now = time.monotonic()
-                wait = self.settings.redis_failover_wait
-                if failed_at is None:
-                    failed_at = now
-                    log.warning("batch %s of %s: Redis unreachable (%s); recording its outcome again "
-                                "for up to %.0f s", batch_id, cid, exc, wait)  # fmt: skip
-                if now - failed_at >= wait:
-                    log.error("batch %s of %s: Redis still unreachable; it will run again", batch_id, cid)
-                    raise
-                time.sleep(min(0.5, failed_at + wait - now))
-        if failed_at is not None:
-            log.warning("batch %s of %s: %s once Redis answered again (after %.1f s)", batch_id, cid, outcome,
-                        time.monotonic() - failed_at)  # fmt: skip
+                waiting.failed(exc)
+        waiting.answered(outcome)
         return outcome
 
     def run_batch(
@@ -403,9 +394,12 @@ class Batches(DeliveryBase):
                     held.append(message.sid)
         else:
             kept = {}  # cancelled: nothing is held for later
-        self.breakers.refresh_tally(judge)  # batches recorded while this one was in flight count too
+        # The reads before the commit wait out an unreachable Redis as the commit does (one wait for both):
+        # a worker cut off mid-batch must come back to find out whether its batch is still its own.
+        waiting = RedisWait(cid, batch_id, self.settings.redis_failover_wait)
+        waiting.call(lambda: self.breakers.refresh_tally(judge))  # batches recorded meanwhile count too
         judge.recheck_keys()  # ... and may show a key problem none of them saw alone
-        gone_plan = self._plan_gone(outcomes, judge)
+        gone_plan = waiting.call(lambda: self._plan_gone(outcomes, judge))
         # A half-open sample (notifier.breakers.Probe): its answers decide its breakers in this commit. While
         # the key breaker stays open, the sample's rejections are the key's, not the readers': held again.
         verdicts = judge.probe_verdicts() if judge.probing else {}
@@ -463,7 +457,7 @@ class Batches(DeliveryBase):
             )
 
         replies: list[object] = []
-        if not self._settle(self._commit(cid, batch_id, queue_writes, replies), result):
+        if not self._settle(self._commit(cid, batch_id, queue_writes, replies, waiting), result):
             if result.lease_lost:
                 return self._lost(cid, batch_id, result, len(outcomes))
             log.warning(

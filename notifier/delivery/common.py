@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis
 
@@ -35,6 +36,45 @@ EnqueueBatch = Callable[..., None]
 
 
 log = logging.getLogger("notifier.delivery")
+
+T = TypeVar("T")
+
+
+class RedisWait:
+    """A batch's end waiting out a Redis failover or a cut link: ``redis_failover_wait`` seconds in all.
+
+    One per batch end, shared by the reads before the commit and the commit itself, so the whole end waits
+    at most that long. :meth:`failed` logs the first failure, sleeps a little and returns; once the time is
+    up it logs and re-raises (the batch runs again). :meth:`call` retries a read that is safe to repeat.
+    """
+
+    def __init__(self, cid: str, batch_id: str, seconds: float) -> None:
+        self.cid, self.batch_id, self.seconds = cid, batch_id, seconds
+        self.failed_at: float | None = None
+
+    def failed(self, exc: redis.RedisError) -> None:
+        now = time.monotonic()
+        if self.failed_at is None:
+            self.failed_at = now
+            log.warning("batch %s of %s: Redis unreachable (%s); recording its outcome again "
+                        "for up to %.0f s", self.batch_id, self.cid, exc, self.seconds)  # fmt: skip
+        if now - self.failed_at >= self.seconds:
+            log.error("batch %s of %s: Redis still unreachable; it will run again", self.batch_id, self.cid)
+            raise exc
+        time.sleep(min(0.5, self.failed_at + self.seconds - now))
+
+    def call(self, read: Callable[[], T]) -> T:
+        while True:
+            try:
+                return read()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.failed(exc)
+
+    def answered(self, outcome: str) -> None:
+        """Say how the end went once Redis answered again, if it ever stopped answering."""
+        if self.failed_at is not None:
+            log.warning("batch %s of %s: %s once Redis answered again (after %.1f s)",
+                        self.batch_id, self.cid, outcome, time.monotonic() - self.failed_at)  # fmt: skip
 
 
 def _token(service: str) -> str:
