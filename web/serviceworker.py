@@ -14,7 +14,7 @@ Three responses, two of them cached by browsers in different ways:
     look for an update (on navigations, and when the widget asks), so a deploy of notifier reaches
     readers' workers without the publisher re-uploading anything.
 ``GET /sw/worker.<version>.js`` — the *worker code* (``immutable``, a year): ``i18n.js`` then
-    ``static/sw/worker.js``. ``<version>`` is the first 12 hex digits of the SHA-256 of that text, so
+    ``static/sw/service-worker.js``. ``<version>`` is the first 12 hex digits of the SHA-256 of that text, so
     a URL always means the same code; only the current version is served.
 ``GET /sw.js`` — notifier's own pages' worker at its own root scope: the loader of the site the
     request is for (the default one), with paths relative to this origin.
@@ -52,7 +52,7 @@ def _refused(exc: NotifierError) -> Response:
 
 STATIC = Path(__file__).parent / "static"
 #: The worker code, in order: gettext for scripts, then the worker itself.
-WORKER_PARTS = (STATIC / "js" / "i18n.js", STATIC / "sw" / "worker.js")
+WORKER_PARTS = (STATIC / "js" / "i18n.js", STATIC / "sw" / "service-worker.js")
 #: The gettext bundle of the worker's strings (its folder under web/static).
 WORKER_BUNDLE = "sw"
 #: A year: the worker code's URL names its content.
