@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import api as api_bench
+from bench import latency
 from bench.audience import fill_synthetic, store_pipelined, store_upsert, stored_bytes
 from bench.baselines import measure
 from bench.fanout import create_campaign, measure_planning, run_campaign
@@ -54,6 +55,8 @@ class Options:
     encrypt_seconds: float = 5.0
     verify_fraction: float = 0.02
     mint_chunk: int = 1000
+    #: The latency section (``latency.size`` 0 skips it).
+    latency: latency.LatencyOptions = field(default_factory=latency.LatencyOptions)
     output: Path = field(default_factory=lambda: RESULTS / "latest.json")
     readme: Path | None = field(default_factory=lambda: README)
 
@@ -144,7 +147,7 @@ def run(options: Options, console: Console | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        "options": {k: _repo_path(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
     }
     redis_server = bench_redis(work / "redis")
     redis_server.start()
@@ -157,6 +160,18 @@ def run(options: Options, console: Console | None = None) -> dict[str, Any]:
             if options.https:
                 result["https"] = _scheme_phase(
                     options, bars, redis_server, key_file, work, logs, sims, tls=True
+                )
+            if options.latency.size:
+                result["latency"] = latency.run_section(
+                    options.latency,
+                    bars,
+                    redis_server,
+                    key_file,
+                    work,
+                    logs,
+                    sims,
+                    options.verify_fraction,
+                    options.mint_chunk,
                 )
             if options.planning_size:
                 result["planning"] = _planning_phase(options, bars, redis_server, key_file, work, logs, sims)
@@ -181,6 +196,14 @@ def run(options: Options, console: Console | None = None) -> dict[str, Any]:
     if options.readme is not None:
         write_readme(options.readme, result)
     return result
+
+
+def _repo_path(path: Path) -> str:
+    """A path as the result stores it: relative to the repository when inside it (no machine's own paths)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _env_without_sim(redis_url: str, key_file: Path, work: Path) -> dict[str, str]:
@@ -433,6 +456,9 @@ def evaluate(result: dict[str, Any], options: Options) -> tuple[dict[str, float]
         if len(peaks) > 1:
             growth = _ratio(peaks[max(peaks)], low)
             target(f"worker RSS flat ({max(peaks):,} vs {min(peaks):,})", growth, "<= 1.2x", growth <= 1.2)
+    if "latency" in result:
+        ratios.update(latency.ratios(result["latency"]))
+        latency.targets(result["latency"], target)
     if "api" in result:
         a = result["api"]
         target("subscribe API rps vs bare Flask", a["ratio_to_bare"], ">= 0.5x", a["ratio_to_bare"] >= 0.5)
@@ -513,6 +539,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"p99 {a['subscribe']['p99_ms']} ms** (p50 {a['subscribe']['p50_ms']}); bare Flask endpoint "
             f"{a['bare']['rps']:,} req/s, p99 {a['bare']['p99_ms']} ms; ratio {a['ratio_to_bare']}."
         )
+    if "latency" in result:
+        lines += latency.markdown(result["latency"])
     lines += ["", "| target | figure | goal | met |", "|---|---|---|---|"]
     for name, t in result["targets"].items():
         lines.append(f"| {name} | {t['value']} | {t['goal']} | {'yes' if t['met'] else '**no**'} |")

@@ -54,11 +54,13 @@ def bench_redis(work_dir: Path) -> EmbeddedRedis:
 class SimulatorProcess:
     """``notifier simulator`` as its own process, so it never shares the benchmark's GIL."""
 
-    def __init__(self, log_dir: Path, *, tls: bool = False, verify_fraction: float = 0.02) -> None:
+    def __init__(
+        self, log_dir: Path, *, tls: bool = False, verify_fraction: float = 0.02, name: str = ""
+    ) -> None:
         self.tls = tls
         self.verify_fraction = verify_fraction
         self.port = free_port()
-        self.log_path = log_dir / f"simulator-{'https' if tls else 'http'}.log"
+        self.log_path = log_dir / f"simulator-{name or ('https' if tls else 'http')}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.origin = ""
         self.ca_file: str | None = None
@@ -135,6 +137,15 @@ class SimulatorProcess:
         """``GET /_sim/stats``."""
         result: dict[str, Any] = self._request("GET", "/_sim/stats")
         return result
+
+    def add_rule(self, rule: dict[str, Any]) -> int:
+        """``POST /_sim/rules`` (e.g. a latency rule); the rule's id."""
+        ids: list[int] = self._request("POST", "/_sim/rules", rule)["ids"]
+        return ids[0]
+
+    def clear_rules(self) -> None:
+        """``DELETE /_sim/rules``."""
+        self._request("DELETE", "/_sim/rules")
 
     def receive_window(self, count: int) -> tuple[float, float]:
         """Receive times (first, last) of the latest ``count`` accepted messages (``GET /_sim/received``)."""

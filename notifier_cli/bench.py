@@ -27,6 +27,16 @@ def _sizes(value: str) -> tuple[int, ...]:
     return sizes
 
 
+def _latencies(value: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated milliseconds, got {value!r}") from None
+    if not found or min(found) < 0 or max(found) > 7500:
+        raise click.BadParameter("latencies must be between 0 and 7500 ms (the tail at 8x stays under 60 s)")
+    return found
+
+
 @click.command("bench")
 @click.option("--sizes", default="10000,100000", show_default=True, help="Audience sizes, comma separated.")
 @click.option("--workers", "worker_counts", default="1,2", show_default=True, help="Worker process counts.")
@@ -60,6 +70,39 @@ def _sizes(value: str) -> tuple[int, ...]:
     "--encrypt-seconds", type=float, default=5.0, show_default=True, help="Bound of the encryption-only run."
 )
 @click.option(
+    "--latency/--no-latency",
+    "latency_section",
+    default=True,
+    show_default=True,
+    help="Run the latency section (the campaign at each of --latency-ms, HTTP and HTTPS/HTTP2).",
+)
+@click.option(
+    "--latency-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Audience of the latency section (default: the largest size).",
+)
+@click.option(
+    "--latency-ms",
+    default="0,20,60,150",
+    show_default=True,
+    help="Push-service latencies (ms); 0 is always run.",
+)
+@click.option(
+    "--latency-tail",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.05,
+    show_default=True,
+    help="Share of answers in the latency tail.",
+)
+@click.option(
+    "--latency-tail-factor",
+    type=click.FloatRange(min=1.0),
+    default=8.0,
+    show_default=True,
+    help="The tail's answers take this many times the latency.",
+)
+@click.option(
     "--verify-fraction", type=float, default=0.02, show_default=True, help="Share the simulator decrypts."
 )
 @click.option(
@@ -83,6 +126,11 @@ def bench(
     naive_https_limit: int,
     async_seconds: float,
     encrypt_seconds: float,
+    latency_section: bool,
+    latency_size: int | None,
+    latency_ms: str,
+    latency_tail: float,
+    latency_tail_factor: float,
     verify_fraction: float,
     output: Path | None,
     readme: bool,
@@ -98,11 +146,23 @@ def bench(
         sys.path.insert(0, str(ROOT))
     from rich.console import Console
 
+    from bench.latency import LatencyOptions
     from bench.runner import README, RESULTS, Options, markdown, run
 
+    audience = _sizes(sizes)
+    latencies = _latencies(latency_ms)
+    if latency_tail_factor * max(latencies) > 60_000:
+        raise click.BadParameter("the tail must stay under 60 s", param_hint="--latency-tail-factor")
     options = Options(
-        sizes=_sizes(sizes),
+        sizes=audience,
         worker_counts=_sizes(worker_counts),
+        latency=LatencyOptions(
+            size=(latency_size or max(audience)) if latency_section else 0,
+            latencies_ms=latencies,
+            tail_fraction=latency_tail,
+            tail_factor=latency_tail_factor,
+            https=https,
+        ),
         https=https,
         https_size=https_size,
         planning_size=planning_size,

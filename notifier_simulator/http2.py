@@ -165,6 +165,7 @@ class Http2PushProtocol(asyncio.Protocol):
         """ALPN said h2: our SETTINGS first (the server preface), and a wide connection window."""
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
+        self.routes.sim.note_h2(connection=True)
         settings = struct.pack(
             ">HIHIHI",
             SETTINGS_MAX_CONCURRENT_STREAMS, self.max_streams,

@@ -92,6 +92,7 @@ class Routes:
         ``answer(None, 0)``.
         """
         sim = self.sim
+        sim.note_h2()
         rule = sim.match_rule(token)
         if rule is not None and rule.status == "stall":
 

@@ -450,6 +450,11 @@ class Simulator:
 
     # -- push requests -----------------------------------------------------------------------------
 
+    def note_h2(self, *, connection: bool = False) -> None:
+        """Count one HTTP/2 push stream (or, with ``connection``, one connection that negotiated h2)."""
+        with self._lock:
+            self._counts["h2_connections" if connection else "h2_streams"] += 1
+
     def note_abandoned(self) -> None:
         """Count a stalled request whose sender left before the stall ended (it is not handled)."""
         with self._lock:
@@ -671,6 +676,8 @@ class Simulator:
                 "not_verified": counts["not_verified"],
                 "forwarded": counts["forwarded"],
                 "abandoned": counts["abandoned"],
+                "h2_connections": counts["h2_connections"],
+                "h2_streams": counts["h2_streams"],
                 "vapid_verified": self._vapid.verified,
                 "vapid_cache_hits": self._vapid.cache_hits,
                 "subscriptions": len(self._subscribers),
