@@ -1,7 +1,8 @@
-"""Baselines beside the real stack: the naive pywebpush loop, pywebpush's async API, encryption alone.
+"""Baselines beside the real stack: the naive pywebpush loop, pywebpush's async API, encryption alone, and
+the npm ``web-push`` package (``node``: bench/node/peer.js, HTTPS only).
 
-Each runs in its own process (``python -m bench.baselines MODE ...``): the
-parent starts ``procs`` of them, they load their inputs, wait for a common
+Each runs in its own process (``python -m bench.baselines MODE ...``, or ``node bench/node/peer.js ...``):
+the parent starts ``procs`` of them, they load their inputs, wait for a common
 start time, run for a message count or a number of seconds, and print one JSON
 line. The rate is messages accepted over (last finish - first start).
 """
@@ -10,16 +11,58 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.stack import SimulatorProcess
 
 MODES = ("naive", "async", "encrypt")
+#: The npm peer: ``web-push`` under Node.js (bench/node/; npm ci when node_modules is missing).
+NODE_MODE = "node"
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+
+def node_available() -> bool:
+    """Node.js and npm are on the PATH (the npm peer needs both; its packages come from bench/node's lock)."""
+    return shutil.which("node") is not None and shutil.which("npm") is not None
+
+
+def ensure_node_modules(log: Callable[[str], None] = print) -> Path:
+    """``npm ci`` in bench/node once; node_modules then carries a stamp of the lock file it came from.
+
+    The bench installs it itself (not scripts/bootstrap) so a plain checkout's ``notifier bench`` and the
+    smoke test both work; the first run shows npm's output, later runs find the stamp and skip it.
+    """
+    lock = NODE_DIR / "package-lock.json"
+    stamp = NODE_DIR / "node_modules" / f".installed-{hashlib.sha256(lock.read_bytes()).hexdigest()[:16]}"
+    if stamp.exists():
+        return NODE_DIR
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError(f"the npm web-push peer needs Node.js and npm: {_INSTALL_NODE}")
+    with open(NODE_DIR / ".npm-ci.lock", "w") as held:  # two runs in one checkout install once
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not stamp.exists():
+            log(f"installing the npm peer's packages: npm ci --prefix {NODE_DIR} (once, kept)")
+            # npm's own output is shown, not captured: a slow registry is visible.
+            subprocess.run([npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"], check=True)
+            stamp.touch()
+    return NODE_DIR
+
+
+_INSTALL_NODE = "install them (apt-get install nodejs npm), or run notifier bench --no-node"
 
 
 def _load(path: str) -> tuple[list[dict[str, Any]], str, str, str]:
@@ -140,35 +183,66 @@ def run_encrypt(
     return {"ok": ok, "errors": 0, "started": started, "finished": time.time()}
 
 
-def measure(
-    mode: str, inputs: Path, procs: int, *, limit: int, seconds: float, env: dict[str, str], lanes: int = 256
-) -> dict[str, Any]:
-    """Run ``procs`` processes of ``mode`` at once; their combined rate and counts."""
-    from bench.stack import ROOT
+def _child_command(mode: str, args: list[str]) -> list[str]:
+    if mode == NODE_MODE:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError(f"the npm web-push peer needs Node.js and npm: {_INSTALL_NODE}")
+        # NOTIFIER_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles it (NODE_OPTIONS may not)
+        extra = shlex.split(os.environ.get("NOTIFIER_BENCH_NODE_ARGS", ""))
+        return [node, *extra, str(NODE_DIR / "peer.js"), *args]
+    return [sys.executable, "-m", "bench.baselines", mode, *args]
 
-    at = time.time() + 2.0 + 0.5 * procs  # time for every child to import and load its inputs
+
+def measure(
+    mode: str,
+    inputs: Path,
+    procs: int,
+    *,
+    limit: int,
+    seconds: float,
+    env: dict[str, str],
+    lanes: int = 256,
+    simulator: SimulatorProcess | None = None,
+) -> dict[str, Any]:
+    """Run ``procs`` processes of ``mode`` at once; their combined rate and counts.
+
+    With ``simulator``, what it saw of the run is reported too: the messages it accepted (they must equal
+    ``ok``), the VAPID signatures it verified, and its CPU per accepted message (the peers sign a JWT per
+    message and the simulator verifies each new one on the same two cores).
+    """
+    from bench.stack import ROOT, cpu_seconds
+
+    if mode == NODE_MODE:
+        ensure_node_modules()
+        env = {**env}
+        if env.get("NOTIFIER_CA_FILE"):
+            env["NODE_EXTRA_CA_CERTS"] = env["NOTIFIER_CA_FILE"]
+    # Time for every child to start and load its inputs (node starts in ~50 ms, Python imports take ~1 s).
+    at = time.time() + (1.0 + 0.25 * procs if mode == NODE_MODE else 2.0 + 0.5 * procs)
+    sim_before = simulator.stats() if simulator else {}
+    sim_cpu_before = cpu_seconds(simulator.pid) if simulator else 0.0
     children = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.baselines",
+            _child_command(
                 mode,
-                "--inputs",
-                str(inputs),
-                "--limit",
-                str(limit),
-                "--seconds",
-                str(seconds),
-                "--at",
-                repr(at),
-                "--offset",
-                str(i),
-                "--procs",
-                str(procs),
-                "--lanes",
-                str(lanes),
-            ],
+                [
+                    "--inputs",
+                    str(inputs),
+                    "--limit",
+                    str(limit),
+                    "--seconds",
+                    str(seconds),
+                    "--at",
+                    repr(at),
+                    "--offset",
+                    str(i),
+                    "--procs",
+                    str(procs),
+                    "--lanes",
+                    str(lanes),
+                ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
@@ -178,13 +252,14 @@ def measure(
     ]
     results = []
     for child in children:
-        out, err = child.communicate(timeout=seconds + 120)
+        stdout, stderr = child.communicate(timeout=seconds + 120)
         if child.returncode != 0:
-            raise RuntimeError(f"baseline {mode} failed: {err.decode(errors='replace')[-2000:]}")
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+            raise RuntimeError(f"baseline {mode} failed: {stderr.decode(errors='replace')[-2000:]}")
+        results.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+    sim_cpu = cpu_seconds(simulator.pid) - sim_cpu_before if simulator else 0.0
     ok = sum(r["ok"] for r in results)
     elapsed = max(r["finished"] for r in results) - min(r["started"] for r in results)
-    return {
+    out: dict[str, Any] = {
         "mode": mode,
         "procs": procs,
         "ok": ok,
@@ -193,6 +268,17 @@ def measure(
         "rate": ok / elapsed if elapsed > 0 else 0.0,
         "cpu_us_per_msg": round(sum(r["cpu_s"] for r in results) / ok * 1e6, 1) if ok else 0.0,
     }
+    if simulator:
+        sim_after = simulator.stats()
+        out["simulator_accepted"] = sim_after["received"] - sim_before["received"]
+        out["simulator_vapid_verified"] = sim_after["vapid_verified"] - sim_before["vapid_verified"]
+        out["simulator_cpu_us_per_msg"] = round(sim_cpu / ok * 1e6, 1) if ok else 0.0
+    first_errors = [r["first_error"] for r in results if r.get("first_error")]
+    if first_errors:
+        out["first_error"] = first_errors[0]
+    if mode == NODE_MODE:
+        out["runtime"] = f"node {results[0]['node']}, web-push {results[0]['web_push']}"
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

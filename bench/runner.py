@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import api as api_bench
 from bench import latency
 from bench.audience import fill_synthetic, store_pipelined, store_upsert, stored_bytes
-from bench.baselines import measure
+from bench.baselines import NODE_MODE, ensure_node_modules, measure
 from bench.fanout import create_campaign, measure_planning, run_campaign
 from bench.stack import ROOT, SimulatorProcess, bench_redis, stack_env, write_vapid_key
 from notifier.campaigns import CampaignStore, message_payload, receipt_token
@@ -31,6 +31,13 @@ from notifier.redis_conn import EmbeddedRedis
 from notifier.settings import Settings
 
 RESULTS = ROOT / "bench" / "results"
+#: How each baseline is named in the progress bars and the table.
+BASELINE_NAMES = {
+    "naive": "naive",
+    "async": "async",
+    "encrypt": "encrypt",
+    NODE_MODE: "npm web-push",
+}
 README = ROOT / "bench" / "README.md"
 TABLE_START = "<!-- bench:table:start -->"
 TABLE_END = "<!-- bench:table:end -->"
@@ -53,6 +60,9 @@ class Options:
     async_seconds: float = 10.0
     async_limit: int = 60_000
     encrypt_seconds: float = 5.0
+    node: bool = True  # the npm web-push peer over HTTPS (bench/node/; needs Node.js and npm)
+    node_seconds: float = 10.0
+    node_limit: int = 60_000
     verify_fraction: float = 0.02
     mint_chunk: int = 1000
     #: The latency section (``latency.size`` 0 skips it).
@@ -153,6 +163,9 @@ def run(options: Options, console: Console | None = None) -> dict[str, Any]:
     redis_server.start()
     key_file = write_vapid_key(work)
     sims: list[SimulatorProcess] = []
+    if options.https and options.node:
+        # Before the progress bars: npm's output (first run only) must not fight the live display.
+        ensure_node_modules(console.print if console is not None else lambda _line: None)
     started = time.monotonic()
     try:
         with bars.progress:
@@ -288,11 +301,19 @@ def _scheme_phase(
             ("encrypt", 2, 10**9, options.encrypt_seconds),
         ]
     else:
-        plan += [("async", 2, options.async_limit, options.async_seconds)]
+        plan += [
+            ("async", 1, options.async_limit, options.async_seconds),
+            ("async", 2, options.async_limit, options.async_seconds),
+        ]
+        if options.node:
+            plan += [
+                (NODE_MODE, 1, options.node_limit, options.node_seconds),
+                (NODE_MODE, 2, options.node_limit, options.node_seconds),
+            ]
     for mode, procs, limit, seconds in plan:
-        with bars.task(f"{scheme}: baseline {mode} x{procs}", None):
+        with bars.task(f"{scheme}: baseline {BASELINE_NAMES[mode]} x{procs}", None):
             baselines[f"{mode}_{procs}p"] = measure(
-                mode, inputs, procs, limit=limit, seconds=seconds, env=base_env
+                mode, inputs, procs, limit=limit, seconds=seconds, env=base_env, simulator=sim
             )
     out["baselines"] = baselines
 
@@ -434,6 +455,8 @@ def evaluate(result: dict[str, Any], options: Options) -> tuple[dict[str, float]
                 ">= 80x",
                 ratios["https_e2e_over_naive"] >= 80,
             )
+            label = f"https e2e {hsize:,} x{workers}w"
+            _peer_targets(https["baselines"], hmain, label, workers, ratios, target)
     idle = [c for c in http.get("campaigns", []) if c["workers"] == workers]
     if idle:
         worst = max(c["first_accepted_after_create_s"] for c in idle)
@@ -471,6 +494,27 @@ def evaluate(result: dict[str, Any], options: Options) -> tuple[dict[str, float]
     return ratios, targets
 
 
+def _peer_targets(
+    baselines: dict[str, Any],
+    campaign: dict[str, Any],
+    name: str,
+    workers: int,
+    ratios: dict[str, float],
+    target: Callable[[str, float, str, bool], None],
+) -> None:
+    """The HTTPS campaign against the libraries a publisher would otherwise use, in as many processes."""
+    for mode, label, key in ((NODE_MODE, "npm web-push", "node"), ("async", "webpush_async", "async")):
+        peer = baselines.get(f"{mode}_{workers}p")
+        if not peer:
+            continue
+        ratios[f"https_e2e_over_{key}_same_procs"] = value = _ratio(campaign["rate"], peer["rate"])
+        target(f"{name} vs {label} x{workers}p", value, ">= 4x", value >= 4)
+        if peer.get("cpu_us_per_msg") and campaign.get("cpu_us_per_msg"):
+            ratios[f"https_cpu_{key}_over_sender"] = _ratio(
+                peer["cpu_us_per_msg"], campaign["cpu_us_per_msg"]["workers"]
+            )
+
+
 def _cpu(campaign: dict[str, Any]) -> str:
     cpu = campaign.get("cpu_us_per_msg")
     if not cpu:
@@ -499,10 +543,13 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         naive = part["baselines"]["naive_1p"]["rate"]
         for item in part["baselines"].values():
+            cpu = f"{item.get('cpu_us_per_msg', '')}"
+            if "simulator_cpu_us_per_msg" in item:
+                cpu += f" (+ {item['simulator_cpu_us_per_msg']})"
             lines.append(
-                f"| {scheme} | baseline {item['mode']} | {item['procs']} | {item['ok']:,} "
-                f"| {item['rate']:,.0f} "
-                f"| {_ratio(item['rate'], naive)} | {item.get('cpu_us_per_msg', '')} | | |"
+                f"| {scheme} | baseline {BASELINE_NAMES.get(item['mode'], item['mode'])} | {item['procs']} "
+                f"| {item['ok']:,} | {item['rate']:,.0f} "
+                f"| {_ratio(item['rate'], naive)} | {cpu} | | |"
             )
         for c in part["campaigns"]:
             lines.append(

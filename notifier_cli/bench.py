@@ -103,6 +103,14 @@ def _latencies(value: str) -> tuple[int, ...]:
     help="The tail's answers take this many times the latency.",
 )
 @click.option(
+    "--node/--no-node",
+    default=True,
+    show_default=True,
+    help="Run the npm web-push peer over HTTPS (needs Node.js and npm; npm ci into bench/node once).",
+)
+@click.option("--node-seconds", type=float, default=10.0, show_default=True, help="Bound of the npm peer.")
+@click.option("--node-limit", type=int, default=60_000, show_default=True, help="Messages of the npm peer.")
+@click.option(
     "--verify-fraction", type=float, default=0.02, show_default=True, help="Share the simulator decrypts."
 )
 @click.option(
@@ -131,6 +139,9 @@ def bench(
     latency_ms: str,
     latency_tail: float,
     latency_tail_factor: float,
+    node: bool,
+    node_seconds: float,
+    node_limit: int,
     verify_fraction: float,
     output: Path | None,
     readme: bool,
@@ -146,6 +157,7 @@ def bench(
         sys.path.insert(0, str(ROOT))
     from rich.console import Console
 
+    from bench.baselines import node_available
     from bench.latency import LatencyOptions
     from bench.runner import README, RESULTS, Options, markdown, run
 
@@ -153,6 +165,12 @@ def bench(
     latencies = _latencies(latency_ms)
     if latency_tail_factor * max(latencies) > 60_000:
         raise click.BadParameter("the tail must stay under 60 s", param_hint="--latency-tail-factor")
+
+    if https and node and not node_available():
+        raise click.ClickException(
+            "the npm web-push peer needs Node.js and npm on the PATH: install them (apt-get install nodejs "
+            "npm), or leave the peer out with --no-node"
+        )
     options = Options(
         sizes=audience,
         worker_counts=_sizes(worker_counts),
@@ -171,6 +189,9 @@ def bench(
         naive_https_limit=naive_https_limit,
         async_seconds=async_seconds,
         encrypt_seconds=encrypt_seconds,
+        node=node,
+        node_seconds=node_seconds,
+        node_limit=node_limit,
         verify_fraction=verify_fraction,
         output=output or RESULTS / "latest.json",
         readme=README if readme else None,

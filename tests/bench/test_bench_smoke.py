@@ -14,6 +14,7 @@ from notifier_cli import main
 
 SIZE = 1000
 HTTPS_SIZE = 300
+NODE_LIMIT = 300  # the npm web-push peer's messages, per process count
 PLANNING = 12_000
 BATCH = Settings.from_env().batch_size
 
@@ -40,6 +41,10 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         "0.5",
         "--encrypt-seconds",
         "0.3",
+        "--node-limit",
+        str(NODE_LIMIT),
+        "--node-seconds",
+        "60",
         "--output",
         str(output),
         "--no-readme",
@@ -82,8 +87,19 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
     assert stats["decrypt_failed"] == 0 and stats["decrypted"] > 0  # a sample was really decrypted
 
     https = result["https"]
-    assert set(https["baselines"]) == {"naive_1p", "async_2p"}
+    assert set(https["baselines"]) == {"naive_1p", "async_1p", "async_2p", "node_1p", "node_2p"}
     assert https["baselines"]["naive_1p"]["ok"] == 10
+    for scheme in (http, https):
+        for name, item in scheme["baselines"].items():
+            if item["mode"] != "encrypt":  # every sender's count is what the simulator accepted
+                assert item["simulator_accepted"] == item["ok"] and item["errors"] == 0, (name, item)
+    for procs in (1, 2):
+        peer = https["baselines"][f"node_{procs}p"]
+        assert peer["ok"] == NODE_LIMIT and peer["procs"] == procs, peer
+        assert peer["runtime"].startswith("node v") and "web-push 3." in peer["runtime"], peer
+        # web-push signs a fresh VAPID JWT per message: the simulator verified every one of them.
+        assert peer["simulator_vapid_verified"] == NODE_LIMIT, peer
+        assert peer["cpu_us_per_msg"] > 0 and peer["simulator_cpu_us_per_msg"] > 0, peer
     [secure] = https["campaigns"]
     assert secure["counters"]["sent"] == secure["simulator_accepted"] == HTTPS_SIZE and secure["workers"] == 2
 
@@ -96,9 +112,13 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         "e2e_over_async_same_procs",
         "e2e_over_encrypt_bound_same_procs",
         "https_e2e_over_naive",
+        "https_e2e_over_node_same_procs",
+        "https_e2e_over_async_same_procs",
     } <= set(result["ratios"])
     assert all({"value", "goal", "met"} == set(t) for t in result["targets"].values())
     assert any(name.startswith("plan ") for name in result["targets"])
+    assert any(name.endswith("vs npm web-push x2p") for name in result["targets"])
+    assert any(name.endswith("vs webpush_async x2p") for name in result["targets"])
 
 
 def test_pipelined_store_writes_what_upsert_writes(context, simulator) -> None:  # type: ignore[no-untyped-def]
