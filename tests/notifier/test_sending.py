@@ -12,7 +12,8 @@ from email.utils import formatdate
 import pytest
 
 from notifier.endpoints import EndpointPolicy
-from notifier.sending import PushPool, SafeResolver, classify, parse_retry_after
+from notifier.sending import Exchange, HeadFields, PushPool, SafeResolver, classify, parse_retry_after
+from notifier.sending.exchange import Deadlines
 
 
 @pytest.mark.parametrize(
@@ -109,6 +110,33 @@ def test_pool_deadline_watchdog_fails_only_late_requests() -> None:
     results, elapsed = asyncio.run(scenario())
     assert results == [201, "timeout", 201, 201]
     assert elapsed < 5
+
+
+def test_deadlines_forget_answered_exchanges_as_new_ones_come() -> None:
+    """The watchdog holds about what is in flight, not every exchange of the last timeout (a worker's RSS)."""
+
+    async def scenario() -> tuple[int, int, list[str]]:
+        loop = asyncio.get_running_loop()
+        expired: list[str] = []
+        deadlines = Deadlines(lambda exchange: expired.append(exchange.target))
+        head = HeadFields({"TTL": "60"})
+        late = Exchange("/late", head, b"", lambda exchange: None, timeout=0.05)
+        deadlines.watch(late, loop, loop.time())  # never answered: it must still time out
+        most = 0
+        for i in range(2000):
+            exchange = Exchange(f"/m{i}", head, b"x" * 500, lambda exchange: None, timeout=10.0)
+            deadlines.watch(exchange, loop, loop.time())
+            most = max(most, len(deadlines))
+            exchange.finish(201, {}, b"")
+        await asyncio.sleep(0.2)
+        left = len(deadlines)
+        deadlines.close()
+        return most, left, expired
+
+    most, left, expired = asyncio.run(scenario())
+    assert most <= 3
+    assert left <= 1
+    assert expired == ["/late"]
 
 
 def test_pool_writes_queued_requests_in_bursts_and_skips_cancelled_ones() -> None:
