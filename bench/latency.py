@@ -45,7 +45,8 @@ class LatencyOptions:
     latencies_ms: tuple[int, ...] = LATENCIES_MS
     tail_fraction: float = TAIL_FRACTION
     tail_factor: float = TAIL_FACTOR
-    https: bool = True
+    #: "http" (HTTP/1.1 keep-alive), "https" (TLS, HTTP/2 by ALPN): the schemes, in this order.
+    schemes: tuple[str, ...] = ("http", "https")
 
 
 class _Bars(Protocol):
@@ -85,8 +86,7 @@ def run_section(
         "rate_is": "accepted / (campaign done - first message received)",
         "schemes": {},
     }
-    for tls in (False, True) if options.https else (False,):
-        scheme = "https" if tls else "http"
+    for scheme in options.schemes:
         out["schemes"][scheme] = _scheme(
             options,
             latencies,
@@ -98,7 +98,7 @@ def run_section(
             sims,
             verify_fraction,
             mint_chunk,
-            tls,
+            tls=scheme == "https",
         )
     return out
 
@@ -114,6 +114,7 @@ def _scheme(
     sims: list[SimulatorProcess],
     verify_fraction: float,
     mint_chunk: int,
+    *,
     tls: bool,
 ) -> dict[str, Any]:
     scheme = "https" if tls else "http"

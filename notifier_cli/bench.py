@@ -37,6 +37,13 @@ def _latencies(value: str) -> tuple[int, ...]:
     return found
 
 
+def _schemes(value: str, *, https: bool) -> tuple[str, ...]:
+    found = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not found or set(found) - {"http", "https"} or len(set(found)) != len(found):
+        raise click.BadParameter(f"expected http and/or https, got {value!r}", param_hint="--latency-schemes")
+    return tuple(scheme for scheme in found if https or scheme == "http")
+
+
 @click.command("bench")
 @click.option("--sizes", default="10000,100000", show_default=True, help="Audience sizes, comma separated.")
 @click.option("--workers", "worker_counts", default="1,2", show_default=True, help="Worker process counts.")
@@ -89,6 +96,12 @@ def _latencies(value: str) -> tuple[int, ...]:
     help="Push-service latencies (ms); 0 is always run.",
 )
 @click.option(
+    "--latency-schemes",
+    default="http,https",
+    show_default=True,
+    help="Schemes of the latency section (https: TLS with HTTP/2 by ALPN); --no-https drops https.",
+)
+@click.option(
     "--latency-tail",
     type=click.FloatRange(0.0, 1.0),
     default=0.05,
@@ -137,6 +150,7 @@ def bench(
     latency_section: bool,
     latency_size: int | None,
     latency_ms: str,
+    latency_schemes: str,
     latency_tail: float,
     latency_tail_factor: float,
     node: bool,
@@ -171,15 +185,16 @@ def bench(
             "the npm web-push peer needs Node.js and npm on the PATH: install them (apt-get install nodejs "
             "npm), or leave the peer out with --no-node"
         )
+    schemes = _schemes(latency_schemes, https=https)
     options = Options(
         sizes=audience,
         worker_counts=_sizes(worker_counts),
         latency=LatencyOptions(
-            size=(latency_size or max(audience)) if latency_section else 0,
+            size=(latency_size or max(audience)) if latency_section and schemes else 0,
             latencies_ms=latencies,
             tail_fraction=latency_tail,
             tail_factor=latency_tail_factor,
-            https=https,
+            schemes=schemes,
         ),
         https=https,
         https_size=https_size,

@@ -15,6 +15,8 @@ from notifier_cli import main
 SIZE = 1000
 HTTPS_SIZE = 300
 NODE_LIMIT = 300  # the npm web-push peer's messages, per process count
+LATENCY_SIZE = 1000
+LATENCY_MS = 20
 PLANNING = 12_000
 BATCH = Settings.from_env().batch_size
 
@@ -45,6 +47,15 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         str(NODE_LIMIT),
         "--node-seconds",
         "60",
+        # The latency section over HTTPS (HTTP/2 by ALPN) only, at 0 (always run) and 20 ms with a tail.
+        "--latency-size",
+        str(LATENCY_SIZE),
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--latency-schemes",
+        "https",
+        "--latency-tail",
+        "0.05",
         "--output",
         str(output),
         "--no-readme",
@@ -102,6 +113,34 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         assert peer["cpu_us_per_msg"] > 0 and peer["simulator_cpu_us_per_msg"] > 0, peer
     [secure] = https["campaigns"]
     assert secure["counters"]["sent"] == secure["simulator_accepted"] == HTTPS_SIZE and secure["workers"] == 2
+
+    section = result["latency"]
+    assert (section["size"], section["workers"], section["latencies_ms"]) == (
+        LATENCY_SIZE,
+        2,
+        [0, LATENCY_MS],
+    )
+    assert (section["tail_fraction"], section["tail_factor"]) == (0.05, 8)
+    assert list(section["schemes"]) == ["https"]
+    part = section["schemes"]["https"]
+    assert [run["latency_ms"] for run in part["runs"]] == [0, LATENCY_MS]
+    for run in part["runs"]:
+        k = run["counters"]
+        assert run["state"] == "done" and k["total"] == k["sent"] == LATENCY_SIZE, k
+        assert k["failed"] == k["rejected"] == k["gone"] == k["retried"] == k["skipped"] == 0, k
+        assert run["simulator_accepted"] == LATENCY_SIZE
+        # Every message went on an HTTP/2 stream (ALPN chose h2), over a few connections.
+        assert run["h2_streams"] == LATENCY_SIZE and 1 <= run["h2_connections"] <= 2 * 16, run
+        assert run["rate"] > 0 and run["rate_received"] > 0
+        assert 0 < run["first_accepted_after_create_s"] <= run["done_after_create_s"]
+    assert part["runs"][0]["ratio_to_zero"] == 1.0
+    held = part["runs"][1]
+    assert held["ratio_to_zero"] == result["ratios"][f"latency_https_{LATENCY_MS}ms_over_0ms"] > 0
+    # The simulator really held answers: 20 ms for most, 160 ms for its tail, so the campaign took longer
+    # than the latency of one answer (a property of the run, not a speed figure).
+    assert held["done_after_create_s"] - held["first_accepted_after_create_s"] >= 8 * LATENCY_MS / 1000
+    assert part["simulator_stats"]["by_status"] == {"201": part["simulator_stats"]["requests"]}
+    assert result["options"]["output"] == str(output)  # outside the repository: as given
 
     planning = result["planning"]
     assert planning["total"] == PLANNING
