@@ -513,6 +513,12 @@ def _peer_targets(
             ratios[f"https_cpu_{key}_over_sender"] = _ratio(
                 peer["cpu_us_per_msg"], campaign["cpu_us_per_msg"]["workers"]
             )
+        if peer.get("cpu_bound_rate") and campaign.get("cpu_bound_rate"):
+            # The same comparison from CPU time (simulator included): what the wall ratio would be on an idle
+            # machine; it does not move with other engineers' load the way the 10 s wall runs do.
+            ratios[f"https_bound_over_{key}_same_procs"] = _ratio(
+                campaign["cpu_bound_rate"], peer["cpu_bound_rate"]
+            )
 
 
 def _cpu(campaign: dict[str, Any]) -> str:
@@ -544,8 +550,10 @@ def markdown(result: dict[str, Any]) -> str:
         naive = part["baselines"]["naive_1p"]["rate"]
         for item in part["baselines"].values():
             cpu = f"{item.get('cpu_us_per_msg', '')}"
-            if "simulator_cpu_us_per_msg" in item:
+            if item.get("simulator_accepted"):
                 cpu += f" (+ {item['simulator_cpu_us_per_msg']})"
+            if item.get("cpu_bound_rate"):
+                cpu += f"; idle-machine bound {item['cpu_bound_rate']:,}/s"
             lines.append(
                 f"| {scheme} | baseline {BASELINE_NAMES.get(item['mode'], item['mode'])} | {item['procs']} "
                 f"| {item['ok']:,} | {item['rate']:,.0f} "
