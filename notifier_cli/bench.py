@@ -116,6 +116,26 @@ def _schemes(value: str, *, https: bool) -> tuple[str, ...]:
     help="The tail's answers take this many times the latency.",
 )
 @click.option(
+    "--million",
+    "million_section",
+    is_flag=True,
+    help="Also send one whole campaign to a million subscribers, create to done (minutes; ~0.5 GB of Redis).",
+)
+@click.option(
+    "--million-size",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Audience of the --million campaign.",
+)
+@click.option(
+    "--million-reference",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="The smaller campaign whose worker RSS the --million one is compared with.",
+)
+@click.option(
     "--node/--no-node",
     default=True,
     show_default=True,
@@ -153,6 +173,9 @@ def bench(
     latency_schemes: str,
     latency_tail: float,
     latency_tail_factor: float,
+    million_section: bool,
+    million_size: int,
+    million_reference: int,
     node: bool,
     node_seconds: float,
     node_limit: int,
@@ -173,6 +196,7 @@ def bench(
 
     from bench.baselines import node_available
     from bench.latency import LatencyOptions
+    from bench.million import MillionOptions
     from bench.runner import README, RESULTS, Options, markdown, run
 
     audience = _sizes(sizes)
@@ -195,6 +219,9 @@ def bench(
             tail_fraction=latency_tail,
             tail_factor=latency_tail_factor,
             schemes=schemes,
+        ),
+        million=MillionOptions(
+            size=million_size if million_section else 0, reference=min(million_reference, million_size)
         ),
         https=https,
         https_size=https_size,
