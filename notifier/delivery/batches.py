@@ -14,7 +14,7 @@ import redis
 from redis.client import Pipeline
 
 from notifier.breakers import KEY, RECOVERED
-from notifier.campaigns import DELIVERING, PAUSED, Campaign, message_payload, receipt_token
+from notifier.campaigns import DELIVERING, PAUSED, Campaign, ReceiptSigner, message_payload
 from notifier.delivery.common import (
     DEFERRED,
     FAILED,
@@ -226,7 +226,7 @@ class Batches(DeliveryBase):
         signers: dict[str, VapidKey | None] = {}
         retired_key = 0
         prefix = campaign.payload_prefix()
-        receipt_key = self.c.receipt_key
+        receipt = ReceiptSigner(self.c.receipt_key, cid)
         ts_ms = int(now * 1000)
         # The same for every message of the batch: computed once, not per message.
         ttl = max(60, int(born + campaign.ttl - now))
@@ -264,7 +264,7 @@ class Batches(DeliveryBase):
                     sub.endpoint,
                     sub.p256dh,
                     sub.auth,
-                    message_payload(prefix, sid, receipt_token(receipt_key, cid, sid), ts_ms),
+                    message_payload(prefix, sid, receipt(sid), ts_ms),
                     ttl,
                     urgency,
                     topic,

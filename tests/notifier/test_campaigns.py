@@ -20,6 +20,7 @@ from notifier.campaigns import (
     TTL_DEFAULT,
     CampaignState,
     CampaignStore,
+    ReceiptSigner,
     campaign_payload_prefix,
     message_payload,
     payload_size,
@@ -89,6 +90,19 @@ def test_payload_budget_is_enforced_with_the_size_named() -> None:
     assert message["web_push"] == 8030 and message["mutable"] is True
     assert message["notification"]["navigate"] == BASE["url"]
     assert message["notification"]["data"] == {"cid": "c" * 20, "sid": "s" * 16, "rt": "r" * 22}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(min_size=1, max_size=200),
+    st.text(alphabet="0123456789abcdefghijklmnopqrstuvwxyz", min_size=8, max_size=40),
+    st.lists(st.text(min_size=0, max_size=24), min_size=1, max_size=5),
+)
+def test_the_batch_receipt_signer_makes_receipt_tokens(key: bytes, cid: str, sids: list[str]) -> None:
+    # Keys shorter than, equal to and longer than SHA-256's 64-byte block; any subscription id.
+    sign = ReceiptSigner(key, cid)
+    assert [sign(sid) for sid in sids] == [receipt_token(key, cid, sid) for sid in sids]
+    assert ReceiptSigner(key, cid + "x")(sids[0]) != receipt_token(key, cid, sids[0])
 
 
 TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
