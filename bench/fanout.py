@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.stack import SimulatorProcess, Workers, cpu_seconds
+from bench.stack import SIMULATOR_KEEPS, SimulatorProcess, Workers, cpu_seconds
 from notifier.campaigns import FINAL, CampaignStore, validate_campaign
 from notifier.context import Context
 from notifier.delivery import Delivery
@@ -68,7 +68,15 @@ def run_campaign(
         cid, item = create_campaign(context, f" ({tag})")
         launch(context.raw_redis, cid, item.send_at)
 
+        first_seen: list[float] = []
+
         def finished() -> bool:
+            if size > SIMULATOR_KEEPS and not first_seen:
+                # The simulator keeps the latest receive times only: a campaign larger than that takes its
+                # first one while the first messages are still among them.
+                got = int(sim.stats()["received"]) - received_before
+                if 0 < got <= SIMULATOR_KEEPS:
+                    first_seen.append(sim.receive_window(got)[0])
             campaign = store.get(cid)
             progress(campaign.done_count, campaign.counters["total"] or size)
             return campaign.state in FINAL
@@ -84,7 +92,9 @@ def run_campaign(
         workers.stop()
     stats = sim.stats()
     accepted = int(stats["received"]) - received_before
-    first_rx, last_rx = sim.receive_window(accepted) if accepted else (0.0, 0.0)
+    first_rx, last_rx = sim.receive_window(min(accepted, SIMULATOR_KEEPS)) if accepted else (0.0, 0.0)
+    if accepted > SIMULATOR_KEEPS:
+        first_rx = first_seen[0] if first_seen else campaign.first_sent or first_rx
     k = campaign.counters
     created = campaign.created
     used = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}

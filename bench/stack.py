@@ -26,6 +26,10 @@ from notifier.vapid import generate_private_key, write_private_key
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Receive times the simulator keeps (``Simulator(keep_received=...)``'s default): the latest ones.
+SIMULATOR_KEEPS = 100_000
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """SIGTERM one child we started, then SIGKILL it if it does not exit in time."""
     if proc.poll() is None:
