@@ -45,6 +45,16 @@ __all__ = ["wait_for"]  # the one polling loop (notifier.polling), re-exported f
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
 
+def as_on_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT, as Ctrl-C would on a terminal.
+
+    A shell without job control starts its background commands with SIGINT ignored, and the children
+    inherit that (CI run as ``cmd &`` does): Python then never raises KeyboardInterrupt, and a Ctrl-C
+    test would wait for nothing. On a terminal SIGINT has its default action; this gives it back.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def make_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
     """A browser-shaped PushSubscription.toJSON() with real P-256 keys (an FCM endpoint unless given)."""
     key = ec.generate_private_key(ec.SECP256R1())

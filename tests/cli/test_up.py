@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from notifier.redis_conn import free_port
-from tests.factories import make_sub, wait_for
+from tests.factories import as_on_a_terminal, make_sub, wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: RQ's bookkeeping that used to flood the terminal, a dozen lines per job.
@@ -43,6 +43,7 @@ def _start(tmp_path: Path, port: int, log: Path, **extra: str) -> subprocess.Pop
             env=_env(tmp_path, **extra),
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=as_on_a_terminal,
         )
 
 
@@ -58,6 +59,7 @@ class OnTerminal:
             stdin=slave,
             stdout=slave,
             stderr=slave,
+            preexec_fn=as_on_a_terminal,
         )
         os.close(slave)
         self.raw = b""

@@ -17,7 +17,7 @@ import pytest
 
 import notifier
 from notifier.redis_conn import free_port
-from tests.factories import make_sub, wait_for
+from tests.factories import as_on_a_terminal, make_sub, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +87,7 @@ def test_a_built_wheel_installed_in_a_fresh_virtualenv_runs_notifier_up(tmp_path
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=as_on_a_terminal,
         )
     base = f"http://127.0.0.1:{port}"
     try:
