@@ -205,3 +205,59 @@ def test_settings_refuse_an_impossible_number_of_proxies(settings_env) -> None: 
     for value in ("-1", "6", "many"):
         with pytest.raises(ConfigError, match="NOTIFIER_TRUSTED_PROXIES"):
             Settings.from_env({**settings_env, "NOTIFIER_TRUSTED_PROXIES": value})
+
+
+def test_the_vapid_aud_of_an_odd_spelling_is_the_canonical_origin(  # type: ignore[no-untyped-def]
+    settings_env, r, simulator, tmp_path
+) -> None:
+    """An upper-case host with ``:443`` and an ``HTTP://`` scheme, posted through the API, are stored and
+    signed as the canonical origin: each simulator checks the JWT's signature and that its ``aud`` is its
+    own origin exactly (``https://localhost``, ``http://127.0.0.1:<port>``), and refuses anything else."""
+    from notifier_simulator import SimulatorServer
+    from tests.factories import Workers
+    from web import create_app
+
+    try:
+        secure = SimulatorServer(host="127.0.0.1", port=443, tls=True).start()
+    except OSError as exc:  # CI runs as root; a developer's unprivileged run cannot bind 443
+        pytest.skip(f"cannot listen on 127.0.0.1:443 for the default-port case: {exc}")
+    try:
+        secure.simulator.set_origin("https://localhost")  # what a sender must sign: no port, lower case
+        plain_host = simulator.origin.split("://", 1)[1]
+        env = {
+            **settings_env,
+            "NOTIFIER_PUSH_HOSTS": f"localhost,{plain_host}",
+            "NOTIFIER_CA_FILE": str(secure.ca_file),
+        }
+        context = Context.build(Settings.from_env(env), client=r)
+        client = create_app({"TESTING": True}, context=context).test_client()
+        odd_tls, odd_plain = secure.mint(1)[0], simulator.mint(1)[0]
+        assert odd_tls["endpoint"].startswith("https://localhost/wpush/")
+        spelled = {
+            odd_tls["endpoint"]: odd_tls["endpoint"].replace("https://localhost/", "HTTPS://LocalHost:443/"),
+            odd_plain["endpoint"]: "HTTP://" + odd_plain["endpoint"].split("://", 1)[1],
+        }
+        for sub in (odd_tls, odd_plain):
+            body = {**sub, "endpoint": spelled[sub["endpoint"]], "topics": ["breaking"]}
+            response = client.post("/api/v1/subscriptions", json=body)
+            assert response.status_code == 201, response.get_data(as_text=True)
+            stored = context.subscriptions.get(response.get_json()["id"])
+            assert stored.endpoint == sub["endpoint"], "stored as typed, not canonically"
+        group = Workers(env, tmp_path)
+        group.start(1)
+        try:
+            cid = client.post("/api/v1/campaigns", json=CAMPAIGN, headers=bearer(context)).get_json()["id"]
+            store = CampaignStore(context.redis, context.keys)
+            campaign = wait_for(
+                lambda: (c := store.get(cid)).state == "done" and c, timeout=30, message="done"
+            )
+        finally:
+            group.stop()
+        assert campaign.counters["sent"] == 2, (campaign.counters, group.logs()[-3000:])
+        for sim, sub in ((secure, odd_tls), (simulator, odd_plain)):
+            assert len(sim.received(sub["endpoint"])) == 1
+            stats = sim.stats()
+            assert stats["vapid_verified"] >= 1 and stats["by_status"].get("403", 0) == 0, stats
+        context.close()
+    finally:
+        secure.stop()
