@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
 from notifier.users import BACKOFF_MAX, FREE_FAILURES, LOCKOUT_WINDOW, MAX_FAILURES, UserStore
 from tests.factories import PASSWORD, AuthActions, csrf_from
@@ -148,6 +149,36 @@ def test_a_password_change_ends_every_session(client, auth, context) -> None:  #
     assert client.get("/newsroom/campaigns").status_code == 302
     assert other.get("/newsroom/campaigns").status_code == 302
     assert auth.login(email).status_code == 401  # the old password no longer works
+    assert auth.login(email, "a-brand-new-password").status_code == 302
+
+
+def test_notifier_users_password_ends_the_users_sessions_and_keeps_others(  # type: ignore[no-untyped-def]
+    client, auth, context, settings_env
+) -> None:
+    """The operator's way to change a password (``notifier users password``, the CLI itself) refuses the
+    old session cookies of that user on every device; another user's session goes on."""
+    from notifier_cli import main as cli
+
+    email = auth.create("editor@newsroom.test")
+    phone = client.application.test_client()
+    colleague = client.application.test_client()
+    assert auth.login(email).status_code == 302
+    assert AuthActions(phone, context).login(email).status_code == 302
+    colleague_auth = AuthActions(colleague, context)
+    assert colleague_auth.login(colleague_auth.create("colleague@newsroom.test")).status_code == 302
+    for browser in (client, phone, colleague):
+        assert browser.get("/newsroom/campaigns").status_code == 200
+    result = CliRunner(env=settings_env).invoke(
+        cli, ["users", "password", "Editor@Newsroom.test", "--password-stdin"], input="a-brand-new-password\n"
+    )
+    assert result.exit_code == 0 and "password changed for editor@newsroom.test" in result.output, (
+        result.output
+    )
+    for browser in (client, phone):
+        refused = browser.get("/newsroom/campaigns")
+        assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+    assert colleague.get("/newsroom/campaigns").status_code == 200, "another user's session ended too"
+    assert auth.login(email).status_code == 401
     assert auth.login(email, "a-brand-new-password").status_code == 302
 
 
