@@ -48,7 +48,8 @@ def _ring_site(site: str | None) -> tuple[Context, str]:
 
 def _key_lines(c: Context, site: str) -> list[str]:
     infos = c.keyring.keys_of(site)
-    readers = c.subscriptions.count_by_key([i.key_id for i in infos], site=site)
+    current = next((i.key_id for i in infos if i.current), None)
+    readers = c.subscriptions.count_by_key([i.key_id for i in infos], site=site, unbound_to=current)
     lines = []
     for info in infos:
         state = "current" if info.current else ("retired" if info.retired else "signing for its readers")

@@ -92,7 +92,8 @@ def vapid_keys(c: Context, site_ids: list[str] | None = None) -> list[dict[str, 
         if site_ids is not None and site.id not in site_ids:
             continue
         infos = c.keyring.keys_of(site.id)
-        readers = c.subscriptions.count_by_key([i.key_id for i in infos], site=site.id)
+        current = next((i.key_id for i in infos if i.current), None)
+        readers = c.subscriptions.count_by_key([i.key_id for i in infos], site=site.id, unbound_to=current)
         rows = [
             {
                 "key_id": i.key_id,

@@ -328,8 +328,15 @@ class SubscriptionStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def count_by_key(self, key_ids: Sequence[str], *, site: str | None = None) -> dict[str, int]:
-        """Subscriptions bound to each VAPID key of ``key_ids`` (of one site when given), exact."""
+    def count_by_key(
+        self, key_ids: Sequence[str], *, site: str | None = None, unbound_to: str | None = None
+    ) -> dict[str, int]:
+        """Subscriptions bound to each VAPID key of ``key_ids`` (of one site when given), exact.
+
+        A subscription stored without a key id (before ids were kept, or stored by a tool that names none)
+        is signed with its site's current key (:meth:`notifier.keyring.KeyRing.signing_key`): given that
+        key as ``unbound_to``, those readers count as its own, so the figures add up to the site's total.
+        """
         pipe = self.r.pipeline(transaction=False)
         scratch = self._scratch()
         for key_id in key_ids:
@@ -341,7 +348,10 @@ class SubscriptionStore:
                     args=[scratch],
                     client=pipe,
                 )
-        return {k: int(n) for k, n in zip(key_ids, pipe.execute(), strict=True)} if key_ids else {}
+        counts = {k: int(n) for k, n in zip(key_ids, pipe.execute(), strict=True)} if key_ids else {}
+        if unbound_to is not None and unbound_to in counts:
+            counts[unbound_to] += max(0, self.count(site=site) - sum(counts.values()))
+        return counts
 
     def sid_of(self, endpoint: str) -> str | None:
         """The id stored for ``endpoint`` (in any spelling of it), or None."""

@@ -75,3 +75,27 @@ def test_retiring_refuses_the_current_key_and_drops_the_private_part_of_an_old_o
     ring.retire("default", context.vapid.key_id)
     assert other_process(context).signing_key("default", context.vapid.key_id) is None
     assert [i.retired for i in ring.keys_of("default")] == [True, True, False]
+
+
+def test_readers_stored_without_a_key_id_count_for_the_key_that_signs_them(context: Context) -> None:
+    from notifier.subscriptions import SubscriptionInput
+    from tests.factories import make_sub
+
+    def store(n: int, key_id: str) -> None:
+        for _ in range(n):
+            sub = make_sub()
+            item = SubscriptionInput(sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"], (), "id")
+            context.subscriptions.upsert(item, browser="firefox", key_id=key_id)
+
+    first = context.vapid_for("default")
+    store(3, "")  # stored by a tool that names no key (or before key ids were kept)
+    store(2, first.key_id)
+    new = context.keyring.rotate("default")
+    store(1, new.key_id)
+    ids = [first.key_id, new.key_id]
+    assert context.subscriptions.count_by_key(ids, site="default") == {first.key_id: 2, new.key_id: 1}
+    # Signed with the current key (signing_key("default", "")), so they are its readers: the ops panel,
+    # /metrics and `notifier vapid list` add up to the site's subscriptions.
+    counted = context.subscriptions.count_by_key(ids, site="default", unbound_to=new.key_id)
+    assert counted == {first.key_id: 2, new.key_id: 4}
+    assert sum(counted.values()) == context.subscriptions.count(site="default") == 6
