@@ -152,11 +152,23 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
     assert proc.returncode in (0, 1, -signal.SIGINT)
 
     # Started again: same key, the subscription is still there.
+    import psutil
+
     proc = _start(tmp_path, port, log)
+    children: list[psutil.Process] = []
     try:
         wait_for(
             lambda: _get(f"http://127.0.0.1:{port}/")[0] == 200, timeout=60, message="the site after restart"
         )
+        redis_url = re.findall(r"embedded Redis at (\S+)", log.read_text())[-1]
+        client = redis.Redis.from_url(redis_url)
+        wait_for(lambda: client.scard("rq:workers") >= 1, timeout=30, message="the worker after restart")
+        client.close()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        commands = [" ".join(child.cmdline()) for child in children]
+        assert [c for c in commands if "notifier_cli worker" in c], commands
+        assert [c for c in commands if "notifier_cli serve" in c], commands
+        assert [c for c in commands if "redis-server" in c], commands
         assert json.loads(_get(f"http://127.0.0.1:{port}/api/v1/vapid-public-key")[1])["publicKey"] == key
         endpoint = json.loads(body)["endpoint"]
         status, data = _get(
@@ -171,6 +183,12 @@ def test_up_runs_the_whole_stack_and_keeps_subscriptions_across_restarts(tmp_pat
     wait_for(
         lambda: _get(f"http://127.0.0.1:{port}/")[0] == 0, timeout=20, message="the site stopped with up"
     )
+    # Every process it had started (the worker, the site, the embedded Redis) is gone, not only the site.
+    _, alive = psutil.wait_procs(children, timeout=20)
+    left = [" ".join(p.cmdline()) for p in alive]
+    for process in alive:
+        process.kill()
+    assert not left, left
 
 
 @pytest.mark.slow
