@@ -129,7 +129,7 @@ class Settings:
     per_origin_concurrency: int = 1024
     window_min: int = 64
     http2: bool = True
-    batches_in_flight: int = 4
+    batches_in_flight: int = 16
     send_timeout: float = 10.0
     max_attempts: int = 5
     retry_base: float = 1.0

@@ -6,9 +6,11 @@ message. How many are in flight per origin is a :class:`Window` sized by
 Little's law from what the origin does: in flight = answers per second x
 their latency, doubled for the tail, within ``NOTIFIER_WINDOW_MIN`` ..
 ``NOTIFIER_PER_ORIGIN_CONCURRENCY`` (and ``NOTIFIER_CONCURRENCY`` for all
-origins together). A push service 150 ms away gets ~10 times more requests in
-flight than one 15 ms away for the same rate; a slow origin fills its own
-window and waits there, the others go on.
+origins together); while the window is what holds the feeder back it also
+widens by one per answer (slow start: doubled each round trip). A push
+service 150 ms away gets ~10 times more requests in flight than one 15 ms
+away for the same rate; a slow origin fills its own window and waits there,
+the others go on.
 """
 
 from __future__ import annotations
@@ -87,9 +89,13 @@ class Window:
     Each :data:`WINDOW_INTERVAL` the answers of the interval give a rate and a mean latency;
     the window becomes ``rate x latency x HEADROOM`` plus the floor, within the bounds, and
     shrinks at most by a fifth per interval (a burst of fast answers must not close it).
-    While the window is the bottleneck, the rate it allows is ``window / latency``, so the
-    next sizing doubles it; once the CPU (or the service) is the bottleneck it settles at
-    twice what is really in flight.
+    Once the CPU (or the service) is the bottleneck it settles at twice what is really in
+    flight.
+
+    While the window is the bottleneck (a feeder waits for room: ``starved``) each answer
+    also widens it by one, so it doubles every round trip, like TCP's slow start: from the
+    floor to 1,000 in four round trips, where the sizings alone (the answers of an interval
+    tell the rate of the window one latency before) needed a second at 150 ms.
     """
 
     __slots__ = (
@@ -101,6 +107,7 @@ class Window:
         "latency_sum",
         "limit",
         "since",
+        "starved",
         "waiter",
     )
 
@@ -113,6 +120,8 @@ class Window:
         self.latency_sum = 0.0
         self.latency = 0.0  # mean latency of the last sized interval (seconds)
         self.since = 0.0
+        #: A feeder waits for room in this window (it is the bottleneck, not the CPU).
+        self.starved = False
         self.waiter: asyncio.Future[None] | None = None
 
     def answered(self, latency: float, now: float) -> None:
@@ -127,6 +136,8 @@ class Window:
             self.since = now
             self.answers = 0
             self.latency_sum = 0.0
+        if self.starved and self.limit < self.ceiling:
+            self.limit += 1
         waiter = self.waiter
         if waiter is not None and self.inflight < self.limit:
             self.waiter = None
@@ -448,7 +459,11 @@ class Sender:
                 waiter = window.waiter
                 if waiter is None or waiter.done():
                     waiter = window.waiter = loop.create_future()
-                await waiter
+                window.starved = True
+                try:
+                    await waiter
+                finally:
+                    window.starved = False
             elif self._total >= total_max:
                 waiter = self._total_waiter
                 if waiter is None or waiter.done():

@@ -1,0 +1,39 @@
+"""The per-origin window: Little's law each interval, and slow start while it is the bottleneck."""
+
+from __future__ import annotations
+
+from notifier.sending.sender import WINDOW_INTERVAL, Window
+
+
+def test_a_starved_window_widens_by_one_per_answer_up_to_its_ceiling() -> None:
+    window = Window(8, 20)
+    window.inflight = window.limit  # full: the feeder waits for room
+    window.starved = True
+    for _ in range(8):  # one round trip: every stream in flight answered
+        window.answered(0.05, 0.0)
+        window.inflight += 2  # the feeder refills the freed place and the new one
+    assert window.limit == 16  # doubled in one round trip
+    for _ in range(10):
+        window.answered(0.05, 0.0)
+    assert window.limit == 20  # never above the ceiling
+
+
+def test_a_window_nobody_waits_for_keeps_its_size_between_sizings() -> None:
+    window = Window(8, 1000)
+    window.inflight = 5
+    for _ in range(5):
+        window.answered(0.05, 0.0)  # the CPU, not the window, is the bottleneck: no growth
+    assert window.limit == 8 and window.inflight == 0
+
+
+def test_each_interval_sizes_the_window_by_littles_law() -> None:
+    window = Window(8, 10_000)
+    now = 1.0
+    window.answered(0.1, now)  # the first answer starts the first interval
+    window.inflight = 1000
+    for i in range(200):  # 2,000 answers a second, each after 100 ms
+        window.answered(0.1, now + i * WINDOW_INTERVAL / 200)
+    window.answered(0.1, now + WINDOW_INTERVAL)
+    # in flight = rate x latency (200 in flight) x the headroom of 2, plus the floor
+    assert abs(window.latency - 0.1) < 1e-9 and 400 <= window.limit <= 420, window.limit
+    assert window.inflight == 1000 - 201
