@@ -122,3 +122,36 @@ def test_a_short_or_missing_secret_file_is_a_start_up_error(sites_env: dict[str,
         load_sites(settings)
     result = CliRunner(env=sites_env).invoke(cli, ["sites", "check"])
     assert result.exit_code == 1 and "shorter than 16" in result.output
+
+
+def test_an_article_without_topics_gets_its_own_sites_webhook_topics(
+    settings_env: dict[str, str], r: Any, tmp_path: Path
+) -> None:
+    """``webhook_topics`` in a site entry: a signed article of site A that maps to none of A's topics goes to
+    A's default topics, one of B to B's own; neither takes the deployment's NOTIFIER_WEBHOOK_TOPICS."""
+    from tests.factories import TWO_SITES, write_sites
+
+    document = json.loads(json.dumps(TWO_SITES))
+    document["sites"][0]["webhook_topics"] = ["nasional", "teknologi"]
+    document["sites"][1]["webhook_topics"] = ["sepakbola"]
+    path = write_sites(tmp_path / "sites-topics", document)
+    env = {**settings_env, "NOTIFIER_SITES_FILE": str(path), "NOTIFIER_WEBHOOK_TOPICS": "olahraga"}
+    client, context = app_client(env, r)
+    secret = context.settings.webhook_secret
+    store = CampaignStore(context.redis, context.keys)
+
+    def topics_of(response: Any, site: str) -> list[str]:
+        assert response.status_code == 201, response.get_data(as_text=True)
+        campaign = store.get(response.get_json()["campaign"])
+        assert campaign.site == site
+        return sorted(campaign.topics)
+
+    kabar = {"guid": "kk-a", "title": "Sidang kabinet", "url": "https://www.kabarkini.example/a"}
+    assert topics_of(signed(client, secret, kabar), "kabar") == ["nasional", "teknologi"]
+    unmapped = {**kabar, "guid": "kk-b", "url": "https://www.kabarkini.example/b", "categories": ["Gaya"]}
+    assert topics_of(signed(client, secret, unmapped), "kabar") == ["nasional", "teknologi"]
+    warta = article(20, site="warta")
+    assert topics_of(signed(client, secret, warta), "warta") == ["sepakbola"]
+    # An article whose category is one of the site's topics goes there, not to the defaults.
+    mapped = article(21, site="warta", categories=["Ekonomi"])
+    assert topics_of(signed(client, secret, mapped), "warta") == ["ekonomi"]
