@@ -84,3 +84,47 @@ def test_rotate_sends_with_each_readers_own_key_and_retire_is_refused_while_read
     after = send(context)
     assert after["sent"] == 2 and after["skipped"] == 4 and after["rejected"] == 0
     assert f"{first.key_id}  retired" in cli.invoke(main, ["vapid", "list"], env=settings_env).output
+
+
+def test_the_ops_keys_panel_and_metrics_count_each_keys_readers_after_a_rotation(
+    context: Context,
+    simulator: SimulatorServer,
+    client,
+    app,
+    settings_env,  # type: ignore[no-untyped-def]
+) -> None:
+    """After ``notifier vapid rotate``, the ops "VAPID keys" panel (``/ops/summary.json``'s ``vapid``) and
+    ``/metrics`` ``notifier_vapid_key_subscribers`` say how many readers each key still holds, and follow a
+    reader who moves to the new key on a revisit."""
+    from tests.factories import login, scrape
+
+    first = context.vapid_for("default")
+    old_readers = subscribe(client, simulator, first.public_key_b64, 3)
+    rotated = CliRunner().invoke(main, ["vapid", "rotate"], env=settings_env)
+    assert rotated.exit_code == 0, rotated.output
+    context.keyring.reload()
+    new = context.vapid_for("default")
+    subscribe(client, simulator, new.public_key_b64, 2)
+    subscribe(client, simulator, first.public_key_b64, 1)  # a page that still had the old key
+    # One old reader revisits: the page unsubscribes and posts the subscription made with the new key.
+    assert client.delete("/api/v1/subscriptions", json={"endpoint": old_readers[0]}).status_code == 204
+    subscribe(client, simulator, new.public_key_b64, 1)
+    # One stored by a tool that names no key (as before key ids were kept): the current key signs it.
+    from notifier.subscriptions import SubscriptionInput
+
+    sub = simulator.mint(1)[0]
+    item = SubscriptionInput(sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"], ("breaking",), "id")
+    context.subscriptions.upsert(item, browser="firefox", key_id="")
+    expected = {first.key_id: (3, "old"), new.key_id: (4, "current")}
+
+    login(app, client, "ops")
+    summary = client.get("/ops/summary.json")
+    assert summary.status_code == 200
+    (site,) = summary.get_json()["vapid"]
+    panel = {row["key_id"]: (row["readers"], "current" if row["current"] else "old") for row in site["keys"]}
+    assert site["site"] == "default" and panel == expected
+    assert [row["key_id"] for row in site["keys"]] == [new.key_id, first.key_id]  # current first
+    samples = scrape(client)["notifier_vapid_key_subscribers"]
+    metrics = {dict(labels)["key"]: (value, dict(labels)["state"]) for labels, value in samples.items()}
+    assert metrics == expected
+    assert {dict(labels)["site"] for labels in samples} == {"default"}
