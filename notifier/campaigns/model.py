@@ -162,9 +162,15 @@ class Campaign:
 
     @property
     def click_through_rate(self) -> float | None:
-        """Clicks per notification shown (or per sent, when no shown receipts arrived)."""
-        base = self.counters["shown"] or self.counters["sent"]
-        return self.counters["clicked"] / base if base else None
+        """Clicks per notification shown (or per sent, when clicks came but no shown receipts).
+
+        None until a receipt arrived: right after a send none can have yet, and a rate of 0 would
+        read as "nobody clicked".
+        """
+        shown, clicked, sent = self.counters["shown"], self.counters["clicked"], self.counters["sent"]
+        if shown:
+            return clicked / shown
+        return clicked / sent if clicked and sent else None
 
     def info(self) -> dict[str, Any]:
         """JSON view for the API and CLI."""

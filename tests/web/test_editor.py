@@ -539,3 +539,34 @@ def test_the_reader_health_page_shows_the_panel_and_the_policy(client, login_as,
     assert 'id="over-budget-default">3<' in html  # a budget of 1 push: the three who did not click
     assert "NOTIFIER_READER_BUDGET" in html
     assert "Kesehatan pembaca" in client.get("/newsroom/readers?lang=id").get_data(as_text=True)
+
+
+def test_no_click_rate_is_shown_before_any_receipt_could_arrive(  # type: ignore[no-untyped-def]
+    client, login_as, context, simulator, job_env
+) -> None:
+    """A campaign just sent (accepted by the push service, no ``shown`` or ``clicked`` receipt yet) has no
+    click-through rate: not 0.0 in the campaign JSON, the API or the reader-health panel. The first
+    receipt makes it a real figure."""
+    from tests.factories import create, store_minted
+
+    store_minted(context, simulator.mint(3))
+    cid = create(context)
+    run_queued(context.raw_redis, PLAN_QUEUE, SEND_QUEUE)
+    campaign = CampaignStore(context.redis, context.keys).get(cid)
+    assert campaign.counters["sent"] == 3 and campaign.counters["shown"] == 0
+    login_as("editor")
+    assert client.get(f"/newsroom/campaigns/{cid}.json").get_json()["ctr"] is None
+    page = client.get("/newsroom/readers").get_data(as_text=True)
+    row = page[page.index(f'data-cid="{cid}"') :].split("</tr>", 1)[0]
+    assert "0.0" not in row and row.endswith('<td class="num">–</td>'), row
+
+    received = simulator.received()[0]
+    data = json.loads(received.payload or b"{}")["notification"]["data"]
+    receipt = {"cid": cid, "sid": data["sid"], "rt": data["rt"]}
+    assert client.post("/api/v1/events", json={"type": "shown", **receipt}).status_code == 202
+    assert client.get(f"/newsroom/campaigns/{cid}.json").get_json()["ctr"] == 0.0
+    assert client.post("/api/v1/events", json={"type": "clicked", **receipt}).status_code == 202
+    assert client.get(f"/newsroom/campaigns/{cid}.json").get_json()["ctr"] == 1.0
+    page = client.get("/newsroom/readers").get_data(as_text=True)
+    row = page[page.index(f'data-cid="{cid}"') :].split("</tr>", 1)[0]
+    assert row.endswith('<td class="num">100.0%</td>'), row
