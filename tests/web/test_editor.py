@@ -447,6 +447,33 @@ def test_prefill_refuses_foreign_hosts_and_redirects_away(site_client, site) -> 
     assert away.status_code == 400 and "evil.example" in away.get_json()["message"]
 
 
+def test_prefill_of_a_host_that_does_not_resolve_says_so_in_words(settings, r, site) -> None:  # type: ignore[no-untyped-def]
+    """A name under ``.invalid`` never resolves (RFC 6761): the editor reads that the name was not found,
+    in the page's language, with no errno text ("[Errno -2] Name or service not known")."""
+    from dataclasses import replace
+
+    from notifier.context import Context
+    from tests.factories import AuthActions
+    from web import create_app
+
+    context = Context.build(replace(settings, site_domains=(site, "kabar-lama.invalid")), client=r)
+    client = create_app({"TESTING": True}, context=context).test_client()
+    actions = AuthActions(client, context)
+    actions.login(actions.create("editor@newsroom.test"))
+    messages = {}
+    for lang in ("id", "en"):
+        response = client.get(
+            "/newsroom/prefill.json",
+            query_string={"url": "http://kabar-lama.invalid/berita/banjir", "lang": lang},
+        )
+        assert response.status_code == 400 and response.get_json()["error"] == "prefill_refused"
+        messages[lang] = response.get_json()["message"]
+    assert "DNS" in messages["en"] and "could not be found" in messages["en"], messages
+    assert messages["id"] != messages["en"] and "DNS" in messages["id"], messages
+    for text in messages.values():
+        assert "Errno" not in text and "not known" not in text and "-2" not in text and "gaierror" not in text
+
+
 def test_prefill_is_off_without_site_domains(client, login_as) -> None:  # type: ignore[no-untyped-def]
     login_as("editor")
     response = client.get("/newsroom/prefill.json", query_string={"url": "https://kabarkini.example/a"})
