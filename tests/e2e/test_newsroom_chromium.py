@@ -95,6 +95,8 @@ def test_editor_composes_sends_and_watches_progress(  # type: ignore[no-untyped-
     assert "WIB" in page.inner_text("#finished") and page.inner_text("#eta") == "—"
     assert page.get_attribute("#progress", "aria-valuenow") == "100"
     assert page.text_content("[data-counter=sent]") == "50"
+    # No browser has shown it (no receipt can have come): no click rate, not a 0 % that reads "nobody".
+    assert page.text_content("#ctr") == "menunggu tanda terima"
     wait_for(lambda: page.locator("#chart rect[data-series=sent]").count() >= 1, message="chart bars")
     assert page.text_content("#services tbody td[data-kind=sent]") == "50"
 
