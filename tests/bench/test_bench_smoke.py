@@ -99,7 +99,9 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
 
     https = result["https"]
     assert set(https["baselines"]) == {"naive_1p", "async_1p", "async_2p", "node_1p", "node_2p"}
-    assert https["baselines"]["naive_1p"]["ok"] == 10
+    # The naive loop stops at its limit (10) or after --naive-seconds, whichever comes first: a busy machine
+    # may get fewer through in 0.5 s. Exactness is what the simulator accepted (checked below).
+    assert 0 < https["baselines"]["naive_1p"]["ok"] <= 10
     for scheme in (http, https):
         for name, item in scheme["baselines"].items():
             if item["mode"] != "encrypt":  # every sender's count is what the simulator accepted

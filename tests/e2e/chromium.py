@@ -99,10 +99,11 @@ def browser_subscription() -> dict[str, Any]:
 
 
 def wait_until(
-    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition", page: Any = None
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", page: Any = None
 ) -> Any:
     """:func:`notifier.polling.wait_for`; with ``page``, it waits through Playwright, which is when the sync
-    API delivers CDP events and runs route handlers."""
+    API delivers CDP events and runs route handlers. 30 s by default: on 2 shared cores under a full test run
+    a service worker's push can take more than 10 s to show, and waiting longer costs a passing test nothing."""
     sleep = (lambda seconds: page.wait_for_timeout(seconds * 1000)) if page is not None else time.sleep
     return wait_for(predicate, timeout, message=what, sleep=sleep)
 
