@@ -95,7 +95,10 @@ class Window:
     While the window is the bottleneck (a feeder waits for room: ``starved``) each answer
     also widens it by one, so it doubles every round trip, like TCP's slow start: from the
     floor to 1,000 in four round trips, where the sizings alone (the answers of an interval
-    tell the rate of the window one latency before) needed a second at 150 ms.
+    tell the rate of the window one latency before) needed a second at 150 ms. A feeder
+    waiting for room is woken once ``min(CHUNK, window / 8)`` places are free, not at each
+    answer: at internet latency answers trickle in, and a wake-up per answer started one
+    message per turn of the event loop.
     """
 
     __slots__ = (
@@ -139,7 +142,7 @@ class Window:
         if self.starved and self.limit < self.ceiling:
             self.limit += 1
         waiter = self.waiter
-        if waiter is not None and self.inflight < self.limit:
+        if waiter is not None and self.inflight <= self.limit - min(CHUNK, max(1, self.limit >> 3)):
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
@@ -518,7 +521,8 @@ class Sender:
         window.answered(latency, now)
         self._total -= 1
         total_waiter = self._total_waiter
-        if total_waiter is not None and self._total < self.settings.concurrency:
+        total_max = self.settings.concurrency
+        if total_waiter is not None and self._total <= total_max - min(CHUNK, max(1, total_max >> 3)):
             self._total_waiter = None
             if not total_waiter.done():
                 total_waiter.set_result(None)

@@ -37,3 +37,34 @@ def test_each_interval_sizes_the_window_by_littles_law() -> None:
     # in flight = rate x latency (200 in flight) x the headroom of 2, plus the floor
     assert abs(window.latency - 0.1) < 1e-9 and 400 <= window.limit <= 420, window.limit
     assert window.inflight == 1000 - 201
+
+
+def test_a_waiting_feeder_is_woken_once_a_chunk_of_room_is_free() -> None:
+    import asyncio
+
+    async def scenario() -> list[int]:
+        window = Window(64, 64)
+        window.inflight = 64
+        woken: list[int] = []
+        waiter = window.waiter = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(lambda _f: woken.append(window.inflight))
+        for _ in range(8):  # a chunk's worth: 64 >> 3 places free
+            window.answered(0.05, 0.0)
+        await asyncio.sleep(0)
+        return woken
+
+    # Not at the first free place: a feeder woken per answer would start one message per wake-up.
+    assert asyncio.run(scenario()) == [56]
+
+
+def test_a_tiny_window_wakes_its_feeder_at_the_first_free_place() -> None:
+    import asyncio
+
+    async def scenario() -> bool:
+        window = Window(2, 4)
+        window.inflight = window.limit = 4
+        waiter = window.waiter = asyncio.get_running_loop().create_future()
+        window.answered(0.05, 0.0)
+        return waiter.done()
+
+    assert asyncio.run(scenario())
