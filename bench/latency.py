@@ -192,6 +192,7 @@ def _entry(
                 "last_accepted_after_create_s",
                 "done_after_create_s",
                 "cpu_us_per_msg",
+                "cpu_bound_rate",
                 "worker_peak_rss_mb",
             )
         },
@@ -242,6 +243,11 @@ def targets(section: dict[str, Any], target: Callable[[str, float, str, bool], N
         target("https (HTTP/2) vs http at 0 ms, latency section", value, ">= 0.9", value >= 0.9)
 
 
+def _cpu(run: dict[str, Any]) -> str:
+    cpu = run["cpu_us_per_msg"]
+    return f"{cpu['workers']} (+ {cpu['simulator']} + {cpu['redis']}); {run.get('cpu_bound_rate', 0):,}/s"
+
+
 def _zero_rate(part: dict[str, Any]) -> float:
     return next((run["rate"] for run in part["runs"] if run["latency_ms"] == 0), 0.0)
 
@@ -256,7 +262,8 @@ def markdown(section: dict[str, Any]) -> list[str]:
         "received to the campaign's end (last answer recorded).",
         "",
         "| scheme | latency (ms) | tail (ms) | msg/s | x 0 ms | msg/s by receive times | HTTP/2 streams "
-        "| sent / total | first accepted / done after create (s) | sender CPU µs/msg |",
+        "| sent / total | first accepted / done after create (s) "
+        "| CPU µs/msg: sender (+ simulator + redis); idle-machine bound |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scheme, part in section.get("schemes", {}).items():
@@ -268,6 +275,6 @@ def markdown(section: dict[str, Any]) -> list[str]:
                 f"| {scheme} | {ms} | {tail_ms} | {run['rate']:,.0f} | {run.get('ratio_to_zero', '')} "
                 f"| {run['rate_received']:,.0f} | {run['h2_streams']:,} | {k['sent']:,} / {k['total']:,} "
                 f"| {run['first_accepted_after_create_s']} / {run['done_after_create_s']} "
-                f"| {run['cpu_us_per_msg']['workers']} |"
+                f"| {_cpu(run)} |"
             )
     return lines

@@ -133,7 +133,7 @@ def test_smoke_run_is_complete_and_exact(tmp_path: Path) -> None:
         assert run["simulator_accepted"] == LATENCY_SIZE
         # Every message went on an HTTP/2 stream (ALPN chose h2), over a few connections.
         assert run["h2_streams"] == LATENCY_SIZE and 1 <= run["h2_connections"] <= 2 * 16, run
-        assert run["rate"] > 0 and run["rate_received"] > 0
+        assert run["rate"] > 0 and run["rate_received"] > 0 and run["cpu_bound_rate"] > 0
         assert 0 < run["first_accepted_after_create_s"] <= run["done_after_create_s"]
     assert part["runs"][0]["ratio_to_zero"] == 1.0
     held = part["runs"][1]

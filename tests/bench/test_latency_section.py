@@ -23,6 +23,7 @@ def _run(ms: int, rate: float) -> dict[str, Any]:
         "last_accepted_after_create_s": 0.5,
         "done_after_create_s": 0.6,
         "cpu_us_per_msg": {"workers": 200.0, "simulator": 30.0, "redis": 5.0},
+        "cpu_bound_rate": 8511,
         "worker_peak_rss_mb": [100.0, 100.0],
     }
 
@@ -68,7 +69,10 @@ def test_targets_and_table_in_the_whole_result() -> None:
         "https (HTTP/2) vs http at 0 ms, latency section": (0.917, True),
     }
     table = markdown(result)
-    assert "| http | 60 | 480 | 5,000 | 0.833 | 5,500 | 0 | 1,000 / 1,000 | 0.1 / 0.6 | 200.0 |" in table
+    assert (
+        "| http | 60 | 480 | 5,000 | 0.833 | 5,500 | 0 | 1,000 / 1,000 | 0.1 / 0.6 | 200.0 (+ 30.0 + 5.0); 8,511/s |"
+        in table
+    )
     assert "| https | 0 |  | 5,500 | 1.0 |" in table
 
 
