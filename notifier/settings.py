@@ -126,7 +126,7 @@ class Settings:
     timezone: str = "Asia/Jakarta"
     batch_size: int = 1000
     concurrency: int = 4096
-    per_origin_concurrency: int = 1024
+    per_origin_concurrency: int = 2048
     window_min: int = 64
     http2: bool = True
     batches_in_flight: int = 16

@@ -308,6 +308,37 @@ def stop_pubsub(worker: SimpleWorker) -> None:
         worker.pubsub_thread = None
 
 
+#: Open files a worker keeps beside its push connections (Redis, logs, its own modules).
+OPEN_FILES_SPARE = 256
+
+
+def raise_open_files(concurrency: int, log: logging.Logger) -> int:
+    """Raise the soft open-file limit to ``concurrency`` + spare (within the hard limit); return it.
+
+    Over HTTP/1.1 each message in flight holds a connection, and a worker keeps up to
+    ``NOTIFIER_CONCURRENCY`` in flight at internet latency; systemd's and most shells' default
+    soft limit (1,024) would turn the rest into "Too many open files" connection errors.
+    """
+    import resource
+
+    needed = concurrency + OPEN_FILES_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if wanted > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        if soft < needed:
+            log.warning(
+                "open-file limit %d is below NOTIFIER_CONCURRENCY + %d = %d: raise the hard limit "
+                "(LimitNOFILE in the systemd unit) or lower NOTIFIER_CONCURRENCY",
+                soft,
+                OPEN_FILES_SPARE,
+                needed,
+            )
+    return int(soft)
+
+
 def build_worker(*, name: str | None = None) -> HeartbeatWorker:
     """A worker on every queue, bound to the configured Redis (the VAPID key is loaded now: fail fast)."""
     delivery = runtime()
@@ -345,6 +376,7 @@ def main(burst: bool = False, with_scheduler: bool = True, name: str | None = No
         settings.log_json, level=level, production=settings.production, tag=settings.log_tag or "worker"
     )
     log = logging.getLogger("notifier.worker")
+    raise_open_files(settings.concurrency, log)
     delay = 1.0
     upgraded = upgrade(runtime().c)
     for line in upgraded.lines(runtime().c.sites.default_id):
