@@ -39,6 +39,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 from hpack import Encoder, NeverIndexedHeaderTuple
+from hpack.hpack import encode_integer
 from hpack.table import HeaderTable
 
 from notifier.sending.exchange import MAX_RESPONSE, Exchange, ResponseError
@@ -60,6 +61,8 @@ _METHOD = (b":method", b"POST")
 _SCHEME = (b":scheme", b"https")
 _PATH = b":path"
 _STATUS = b":status"
+#: "Literal header field never indexed" (0001) with the name ``:path``: static table index 4.
+_NEVER_INDEXED_PATH = b"\x14"
 
 
 class _Table(HeaderTable):
@@ -99,7 +102,9 @@ class _Encoder(Encoder):
         table = self.header_table
         state = (table.added, table.maxsize)
         key = (tuple(headers[:3]), tuple(headers[4:]))
-        path = super().encode(headers[3:4], huffman=False)
+        # :path never indexed, its name from the static table (RFC 7541 6.2.3), the value as it is.
+        value = headers[3][1]
+        path = _NEVER_INDEXED_PATH + bytes(encode_integer(len(value), 7)) + value
         cached = self._memo.get(key)
         if cached is not None and cached[0] == state:
             return cached[1] + path + cached[2]

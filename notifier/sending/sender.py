@@ -50,6 +50,8 @@ CHUNK = 16
 WINDOW_INTERVAL = 0.1
 #: In flight = rate x latency x this: the slack that covers a latency tail and a growing rate.
 HEADROOM = 2.0
+#: A new origin's window, in floors (before its first answers tell its latency): slow start from there.
+INITIAL_WINDOW = 4
 #: Seconds a feeder waits for room before its origin counts as slow (see ``Sender._wait_for_room``).
 PARK_AFTER = 0.5
 
@@ -114,10 +116,10 @@ class Window:
         "waiter",
     )
 
-    def __init__(self, floor: int, ceiling: int) -> None:
+    def __init__(self, floor: int, ceiling: int, initial: int = 0) -> None:
         self.floor = floor
         self.ceiling = ceiling
-        self.limit = floor
+        self.limit = max(floor, min(ceiling, initial))
         self.inflight = 0
         self.answers = 0
         self.latency_sum = 0.0
@@ -352,7 +354,8 @@ class Sender:
         window = self._windows.get(origin)
         if window is None:
             settings = self.settings
-            window = self._windows[origin] = Window(settings.window_min, settings.per_origin_concurrency)
+            floor, ceiling = settings.window_min, settings.per_origin_concurrency
+            window = self._windows[origin] = Window(floor, ceiling, INITIAL_WINDOW * floor)
         return window
 
     # -- sending ----------------------------------------------------------------------------------------

@@ -402,3 +402,26 @@ def test_unknown_subscriber_key_is_rejected_before_sending() -> None:
         counts, _ = _send_all(_sender(sim), [bad])
         assert counts == {("rejected", 0): 1}
         assert sim.stats()["requests"] == 0
+
+
+def test_request_header_blocks_decode_to_the_fields_sent() -> None:
+    # The encoder writes :path itself (a never-indexed literal) and reuses the other fields' bytes while
+    # HPACK's table holds still: a decoder must read back exactly the fields, in order, every time.
+    from hpack import Decoder, NeverIndexedHeaderTuple
+
+    from notifier.sending.http2 import _Encoder
+
+    encoder, decoder = _Encoder(), Decoder()
+    head = [(b"ttl", b"60"), (b"authorization", b"vapid t=" + b"j" * 300 + b", k=" + b"k" * 87)]
+    for i, path in enumerate([b"/w/" + b"a" * 20, b"/wpush/" + b"b" * 150, b"/w/" + b"c" * 126, b"/x" * 70]):
+        fields = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":authority", b"push.example:443"),
+            NeverIndexedHeaderTuple(b":path", path),
+            *head,
+        ]
+        block = encoder.encode(fields)
+        assert decoder.decode(block, raw=True) == [tuple(f) for f in fields], i
+        if i:
+            assert len(block) < len(path) + 20  # the constant fields are table indices by now

@@ -68,3 +68,9 @@ def test_a_tiny_window_wakes_its_feeder_at_the_first_free_place() -> None:
         return waiter.done()
 
     assert asyncio.run(scenario())
+
+
+def test_a_new_origins_window_starts_at_its_initial_size_within_the_bounds() -> None:
+    assert Window(64, 2048, 256).limit == 256
+    assert Window(64, 100, 256).limit == 100  # never above the ceiling
+    assert Window(64, 2048).limit == 64  # nothing asked: the floor
