@@ -261,11 +261,18 @@ def _run_failover(size: Size, sentinels: SentinelSet, settings_env, simulator, t
             f"and {k['retried']} retried"
         )
 
-        # Both workers lived through it and heartbeat to the new primary.
+        # Both workers lived through it and heartbeat to the new primary. A worker whose loop ended on the
+        # failover restarts it once Redis answers (after a second): the campaign may be done before that.
         assert all(p.poll() is None for p in procs), group.logs()[-3000:]
-        rows = inspect.worker_rows(context.raw_redis, context.redis, context.keys)
-        alive = [w["name"] for w in rows if not w["dead"]]
-        assert len(alive) == 2, f"alive on the new primary: {alive}; all: {rows}"
+
+        def alive() -> list[str]:
+            rows = inspect.worker_rows(context.raw_redis, context.redis, context.keys)
+            return [w["name"] for w in rows if not w["dead"]]
+
+        try:
+            wait_for(lambda: len(alive()) == 2, timeout=20, message="both workers on the new primary")
+        except TimeoutError:
+            raise AssertionError(f"alive on the new primary: {alive()}; {group.logs()[-3000:]}") from None
 
         # Subscriptions: none stored before the kill is lost.
         after_ids = {sid for page in context.subscriptions.scan_ids() for sid in page}
