@@ -17,14 +17,13 @@ of the main table (first to last message received) is kept beside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bench.audience import store_pipelined
 from bench.fanout import run_campaign
-from bench.stack import SimulatorProcess, stack_env
+from bench.stack import Bars, SimulatorProcess, stack_env
 from notifier.context import Context
 from notifier.redis_conn import EmbeddedRedis
 from notifier.settings import Settings
@@ -49,12 +48,6 @@ class LatencyOptions:
     schemes: tuple[str, ...] = ("http", "https")
 
 
-class _Bars(Protocol):
-    def task(self, description: str, total: int | None) -> AbstractContextManager[Callable[..., None]]: ...
-
-    def counter(self, description: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
-
-
 def rule(latency_ms: float, tail_fraction: float, tail_factor: float) -> dict[str, Any]:
     """The simulator's latency rule for ``latency_ms`` with its tail (every push matches)."""
     seconds = latency_ms / 1000
@@ -66,7 +59,7 @@ def rule(latency_ms: float, tail_fraction: float, tail_factor: float) -> dict[st
 
 def run_section(
     options: LatencyOptions,
-    bars: _Bars,
+    bars: Bars,
     redis_server: EmbeddedRedis,
     key_file: Path,
     work: Path,
@@ -106,7 +99,7 @@ def run_section(
 def _scheme(
     options: LatencyOptions,
     latencies: list[int],
-    bars: _Bars,
+    bars: Bars,
     redis_server: EmbeddedRedis,
     key_file: Path,
     work: Path,

@@ -27,10 +27,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 import redis
@@ -38,7 +38,7 @@ import redis
 from bench.audience import store_pipelined, stored_bytes
 from bench.baselines import measure
 from bench.fanout import run_campaign
-from bench.stack import SimulatorProcess, stack_env
+from bench.stack import Bars, SimulatorProcess, stack_env
 from notifier.context import Context
 from notifier.redis_conn import EmbeddedRedis
 from notifier.settings import Settings
@@ -61,12 +61,6 @@ class MillionOptions:
     workers: int = 2
     encrypt_procs: int = 2
     timeout: float = 7200.0
-
-
-class _Bars(Protocol):
-    def task(self, description: str, total: int | None) -> AbstractContextManager[Callable[..., None]]: ...
-
-    def counter(self, description: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
 
 
 BaselineInputs = Callable[[Context, list[dict[str, Any]], Path, Path], Path]
@@ -111,7 +105,7 @@ def _mb(n: float) -> float:
 
 def run_section(
     options: MillionOptions,
-    bars: _Bars,
+    bars: Bars,
     redis_server: EmbeddedRedis,
     key_file: Path,
     work: Path,
@@ -187,7 +181,7 @@ def _campaign(
     sim: SimulatorProcess,
     env: dict[str, str],
     logs: Path,
-    bars: _Bars,
+    bars: Bars,
     options: MillionOptions,
     size: int,
     tag: str,

@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 import redis
@@ -28,6 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Receive times the simulator keeps (``Simulator(keep_received=...)``'s default): the latest ones.
 SIMULATOR_KEEPS = 100_000
+
+
+class Bars(Protocol):
+    """The progress bars a section reports to (``bench.runner.Bars``): a task with a total, a counter."""
+
+    def task(self, description: str, total: int | None) -> AbstractContextManager[Callable[..., None]]: ...
+
+    def counter(self, description: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
