@@ -96,8 +96,8 @@ class Window:
 
     While the window is the bottleneck (a feeder waits for room: ``starved``) each answer
     also widens it by one, so it doubles every round trip, like TCP's slow start: from its
-    initial size (four floors) to 1,000 in two round trips, where the sizings alone (the answers of an interval
-    tell the rate of the window one latency before) needed a second at 150 ms. A feeder
+    initial size (four floors) to 1,000 in two round trips, where the sizings alone (the answers
+    of an interval tell the rate of the window one latency before) needed a second at 150 ms. A feeder
     waiting for room is woken once ``min(CHUNK, window / 8)`` places are free, not at each
     answer: at internet latency answers trickle in, and a wake-up per answer started one
     message per turn of the event loop.
