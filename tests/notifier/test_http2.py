@@ -22,6 +22,9 @@ import h2.events
 import h2.settings
 import pytest
 from h2.errors import ErrorCodes
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from notifier.crypto import b64url_encode, generate_subscriber
 from notifier.endpoints import EndpointPolicy
@@ -425,3 +428,141 @@ def test_request_header_blocks_decode_to_the_fields_sent() -> None:
         assert decoder.decode(block, raw=True) == [tuple(f) for f in fields], i
         if i:
             assert len(block) < len(path) + 20  # the constant fields are table indices by now
+
+
+# -- the one-pass HPACK decoder and the request framing, against hpack's and h2's own ----------------
+
+_NAMES = st.sampled_from(
+    [b":status", b"location", b"retry-after", b"content-type", b"date", b"server", b"x-request-id", b"ttl"]
+)
+_VALUES = st.binary(min_size=0, max_size=300)
+_BLOCKS = st.lists(
+    st.lists(st.tuples(_NAMES, _VALUES, st.sampled_from(["plain", "never", "sensitive"])), max_size=12),
+    min_size=1,
+    max_size=8,
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(blocks=_BLOCKS, huffman=st.booleans(), table_size=st.sampled_from([0, 256, 4096]))
+def test_the_one_pass_decoder_reads_every_block_as_hpack_does(
+    blocks: list[list[tuple[bytes, bytes, str]]], huffman: bool, table_size: int
+) -> None:
+    # A push service's encoder may index, Huffman-code, mark fields never-indexed and resize its table:
+    # the same sequence of blocks gives the same fields (tuple kinds included) and leaves the same table.
+    from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
+
+    from notifier.sending.http2 import _Decoder
+
+    encoder, theirs, ours = Encoder(), Decoder(), _Decoder()
+    for i, fields in enumerate(blocks):
+        if i == 1:
+            encoder.header_table_size = table_size  # a size update at the start of the next block
+        headers = [
+            NeverIndexedHeaderTuple(n, v)
+            if kind == "never"
+            else (n, v, True)
+            if kind == "sensitive"
+            else (n, v)
+            for n, v, kind in fields
+        ]
+        block = encoder.encode(headers, huffman=huffman)
+        expected = theirs.decode(block, raw=True)
+        got = ours.decode(block, raw=True)
+        assert got == expected
+        assert [type(h) for h in got] == [type(h) for h in expected]
+        assert all(isinstance(h, HeaderTuple) for h in got)
+        assert list(ours.header_table.dynamic_entries) == list(theirs.header_table.dynamic_entries)
+        assert ours.header_table_size == theirs.header_table_size
+
+
+def test_the_one_pass_decoder_refuses_what_hpack_refuses() -> None:
+    from hpack import Decoder, Encoder
+    from hpack.exceptions import HPACKDecodingError, InvalidTableIndex, InvalidTableSizeError
+
+    from notifier.sending.http2 import _Decoder
+
+    block = Encoder().encode([(b"location", b"https://push.example/m/1"), (b"x-id", b"7")], huffman=False)
+    refused = 0
+    for cut in range(1, len(block)):  # every truncation of a valid block: refused where hpack refuses it
+        try:
+            expected = Decoder().decode(block[:cut], raw=True)
+        except HPACKDecodingError:
+            refused += 1
+            with pytest.raises(HPACKDecodingError):
+                _Decoder().decode(block[:cut], raw=True)
+        else:
+            assert _Decoder().decode(block[:cut], raw=True) == expected  # the cut fell between two fields
+    assert refused >= len(block) - 3
+    with pytest.raises(InvalidTableIndex):
+        _Decoder().decode(b"\xbe", raw=True)  # index 62: the dynamic table is empty
+    with pytest.raises(HPACKDecodingError):
+        _Decoder().decode(b"\x80", raw=True)  # index 0 names nothing
+    with pytest.raises(HPACKDecodingError):
+        _Decoder().decode(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", raw=True)  # a runaway integer
+    with pytest.raises(HPACKDecodingError):
+        _Decoder().decode(b"\x88\x3f\xe1\x1f", raw=True)  # a size update after a field
+    decoder = _Decoder()
+    decoder.max_allowed_table_size = 1024
+    with pytest.raises(InvalidTableSizeError):
+        decoder.decode(b"\x3f\xe1\x1f", raw=True)  # 4096 > the 1024 we allowed
+    small = _Decoder()
+    small.max_header_list_size = 100
+    with pytest.raises(HPACKDecodingError, match="larger than 100"):
+        small.decode(Encoder().encode([(b"x-big", b"v" * 200)], huffman=False), raw=True)
+
+
+def _client_pair() -> tuple[Any, Any]:
+    """Two sender-side h2 connections, preface sent and the same server SETTINGS received."""
+    from notifier.sending.http2 import _H2
+
+    class Owner:
+        streams: dict[int, Any] = {}
+
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    hello = server.data_to_send()
+    pair = []
+    for _ in range(2):
+        conn = _H2(Owner())  # type: ignore[arg-type]
+        conn.initiate_connection()
+        conn.receive_data(hello)
+        conn.data_to_send()
+        pair.append(conn)
+    return pair[0], pair[1]
+
+
+@pytest.mark.parametrize(
+    ("body_size", "auth_size"),
+    [(420, 380), (70_000, 380), (16_000, 20_000)],
+    ids=["fits", "body over the window", "header block over a frame"],
+)
+def test_a_request_is_framed_as_h2_frames_it(body_size: int, auth_size: int) -> None:
+    # send_request must leave exactly what h2's send_headers + send_data leave: the same bytes on the
+    # wire, the same stream and connection states, the same flow-control windows.
+    from hpack import NeverIndexedHeaderTuple
+
+    ours, h2s = _client_pair()
+    body = bytes(range(256)) * (body_size // 256) + b"x" * (body_size % 256)
+    for n in range(3):
+        fields = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":authority", b"push.example"),
+            NeverIndexedHeaderTuple(b":path", b"/wpush/%d" % n),
+            (b"ttl", b"60"),
+            (b"authorization", b"vapid t=" + b"j" * auth_size),
+        ]
+        sid = ours.get_next_available_stream_id()
+        assert sid == h2s.get_next_available_stream_id()
+        sent = ours.send_request(sid, list(fields), b"push.example", body)
+        h2s.send_headers(sid, list(fields))
+        fits = len(body) <= min(h2s.local_flow_control_window(sid), h2s.max_outbound_frame_size)
+        assert sent is fits
+        if fits:
+            h2s.send_data(sid, body, end_stream=True)
+        assert ours.data_to_send() == h2s.data_to_send()
+        assert ours.streams[sid].state_machine.state == h2s.streams[sid].state_machine.state
+        assert ours.state_machine.state == h2s.state_machine.state
+        assert ours.local_flow_control_window(sid) == h2s.local_flow_control_window(sid)
+        assert ours.outbound_flow_control_window == h2s.outbound_flow_control_window
