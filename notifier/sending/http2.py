@@ -34,9 +34,9 @@ from ~50 to ~23 µs a message):
   machines and windows in one call (:meth:`_H2.send_request`), written as bytes,
   not built as hyperframe objects and walked through header checks the
   configuration turns off;
-- answers' header blocks are decoded in one pass (:class:`_Decoder`), with hpack's
-  own table, limits and errors (hpack's decoder copies the rest of the block for
-  each field).
+- answers' header blocks are decoded in one pass
+  (:class:`notifier.headerblocks.BlockDecoder`), with hpack's own table,
+  limits and errors (hpack's decoder copies the rest of the block for each field).
 """
 
 from __future__ import annotations
@@ -53,12 +53,11 @@ import h2.settings
 from h2.connection import AllowedStreamIDs, ConnectionInputs
 from h2.errors import ErrorCodes
 from h2.stream import StreamInputs
-from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
-from hpack.exceptions import HPACKDecodingError, InvalidTableSizeError, OversizedHeaderListError
+from hpack import Encoder, NeverIndexedHeaderTuple
 from hpack.hpack import encode_integer
-from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
+from notifier.headerblocks import BlockDecoder
 from notifier.sending.exchange import MAX_RESPONSE, Exchange, ResponseError
 from notifier.sending.owner import ConnectionOwner
 
@@ -138,107 +137,13 @@ class _Encoder(Encoder):
         return before + path + after
 
 
-def _integer(data: bytes, at: int, mask: int) -> tuple[int, int]:
-    """An HPACK integer (RFC 7541 5.1) whose prefix is ``mask`` at ``data[at]``: (value, next offset)."""
-    value = data[at] & mask
-    at += 1
-    if value < mask:
-        return value, at
-    shift = 0
-    end = len(data)
-    while True:
-        if at >= end:
-            raise HPACKDecodingError("truncated integer in a header block")
-        byte = data[at]
-        at += 1
-        value += (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-        if shift > 63:
-            raise HPACKDecodingError("an integer in a header block is too long")
-
-
-def _string(data: bytes, at: int) -> tuple[bytes, int]:
-    """An HPACK string literal (RFC 7541 5.2), Huffman-coded or not: (bytes, next offset)."""
-    if at >= len(data):
-        raise HPACKDecodingError("truncated header block")
-    huffman = data[at] & 0x80
-    length, at = _integer(data, at, 0x7F)
-    end = at + length
-    if end > len(data):
-        raise HPACKDecodingError("truncated header block")
-    raw = data[at:end]
-    return (decode_huffman(raw) if huffman else raw), end
-
-
-class _Decoder(Decoder):
-    """HPACK decoding (RFC 7541 6) of a whole block in one pass over the bytes.
-
-    The answers' header blocks come in once per message. hpack's decoder copies
-    the rest of the block for each field and logs each one, several microseconds
-    an answer; this one walks the block by offset and keeps hpack's own dynamic
-    table, limits and errors (``HPACKDecodingError`` and its kinds), so h2 sees the
-    same fields, tuples and failures. Raw bytes only: h2 asks for nothing else
-    (``header_encoding=None``); anything else goes to hpack's own decoder.
-    """
-
-    def decode(self, data, raw=False):  # type: ignore[no-untyped-def]
-        """Decode one header block into ``(name, value)`` tuples of bytes."""
-        if not raw:
-            return super().decode(data, raw)
-        data = bytes(data)
-        table = self.header_table
-        limit = self.max_header_list_size
-        headers: list[HeaderTuple] = []
-        size = 0
-        at, end = 0, len(data)
-        while at < end:
-            first = data[at]
-            if first & 0x80:  # indexed field
-                index, at = _integer(data, at, 0x7F)
-                name, value = table.get_by_index(index)
-                header: HeaderTuple = HeaderTuple(name, value)
-            elif first & 0x40:  # literal with incremental indexing
-                index, at = _integer(data, at, 0x3F)
-                if index:
-                    name = table.get_by_index(index)[0]
-                else:
-                    name, at = _string(data, at)
-                value, at = _string(data, at)
-                table.add(name, value)
-                header = HeaderTuple(name, value)
-            elif first & 0x20:  # dynamic table size update: only before the first field
-                if headers:
-                    raise HPACKDecodingError("Table size update not at the start of the block")
-                new_size, at = _integer(data, at, 0x1F)
-                if new_size > self.max_allowed_table_size:
-                    raise InvalidTableSizeError("Encoder exceeded max allowable table size")
-                self.header_table_size = new_size
-                continue
-            else:  # literal without indexing (0000) or never indexed (0001)
-                index, at = _integer(data, at, 0x0F)
-                if index:
-                    name = table.get_by_index(index)[0]
-                else:
-                    name, at = _string(data, at)
-                value, at = _string(data, at)
-                header = NeverIndexedHeaderTuple(name, value) if first & 0x10 else HeaderTuple(name, value)
-            headers.append(header)
-            size += 32 + len(header[0]) + len(header[1])
-            if size > limit:
-                raise OversizedHeaderListError(f"A header list larger than {limit} has been received")
-        self._assert_valid_table_size()
-        return headers
-
-
 class _H2(h2.connection.H2Connection):
     """h2's connection, with the count of open streams kept by the protocol that owns it."""
 
     def __init__(self, owner: Http2Connection) -> None:
         super().__init__(config=_CONFIG)
         self.encoder = _Encoder()
-        decoder = _Decoder()
+        decoder = BlockDecoder()
         decoder.max_header_list_size = self.decoder.max_header_list_size
         decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
         self.decoder = decoder

@@ -452,7 +452,7 @@ def test_the_one_pass_decoder_reads_every_block_as_hpack_does(
     # the same sequence of blocks gives the same fields (tuple kinds included) and leaves the same table.
     from hpack import Decoder, Encoder, HeaderTuple, NeverIndexedHeaderTuple
 
-    from notifier.sending.http2 import _Decoder
+    from notifier.headerblocks import BlockDecoder as _Decoder
 
     encoder, theirs, ours = Encoder(), Decoder(), _Decoder()
     for i, fields in enumerate(blocks):
@@ -480,7 +480,7 @@ def test_the_one_pass_decoder_refuses_what_hpack_refuses() -> None:
     from hpack import Decoder, Encoder
     from hpack.exceptions import HPACKDecodingError, InvalidTableIndex, InvalidTableSizeError
 
-    from notifier.sending.http2 import _Decoder
+    from notifier.headerblocks import BlockDecoder as _Decoder
 
     block = Encoder().encode([(b"location", b"https://push.example/m/1"), (b"x-id", b"7")], huffman=False)
     refused = 0
