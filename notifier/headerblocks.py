@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 from hpack.exceptions import HPACKDecodingError, InvalidTableSizeError, OversizedHeaderListError
 from hpack.huffman_table import decode_huffman
+from hpack.table import HeaderTable
 
 __all__ = ["BlockDecoder"]
 
@@ -43,6 +44,17 @@ def _string(data: bytes, at: int) -> tuple[bytes, int]:
     return (decode_huffman(raw) if huffman else raw), end
 
 
+def _literal(table: HeaderTable, data: bytes, at: int, mask: int) -> tuple[bytes, bytes, int]:
+    """A literal field (RFC 7541 6.2): the name by index (``mask``'s prefix) or as a string, the value."""
+    index, at = _integer(data, at, mask)
+    if index:
+        name = table.get_by_index(index)[0]
+    else:
+        name, at = _string(data, at)
+    value, at = _string(data, at)
+    return name, value, at
+
+
 class BlockDecoder(Decoder):
     """HPACK decoding (RFC 7541 6) of a whole block in one pass over the bytes.
 
@@ -72,12 +84,7 @@ class BlockDecoder(Decoder):
                 name, value = table.get_by_index(index)
                 header: HeaderTuple = HeaderTuple(name, value)
             elif first & 0x40:  # literal with incremental indexing
-                index, at = _integer(data, at, 0x3F)
-                if index:
-                    name = table.get_by_index(index)[0]
-                else:
-                    name, at = _string(data, at)
-                value, at = _string(data, at)
+                name, value, at = _literal(table, data, at, 0x3F)
                 table.add(name, value)
                 header = HeaderTuple(name, value)
             elif first & 0x20:  # dynamic table size update: only before the first field
@@ -89,12 +96,7 @@ class BlockDecoder(Decoder):
                 self.header_table_size = new_size
                 continue
             else:  # literal without indexing (0000) or never indexed (0001)
-                index, at = _integer(data, at, 0x0F)
-                if index:
-                    name = table.get_by_index(index)[0]
-                else:
-                    name, at = _string(data, at)
-                value, at = _string(data, at)
+                name, value, at = _literal(table, data, at, 0x0F)
                 header = NeverIndexedHeaderTuple(name, value) if first & 0x10 else HeaderTuple(name, value)
             headers.append(header)
             size += 32 + len(header[0]) + len(header[1])
