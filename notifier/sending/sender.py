@@ -44,8 +44,11 @@ SENT, REJECTED, RETRY, DEFERRED = (
     OutcomeKind.DEFERRED,
 )
 
-#: Messages a feeder starts before it lets the event loop read answers and write the burst.
-CHUNK = 16
+#: Messages a feeder starts before it lets the event loop read answers and write the burst. Each turn of
+#: the loop costs a task step, an epoll wait and a burst write; at 16 they were ~4 us of a message's CPU
+#: (one worker, 100k over HTTP/1.1: 129 -> 125.5 us a message at 64), while 64 encryptions (~6 ms) are
+#: still small against any push service's latency.
+CHUNK = 64
 #: Seconds between two sizings of a window (each from the answers of that interval).
 WINDOW_INTERVAL = 0.1
 #: In flight = rate x latency x this: the slack that covers a latency tail and a growing rate.
