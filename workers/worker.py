@@ -88,10 +88,20 @@ class HeartbeatWorker(SimpleWorker):
         self._dequeueing = False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        """RQ's heartbeat; outside a pipeline it also puts back a registration Redis lost meanwhile."""
-        super().heartbeat(timeout, pipeline=pipeline)
-        if pipeline is None:
-            self.ensure_registered(timeout)
+        """RQ's heartbeat; outside a pipeline it also puts back a registration Redis lost meanwhile.
+
+        Outside a pipeline RQ's heartbeat is three round trips and the registration check one more;
+        RQ's loop beats three times a job: here the writes and the check go in one round trip.
+        """
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            self._check_registered(pipe)
+            *_, member, born = pipe.execute()
+        if not (member and born):
+            self._register_again(timeout)
 
     def ensure_registered(self, timeout: int | None = None) -> None:
         """Register this live worker again when Redis lost its registration.
@@ -103,10 +113,17 @@ class HeartbeatWorker(SimpleWorker):
         ``notifier status`` and ``/readyz``.
         """
         with self.connection.pipeline(transaction=False) as pipe:
-            pipe.sismember(self.redis_workers_keys, self.key)
-            pipe.hexists(self.key, "birth")
+            self._check_registered(pipe)
             if all(pipe.execute()):
                 return
+        self._register_again(timeout)
+
+    def _check_registered(self, pipe: Pipeline) -> None:
+        """Queue the two reads that tell whether RQ still knows this worker (both true: it does)."""
+        pipe.sismember(self.redis_workers_keys, self.key)
+        pipe.hexists(self.key, "birth")
+
+    def _register_again(self, timeout: int | None) -> None:
         with self.connection.pipeline() as pipe:
             pipe.hset(self.key, mapping=self.serialize())
             worker_registration.register(self, pipe)
