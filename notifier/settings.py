@@ -124,7 +124,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     site_domains: tuple[str, ...] = ()
     timezone: str = "Asia/Jakarta"
-    batch_size: int = 1000
+    batch_size: int = 2000
     concurrency: int = 4096
     per_origin_concurrency: int = 2048
     window_min: int = 64

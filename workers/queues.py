@@ -23,7 +23,7 @@ DEFAULT_QUEUE = "notifier-default"
 #: Every queue, in priority order; a worker listens to all of them.
 ALL_QUEUES = (PLAN_QUEUE, SEND_QUEUE, DEFAULT_QUEUE)
 
-#: Seconds a batch may run before RQ kills it (up to 1,000 messages, 256 in flight, each with a 10 s timeout).
+#: Seconds a batch may run before RQ kills it (up to 2,000 messages, 256 in flight, each with a 10 s timeout).
 BATCH_TIMEOUT = 300
 #: Seconds the planning of a million-subscriber campaign may take.
 PLAN_TIMEOUT = 1800
