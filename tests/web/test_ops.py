@@ -321,3 +321,24 @@ def test_a_sentinel_url_without_a_service_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="must name the service"):
         connect("redis+sentinel://10.0.0.1:26379")
+
+
+def test_first_to_last_send_is_the_span_the_campaign_page_calls_elapsed(
+    app, client, context: Context
+) -> None:  # type: ignore[no-untyped-def]
+    r, keys = context.redis, context.keys
+    store = CampaignStore(r, keys)
+    cid = store.create(CampaignInput("Gempa", "BMKG", "https://kabarkini.example/a"))
+    assert store.transition(cid, "planning") and store.transition(cid, "sending")
+    # Planning took 3 s before the first message was accepted; the last one 200 s after the first.
+    now = time.time()
+    r.hset(
+        keys.campaign(cid),
+        mapping={"started": repr(now - 503), "first_sent": repr(now - 500), "last_sent": repr(now - 300)},
+    )
+    assert store.transition(cid, "done")
+    login(app, client, "ops")
+    (row,) = client.get("/ops/summary.json").get_json()["campaigns"]["recent"]
+    assert row["latency"] == 200.0  # not 203: planning is not sending
+    page = client.get(f"/newsroom/campaigns/{cid}.json").get_json()
+    assert page["last_sent"] - page["first_sent"] == pytest.approx(row["latency"])
