@@ -271,9 +271,13 @@
     text("subs-stale-label", s.sample.exact
       ? _("not seen for %(n)s days", { n: s.sample.stale_days })
       : _("not seen for %(n)s days (in the sample)", { n: s.sample.stale_days }));
-    text("sample-note", s.sample.exact
+    // Browsers and languages are counted on the same sample: both say so, or their rows would not add up
+    // to the subscriptions above.
+    var sampleNote = s.sample.exact
       ? _("(all %(n)s)", { n: fmt(s.sample.size) })
-      : _("(sample of %(n)s of %(of)s)", { n: fmt(s.sample.size), of: fmt(s.sample.of) }));
+      : _("(sample of %(n)s of %(of)s)", { n: fmt(s.sample.size), of: fmt(s.sample.of) });
+    text("sample-note", sampleNote);
+    text("lang-sample-note", sampleNote);
     pairs(document.getElementById("topics-table"), s.by_topic);
     pairs(document.getElementById("browsers-table"), s.sample.by_browser, s.sample.browser_names);
     pairs(document.getElementById("langs-table"), s.sample.by_lang, s.sample.lang_names);
