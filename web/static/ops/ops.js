@@ -153,9 +153,10 @@
         "aria-label": _("Progress of %(title)s", { title: c.title }) });
       var pct = I18N.number(Math.round(c.progress * 1000) / 10) + " %";
       var cell = el("span", { "class": "ops-progress" }, [bar, " " + pct + " (" + fmt(c.done) + "/" + fmt(c.total) + ")"]);
+      // A sentence, wrapped like the progress cell, so the rates after it stay in view on a laptop.
       var waiting = c.retries_scheduled
-        ? I18N.ngettext("%(n)s batch, next at %(time)s", "%(n)s batches, next at %(time)s", c.retries_scheduled,
-          { n: c.retries_scheduled, time: at(c.next_retry) })
+        ? el("span", { "class": "ops-wrap" }, [I18N.ngettext("%(n)s batch, next at %(time)s",
+          "%(n)s batches, next at %(time)s", c.retries_scheduled, { n: c.retries_scheduled, time: at(c.next_retry) })])
         : "–";
       var tr = row([campaignCell(c), stateName(c.state) + (c.reason ? ": " + c.reason : ""), cell,
         fmt(c.counters.sent), fmt(c.counters.gone), fmt(c.counters.rejected), fmt(c.counters.failed),
