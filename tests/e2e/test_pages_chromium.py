@@ -14,12 +14,15 @@ One Chromium serves the whole module (one persistent profile, one page; the lang
 
 from __future__ import annotations
 
+import heapq
 import json
+import random
 import re
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +30,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from notifier.campaigns import CampaignInput, CampaignStore
+from notifier.campaigns import CampaignInput, CampaignStore, Receipt, count_receipt
 from notifier.context import Context
 from notifier.crypto import b64url_encode
-from notifier.subscriptions import SubscriptionInput
+from notifier.delivery import BatchResult, Delivery
+from notifier.sending import Outcome, OutcomeKind, origin_of
+from notifier.stats import DEFAULT_SAMPLE
+from notifier.subscriptions import Subscription, SubscriptionInput
 from notifier.users import UserStore
 from tests.factories import CHROMIUM, CHROMIUM_ARGS, LiveServer, browser_or_skip, require_browsers
 from web import i18n
+from workers.jobs import batch_enqueuer
 
 pytestmark = pytest.mark.browser
 
@@ -76,14 +83,22 @@ STUBS = """
 """
 
 
-def browser_subscription() -> dict[str, Any]:
-    """A ``PushSubscription.toJSON()`` as Chrome makes it: an FCM endpoint and real P-256 keys."""
+#: Where each push service's endpoints start (Chrome's FCM, Firefox's Mozilla push service).
+PUSH_ENDPOINTS = {
+    "fcm": "https://fcm.googleapis.com/fcm/send/",
+    "mozilla": "https://updates.push.services.mozilla.com/wpush/v2/",
+}
+
+
+def browser_subscription(service: str = "fcm") -> dict[str, Any]:
+    """A ``PushSubscription.toJSON()`` as Chrome (``fcm``) or Firefox (``mozilla``) makes it: its push
+    service's endpoint and real P-256 keys."""
     key = ec.generate_private_key(ec.SECP256R1())
     point = key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return {
-        "endpoint": "https://fcm.googleapis.com/fcm/send/" + b64url_encode(secrets.token_bytes(48)),
+        "endpoint": PUSH_ENDPOINTS[service] + b64url_encode(secrets.token_bytes(48)),
         "expirationTime": None,
         "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(secrets.token_bytes(16))},
     }
@@ -214,21 +229,164 @@ class Tour:
         assert not problems, "\n".join(problems)
 
 
-def seed(context: Context) -> dict[str, str]:
-    """Readers, an admin, a campaign sending and one done: what the newsroom and ops pages show."""
+#: Reads a campaign page's figures: each counter, "N of M", and each column of the two outcome tables summed.
+PAGE_FIGURES = """() => {
+  const n = (el) => Number((el ? el.textContent : "").replace(/[^0-9]/g, "") || 0);
+  const column = (table, kind) => [...document.querySelectorAll(`#${table} tbody td[data-kind=${kind}]`)]
+    .reduce((sum, td) => sum + n(td), 0);
+  const kinds = ["sent", "gone", "rejected", "failed", "retry", "deferred"];
+  const counters = {};
+  document.querySelectorAll("[data-counter]").forEach((el) => { counters[el.dataset.counter] = n(el); });
+  return {
+    done: n(document.getElementById("done-count")), total: n(document.getElementById("total-count")),
+    left: n(document.getElementById("left-count")), counters,
+    services: Object.fromEntries(kinds.map((k) => [k, column("services", k)])),
+    browsers: Object.fromEntries(kinds.map((k) => [k, column("browsers", k)])),
+  };
+}"""
+
+
+def assert_figures_agree(page: Any) -> dict[str, Any]:
+    """The campaign page's figures agree: readers done and left add up to its audience, and the outcomes by
+    push service and by browser add up to its counters."""
+    f = page.evaluate(PAGE_FIGURES)
+    c = f["counters"]
+    assert f["done"] == sum(c[k] for k in ("sent", "gone", "rejected", "failed", "skipped")), f
+    assert f["done"] + f["left"] == f["total"], f
+    by_kind = {k: c[k] for k in ("sent", "gone", "rejected", "failed", "deferred")} | {"retry": c["retried"]}
+    assert f["services"] == by_kind and f["browsers"] == by_kind, f
+    return f
+
+
+#: The readers the seed's campaigns went to: "breaking" followers when the finished one was planned, by the
+#: browser they subscribed with (Chrome on Android through FCM, Firefox through Mozilla's push service).
+BREAKING_CHROME, BREAKING_FIREFOX = 1707, 300
+
+
+@dataclass
+class Seeded:
+    """What :func:`seed` left: the campaigns' ids and the figures the tour checks the pages against."""
+
+    ids: dict[str, str]
+    subscribers: int  # every stored subscription (what "send to everyone" counts, before this browser's)
+    running: dict[str, int]  # the running campaign's counters as stored
+
+
+def _answer(
+    sub: Subscription, kind: OutcomeKind, status: int, at: float, retry_after: float | None = None
+) -> Outcome:
+    """A push service's answer to one message, ``at`` (40 to 100 ms after it went; none when never sent)."""
+    latency = 0.04 + int(sub.sid) % 7 * 0.01 if status else 0.0
+    origin = origin_of(sub.endpoint)
+    return Outcome(
+        sub.sid, kind, status, retry_after, latency=latency, origin=origin, at=at if status else 0.0
+    )
+
+
+def _send(
+    context: Context,
+    cid: str,
+    audience: list[str],
+    *,
+    start: float,
+    until: float,
+    answer: Callable[[Subscription, int, float], Outcome],
+    batch: int = 96,
+    every: float = 10.0,
+) -> list[tuple[float, str, list[str], list[int]]]:
+    """Plan ``cid`` for ``audience`` and record its batches up to ``until`` as its workers would have.
+
+    A batch of ``batch`` readers every ``every`` seconds from ``start``, each reader's answer from
+    ``answer(subscription, attempt, at)``; retries and waits go into follow-up batches as the fan-out makes
+    them (``Delivery._account``), and every figure is written by the fan-out's own recording
+    (``Delivery._write``): counters, timeline, outcomes by push service and browser, HTTP statuses,
+    throughput, latency, pushes per reader, gone subscriptions deleted. The last batch finishes the campaign
+    (``done``). Returns the batches still due after ``until``: (when, batch id, ids, attempts).
+    """
+    r, keys = context.redis, context.keys
+    delivery = Delivery(context)
+    store = delivery.campaigns
+    assert store.start_planning(cid)
+    r.hset(keys.campaign(cid), "started", repr(start - 3))  # planning began 3 s before the first answer
+    store.audience_snapshotted(cid)
+    due: list[tuple[float, str, list[str], list[int]]] = []
+    for n, first in enumerate(range(0, len(audience), batch)):
+        store.reserve(cid, f"b{n}")
+        chunk = audience[first : first + batch]
+        heapq.heappush(due, (start + n * every, f"b{n}", chunk, [1] * len(chunk)))
+    store.finish_planning(cid, total=len(audience), batches=len(due))
+    subs = {sub.sid: sub for sub in context.subscriptions.load_many(audience)}
+    while due and due[0][0] <= until:
+        at, batch_id, sids, attempts = heapq.heappop(due)
+        outcomes = [answer(subs[sid], attempt, at) for sid, attempt in zip(sids, attempts, strict=True)]
+        result = BatchResult()
+        delivery._account(outcomes, dict(zip(sids, attempts, strict=True)), result)
+        campaign = store.get(cid)
+        with r.pipeline(transaction=True) as pipe:
+            if result.retry_sids:
+                retry_id = f"{batch_id}-{max(result.retry_attempts)}"
+                store.reserve(cid, retry_id, pipe)
+                heapq.heappush(
+                    due, (at + result.retry_delay, retry_id, result.retry_sids, result.retry_attempts)
+                )
+            delivery._write(
+                campaign, batch_id, outcomes, [], result, pipe, held=[], now=at + 0.5, by_sid=subs
+            )
+            pipe.execute()
+    return due
+
+
+def _receipts(context: Context, cid: str, sent: dict[str, float], *, until: float) -> None:
+    """``shown`` receipts from every other reader a campaign reached, a few seconds to two minutes after its
+    push was accepted, and ``clicked`` from one in ten of those half a minute later (those due by ``until``)."""
+    for n, (sid, at) in enumerate(sorted(sent.items(), key=lambda item: item[1])[::2]):
+        shown_at = at + 5 + n % 120
+        if shown_at < until:
+            count_receipt(context.redis, context.keys, Receipt("shown", cid, sid, f"s{sid}"), now=shown_at)
+        if n % 10 == 0 and shown_at + 30 < until:
+            receipt = Receipt("clicked", cid, sid, f"c{sid}")
+            count_receipt(context.redis, context.keys, receipt, now=shown_at + 30)
+
+
+def seed(context: Context) -> Seeded:
+    """Readers, an admin, a campaign done and one sending, FCM rate-limiting us: what the newsroom and ops
+    pages show, every figure written by the product's own code so that they all agree.
+
+    2,007 readers follow "breaking" (1,707 Chrome on Android, 300 Firefox), subscribed over four weeks, and 40
+    more follow other topics or none. The done campaign went to the 2,007, 25 minutes ago, in 3 min 20 s:
+    1,991 accepted, 14 gone (deleted), 2 refused; 40 answers of 429 retried and 120 messages waiting for FCM's
+    hold meanwhile, all accepted after. The running one went out 4 minutes ago to the 1,993 left, until FCM
+    answered 429 with Retry-After 600 s 20 s ago: its FCM messages wait for it.
+    """
     now = time.time()
+    r, keys = context.redis, context.keys
     slugs = context.topic_slugs
+    subscriptions = context.subscriptions
+    rng = random.Random(2007)
     for i in range(40):
         topics = (slugs[i % len(slugs)],) if i % 3 else ()
-        sub = browser_subscription()
+        browser = "chrome-android" if i % 2 else "firefox"
+        sub = browser_subscription("fcm" if i % 2 else "mozilla")
         item = SubscriptionInput(sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"], topics, "id")
-        context.subscriptions.upsert(item, browser="chrome-android" if i % 2 else "firefox", now=now)
-    UserStore(context.redis, context.keys).create(ADMIN, PASSWORD, "admin")
-    r, keys = context.redis, context.keys
-    store = CampaignStore(r, keys)
-    ids = {}
-    for name, state in (("done", "done"), ("running", "sending")):
-        cid = store.create(
+        subscriptions.upsert(item, browser=browser, now=now)
+    families = ["chrome-android"] * BREAKING_CHROME + ["firefox"] * BREAKING_FIREFOX
+    rng.shuffle(families)
+    breaking: list[str] = []
+    for day in range(28):  # about 72 a day for four weeks
+        group = families[day::28]
+        items = []
+        for family in group:
+            sub = browser_subscription("fcm" if family == "chrome-android" else "mozilla")
+            key = sub["keys"]
+            items.append(SubscriptionInput(sub["endpoint"], key["p256dh"], key["auth"], (slugs[0],), "id"))
+        stored = subscriptions.upsert_many(items, browsers=group, now=now - 86400 * (27 - day) - 7200)
+        breaking += [sid for sid, _ in stored]
+    rng.shuffle(breaking)
+    UserStore(r, keys).create(ADMIN, PASSWORD, "admin")
+    campaigns = CampaignStore(r, keys)
+
+    def campaign(created: float) -> str:
+        return campaigns.create(
             CampaignInput(
                 "Gempa M6,1 guncang Cianjur, warga diminta tetap tenang dan menjauhi bangunan tinggi",
                 "BMKG: tidak berpotensi tsunami. Warga diminta waspada gempa susulan.",
@@ -237,49 +395,80 @@ def seed(context: Context) -> dict[str, str]:
                 source="editor",
                 created_by=ADMIN,
             ),
-            now=now - 300,
+            now=created,
         )
-        assert store.transition(cid, "planning") and store.transition(cid, "sending")
-        sent = 2007 if state == "done" else 812
-        # The done one sent for 4 minutes, 25 minutes ago; the running one has sent for 4 minutes.
-        start = now - (1500 if state == "done" else 240)
-        r.hset(
-            keys.campaign(cid),
-            mapping={
-                "total": 2007, "sent": sent, "gone": 14, "rejected": 2, "retried": 40, "deferred": 120,
-                "started": repr(start - 3), "first_sent": repr(start), "last_sent": repr(start + 235),
-                "shown": sent // 2, "clicked": sent // 20,
-            },
-        )  # fmt: skip
-        for i in range(24):
-            bucket = int(start // 10 * 10) + 10 * i
-            r.hincrby(keys.campaign_timeline(cid), f"{bucket}:sent", sent // 24)
-            r.hincrby(keys.campaign_timeline(cid), f"{bucket}:clicked", sent // 480)
-            r.hincrby(keys.throughput_minute(bucket // 60 * 60), str(bucket), sent // 24)
-        r.hset(
-            keys.campaign_services(cid), mapping={"fcm:sent": sent - 300, "mozilla:sent": 300, "fcm:gone": 14}
-        )
-        r.hset(
-            keys.campaign_browsers(cid),
-            mapping={"chrome-android:sent": sent - 300, "firefox:sent": 300, "chrome-android:gone": 14},
-        )
-        if state == "done":
-            assert store.transition(cid, "done")
-        ids[name] = cid
-    r.hset(
-        keys.outcomes_total,
-        mapping={"fcm:sent": 2500, "fcm:deferred": 120, "fcm:retry": 40, "mozilla:sent": 319},
-    )
-    r.hset(keys.statuses_total, mapping={"fcm:201": 2500, "fcm:0": 130, "fcm:429": 30, "mozilla:201": 319})
-    r.hset(keys.push_holds, "fcm", f"{now + 600!r}|429|600.0|{now!r}")
-    return ids
+
+    # The done one: 14 of its FCM readers are gone, 2 refused; 40 asked to try again in 5 s, and 120 more
+    # waited for FCM meanwhile; all of those accepted on their next try.
+    loaded = {sub.sid: sub for sub in subscriptions.load_many(breaking)}
+    fcm = [sid for sid in breaking if loaded[sid].browser == "chrome-android"]
+    retry, wait = set(fcm[600:640]), set(fcm[640:760])
+    others = [sid for sid in fcm if sid not in retry | wait]
+    gone, refused = set(others[100:1500:100]), set(others[150:1500:700])
+    waited: set[str] = set()
+    done_sent: dict[str, float] = {}
+
+    def done_answer(sub: Subscription, attempt: int, at: float) -> Outcome:
+        if sub.sid in gone:
+            return _answer(sub, OutcomeKind.GONE, 410, at)
+        if sub.sid in refused:
+            return _answer(sub, OutcomeKind.REJECTED, 400, at)
+        if sub.sid in retry and attempt == 1:
+            return _answer(sub, OutcomeKind.RETRY, 429, at, retry_after=5.0)
+        if sub.sid in wait and sub.sid not in waited:
+            waited.add(sub.sid)
+            return _answer(sub, OutcomeKind.DEFERRED, 0, at, retry_after=4.0)
+        done_sent[sub.sid] = at
+        return _answer(sub, OutcomeKind.SENT, 201, at)
+
+    done_start = now - 1500
+    done = campaign(done_start - 60)
+    assert not _send(context, done, breaking, start=done_start, until=now, answer=done_answer)
+    assert campaigns.state(done) == "done"
+    _receipts(context, done, done_sent, until=now)
+
+    # The running one, to the readers left: 9 more gone, one refused, 12 answers of 500 retried a second
+    # later; 20 s ago FCM answered 429 asking for 600 s: its messages since wait for the hold to end.
+    left = [sid for sid, live in zip(breaking, subscriptions.exists_many(breaking), strict=True) if live]
+    fcm_left = [sid for sid in left if loaded[sid].browser == "chrome-android"]
+    gone2, refused2, errors = set(fcm_left[50:950:100]), {fcm_left[475]}, set(fcm_left[300:312])
+    running_start = now - 240
+    hold_at, hold = running_start + 220, 600.0  # (the start of a batch: not a float's width off)
+    running_sent: dict[str, float] = {}
+
+    def running_answer(sub: Subscription, attempt: int, at: float) -> Outcome:
+        if sub.browser == "chrome-android" and at >= hold_at:
+            if at < hold_at + 10:
+                return _answer(sub, OutcomeKind.RETRY, 429, at, retry_after=hold)
+            return _answer(sub, OutcomeKind.DEFERRED, 0, at, retry_after=hold_at + hold - at)
+        if sub.sid in gone2:
+            return _answer(sub, OutcomeKind.GONE, 410, at)
+        if sub.sid in refused2:
+            return _answer(sub, OutcomeKind.REJECTED, 400, at)
+        if sub.sid in errors and attempt == 1:
+            return _answer(sub, OutcomeKind.RETRY, 500, at)
+        running_sent[sub.sid] = at
+        return _answer(sub, OutcomeKind.SENT, 201, at)
+
+    running = campaign(running_start - 60)
+    later = _send(context, running, left, start=running_start, until=now - 2, answer=running_answer, batch=48)
+    _receipts(context, running, running_sent, until=now)
+    # What is still to send is in the queue, as the planner and the batches left it: the batches not taken
+    # yet, and the follow-ups of the held and retried messages, scheduled for when FCM's wait ends.
+    enqueue = batch_enqueuer(context.raw_redis, running)
+    for at, batch_id, sids, attempts in later:
+        enqueue(batch_id, sids, attempts, max(0.0, at - now) if "-" in batch_id else 0.0)
+    r.hset(keys.push_holds, "fcm", f"{hold_at + hold!r}|429|{hold!r}|{hold_at!r}")
+    counters = campaigns.get(running).counters
+    return Seeded({"done": done, "running": running}, subscriptions.count(), counters)
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     lang, context, live_server, browser, axe_source
 ) -> None:
-    ids = seed(context)
+    seeded = seed(context)
+    ids = seeded.ids
     tour = Tour(browser, live_server, lang, axe_source)
     page = tour.page
     slug = "bus-listrik-rute-pesisir"
@@ -335,15 +524,20 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     page.click("#send-button")
     page.wait_for_selector("#review")
     assert page.locator("#confirm-everyone-button").is_visible()
-    assert "41" in (page.text_content("#review-title") or "")  # the 40 seeded and this reader
+    # Every stored subscription and this reader's.
+    everyone = page.evaluate("(n) => NotifierI18n.number(n)", seeded.subscribers + 1)
+    assert everyone in (page.text_content("#review-title") or ""), everyone
     tour.check("compose-review")
     tour.goto("/newsroom/campaigns", "main")
     tour.check("campaigns")
     tour.goto(f"/newsroom/campaigns/{ids['running']}", "#campaign-state[data-state=sending]")
     assert page.text_content(".nr-brand") == brand  # the site's name, as on every newsroom page
-    # Readers not reached yet, counted now (2,007 - 812 sent - 14 gone - 2 refused), not the waits.
+    # Readers not reached yet, counted now (total - sent - gone - refused), not the waits.
+    k = seeded.running
+    left = k["total"] - k["sent"] - k["gone"] - k["rejected"] - k["failed"] - k["skipped"]
+    assert 0 < left < k["total"] and k["deferred"] > 0, k
     page.wait_for_function("document.getElementById('left-count').textContent !== ''")
-    assert page.text_content("#left-count") == page.evaluate("(n) => NotifierI18n.number(n)", 2007 - 812 - 16)
+    assert page.text_content("#left-count") == page.evaluate("(n) => NotifierI18n.number(n)", left)
     # The push service's hold (seeded: FCM, 429) is named with its end, and the estimate includes it.
     note = page.locator("#deferred-note")
     assert note.is_visible() and "429" in (note.text_content() or "")
@@ -353,12 +547,17 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
              (th) => th.scrollWidth <= th.clientWidth + 1)"""
     )
     assert all(widths), widths
+    figures = assert_figures_agree(page)
+    assert figures["left"] == left and figures["counters"]["deferred"] == k["deferred"], figures
     tour.check("campaign-running")
     tour.goto(f"/newsroom/campaigns/{ids['done']}", "#campaign-state[data-state=done]")
     page.wait_for_selector("#browsers tbody tr")
     # Services named as ops names them; browsers counted per reader, biggest first.
     assert page.text_content("#services tbody tr[data-key=mozilla] th") == "Mozilla (Firefox)"
     assert page.locator("#browsers tbody tr th").all_text_contents() == ["Chrome (Android)", "Firefox"]
+    # Every reader of the finished one is accounted for, once: as many done as it went to.
+    figures = assert_figures_agree(page)
+    assert figures["done"] == figures["total"] == BREAKING_CHROME + BREAKING_FIREFOX, figures
     tour.check("campaign-done")
     tour.goto("/newsroom/users", "main")
     tour.check("users")
@@ -383,6 +582,15 @@ def test_every_page_passes_axe_and_fits_a_phone(  # type: ignore[no-untyped-def]
     # Subscribers by browser and language are named, not ids.
     names = page.locator("#browsers-table tbody th, #browsers-table tbody td:first-child").all_text_contents()
     assert "Firefox" in names and "chrome-android" not in names, names
+    # Both are counted on one sample of the subscriptions: both say so, and both add up to it.
+    note = page.text_content("#sample-note")
+    assert note and page.text_content("#lang-sample-note") == note, note
+    sums = page.evaluate(
+        """() => ["browsers-table", "langs-table"].map((id) => [...document.querySelectorAll(`#${id} tbody td`)]
+             .reduce((n, td) => n + Number(td.textContent.replace(/[^0-9]/g, "")), 0))"""
+    )
+    sample = page.evaluate("(n) => NotifierI18n.number(n)", min(DEFAULT_SAMPLE, seeded.subscribers + 1))
+    assert sums[0] == sums[1] and sample in note, (sums, note)
     # The scale's label sits above the tallest bar, never on it.
     clash = page.evaluate(
         """() => [...document.querySelectorAll(".ops-svg")].filter((svg) => {
