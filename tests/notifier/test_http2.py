@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -566,3 +567,142 @@ def test_a_request_is_framed_as_h2_frames_it(body_size: int, auth_size: int) -> 
         assert ours.state_machine.state == h2s.state_machine.state
         assert ours.local_flow_control_window(sid) == h2s.local_flow_control_window(sid)
         assert ours.outbound_flow_control_window == h2s.outbound_flow_control_window
+
+
+def _event_view(event: Any) -> tuple[Any, ...]:
+    """An h2 event as comparable values (linked events by their stream id)."""
+    fields = []
+    for name, value in sorted(vars(event).items()):
+        if isinstance(value, h2.events.Event):
+            value = (type(value).__name__, getattr(value, "stream_id", None))
+        elif isinstance(value, list):
+            value = [tuple(v) for v in value]
+        fields.append((name, value))
+    return (type(event).__name__, *fields)
+
+
+def _server_answers() -> tuple[bytes, bytes]:
+    """A client's five requests, and a server's answers to them in every shape a push service may use.
+
+    A 201 in one HEADERS frame; a 201 whose header block is too big for one frame (CONTINUATION);
+    a 400 with a body; a 103 then a 201 (a 1xx never ends a stream); a 201 with padding and a
+    priority flag (written by hand: h2 sends neither); RST_STREAM on the last; PING, WINDOW_UPDATE
+    and GOAWAY between and after them.
+    """
+    from hyperframe.frame import HeadersFrame
+
+    from notifier.sending.http2 import _H2
+
+    class Owner:
+        streams: dict[int, Any] = {}
+
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    server.initiate_connection()
+    client = _H2(Owner())  # type: ignore[arg-type]
+    client.initiate_connection()
+    client.receive_data(server.data_to_send())
+    for n in range(5):
+        fields = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"push.example")]
+        client.send_request(
+            client.get_next_available_stream_id(), [*fields, (b":path", b"/p/%d" % n)], b"p", b"x"
+        )
+    requests = client.data_to_send()
+    server.receive_data(requests)
+    server.data_to_send()
+    location = [(b"location", b"https://push.example/m/1")]
+    server.send_headers(1, [(b":status", b"201"), *location], end_stream=True)
+    server.ping(b"12345678")
+    server.send_headers(3, [(b":status", b"201"), (b"x-big", b"v" * 20_000)], end_stream=True)
+    server.send_headers(5, [(b":status", b"400"), (b"content-type", b"text/plain")])
+    server.send_data(5, b"bad key", end_stream=True)
+    server.send_headers(7, [(b":status", b"103"), (b"link", b"</a>")])
+    server.send_headers(7, [(b":status", b"201"), *location], end_stream=True)
+    out = server.data_to_send()
+    frame = HeadersFrame(9)
+    frame.data = server.encoder.encode([(b":status", b"201"), *location])
+    for flag in ("END_HEADERS", "END_STREAM", "PADDED", "PRIORITY"):
+        frame.flags.add(flag)
+    frame.pad_length, frame.depends_on, frame.stream_weight = 3, 0, 15
+    out += frame.serialize()
+    server.increment_flow_control_window(1 << 20)
+    server.reset_stream(9, ErrorCodes.INTERNAL_ERROR)  # after its answer: the client ignores it (closed)
+    server.close_connection(last_stream_id=9)
+    return requests, out + server.data_to_send()
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=30_000), max_size=12))
+def test_answers_taken_here_give_what_h2_gives(cuts: list[int]) -> None:
+    # receive_answers takes whole push answers itself and hands every other frame to h2: in any
+    # chunking of the same bytes, the events, the streams' states and what the client writes back
+    # (PING ack, settings ack, RST for a closed stream) are h2's own.
+    from notifier.sending.http2 import _H2
+
+    class Owner:
+        streams: dict[int, Any] = {}
+
+    requests, answers = _server_answers()
+    clients = []
+    for _ in range(2):
+        server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        server.initiate_connection()
+        conn = _H2(Owner())  # type: ignore[arg-type]
+        conn.initiate_connection()
+        conn.receive_data(server.data_to_send())
+        for n in range(5):
+            fields = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"push.example")]
+            conn.send_request(
+                conn.get_next_available_stream_id(), [*fields, (b":path", b"/p/%d" % n)], b"p", b"x"
+            )
+        assert conn.data_to_send() == requests
+        clients.append(conn)
+    ours, theirs = clients
+    bounds = sorted({c % len(answers) for c in cuts} | {0, len(answers)})
+    got: list[Any] = []
+    expected: list[Any] = []
+    for start, end in itertools.pairwise(bounds):
+        got += ours.receive_answers(answers[start:end])
+        expected += h2.connection.H2Connection.receive_data(theirs, answers[start:end])
+    assert [_event_view(e) for e in got] == [_event_view(e) for e in expected]
+    kinds = Counter(type(e).__name__ for e in got)
+    assert kinds["ResponseReceived"] == 5 and kinds["StreamEnded"] == 5 and kinds["ConnectionTerminated"] == 1
+    assert kinds["InformationalResponseReceived"] == 1 and kinds["DataReceived"] == 1
+    assert {sid: s.state_machine.state for sid, s in ours.streams.items()} == {
+        sid: s.state_machine.state for sid, s in theirs.streams.items()
+    }
+    assert ours.data_to_send() == theirs.data_to_send()
+
+
+def test_a_broken_answer_taken_here_ends_the_connection_as_h2_does() -> None:
+    # A 1xx cannot end a stream, a header block must decode, and nothing may come between a HEADERS
+    # frame and its CONTINUATION: h2 answers each with GOAWAY(PROTOCOL_ERROR), and so does the fast path.
+    from notifier.sending.http2 import _FRAME_HEAD, _H2
+
+    class Owner:
+        streams: dict[int, Any] = {}
+
+    def headers(stream_id: int, flags: int, block: bytes) -> bytes:
+        return _FRAME_HEAD.pack(len(block) << 8 | 0x1, flags, stream_id) + block
+
+    broken = {
+        "103 with END_STREAM": headers(1, 0x5, b"\x08\x03103"),
+        "index 62 of an empty table": headers(1, 0x5, b"\xbe"),
+        "an answer inside another's header block": headers(1, 0x1, b"\x88") + headers(3, 0x5, b"\x88"),
+    }
+    for what, frames in broken.items():
+        sent = []
+        for receive in ("receive_answers", "receive_data"):
+            server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            server.initiate_connection()
+            conn = _H2(Owner())  # type: ignore[arg-type]
+            conn.initiate_connection()
+            conn.receive_data(server.data_to_send())
+            for stream_id in (1, 3):
+                conn.send_request(stream_id, [(b":method", b"POST"), (b":path", b"/p")], b"p", b"x")
+            conn.data_to_send()
+            with pytest.raises(h2.exceptions.ProtocolError):
+                getattr(conn, receive)(frames)
+            sent.append(conn.data_to_send())
+        goaway = sent[0]
+        assert goaway[3] == 0x7 and int.from_bytes(goaway[13:17], "big") == ErrorCodes.PROTOCOL_ERROR, what
+        assert sent[0] == sent[1], what
