@@ -210,7 +210,6 @@ class _H2(h2.connection.H2Connection):
         out += body
         return True
 
-
     def receive_answers(self, data: bytes) -> list[Any]:
         """``receive_data``, with each whole push answer (one HEADERS frame) taken through h2's state here.
 
