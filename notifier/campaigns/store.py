@@ -336,13 +336,21 @@ class CampaignStore:
 
     def plan_progress(self, cid: str) -> PlanProgress:
         """The planning checkpoint (all zero before the first hand-out)."""
-        batch_no, total, resume_from, snapped, old_byte = (
+        batch_no, planned, shown, resume_from, snapped, old_byte = (
             int(v or 0)
             for v in self.r.hmget(
-                self.keys.campaign(cid), "plan_batch", "total", "plan_from", "plan_snap", "plan_byte"
+                self.keys.campaign(cid),
+                "plan_batch",
+                "plan_total",
+                "total",
+                "plan_from",
+                "plan_snap",
+                "plan_byte",
             )
         )
-        # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out).
+        # A planning job checkpointed by an earlier release kept the byte reached (all before it handed out),
+        # and its total was the checkpoint's.
+        total = planned if planned or not batch_no else shown
         return PlanProgress(batch_no, total, resume_from or old_byte * 8, bool(snapped))
 
     def audience_snapshotted(self, cid: str, *, unreachable: int = 0, over_budget: int = 0) -> None:
@@ -356,11 +364,13 @@ class CampaignStore:
     def save_plan_progress(self, cid: str, *, next_from: int, batch_no: int, total: int) -> None:
         """Checkpoint planning: the first id not handed out, the next batch number, the ids handed out."""
         self.r.hset(
-            self.keys.campaign(cid), mapping={"plan_from": next_from, "plan_batch": batch_no, "total": total}
+            self.keys.campaign(cid),
+            mapping={"plan_from": next_from, "plan_batch": batch_no, "plan_total": total, "total": total},
         )
 
     def set_total(self, cid: str, total: int) -> None:
-        """The audience size of a hand-picked campaign (a test send), known before its batches go out."""
+        """The readers handed out, counted before their batches go out (a batch done at once never shows
+        more done than total); a hand-picked campaign's (a test send) whole audience."""
         self.r.hset(self.keys.campaign(cid), "total", total)
 
     def finish_planning(self, cid: str, *, total: int, batches: int) -> None:

@@ -80,6 +80,11 @@ class Planning(DeliveryBase):
             """
             nonlocal batch_no, total, pending
             ready = len(pending) if next_id is None else len(pending) - len(pending) % size
+            if ready:
+                # Counted before they go out: a worker may finish a batch before the next line runs, and
+                # a campaign page must never show more done than total. A crash before the checkpoint
+                # hands the same batches out again and writes the same figure (the checkpoint keeps its own).
+                campaigns.set_total(cid, total + ready)
             for start in range(0, ready, size):
                 chunk = pending[start : start + size]
                 batch_no = self._hand_out(cid, batch_no, chunk, enqueue)
