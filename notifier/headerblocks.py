@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 from hpack.exceptions import HPACKDecodingError, InvalidTableSizeError, OversizedHeaderListError
+from hpack.hpack import DEFAULT_MAX_HEADER_LIST_SIZE
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
 __all__ = ["BlockDecoder"]
+
+#: Entries of HPACK's static table (RFC 7541 appendix A): indices above it are the dynamic table's.
+_STATIC_ENTRIES = HeaderTable.STATIC_TABLE_LENGTH
 
 
 def _integer(data: bytes, at: int, mask: int) -> tuple[int, int]:
@@ -67,12 +71,30 @@ class BlockDecoder(Decoder):
     asks for with ``header_encoding=None``); text goes to hpack's own decoder.
     """
 
+    def __init__(self, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
+        super().__init__(max_header_list_size)
+        # Indexed fields as the tuples they decode to (immutable: shared between blocks). Static
+        # indices always name the same field; dynamic ones until the table changes.
+        self._static: dict[int, HeaderTuple] = {}
+        self._dynamic: dict[int, HeaderTuple] = {}
+
+    @property  # type: ignore[override]
+    def header_table_size(self) -> int:
+        """The dynamic table's size (a change may evict entries: the dynamic memo is dropped)."""
+        return self.header_table.maxsize
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        self.header_table.maxsize = value
+        self._dynamic.clear()
+
     def decode(self, data, raw=False):  # type: ignore[no-untyped-def]
         """Decode one header block into ``(name, value)`` tuples of bytes."""
         if not raw:
             return super().decode(data, raw)
         data = bytes(data)
         table = self.header_table
+        static, dynamic = self._static, self._dynamic
         limit = self.max_header_list_size
         headers: list[HeaderTuple] = []
         size = 0
@@ -81,11 +103,14 @@ class BlockDecoder(Decoder):
             first = data[at]
             if first & 0x80:  # indexed field
                 index, at = _integer(data, at, 0x7F)
-                name, value = table.get_by_index(index)
-                header: HeaderTuple = HeaderTuple(name, value)
+                memo = static if index <= _STATIC_ENTRIES else dynamic
+                header: HeaderTuple | None = memo.get(index)
+                if header is None:
+                    header = memo[index] = HeaderTuple(*table.get_by_index(index))
             elif first & 0x40:  # literal with incremental indexing
                 name, value, at = _literal(table, data, at, 0x3F)
                 table.add(name, value)
+                dynamic.clear()  # every dynamic index moves by one
                 header = HeaderTuple(name, value)
             elif first & 0x20:  # dynamic table size update: only before the first field
                 if headers:

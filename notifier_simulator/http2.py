@@ -295,7 +295,11 @@ class Http2PushProtocol(asyncio.Protocol):
         if self.goaway:
             self._send(_frame(RST_STREAM, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
             return
-        if sum(1 for s in self.streams.values() if not s.closed) >= self.max_streams:
+        # Open streams are those not closed; closed ones stay only while an answer's body is sent, so a
+        # connection with fewer streams than the limit needs no count (a walk per stream cost ~4 us at 100).
+        if len(self.streams) >= self.max_streams and (
+            sum(1 for s in self.streams.values() if not s.closed) >= self.max_streams
+        ):
             # Over SETTINGS_MAX_CONCURRENT_STREAMS: not processed, the client may send it again.
             self._send(_frame(RST_STREAM, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
             return

@@ -507,6 +507,10 @@ def test_the_one_pass_decoder_refuses_what_hpack_refuses() -> None:
     decoder.max_allowed_table_size = 1024
     with pytest.raises(InvalidTableSizeError):
         decoder.decode(b"\x3f\xe1\x1f", raw=True)  # 4096 > the 1024 we allowed
+    shrunk = _Decoder()
+    shrunk.decode(b"\x40\x04x-id\x017" + b"\xbe", raw=True)  # x-id: 7 added (index 62), then used
+    with pytest.raises(InvalidTableIndex):
+        shrunk.decode(b"\x20\xbe", raw=True)  # the table resized to 0 evicts it: 62 names nothing now
     small = _Decoder()
     small.max_header_list_size = 100
     with pytest.raises(HPACKDecodingError, match="larger than 100"):
