@@ -74,7 +74,7 @@ def canonical_endpoint(endpoint: str) -> str:
     an :class:`UnsafeEndpoint` (the subscribe API's 400).
     """
     value = endpoint.strip()
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _BLANK_OR_CONTROL.search(value):
         raise UnsafeEndpoint("endpoint contains blanks or control characters")
     try:
         parts = urlsplit(value)
@@ -95,6 +95,9 @@ def canonical_endpoint(endpoint: str) -> str:
 
 
 _PERCENT = re.compile(r"%[0-9a-fA-F]{2}")
+#: What ``str.isspace`` calls a blank (``\s`` on str is the same Unicode test), C0 controls and DEL. A
+#: character-by-character test in Python cost ~25 us of a subscribe's ~200 (endpoints are ~150 characters).
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 @dataclass
