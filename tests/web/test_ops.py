@@ -102,13 +102,19 @@ def test_spikes_and_a_paused_campaign_raise_banners_naming_the_cause(app, client
     assert paused and paused[0]["campaign"] == "c123" and "VAPID_SUBJECT" in paused[0]["cause"]
 
 
+def _sending_campaign(context: Context) -> str:
+    """A campaign created and moved to ``sending`` (its counters and times are the test's to write)."""
+    store = CampaignStore(context.redis, context.keys)
+    cid = store.create(CampaignInput("Gempa", "BMKG", "https://kabarkini.example/a"))
+    assert store.transition(cid, "planning") and store.transition(cid, "sending")
+    return cid
+
+
 def test_the_campaign_rate_and_the_throughput_panel_are_the_same_figure(
     app, client, context: Context
 ) -> None:  # type: ignore[no-untyped-def]
     r, keys = context.redis, context.keys
-    store = CampaignStore(r, keys)
-    cid = store.create(CampaignInput("Gempa", "BMKG", "https://kabarkini.example/a"))
-    assert store.transition(cid, "planning") and store.transition(cid, "sending")
+    cid = _sending_campaign(context)
     now = time.time()
     end = stats.rate_window_end(now)
     first = end - 300
@@ -327,16 +333,14 @@ def test_first_to_last_send_is_the_span_the_campaign_page_calls_elapsed(
     app, client, context: Context
 ) -> None:  # type: ignore[no-untyped-def]
     r, keys = context.redis, context.keys
-    store = CampaignStore(r, keys)
-    cid = store.create(CampaignInput("Gempa", "BMKG", "https://kabarkini.example/a"))
-    assert store.transition(cid, "planning") and store.transition(cid, "sending")
+    cid = _sending_campaign(context)
     # Planning took 3 s before the first message was accepted; the last one 200 s after the first.
     now = time.time()
     r.hset(
         keys.campaign(cid),
         mapping={"started": repr(now - 503), "first_sent": repr(now - 500), "last_sent": repr(now - 300)},
     )
-    assert store.transition(cid, "done")
+    assert CampaignStore(r, keys).transition(cid, "done")
     login(app, client, "ops")
     (row,) = client.get("/ops/summary.json").get_json()["campaigns"]["recent"]
     assert row["latency"] == 200.0  # not 203: planning is not sending
